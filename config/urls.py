@@ -1,0 +1,58 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from backoffice.views import healthz
+from copytrading import api as core_api
+from followers import api as followers_api
+from portfolios import api as portfolios_api
+
+api_v1 = [
+    path("auth/register", core_api.RegisterView.as_view(), name="auth-register"),
+    path("auth/token", core_api.TokenView.as_view(), name="auth-token"),
+    path("me", core_api.MeView.as_view(), name="me"),
+    path("wallets/main", core_api.MainWalletView.as_view(), name="wallet-main"),
+    path("wallets/main/deposit", core_api.DepositView.as_view(), name="wallet-deposit"),
+    path("market/instruments", core_api.InstrumentListView.as_view(), name="market-instruments"),
+    path("market/prices", core_api.PriceView.as_view(), name="market-prices"),
+    path("portfolios", portfolios_api.PortfolioListView.as_view(), name="portfolio-list"),
+    path("portfolios/<int:pk>", portfolios_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
+    path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
+    path("portfolios/<int:pk>/orders", portfolios_api.PortfolioOrderView.as_view(), name="portfolio-orders"),
+    path("portfolios/<int:pk>/positions", portfolios_api.PortfolioPositionListView.as_view(), name="portfolio-positions"),
+    path(
+        "portfolios/<int:pk>/positions/<int:position_pk>/close",
+        portfolios_api.PortfolioPositionCloseView.as_view(),
+        name="portfolio-position-close",
+    ),
+    path("portfolios/<int:pk>/holdings", portfolios_api.PortfolioHoldingListView.as_view(), name="portfolio-holdings"),
+    path("catalog", portfolios_api.CatalogListView.as_view(), name="catalog"),
+    path("subscriptions", followers_api.SubscriptionListView.as_view(), name="subscription-list"),
+    path("subscriptions/<int:pk>", followers_api.SubscriptionDetailView.as_view(), name="subscription-detail"),
+    path(
+        "subscriptions/<int:pk>/positions",
+        followers_api.SubscriptionPositionListView.as_view(),
+        name="subscription-positions",
+    ),
+    path(
+        "subscriptions/<int:pk>/positions/<int:position_pk>/close",
+        followers_api.SubscriptionPositionCloseView.as_view(),
+        name="subscription-position-close",
+    ),
+    path(
+        "subscriptions/<int:pk>/holdings", followers_api.SubscriptionHoldingListView.as_view(), name="subscription-holdings"
+    ),
+    path(
+        "subscriptions/<int:pk>/executions",
+        followers_api.SubscriptionExecutionListView.as_view(),
+        name="subscription-executions",
+    ),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+]

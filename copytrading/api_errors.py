@@ -1,0 +1,57 @@
+"""DRF exception handler: every error is ``{"code", "detail", "field"}``."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from copytrading.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+def _first_error(detail, prefix: str = "") -> tuple[str | None, str, str]:
+    """Walk DRF's nested error detail to its first (field, message, code)."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = key if key != "non_field_errors" else None
+            name = f"{prefix}.{field}" if prefix and field else (field or prefix or None)
+            got_field, message, code = _first_error(value, name or "")
+            return got_field or name, message, code
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], prefix)
+    code = getattr(detail, "code", "invalid") or "invalid"
+    return (prefix or None), str(detail), str(code)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        body = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+        return Response(body, status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        field, message, code = _first_error(exc.detail)
+        body = {"code": f"INVALID_{code.upper()}" if code != "invalid" else "INVALID", "detail": message, "field": field}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.APIException):
+        code = exc.default_code.upper() if isinstance(exc.default_code, str) else "ERROR"
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = {}
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response({"code": code, "detail": str(detail), "field": None}, status=exc.status_code, headers=headers)
+    if isinstance(exc, IntegrityError):
+        # A constraint caught a race the service could not see coming; the
+        # transaction was rolled back, so nothing was half-applied.
+        log.warning("integrity error surfaced to the API: %s", exc)
+        return Response(
+            {"code": "CONFLICT", "detail": "The request conflicts with the current state; retry.", "field": None},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return None

@@ -1,0 +1,195 @@
+"""The double-entry ledger: the only way a balance changes.
+
+Every movement is a ``Transfer`` with a unique idempotency key; replaying the
+same key is a no-op. Cached balances are updated in the same transaction with
+conditional ``UPDATE``s (no check-then-act), and the database's CHECK
+constraints are the last line of defence against a negative balance.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+
+from copytrading.errors import Conflict, DomainError, InsufficientFunds
+from copytrading.models import UNBOUNDED_KINDS, Account, AccountKind, Transfer
+from copytrading.money import Q8, ZERO
+
+SYSTEM_KINDS = (AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    debit_id: int
+    credit_id: int
+    amount: Decimal
+    kind: str
+    key: str
+    ref: str = ""
+
+
+def system_account(kind: str) -> Account:
+    """The singleton account of a system kind (created on first use)."""
+    if kind not in SYSTEM_KINDS:
+        raise ValueError(f"{kind} is not a system account kind")
+    account = Account.objects.filter(kind=kind).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(kind=kind, name=kind.lower(), currency=settings.PRIMARY_CURRENCY)
+    except IntegrityError:
+        return Account.objects.get(kind=kind)
+
+
+def account_open(*, kind: str, user=None, name: str = "") -> Account:
+    return Account.objects.create(kind=kind, user=user, name=name, currency=settings.PRIMARY_CURRENCY)
+
+
+def main_account_for(user) -> Account:
+    account = Account.objects.filter(kind=AccountKind.MAIN, user=user).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return account_open(kind=AccountKind.MAIN, user=user, name=f"main:{user.pk}")
+    except IntegrityError:
+        return Account.objects.get(kind=AccountKind.MAIN, user=user)
+
+
+def _validate_amount(amount: Decimal) -> None:
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise DomainError("INVALID_AMOUNT", "The amount must be a decimal number.", field="amount")
+    if amount <= 0:
+        raise DomainError("INVALID_AMOUNT", "The amount must be greater than zero.", field="amount")
+    if amount != amount.quantize(Q8):
+        raise DomainError("INVALID_AMOUNT", "The amount has more than 8 decimal places.", field="amount")
+
+
+@transaction.atomic
+def transfer(
+    *, debit_id: int, credit_id: int, amount: Decimal, kind: str, key: str, ref: str = ""
+) -> tuple[Transfer, bool]:
+    """Move ``amount`` of free balance from debit to credit, exactly once per key.
+
+    Returns ``(transfer, created)``; a replay of the same key returns the
+    original transfer and ``created=False``. A replay with different terms is
+    a conflict, never silently accepted.
+    """
+    _validate_amount(amount)
+    if debit_id == credit_id:
+        raise DomainError("SAME_ACCOUNT", "A transfer needs two different accounts.")
+    try:
+        with transaction.atomic():
+            row = Transfer.objects.create(
+                debit_id=debit_id, credit_id=credit_id, amount=amount, kind=kind, idempotency_key=key, ref=ref
+            )
+    except IntegrityError:
+        existing = Transfer.objects.get(idempotency_key=key)
+        if (existing.debit_id, existing.credit_id, existing.amount) != (debit_id, credit_id, amount):
+            raise Conflict("IDEMPOTENCY_CONFLICT", "This idempotency key was used for a different transfer.")
+        return existing, False
+
+    # Touch the two rows in primary-key order so concurrent transfers between
+    # the same accounts cannot deadlock.
+    for account_id in sorted((debit_id, credit_id)):
+        if account_id == debit_id:
+            # Only free balance can leave; the condition makes it atomic.
+            updated = (
+                Account.objects.filter(pk=debit_id, is_closed=False)
+                .filter(Q(kind__in=UNBOUNDED_KINDS) | Q(balance__gte=F("locked") + amount))
+                .update(balance=F("balance") - amount)
+            )
+            if not updated:
+                raise InsufficientFunds()
+        else:
+            if not Account.objects.filter(pk=credit_id, is_closed=False).update(balance=F("balance") + amount):
+                raise DomainError("ACCOUNT_CLOSED", "The receiving account is closed.")
+    return row, True
+
+
+def apply_transfers(specs: Iterable[TransferSpec], *, locked_deltas: dict[int, Decimal] | None = None) -> int:
+    """Set-based variant for the hot path: insert all transfers and move every
+    touched balance (and margin lock) with one UPDATE. Must run inside the
+    caller's transaction, with the touched accounts already row-locked and the
+    amounts already checked against them; the CHECK constraints still guard."""
+    specs = list(specs)
+    balance_deltas: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for spec in specs:
+        if spec.amount <= 0:
+            raise ValueError(f"non-positive transfer {spec}")
+        balance_deltas[spec.debit_id] -= spec.amount
+        balance_deltas[spec.credit_id] += spec.amount
+    Transfer.objects.bulk_create(
+        [
+            Transfer(
+                debit_id=s.debit_id,
+                credit_id=s.credit_id,
+                amount=s.amount,
+                kind=s.kind,
+                idempotency_key=s.key,
+                ref=s.ref,
+            )
+            for s in specs
+        ],
+        batch_size=2000,
+    )
+    locked_deltas = {k: v for k, v in (locked_deltas or {}).items() if v}
+    balance_deltas = {k: v for k, v in balance_deltas.items() if v}
+    touched = sorted(set(balance_deltas) | set(locked_deltas))
+    if not touched:
+        return len(specs)
+    money = DecimalField(max_digits=28, decimal_places=8)
+    updates = {}
+    if balance_deltas:
+        updates["balance"] = F("balance") + Case(
+            *[When(pk=pk, then=Value(delta, output_field=money)) for pk, delta in balance_deltas.items()],
+            default=Value(ZERO, output_field=money),
+            output_field=money,
+        )
+    if locked_deltas:
+        updates["locked"] = F("locked") + Case(
+            *[When(pk=pk, then=Value(delta, output_field=money)) for pk, delta in locked_deltas.items()],
+            default=Value(ZERO, output_field=money),
+            output_field=money,
+        )
+    Account.objects.filter(pk__in=touched).update(**updates)
+    return len(specs)
+
+
+def lock_accounts(account_ids: Iterable[int]) -> dict[int, Account]:
+    """Row-lock accounts in primary-key order and return them by id."""
+    ids = sorted(set(account_ids))
+    return {a.pk: a for a in Account.objects.filter(pk__in=ids).order_by("pk").select_for_update()}
+
+
+@dataclass(frozen=True)
+class LedgerReport:
+    total: Decimal
+    mismatched: list[tuple[int, Decimal, Decimal]]
+    negative: list[int]
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0 and not self.mismatched and not self.negative
+
+
+def ledger_check() -> LedgerReport:
+    """Σ balances = 0, each cached balance = Σ of its transfers, nothing negative."""
+    credits = dict(Transfer.objects.values("credit_id").annotate(s=Sum("amount")).values_list("credit_id", "s"))
+    debits = dict(Transfer.objects.values("debit_id").annotate(s=Sum("amount")).values_list("debit_id", "s"))
+    total = ZERO
+    mismatched: list[tuple[int, Decimal, Decimal]] = []
+    negative: list[int] = []
+    for account in Account.objects.only("pk", "kind", "balance", "locked").iterator():
+        expected = credits.get(account.pk, ZERO) - debits.get(account.pk, ZERO)
+        total += account.balance
+        if account.balance != expected:
+            mismatched.append((account.pk, account.balance, expected))
+        if account.kind not in UNBOUNDED_KINDS and (account.balance < 0 or account.locked > account.balance):
+            negative.append(account.pk)
+    return LedgerReport(total=total, mismatched=mismatched, negative=negative)

@@ -1,0 +1,349 @@
+"""The trading core: ledger, instruments, orders/positions/holdings, leader
+events and the execution log.
+
+The core never imports the apps above it; it refers to portfolios and
+subscriptions by id (see docs/decisions.md).
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+MONEY = {"max_digits": 28, "decimal_places": 8}
+ZERO = Decimal("0")
+
+
+class AccountKind(models.TextChoices):
+    MAIN = "MAIN", "Main wallet"
+    COPY = "COPY", "Copy wallet"
+    LEADER_TRADING = "LEADER_TRADING", "Leader trading account"
+    LEADER_PROFIT = "LEADER_PROFIT", "Leader profit account"
+    PLATFORM_FEES = "PLATFORM_FEES", "Platform fees"
+    FEE_ESCROW = "FEE_ESCROW", "Fee escrow"
+    VENUE = "VENUE", "Venue (counterparty)"
+    EXTERNAL = "EXTERNAL", "External (deposits and withdrawals)"
+
+
+# The only kinds whose balance may go below zero: they are the outside world.
+UNBOUNDED_KINDS = (AccountKind.VENUE, AccountKind.EXTERNAL)
+
+
+class Account(models.Model):
+    """A ledger account in the primary currency.
+
+    ``balance`` is a cache of the account's transfers; ``locked`` is the part of
+    it held as margin by open positions, so ``balance - locked`` is free.
+    """
+
+    kind = models.CharField(max_length=20, choices=AccountKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts"
+    )
+    name = models.CharField(max_length=120, blank=True)
+    currency = models.CharField(max_length=10)
+    balance = models.DecimalField(**MONEY, default=ZERO)
+    locked = models.DecimalField(**MONEY, default=ZERO)
+    is_closed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="account_balance_non_negative",
+                condition=Q(balance__gte=0) | Q(kind__in=UNBOUNDED_KINDS),
+            ),
+            models.CheckConstraint(name="account_locked_non_negative", condition=Q(locked__gte=0)),
+            models.CheckConstraint(
+                name="account_locked_within_balance",
+                condition=Q(locked__lte=F("balance")) | Q(kind__in=UNBOUNDED_KINDS),
+            ),
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(kind=AccountKind.MAIN), name="one_main_wallet_per_user"
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(kind__in=[AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES]),
+                name="one_system_account_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} {self.name}".strip()
+
+    @property
+    def free(self) -> Decimal:
+        return self.balance - self.locked
+
+
+class TransferKind(models.TextChoices):
+    DEPOSIT = "DEPOSIT", "Deposit"
+    WITHDRAWAL = "WITHDRAWAL", "Withdrawal"
+    COPY_FUND = "COPY_FUND", "Copy wallet funding"
+    COPY_RETURN = "COPY_RETURN", "Copy wallet return"
+    LEADER_FUND = "LEADER_FUND", "Leader trading account funding"
+    REALIZED_PNL = "REALIZED_PNL", "Realized PnL"
+    SPOT_TRADE = "SPOT_TRADE", "Spot trade"
+    TRADING_FEE = "TRADING_FEE", "Trading fee"
+
+
+class Transfer(models.Model):
+    """An append-only, balanced movement: ``amount`` leaves ``debit`` and
+    arrives at ``credit``. Corrections are new transfers, never edits."""
+
+    debit = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="debits")
+    credit = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credits")
+    amount = models.DecimalField(**MONEY)
+    kind = models.CharField(max_length=20, choices=TransferKind.choices)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    ref = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="transfer_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(name="transfer_distinct_accounts", condition=~Q(debit=F("credit"))),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} #{self.debit_id}->#{self.credit_id}"
+
+
+class Product(models.TextChoices):
+    MARGIN = "margin", "Margin"
+    SPOT = "spot", "Spot"
+
+
+class Instrument(models.Model):
+    """A tradable market with the venue's constraints and its latest price."""
+
+    symbol = models.CharField(max_length=40, unique=True)
+    product = models.CharField(max_length=10, choices=Product.choices)
+    base = models.CharField(max_length=10)
+    quote = models.CharField(max_length=10)
+    qty_step = models.DecimalField(**MONEY)
+    min_qty = models.DecimalField(**MONEY)
+    max_qty = models.DecimalField(**MONEY)
+    price_tick = models.DecimalField(**MONEY)
+    min_notional = models.DecimalField(**MONEY)
+    max_leverage = models.PositiveSmallIntegerField(default=1)
+    mark_price = models.DecimalField(**MONEY, null=True, blank=True)
+    price_updated_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.CheckConstraint(name="instrument_step_positive", condition=Q(qty_step__gt=0)),
+            models.CheckConstraint(name="instrument_tick_positive", condition=Q(price_tick__gt=0)),
+            models.CheckConstraint(name="instrument_min_le_max", condition=Q(min_qty__lte=F("max_qty"))),
+            models.CheckConstraint(name="instrument_leverage_positive", condition=Q(max_leverage__gte=1)),
+            models.CheckConstraint(name="instrument_price_positive", condition=Q(mark_price__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class PositionSide(models.TextChoices):
+    LONG = "long", "Long"
+    SHORT = "short", "Short"
+
+
+class PositionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Position(models.Model):
+    """An isolated-margin position. A mirror points at the leader position it
+    copies; the realized loss of an isolated position is capped at its margin."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    side = models.CharField(max_length=5, choices=PositionSide.choices)
+    quantity = models.DecimalField(**MONEY)
+    opened_quantity = models.DecimalField(**MONEY)
+    entry_price = models.DecimalField(**MONEY)
+    leverage = models.PositiveSmallIntegerField()
+    margin = models.DecimalField(**MONEY)
+    status = models.CharField(max_length=6, choices=PositionStatus.choices, default=PositionStatus.OPEN)
+    realized_pnl = models.DecimalField(**MONEY, default=ZERO)
+    leader_position = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors"
+    )
+    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="position_quantity_non_negative", condition=Q(quantity__gte=0)),
+            models.CheckConstraint(name="position_margin_non_negative", condition=Q(margin__gte=0)),
+            models.CheckConstraint(name="position_leverage_positive", condition=Q(leverage__gte=1)),
+            # One open position per instrument for a leader's own account
+            # (one-way mode), one open mirror per leader position per wallet.
+            models.UniqueConstraint(
+                fields=["account", "instrument"],
+                condition=Q(status=PositionStatus.OPEN, leader_position__isnull=True),
+                name="one_open_own_position_per_instrument",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "leader_position"],
+                condition=Q(status=PositionStatus.OPEN),
+                name="one_open_mirror_per_leader_position",
+            ),
+        ]
+        indexes = [models.Index(fields=["leader_position", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.instrument_id} @ {self.entry_price}"
+
+
+class Holding(models.Model):
+    """A spot balance of a base asset (the primary currency lives in the ledger)."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holdings")
+    asset = models.CharField(max_length=10)
+    quantity = models.DecimalField(**MONEY, default=ZERO)
+    cost_basis = models.DecimalField(**MONEY, default=ZERO)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "asset"], name="one_holding_per_asset"),
+            models.CheckConstraint(name="holding_non_negative", condition=Q(quantity__gte=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.asset}"
+
+
+class OrderStatus(models.TextChoices):
+    FILLED = "filled", "Filled"
+    REJECTED = "rejected", "Rejected"
+
+
+class Order(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=10, default="market")
+    quantity = models.DecimalField(**MONEY)
+    price = models.DecimalField(**MONEY)
+    leverage = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=OrderStatus.choices, default=OrderStatus.FILLED)
+    position = models.ForeignKey(Position, null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
+    leader_event = models.ForeignKey(
+        "LeaderEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders"
+    )
+    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="order_quantity_positive", condition=Q(quantity__gt=0)),
+            models.CheckConstraint(name="order_price_positive", condition=Q(price__gt=0)),
+            # A leader event produces at most one order per follower.
+            models.UniqueConstraint(
+                fields=["leader_event", "subscription_id"],
+                condition=Q(leader_event__isnull=False),
+                name="one_mirror_order_per_event_and_subscription",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.instrument_id} @ {self.price}"
+
+
+class LeaderEventKind(models.TextChoices):
+    POSITION_OPEN = "position_open", "Position opened or increased"
+    POSITION_REDUCE = "position_reduce", "Position partially closed"
+    POSITION_CLOSE = "position_close", "Position closed"
+    SPOT_BUY = "spot_buy", "Spot buy"
+    SPOT_SELL = "spot_sell", "Spot sell"
+
+
+class LeaderEventStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROPAGATING = "propagating", "Propagating"
+    DONE = "done", "Done"
+
+
+class LeaderEvent(models.Model):
+    """The outbox: written in the same transaction as the leader's change."""
+
+    portfolio_id = models.BigIntegerField(db_index=True)
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=20, choices=LeaderEventKind.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=12, choices=LeaderEventStatus.choices, default=LeaderEventStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portfolio_id", "seq"], name="one_seq_per_portfolio")]
+        indexes = [models.Index(fields=["status", "portfolio_id", "seq"])]
+
+    def __str__(self) -> str:
+        return f"portfolio {self.portfolio_id} #{self.seq} {self.kind}"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+
+
+class PropagationChunk(models.Model):
+    """A checkpoint: one slice of an event's subscriptions (by id range)."""
+
+    event = models.ForeignKey(LeaderEvent, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_subscription_id = models.BigIntegerField()
+    last_subscription_id = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "index"], name="one_chunk_per_index")]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+
+class Outcome(models.TextChoices):
+    COPIED = "COPIED", "Copied"
+    SKIPPED = "SKIPPED", "Skipped"
+    REJECTED = "REJECTED", "Rejected"
+    FAILED = "FAILED", "Failed"
+
+
+class Execution(models.Model):
+    """One row per leader event per subscription: what happened and why."""
+
+    event = models.ForeignKey(LeaderEvent, on_delete=models.PROTECT, related_name="executions")
+    subscription_id = models.BigIntegerField()
+    portfolio_id = models.BigIntegerField(db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason_code = models.CharField(max_length=50, blank=True, db_index=True)
+    leader_quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    leader_price = models.DecimalField(**MONEY, null=True, blank=True)
+    follower_quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    follower_price = models.DecimalField(**MONEY, null=True, blank=True)
+    order = models.OneToOneField(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="execution")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "subscription_id"], name="one_execution_per_event_and_subscription")
+        ]
+        indexes = [models.Index(fields=["subscription_id", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.reason_code} event={self.event_id} sub={self.subscription_id}"

@@ -1,0 +1,320 @@
+"""The propagation engine: leader event → every follower, set-based.
+
+1. ``event_start`` claims an event (conditional update), cuts the portfolio's
+   subscriptions into id-range chunks and records one checkpoint per chunk,
+   in one transaction.
+2. ``chunk_propagate`` loads a chunk's followers, wallets, mirrors and
+   holdings in a constant number of queries, decides every follower in pure
+   Python and writes all orders, positions, transfers and execution rows in
+   one transaction. A replay finds the checkpoint done (or the execution rows
+   present) and does nothing.
+3. The last chunk to finish completes the event and dispatches the
+   portfolio's next event: events of one portfolio apply in sequence order.
+
+The core does not import the followers app: it reads subscriptions through a
+``TargetSource`` that the followers app registers at start-up.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from copytrading import decisions, ledger, trade_math
+from copytrading.decisions import Decision, EventView, MarketView, MirrorView, TargetView
+from copytrading.events import dispatch, next_pending_event
+from copytrading.models import (
+    ChunkStatus,
+    Execution,
+    Holding,
+    Instrument,
+    LeaderEvent,
+    LeaderEventStatus,
+    Position,
+    PositionStatus,
+    PropagationChunk,
+)
+from copytrading.money import ZERO, parse_decimal
+from copytrading.sizing import Constraints
+from copytrading.venue import Fill, apply_fills
+
+log = logging.getLogger(__name__)
+
+
+class TargetSource(Protocol):
+    def subscription_ids(self, portfolio_id: int) -> list[int]:
+        """Ids of the subscriptions an event can reach (active or paused), ascending."""
+
+    def load(self, portfolio_id: int, first_id: int, last_id: int) -> list[TargetView]:
+        """The reachable subscriptions with ids in [first_id, last_id]: one query."""
+
+
+_source: TargetSource | None = None
+
+
+def register_target_source(source: TargetSource) -> None:
+    global _source
+    _source = source
+
+
+def target_source() -> TargetSource:
+    if _source is None:
+        raise RuntimeError("no TargetSource registered (is the followers app installed?)")
+    return _source
+
+
+# --- events -----------------------------------------------------------------
+
+
+def _blocked_by_earlier(event: LeaderEvent) -> bool:
+    return (
+        LeaderEvent.objects.filter(portfolio_id=event.portfolio_id, seq__lt=event.seq)
+        .exclude(status=LeaderEventStatus.DONE)
+        .exists()
+    )
+
+
+def event_start(event_id: int) -> list[int]:
+    """Claim the event and checkpoint its chunks; returns the chunk ids to run.
+
+    An event whose predecessor is unfinished waits: the predecessor dispatches
+    it on completion (and the outbox relay is the safety net)."""
+    with transaction.atomic():
+        event = LeaderEvent.objects.filter(pk=event_id).first()
+        if event is None or event.status != LeaderEventStatus.PENDING:
+            return []
+        if _blocked_by_earlier(event):
+            return []
+        claimed = LeaderEvent.objects.filter(pk=event_id, status=LeaderEventStatus.PENDING).update(
+            status=LeaderEventStatus.PROPAGATING, started_at=timezone.now()
+        )
+        if not claimed:
+            return []  # another worker got it first
+        ids = target_source().subscription_ids(event.portfolio_id)
+        size = settings.FANOUT_CHUNK_SIZE
+        chunks = [
+            PropagationChunk(
+                event_id=event_id, index=n, first_subscription_id=part[0], last_subscription_id=part[-1]
+            )
+            for n, part in enumerate(ids[i : i + size] for i in range(0, len(ids), size))
+        ]
+        PropagationChunk.objects.bulk_create(chunks)
+        chunk_ids = [c.pk for c in chunks]
+    if not chunk_ids:
+        event_complete(event_id)
+    return chunk_ids
+
+
+def event_complete(event_id: int) -> bool:
+    """Mark the event done once no chunk is pending; dispatch the next one."""
+    if PropagationChunk.objects.filter(event_id=event_id, status=ChunkStatus.PENDING).exists():
+        return False
+    done = LeaderEvent.objects.filter(pk=event_id, status=LeaderEventStatus.PROPAGATING).update(
+        status=LeaderEventStatus.DONE, completed_at=timezone.now()
+    )
+    if done:
+        portfolio_id = LeaderEvent.objects.values_list("portfolio_id", flat=True).get(pk=event_id)
+        nxt = next_pending_event(portfolio_id)
+        if nxt is not None and nxt.status == LeaderEventStatus.PENDING:
+            dispatch(nxt.pk)
+    return bool(done)
+
+
+# --- chunks -----------------------------------------------------------------
+
+
+def _event_view(event: LeaderEvent) -> EventView:
+    p = event.payload
+    return EventView(
+        kind=event.kind,
+        order_side=p["order_side"],
+        price=parse_decimal(p["price"]),
+        quantity=parse_decimal(p.get("quantity", "0")),
+        fraction=parse_decimal(p.get("fraction", "0")),
+        leverage=int(p.get("leverage", 1)),
+        leader_equity=parse_decimal(p.get("leader_equity", "0")),
+    )
+
+
+def _market_view(instrument: Instrument) -> MarketView:
+    spread = settings.PAPER_SPREAD_BPS
+    return MarketView(
+        product=instrument.product,
+        quote=instrument.quote,
+        primary_currency=settings.PRIMARY_CURRENCY,
+        fill_price_buy=trade_math.fill_price(instrument.mark_price, trade_math.BUY, spread, instrument.price_tick),
+        fill_price_sell=trade_math.fill_price(instrument.mark_price, trade_math.SELL, spread, instrument.price_tick),
+        max_leverage=instrument.max_leverage,
+        constraints=Constraints(
+            qty_step=instrument.qty_step,
+            min_qty=instrument.min_qty,
+            max_qty=instrument.max_qty,
+            min_notional=instrument.min_notional,
+        ),
+    )
+
+
+@dataclass
+class ChunkResult:
+    copied: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    already_done: bool = False
+
+
+def chunk_propagate(chunk_id: int) -> ChunkResult:
+    """Apply one chunk of one event, all or nothing."""
+    result = ChunkResult()
+    with transaction.atomic():
+        chunk = (
+            PropagationChunk.objects.select_for_update()
+            .select_related("event")
+            .filter(pk=chunk_id, status=ChunkStatus.PENDING)
+            .first()
+        )
+        if chunk is None:
+            result.already_done = True
+            return result
+        event = chunk.event
+        view = _event_view(event)
+        instrument = Instrument.objects.get(pk=event.payload["instrument_id"])
+        market = _market_view(instrument)
+        targets = target_source().load(event.portfolio_id, chunk.first_subscription_id, chunk.last_subscription_id)
+        done = set(
+            Execution.objects.filter(event=event, subscription_id__in=[t.subscription_id for t in targets]).values_list(
+                "subscription_id", flat=True
+            )
+        )
+        targets = [t for t in targets if t.subscription_id not in done]
+        accounts = ledger.lock_accounts(t.account_id for t in targets)
+
+        mirrors: dict[int, Position] = {}
+        holdings: dict[int, Holding] = {}
+        if event.kind in (decisions.POSITION_OPEN, decisions.POSITION_REDUCE, decisions.POSITION_CLOSE):
+            leader_position_id = event.payload["leader_position_id"]
+            for p in (
+                Position.objects.select_for_update()
+                .filter(
+                    leader_position_id=leader_position_id,
+                    status=PositionStatus.OPEN,
+                    account_id__in=list(accounts),
+                )
+                .order_by("pk")
+            ):
+                mirrors[p.account_id] = p
+        else:
+            leader_position_id = None
+            for h in (
+                Holding.objects.select_for_update()
+                .filter(asset=instrument.base, account_id__in=list(accounts))
+                .order_by("pk")
+            ):
+                holdings[h.account_id] = h
+
+        fills: list[Fill] = []
+        rows: list[tuple[TargetView, Decision, Fill | None]] = []
+        for target in targets:
+            account = accounts[target.account_id]
+            mirror = mirrors.get(target.account_id)
+            holding = holdings.get(target.account_id)
+            decision = decisions.decide(
+                view,
+                target,
+                free=account.free,
+                equity=account.balance,
+                mirror=MirrorView(mirror.side, mirror.quantity, mirror.leverage) if mirror else None,
+                holding=holding.quantity if holding else ZERO,
+                market=market,
+            )
+            fill = None
+            if decision.outcome == decisions.COPIED:
+                fill = Fill(
+                    account_id=target.account_id,
+                    instrument=instrument,
+                    order_side=decision.order_side,
+                    action=decision.action,
+                    quantity=decision.quantity,
+                    price=decision.price,
+                    leverage=decision.leverage,
+                    position=mirror if decision.action != trade_math.OPEN else None,
+                    holding=holding,
+                    leader_position_id=leader_position_id,
+                    subscription_id=target.subscription_id,
+                    event_id=event.pk,
+                )
+                fills.append(fill)
+            rows.append((target, decision, fill))
+
+        apply_fills(fills)
+        leader_qty = view.quantity or None
+        Execution.objects.bulk_create(
+            [
+                Execution(
+                    event=event,
+                    subscription_id=target.subscription_id,
+                    portfolio_id=event.portfolio_id,
+                    outcome=decision.outcome,
+                    reason_code=decision.reason,
+                    leader_quantity=leader_qty,
+                    leader_price=view.price,
+                    follower_quantity=decision.quantity or None,
+                    follower_price=decision.price,
+                    order=fill.order if fill else None,
+                )
+                for target, decision, fill in rows
+            ],
+            batch_size=1000,
+        )
+        for _, decision, _ in rows:
+            if decision.outcome == decisions.COPIED:
+                result.copied += 1
+            elif decision.outcome == decisions.SKIPPED:
+                result.skipped += 1
+            else:
+                result.rejected += 1
+        PropagationChunk.objects.filter(pk=chunk.pk).update(
+            status=ChunkStatus.DONE, attempts=chunk.attempts + 1, updated_at=timezone.now()
+        )
+    return result
+
+
+# --- safety nets ------------------------------------------------------------
+
+
+def relay_undispatched(*, older_than: timedelta = timedelta(seconds=5)) -> int:
+    """Re-dispatch the head pending event of every portfolio (a crash between
+    commit and enqueue loses the dispatch, never the event)."""
+    cutoff = timezone.now() - older_than
+    heads = (
+        LeaderEvent.objects.filter(status=LeaderEventStatus.PENDING, created_at__lt=cutoff)
+        .order_by("portfolio_id", "seq")
+        .values_list("portfolio_id", "pk")
+    )
+    seen: set[int] = set()
+    for portfolio_id, event_id in heads:
+        if portfolio_id in seen:
+            continue
+        seen.add(portfolio_id)
+        dispatch(event_id)
+    return len(seen)
+
+
+def stale_chunks(*, older_than: timedelta) -> list[int]:
+    """Pending chunks not touched for a while: their worker died or their
+    message was lost. Running them again is safe (checkpoint + unique rows)."""
+    cutoff = timezone.now() - older_than
+    return list(
+        PropagationChunk.objects.filter(status=ChunkStatus.PENDING, updated_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def unfinished_events() -> list[int]:
+    return list(
+        LeaderEvent.objects.filter(status=LeaderEventStatus.PROPAGATING).order_by("pk").values_list("pk", flat=True)
+    )

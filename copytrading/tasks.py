@@ -1,0 +1,43 @@
+"""Thin Celery tasks: take ids, call the engine, safe to run twice."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+
+from copytrading import propagation
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def propagate_event(event_id: int) -> int:
+    chunk_ids = propagation.event_start(event_id)
+    for chunk_id in chunk_ids:
+        propagate_chunk.delay(chunk_id)
+    return len(chunk_ids)
+
+
+@shared_task(acks_late=True)
+def propagate_chunk(chunk_id: int) -> dict:
+    result = propagation.chunk_propagate(chunk_id)
+    from copytrading.models import PropagationChunk
+
+    event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
+    propagation.event_complete(event_id)
+    return {"copied": result.copied, "skipped": result.skipped, "rejected": result.rejected}
+
+
+@shared_task
+def relay_outbox() -> int:
+    return propagation.relay_undispatched()
+
+
+@shared_task
+def reconcile_propagations() -> dict:
+    """Resume propagations whose chunks went stale (worker killed, message lost)."""
+    stale = propagation.stale_chunks(older_than=timedelta(minutes=2))
+    for chunk_id in stale:
+        propagate_chunk.delay(chunk_id)
+    completed = sum(propagation.event_complete(event_id) for event_id in propagation.unfinished_events())
+    return {"resumed_chunks": len(stale), "completed_events": completed}

@@ -1,0 +1,84 @@
+"""Paper-venue arithmetic for isolated-margin positions and spot. Pure: no Django."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from copytrading.money import ZERO, q8, q8_up, round_to_tick
+
+LONG, SHORT = "long", "short"
+BUY, SELL = "buy", "sell"
+
+OPEN, INCREASE, REDUCE, CLOSE = "open", "increase", "reduce", "close"
+
+
+def side_of(order_side: str) -> str:
+    return LONG if order_side == BUY else SHORT
+
+
+def closing_side(position_side: str) -> str:
+    return SELL if position_side == LONG else BUY
+
+
+def fill_price(mark: Decimal, order_side: str, spread_bps: Decimal, tick: Decimal) -> Decimal:
+    """Market fill: the mark moved against the taker by the spread, on the tick."""
+    if order_side == BUY:
+        return round_to_tick(mark * (1 + spread_bps / 10000), tick, up=True)
+    return round_to_tick(mark * (1 - spread_bps / 10000), tick, up=False)
+
+
+def margin_for(quantity: Decimal, price: Decimal, leverage: int) -> Decimal:
+    """Initial margin, rounded up so the lock always covers the position."""
+    return q8_up(quantity * price / leverage)
+
+
+def pnl(side: str, quantity: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
+    move = exit_price - entry if side == LONG else entry - exit_price
+    return q8(move * quantity)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # open, increase, reduce, close
+    quantity: Decimal
+    side: str  # position side after the step (for open/increase)
+
+
+def plan_order(position_side: str | None, position_qty: Decimal, order_side: str, quantity: Decimal) -> list[Step]:
+    """One-way netting of a market order against the current position.
+
+    A side flip is always exactly two steps, close then open, never two opens.
+    """
+    want = side_of(order_side)
+    if position_side is None or position_qty == 0:
+        return [Step(OPEN, quantity, want)]
+    if want == position_side:
+        return [Step(INCREASE, quantity, want)]
+    if quantity < position_qty:
+        return [Step(REDUCE, quantity, position_side)]
+    if quantity == position_qty:
+        return [Step(CLOSE, position_qty, position_side)]
+    return [Step(CLOSE, position_qty, position_side), Step(OPEN, quantity - position_qty, want)]
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    released_margin: Decimal
+    pnl: Decimal  # the position's realized PnL on the closed part
+    settled: Decimal  # what actually moves: pnl, or the loss capped at the margin
+
+
+def close_part(
+    *, side: str, quantity: Decimal, closed: Decimal, entry: Decimal, margin: Decimal, exit_price: Decimal
+) -> CloseResult:
+    """Close ``closed`` of ``quantity``: release margin pro rata (all of it on a
+    full close, so rounding never strands a remainder) and realize PnL. An
+    isolated position can lose at most the margin it releases."""
+    released = margin if closed == quantity else q8(margin * closed / quantity)
+    realized = pnl(side, closed, entry, exit_price)
+    settled = realized if realized >= 0 else max(realized, -released)
+    return CloseResult(released_margin=released, pnl=realized, settled=settled)
+
+
+def average_entry(qty_a: Decimal, price_a: Decimal, qty_b: Decimal, price_b: Decimal) -> Decimal:
+    total = qty_a + qty_b
+    return q8((qty_a * price_a + qty_b * price_b) / total) if total else ZERO

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class FollowersConfig(AppConfig):
+    name = "followers"
+    verbose_name = "Followers"
+
+    def ready(self) -> None:
+        from copytrading.propagation import register_target_source
+        from followers.selectors import SubscriptionTargets
+
+        register_target_source(SubscriptionTargets())

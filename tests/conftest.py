@@ -1,0 +1,52 @@
+import os
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from copytrading.services import instruments_seed
+
+ON_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql")))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (CI does)")
+    skip_worker = pytest.mark.skip(reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI does)")
+    for item in items:
+        if "postgres" in item.keywords and not ON_POSTGRES:
+            item.add_marker(skip_pg)
+        if "worker" in item.keywords and not (ON_POSTGRES and os.environ.get("REDIS_URL")):
+            item.add_marker(skip_worker)
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Tasks run inline unless a test starts a real worker."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def instruments(db):
+    instruments_seed()
+    from copytrading.models import Instrument
+
+    return {i.symbol: i for i in Instrument.objects.all()}
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def D(value) -> Decimal:
+    return Decimal(str(value))
+
+
+@pytest.fixture
+def vendor():
+    return connection.vendor
