@@ -1,23 +1,26 @@
-"""Fan-out benchmark: one leader market order to N followers, PostgreSQL.
+"""Fan-out benchmark: one leader market order to N followers, on PostgreSQL,
+through Redis and a real Celery worker (2 processes on this 2-core machine).
 
-Measures from the leader event's commit to the last follower order committed,
-running the engine exactly as the worker does (event_start, then every chunk),
-and prints one line per N:
+Timed from the leader's committed order (its event is in the same commit) to
+the moment the event is done, i.e. the last chunk's follower orders are
+committed. Prints one line per N:
     fanout followers=N median_ms=… p95_ms=… queries_per_chunk=…
+and the same for the leader's full close (``fanout_close``).
 """
 
+import os
 import statistics
 import sys
 import time
 from decimal import Decimal
 
-from benchmarks.setup import prepare_database
+from benchmarks.setup import celery_worker, prepare_database
 
-SIZES = [1000, 10000]
-REPETITIONS = 5
+SIZES = [int(s) for s in os.environ.get("BENCH_FANOUT_SIZES", "1000,10000").split(",")]
+REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "7"))
 
 
-def seed(n_followers: int, portfolio):
+def seed(n_followers: int, portfolio) -> None:
     """N funded followers with varied sizing models, written set-based (the
     API path is exercised by the tests; here only the fan-out is measured)."""
     from django.contrib.auth import get_user_model
@@ -61,19 +64,8 @@ def seed(n_followers: int, portfolio):
         Subscription.objects.bulk_create(subs, batch_size=2000)
 
 
-def fan_out(event_id: int) -> float:
-    """Run the whole propagation in this process; return elapsed ms."""
-    from copytrading import propagation
-
-    t0 = time.perf_counter()
-    for chunk_id in propagation.event_start(event_id):
-        propagation.chunk_propagate(chunk_id)
-    elapsed = (time.perf_counter() - t0) * 1000
-    assert propagation.event_complete(event_id), "event did not complete"
-    return elapsed
-
-
-def queries_in_one_chunk(event_id: int) -> int:
+def queries_per_chunk(event_id: int) -> int:
+    """Run one event in this process and count the queries of its first chunk."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -82,11 +74,25 @@ def queries_in_one_chunk(event_id: int) -> int:
     chunk_ids = propagation.event_start(event_id)
     with CaptureQueriesContext(connection) as ctx:
         propagation.chunk_propagate(chunk_ids[0])
-    count = len(ctx.captured_queries)
     for chunk_id in chunk_ids[1:]:
         propagation.chunk_propagate(chunk_id)
-    assert propagation.event_complete(event_id), "event did not complete"
-    return count
+    assert propagation.event_complete(event_id)
+    return len(ctx.captured_queries)
+
+
+def wait_done(event_id: int, started: float, timeout: float = 120) -> float:
+    from copytrading.models import LeaderEvent, LeaderEventStatus
+
+    while LeaderEvent.objects.filter(pk=event_id).values_list("status", flat=True).get() != LeaderEventStatus.DONE:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"event {event_id} not done within {timeout} s")
+        time.sleep(0.005)
+    return (time.perf_counter() - started) * 1000
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -101,34 +107,42 @@ def main() -> int:
     btc = Instrument.objects.get(symbol="BTC/USDT:USDT")
     leader = services.user_register(username="bench-leader", password="bench-pass-123")
     services.wallet_deposit(user=leader, amount=Decimal("1000000"))
-    # The engine is driven by hand here; the on-commit dispatch is not wanted.
+
+    def order(portfolio, side):
+        (event,) = portfolio_order_place(
+            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal("0.2"), leverage=10
+        )
+        return event
+
+    portfolios = {}
+    queries = {}
+    # Warm-up and query count in this process, dispatch switched off.
     with mock.patch.object(events, "dispatch", lambda event_id: None):
         for n in SIZES:
-            portfolio = portfolio_create(leader=leader, name=f"bench-{n}")
-            portfolio_fund(portfolio=portfolio, amount=Decimal("100000"))
-            seed(n, portfolio)
-            opens: list[float] = []
-            queries = 0
+            portfolios[n] = portfolio_create(leader=leader, name=f"bench-{n}")
+            portfolio_fund(portfolio=portfolios[n], amount=Decimal("100000"))
+            seed(n, portfolios[n])
+            queries[n] = queries_per_chunk(order(portfolios[n], "buy").pk)
+            queries_per_chunk(order(portfolios[n], "sell").pk)
+
+    with celery_worker(concurrency=2):
+        for n in SIZES:
+            opens, closes = [], []
             for rep in range(REPETITIONS):
                 services.price_set(instrument=btc, price=Decimal("60000") + rep)
-                (event,) = portfolio_order_place(
-                    portfolio=portfolio, symbol=btc.symbol, side="buy", quantity=Decimal("0.2"), leverage=10
-                )
-                if rep == 0:
-                    queries = queries_in_one_chunk(event.pk)
-                else:
-                    opens.append(fan_out(event.pk))
+                event = order(portfolios[n], "buy")
+                opens.append(wait_done(event.pk, time.perf_counter()))
                 copied = Execution.objects.filter(event=event, outcome="COPIED").count()
                 assert copied == n, f"{copied} of {n} followers copied"
-                (close,) = portfolio_order_place(
-                    portfolio=portfolio, symbol=btc.symbol, side="sell", quantity=Decimal("0.2"), leverage=10
-                )
-                fan_out(close.pk)
-            opens.sort()
-            p95 = opens[min(len(opens) - 1, round(0.95 * (len(opens) - 1)))]
+                event = order(portfolios[n], "sell")
+                closes.append(wait_done(event.pk, time.perf_counter()))
             print(
-                f"fanout followers={n} median_ms={statistics.median(opens):.0f} p95_ms={p95:.0f} "
-                f"queries_per_chunk={queries}",
+                f"fanout followers={n} median_ms={statistics.median(opens):.0f} p95_ms={p95(opens):.0f} "
+                f"queries_per_chunk={queries[n]}",
+                flush=True,
+            )
+            print(
+                f"fanout_close followers={n} median_ms={statistics.median(closes):.0f} p95_ms={p95(closes):.0f}",
                 flush=True,
             )
     return 0

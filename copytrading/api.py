@@ -78,7 +78,9 @@ class DepositView(APIView):
         key = request.headers.get("Idempotency-Key")
         _, created = services.wallet_deposit(user=request.user, amount=s.validated_data["amount"], idempotency_key=key)
         wallet = ledger.main_account_for(request.user)
-        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class InstrumentListView(APIView):

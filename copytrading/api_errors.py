@@ -37,7 +37,13 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.ValidationError):
         field, message, code = _first_error(exc.detail)
-        body = {"code": f"INVALID_{code.upper()}" if code != "invalid" else "INVALID", "detail": message, "field": field}
+        # DRF codes are "invalid", "invalid_choice", "required", ...: each one
+        # becomes INVALID or INVALID_<WHAT>, never INVALID_INVALID_<WHAT>.
+        body = {
+            "code": code.upper() if code.startswith("invalid") else f"INVALID_{code.upper()}",
+            "detail": message,
+            "field": field,
+        }
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.APIException):
         code = exc.default_code.upper() if isinstance(exc.default_code, str) else "ERROR"

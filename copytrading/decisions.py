@@ -159,7 +159,9 @@ def decide(
             return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price)
         if holding <= 0:
             return _skip(NO_HOLDING_TO_SELL)
-        quantity = holding if event.fraction >= 1 else floor_to_step(holding * event.fraction, market.constraints.qty_step)
+        quantity = (
+            holding if event.fraction >= 1 else floor_to_step(holding * event.fraction, market.constraints.qty_step)
+        )
         if quantity <= 0:
             return _skip(sizing.BELOW_MIN_QUANTITY)
         return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price)

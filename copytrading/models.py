@@ -175,9 +175,7 @@ class Position(models.Model):
     margin = models.DecimalField(**MONEY)
     status = models.CharField(max_length=6, choices=PositionStatus.choices, default=PositionStatus.OPEN)
     realized_pnl = models.DecimalField(**MONEY, default=ZERO)
-    leader_position = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors"
-    )
+    leader_position = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors")
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -200,7 +198,15 @@ class Position(models.Model):
                 name="one_open_mirror_per_leader_position",
             ),
         ]
-        indexes = [models.Index(fields=["leader_position", "status"])]
+        indexes = [
+            models.Index(fields=["leader_position", "status"]),
+            # The hot path finds a chunk's mirrors by subscription id range.
+            models.Index(
+                fields=["leader_position", "subscription_id"],
+                condition=Q(status=PositionStatus.OPEN),
+                name="open_mirror_by_subscription",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} {self.instrument_id} @ {self.entry_price}"
@@ -316,6 +322,9 @@ class PropagationChunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["event", "index"], name="one_chunk_per_index")]
         indexes = [models.Index(fields=["status", "updated_at"])]
 
+    def __str__(self) -> str:
+        return f"event {self.event_id} chunk {self.index} ({self.status})"
+
 
 class Outcome(models.TextChoices):
     COPIED = "COPIED", "Copied"
@@ -341,7 +350,9 @@ class Execution(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["event", "subscription_id"], name="one_execution_per_event_and_subscription")
+            models.UniqueConstraint(
+                fields=["event", "subscription_id"], name="one_execution_per_event_and_subscription"
+            )
         ]
         indexes = [models.Index(fields=["subscription_id", "-id"])]
 

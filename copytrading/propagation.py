@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from copytrading import decisions, ledger, trade_math
+from copytrading import bulk, decisions, ledger, trade_math
 from copytrading.decisions import Decision, EventView, MarketView, MirrorView, TargetView
 from copytrading.events import dispatch, next_pending_event
 from copytrading.models import (
@@ -40,9 +40,23 @@ from copytrading.models import (
 )
 from copytrading.money import ZERO, parse_decimal
 from copytrading.sizing import Constraints
-from copytrading.venue import Fill, apply_fills
+from copytrading.venue import Fill, PositionState, apply_fills
 
 log = logging.getLogger(__name__)
+
+EXECUTION_FIELDS = [
+    "event",
+    "subscription_id",
+    "portfolio_id",
+    "outcome",
+    "reason_code",
+    "leader_quantity",
+    "leader_price",
+    "follower_quantity",
+    "follower_price",
+    "order",
+    "created_at",
+]
 
 
 class TargetSource(Protocol):
@@ -97,9 +111,7 @@ def event_start(event_id: int) -> list[int]:
         ids = target_source().subscription_ids(event.portfolio_id)
         size = settings.FANOUT_CHUNK_SIZE
         chunks = [
-            PropagationChunk(
-                event_id=event_id, index=n, first_subscription_id=part[0], last_subscription_id=part[-1]
-            )
+            PropagationChunk(event_id=event_id, index=n, first_subscription_id=part[0], last_subscription_id=part[-1])
             for n, part in enumerate(ids[i : i + size] for i in range(0, len(ids), size))
         ]
         PropagationChunk.objects.bulk_create(chunks)
@@ -171,7 +183,9 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
     result = ChunkResult()
     with transaction.atomic():
         chunk = (
-            PropagationChunk.objects.select_for_update()
+            # Lock the checkpoint only, not the joined event row, or every
+            # chunk of the event would queue behind the others.
+            PropagationChunk.objects.select_for_update(of=("self",))
             .select_related("event")
             .filter(pk=chunk_id, status=ChunkStatus.PENDING)
             .first()
@@ -184,33 +198,42 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         instrument = Instrument.objects.get(pk=event.payload["instrument_id"])
         market = _market_view(instrument)
         targets = target_source().load(event.portfolio_id, chunk.first_subscription_id, chunk.last_subscription_id)
-        done = set(
-            Execution.objects.filter(event=event, subscription_id__in=[t.subscription_id for t in targets]).values_list(
-                "subscription_id", flat=True
-            )
+        # Execution rows and the checkpoint commit together, so a pending chunk
+        # normally has none; a cheap range probe keeps a manual replay (a chunk
+        # set back to pending) a no-op for the followers already served.
+        in_chunk = Execution.objects.filter(
+            event=event,
+            subscription_id__gte=chunk.first_subscription_id,
+            subscription_id__lte=chunk.last_subscription_id,
         )
-        targets = [t for t in targets if t.subscription_id not in done]
-        accounts = ledger.lock_accounts(t.account_id for t in targets)
+        if in_chunk.exists():
+            served = set(in_chunk.values_list("subscription_id", flat=True))
+            targets = [t for t in targets if t.subscription_id not in served]
+        accounts = ledger.lock_balances(t.account_id for t in targets)
 
-        mirrors: dict[int, Position] = {}
+        mirrors: dict[int, PositionState] = {}
         holdings: dict[int, Holding] = {}
         if event.kind in (decisions.POSITION_OPEN, decisions.POSITION_REDUCE, decisions.POSITION_CLOSE):
             leader_position_id = event.payload["leader_position_id"]
-            for p in (
+            rows = (
                 Position.objects.select_for_update()
                 .filter(
                     leader_position_id=leader_position_id,
                     status=PositionStatus.OPEN,
-                    account_id__in=list(accounts),
+                    subscription_id__gte=chunk.first_subscription_id,
+                    subscription_id__lte=chunk.last_subscription_id,
                 )
                 .order_by("pk")
-            ):
-                mirrors[p.account_id] = p
+                .values_list(*PositionState.FIELDS)
+            )
+            for row in rows:
+                state = PositionState(*row)
+                mirrors[state.account_id] = state
         else:
             leader_position_id = None
             for h in (
                 Holding.objects.select_for_update()
-                .filter(asset=instrument.base, account_id__in=list(accounts))
+                .filter(asset=instrument.base, account_id__any=list(accounts))
                 .order_by("pk")
             ):
                 holdings[h.account_id] = h
@@ -218,14 +241,14 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         fills: list[Fill] = []
         rows: list[tuple[TargetView, Decision, Fill | None]] = []
         for target in targets:
-            account = accounts[target.account_id]
+            balance, locked = accounts[target.account_id]
             mirror = mirrors.get(target.account_id)
             holding = holdings.get(target.account_id)
             decision = decisions.decide(
                 view,
                 target,
-                free=account.free,
-                equity=account.balance,
+                free=balance - locked,
+                equity=balance,
                 mirror=MirrorView(mirror.side, mirror.quantity, mirror.leverage) if mirror else None,
                 holding=holding.quantity if holding else ZERO,
                 market=market,
@@ -251,23 +274,26 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
 
         apply_fills(fills)
         leader_qty = view.quantity or None
-        Execution.objects.bulk_create(
+        now = timezone.now()
+        bulk.insert_rows(
+            Execution,
+            EXECUTION_FIELDS,
             [
-                Execution(
-                    event=event,
-                    subscription_id=target.subscription_id,
-                    portfolio_id=event.portfolio_id,
-                    outcome=decision.outcome,
-                    reason_code=decision.reason,
-                    leader_quantity=leader_qty,
-                    leader_price=view.price,
-                    follower_quantity=decision.quantity or None,
-                    follower_price=decision.price,
-                    order=fill.order if fill else None,
+                (
+                    event.pk,
+                    target.subscription_id,
+                    event.portfolio_id,
+                    decision.outcome,
+                    decision.reason,
+                    leader_qty,
+                    view.price,
+                    decision.quantity or None,
+                    decision.price,
+                    fill.order.pk if fill else None,
+                    now,
                 )
                 for target, decision, fill in rows
             ],
-            batch_size=1000,
         )
         for _, decision, _ in rows:
             if decision.outcome == decisions.COPIED:

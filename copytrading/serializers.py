@@ -85,7 +85,18 @@ class OrderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "symbol", "side", "order_type", "quantity", "price", "leverage", "status", "position", "created_at"]
+        fields = [
+            "id",
+            "symbol",
+            "side",
+            "order_type",
+            "quantity",
+            "price",
+            "leverage",
+            "status",
+            "position",
+            "created_at",
+        ]
 
 
 class ExecutionSerializer(serializers.ModelSerializer):

@@ -39,7 +39,9 @@ def validate_quantity(instrument: Instrument, quantity: Decimal, price: Decimal)
         raise DomainError("INVALID_QUANTITY", "The quantity must be greater than zero.", field="quantity")
     if quantity % instrument.qty_step:
         raise DomainError(
-            "INVALID_QUANTITY", f"The quantity must be a multiple of {instrument.qty_step.normalize()}.", field="quantity"
+            "INVALID_QUANTITY",
+            f"The quantity must be a multiple of {instrument.qty_step.normalize()}.",
+            field="quantity",
         )
     if quantity < instrument.min_qty or quantity > instrument.max_qty:
         raise DomainError(
@@ -49,7 +51,9 @@ def validate_quantity(instrument: Instrument, quantity: Decimal, price: Decimal)
         )
     if quantity * price < instrument.min_notional:
         raise DomainError(
-            "BELOW_MIN_NOTIONAL", f"The order value must be at least {instrument.min_notional.normalize()}.", field="quantity"
+            "BELOW_MIN_NOTIONAL",
+            f"The order value must be at least {instrument.min_notional.normalize()}.",
+            field="quantity",
         )
 
 
@@ -76,7 +80,9 @@ def margin_market_order(
     price = trade_math.fill_price(instrument.mark_price, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
     validate_quantity(instrument, quantity, price)
     position = _lock_open_position(account_id, instrument)
-    steps = trade_math.plan_order(position.side if position else None, position.quantity if position else ZERO, side, quantity)
+    steps = trade_math.plan_order(
+        position.side if position else None, position.quantity if position else ZERO, side, quantity
+    )
 
     free = account.free
     fills: list[Fill] = []
@@ -92,13 +98,17 @@ def margin_market_order(
                 exit_price=price,
             )
             free += result.released_margin + result.settled
-            fills.append(Fill(account_id, instrument, side, step.action, step.quantity, price, position.leverage, position))
+            fills.append(
+                Fill(account_id, instrument, side, step.action, step.quantity, price, position.leverage, position)
+            )
             befores.append(position.quantity)
         else:
             lev = position.leverage if step.action == trade_math.INCREASE else leverage
             margin = trade_math.margin_for(step.quantity, price, lev)
             if margin > free:
-                raise InsufficientFunds(f"This order needs {margin} of free margin; {free} is available.", field="quantity")
+                raise InsufficientFunds(
+                    f"This order needs {margin} of free margin; {free} is available.", field="quantity"
+                )
             free -= margin
             existing = position if step.action == trade_math.INCREASE else None
             fills.append(Fill(account_id, instrument, side, step.action, step.quantity, price, lev, existing))
@@ -137,7 +147,7 @@ def spot_market_order(*, account_id: int, instrument: Instrument, side: str, qua
 def position_close(*, position_id: int, account_id: int, quantity: Decimal | None = None) -> Executed:
     """Close all of a position, or exactly ``quantity`` of it, at market."""
     position = (
-        Position.objects.select_for_update()
+        Position.objects.select_for_update(of=("self",))
         .select_related("instrument")
         .filter(pk=position_id, account_id=account_id)
         .first()
@@ -155,16 +165,27 @@ def position_close(*, position_id: int, account_id: int, quantity: Decimal | Non
     else:
         if quantity <= 0 or quantity > position.quantity:
             raise DomainError(
-                "INVALID_QUANTITY", f"The quantity must be above 0 and at most {position.quantity.normalize()}.", field="quantity"
+                "INVALID_QUANTITY",
+                f"The quantity must be above 0 and at most {position.quantity.normalize()}.",
+                field="quantity",
             )
         if quantity % instrument.qty_step:
             raise DomainError(
-                "INVALID_QUANTITY", f"The quantity must be a multiple of {instrument.qty_step.normalize()}.", field="quantity"
+                "INVALID_QUANTITY",
+                f"The quantity must be a multiple of {instrument.qty_step.normalize()}.",
+                field="quantity",
             )
         closed, action = quantity, trade_math.REDUCE
     before = position.quantity
     fill = Fill(
-        account_id, instrument, side, action, closed, price, position.leverage, position,
+        account_id,
+        instrument,
+        side,
+        action,
+        closed,
+        price,
+        position.leverage,
+        position,
         subscription_id=position.subscription_id,
     )
     apply_fills([fill])

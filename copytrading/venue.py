@@ -12,12 +12,13 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from copytrading import ledger, trade_math
+from copytrading import bulk, ledger, trade_math
 from copytrading.models import (
     AccountKind,
     Holding,
     Instrument,
     Order,
+    OrderStatus,
     Position,
     PositionStatus,
     TransferKind,
@@ -25,6 +26,65 @@ from copytrading.models import (
 from copytrading.money import ZERO, q8_down, q8_up
 
 SPOT_BUY, SPOT_SELL = "spot_buy", "spot_sell"
+
+POSITION_FIELDS = [
+    "account", "instrument", "side", "quantity", "opened_quantity", "entry_price", "leverage", "margin",
+    "status", "realized_pnl", "leader_position", "subscription_id", "opened_at",
+]  # fmt: skip
+POSITION_CHANGES = ["quantity", "opened_quantity", "entry_price", "margin", "status", "realized_pnl", "closed_at"]
+ORDER_FIELDS = [
+    "account", "instrument", "side", "order_type", "quantity", "price", "leverage", "status",
+    "position", "leader_event", "subscription_id", "created_at",
+]  # fmt: skip
+
+
+@dataclass(slots=True)
+class NewPosition:
+    """A position opened by a fill, without an ORM instance (the hot path opens
+    thousands); it has the attributes of ``Position`` that callers read."""
+
+    pk: int
+    account_id: int
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    leverage: int
+    margin: Decimal
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+
+@dataclass(slots=True)
+class PositionState:
+    """An open position loaded for the hot path as plain values (no ORM instance)."""
+
+    pk: int
+    account_id: int
+    side: str
+    quantity: Decimal
+    opened_quantity: Decimal
+    entry_price: Decimal
+    leverage: int
+    margin: Decimal
+    realized_pnl: Decimal
+    status: str
+    closed_at: object = None
+
+    FIELDS = (
+        "pk", "account_id", "side", "quantity", "opened_quantity", "entry_price", "leverage", "margin",
+        "realized_pnl", "status", "closed_at",
+    )  # fmt: skip
+
+
+@dataclass(slots=True, frozen=True)
+class OrderRef:
+    pk: int
+
+    @property
+    def id(self) -> int:
+        return self.pk
 
 
 @dataclass
@@ -36,13 +96,15 @@ class Fill:
     quantity: Decimal
     price: Decimal
     leverage: int = 1
-    position: Position | None = None  # the existing position for increase/reduce/close
+    position: Position | PositionState | NewPosition | None = (
+        None  # existing (increase/reduce/close), or the one opened
+    )
     holding: Holding | None = None  # the existing holding for spot (None: none yet)
     leader_position_id: int | None = None
     subscription_id: int | None = None
     event_id: int | None = None
     # filled in by apply_fills
-    order: Order | None = None
+    order: OrderRef | None = None
     realized_pnl: Decimal = field(default=ZERO)
 
 
@@ -55,26 +117,14 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     locked: dict[int, Decimal] = defaultdict(lambda: ZERO)
     settlements: list[tuple[Fill, Decimal, str]] = []  # (fill, signed amount to the account, kind)
     changed_positions: list[Position] = []
-    new_positions: list[Position] = []
+    opened: list[tuple[Fill, Decimal]] = []  # (fill, margin)
     new_holdings: dict[tuple[int, str], Holding] = {}
     changed_holdings: dict[int, Holding] = {}
 
     for f in fills:
         if f.action == trade_math.OPEN:
             margin = trade_math.margin_for(f.quantity, f.price, f.leverage)
-            f.position = Position(
-                account_id=f.account_id,
-                instrument=f.instrument,
-                side=trade_math.side_of(f.order_side),
-                quantity=f.quantity,
-                opened_quantity=f.quantity,
-                entry_price=f.price,
-                leverage=f.leverage,
-                margin=margin,
-                leader_position_id=f.leader_position_id,
-                subscription_id=f.subscription_id,
-            )
-            new_positions.append(f.position)
+            opened.append((f, margin))
             locked[f.account_id] += margin
         elif f.action == trade_math.INCREASE:
             p = f.position
@@ -133,43 +183,61 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
 
     # Updates before inserts: a flip closes the old position before the new
     # one takes its place under the "one open position" unique index.
-    if changed_positions:
-        Position.objects.bulk_update(
-            changed_positions,
-            ["quantity", "opened_quantity", "entry_price", "margin", "status", "realized_pnl", "closed_at"],
-            batch_size=1000,
-        )
-    if new_positions:
-        Position.objects.bulk_create(new_positions, batch_size=1000)
-    if changed_holdings:
-        Holding.objects.bulk_update(list(changed_holdings.values()), ["quantity", "cost_basis"], batch_size=1000)
-    if new_holdings:
-        Holding.objects.bulk_create(list(new_holdings.values()), batch_size=1000)
-
-    orders = [
-        Order(
-            account_id=f.account_id,
-            instrument=f.instrument,
-            side=f.order_side,
-            quantity=f.quantity,
-            price=f.price,
-            leverage=f.leverage,
-            position=f.position if f.action not in (SPOT_BUY, SPOT_SELL) else None,
-            leader_event_id=f.event_id,
-            subscription_id=f.subscription_id,
-        )
-        for f in fills
-    ]
-    Order.objects.bulk_create(orders, batch_size=1000)
-    for f, order in zip(fills, orders, strict=True):
-        f.order = order
+    bulk.update_rows(
+        Position, POSITION_CHANGES, [(p.pk, *(getattr(p, a) for a in POSITION_CHANGES)) for p in changed_positions]
+    )
+    _insert_positions(opened, now)
+    _write_holdings(changed_holdings, new_holdings)
+    order_ids = bulk.insert_rows(
+        Order,
+        ORDER_FIELDS,
+        [
+            (
+                f.account_id, f.instrument.pk, f.order_side, "market", f.quantity, f.price, f.leverage,
+                OrderStatus.FILLED, f.position.pk if f.action not in (SPOT_BUY, SPOT_SELL) else None,
+                f.event_id, f.subscription_id, now,
+            )
+            for f in fills
+        ],
+        returning=True,
+    )  # fmt: skip
+    for f, pk in zip(fills, order_ids, strict=True):
+        f.order = OrderRef(pk)
 
     specs = []
     for f, amount, kind in settlements:
         key = f"order:{f.order.pk}:{kind.lower()}"
+        ref = f"order {f.order.pk}"
         if amount > 0:
-            specs.append(ledger.TransferSpec(venue_id, f.account_id, amount, kind, key, ref=f"order {f.order.pk}"))
+            specs.append(ledger.TransferSpec(venue_id, f.account_id, amount, kind, key, ref))
         else:
-            specs.append(ledger.TransferSpec(f.account_id, venue_id, -amount, kind, key, ref=f"order {f.order.pk}"))
+            specs.append(ledger.TransferSpec(f.account_id, venue_id, -amount, kind, key, ref))
     ledger.apply_transfers(specs, locked_deltas=dict(locked))
     return fills
+
+
+def _insert_positions(opened: list[tuple[Fill, Decimal]], now) -> None:
+    rows = [
+        (
+            f.account_id, f.instrument.pk, trade_math.side_of(f.order_side), f.quantity, f.quantity, f.price,
+            f.leverage, margin, PositionStatus.OPEN, ZERO, f.leader_position_id, f.subscription_id, now,
+        )
+        for f, margin in opened
+    ]  # fmt: skip
+    ids = bulk.insert_rows(Position, POSITION_FIELDS, rows, returning=True)
+    for (f, margin), pk in zip(opened, ids, strict=True):
+        side = trade_math.side_of(f.order_side)
+        f.position = NewPosition(pk, f.account_id, side, f.quantity, f.price, f.leverage, margin)
+
+
+def _write_holdings(changed: dict[int, Holding], new: dict[tuple[int, str], Holding]) -> None:
+    bulk.update_rows(Holding, ["quantity", "cost_basis"], [(h.pk, h.quantity, h.cost_basis) for h in changed.values()])
+    fresh = list(new.values())
+    rows = [(h.account_id, h.asset, h.quantity, h.cost_basis) for h in fresh]
+    for h, pk in zip(
+        fresh,
+        bulk.insert_rows(Holding, ["account", "asset", "quantity", "cost_basis"], rows, returning=True),
+        strict=True,
+    ):
+        h.pk = h.id = pk
+        h._state.adding = False

@@ -64,7 +64,8 @@ class SubscriptionPositionCloseView(APIView):
         done = services.subscription_position_close(
             subscription=subscription, position_id=position_pk, quantity=s.validated_data.get("quantity")
         )
-        return Response(PositionSerializer(done.fill.position).data)
+        position = Position.objects.select_related("instrument").get(pk=done.fill.position.pk)
+        return Response(PositionSerializer(position).data)
 
 
 class SubscriptionHoldingListView(APIView):
