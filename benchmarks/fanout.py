@@ -20,50 +20,6 @@ SIZES = [int(s) for s in os.environ.get("BENCH_FANOUT_SIZES", "1000,10000").spli
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "7"))
 
 
-def seed(n_followers: int, portfolio) -> None:
-    """N funded followers with varied sizing models, written set-based (the
-    API path is exercised by the tests; here only the fan-out is measured)."""
-    from django.contrib.auth import get_user_model
-    from django.db import transaction
-
-    from copytrading import ledger
-    from copytrading.models import Account, AccountKind, TransferKind
-    from followers.models import Subscription
-
-    User = get_user_model()
-    start = User.objects.count()
-    with transaction.atomic():
-        users = User.objects.bulk_create(
-            [User(username=f"bench-{start + i}", password="!") for i in range(n_followers)], batch_size=2000
-        )
-        accounts = Account.objects.bulk_create(
-            [Account(kind=AccountKind.COPY, user=u, currency="USDT", name="copy") for u in users], batch_size=2000
-        )
-        external = ledger.system_account(AccountKind.EXTERNAL)
-        ledger.apply_transfers(
-            [
-                ledger.TransferSpec(external.pk, a.pk, Decimal("5000"), TransferKind.DEPOSIT, f"bench-fund:{a.pk}")
-                for a in accounts
-            ]
-        )
-        subs = []
-        for i, (u, a) in enumerate(zip(users, accounts, strict=True)):
-            model = ("progressive", "fixed", "adaptive")[i % 3]
-            subs.append(
-                Subscription(
-                    follower=u,
-                    portfolio=portfolio,
-                    copy_account=a,
-                    sizing_model=model,
-                    multiplier=Decimal("0.5") if model == "progressive" else None,
-                    fixed_notional=Decimal("500") if model == "fixed" else None,
-                    risk_factor=Decimal("1") if model == "adaptive" else None,
-                    invested=Decimal("5000"),
-                )
-            )
-        Subscription.objects.bulk_create(subs, batch_size=2000)
-
-
 def queries_per_chunk(event_id: int) -> int:
     """Run one event in this process and count the queries of its first chunk."""
     from django.db import connection
@@ -99,6 +55,7 @@ def main() -> int:
     prepare_database()
     from unittest import mock
 
+    from backoffice.loadgen import followers_seed_bulk
     from copytrading import events, services
     from copytrading.models import Execution, Instrument
     from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
@@ -121,7 +78,7 @@ def main() -> int:
         for n in SIZES:
             portfolios[n] = portfolio_create(leader=leader, name=f"bench-{n}")
             portfolio_fund(portfolio=portfolios[n], amount=Decimal("100000"))
-            seed(n, portfolios[n])
+            followers_seed_bulk(portfolio=portfolios[n], count=n)
             queries[n] = queries_per_chunk(order(portfolios[n], "buy").pk)
             queries_per_chunk(order(portfolios[n], "sell").pk)
 

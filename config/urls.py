@@ -19,7 +19,9 @@ api_v1 = [
     path("portfolios/<int:pk>", portfolios_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
     path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
     path("portfolios/<int:pk>/orders", portfolios_api.PortfolioOrderView.as_view(), name="portfolio-orders"),
-    path("portfolios/<int:pk>/positions", portfolios_api.PortfolioPositionListView.as_view(), name="portfolio-positions"),
+    path(
+        "portfolios/<int:pk>/positions", portfolios_api.PortfolioPositionListView.as_view(), name="portfolio-positions"
+    ),
     path(
         "portfolios/<int:pk>/positions/<int:position_pk>/close",
         portfolios_api.PortfolioPositionCloseView.as_view(),
@@ -40,7 +42,9 @@ api_v1 = [
         name="subscription-position-close",
     ),
     path(
-        "subscriptions/<int:pk>/holdings", followers_api.SubscriptionHoldingListView.as_view(), name="subscription-holdings"
+        "subscriptions/<int:pk>/holdings",
+        followers_api.SubscriptionHoldingListView.as_view(),
+        name="subscription-holdings",
     ),
     path(
         "subscriptions/<int:pk>/executions",

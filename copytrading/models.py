@@ -166,7 +166,9 @@ class Position(models.Model):
     copies; the realized loss of an isolated position is capped at its margin."""
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    # Index maintenance is the hot path's main database cost: only the indexes
+    # that queries use are kept (leader_position is covered by the composites).
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, db_index=False)
     side = models.CharField(max_length=5, choices=PositionSide.choices)
     quantity = models.DecimalField(**MONEY)
     opened_quantity = models.DecimalField(**MONEY)
@@ -175,7 +177,9 @@ class Position(models.Model):
     margin = models.DecimalField(**MONEY)
     status = models.CharField(max_length=6, choices=PositionStatus.choices, default=PositionStatus.OPEN)
     realized_pnl = models.DecimalField(**MONEY, default=ZERO)
-    leader_position = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors")
+    leader_position = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors", db_index=False
+    )
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -237,7 +241,7 @@ class OrderStatus(models.TextChoices):
 
 class Order(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, db_index=False)
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=10, default="market")
     quantity = models.DecimalField(**MONEY)
@@ -245,11 +249,12 @@ class Order(models.Model):
     leverage = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=10, choices=OrderStatus.choices, default=OrderStatus.FILLED)
     position = models.ForeignKey(Position, null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
+    # Covered by the (leader_event, subscription_id) unique index.
     leader_event = models.ForeignKey(
-        "LeaderEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders"
+        "LeaderEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders", db_index=False
     )
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
@@ -336,17 +341,20 @@ class Outcome(models.TextChoices):
 class Execution(models.Model):
     """One row per leader event per subscription: what happened and why."""
 
-    event = models.ForeignKey(LeaderEvent, on_delete=models.PROTECT, related_name="executions")
+    # Covered by the (event, subscription_id) unique index.
+    event = models.ForeignKey(LeaderEvent, on_delete=models.PROTECT, related_name="executions", db_index=False)
     subscription_id = models.BigIntegerField()
     portfolio_id = models.BigIntegerField(db_index=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    reason_code = models.CharField(max_length=50, blank=True, db_index=True)
+    reason_code = models.CharField(max_length=50, blank=True)
     leader_quantity = models.DecimalField(**MONEY, null=True, blank=True)
     leader_price = models.DecimalField(**MONEY, null=True, blank=True)
     follower_quantity = models.DecimalField(**MONEY, null=True, blank=True)
     follower_price = models.DecimalField(**MONEY, null=True, blank=True)
-    order = models.OneToOneField(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="execution")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="executions", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

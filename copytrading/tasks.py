@@ -34,9 +34,9 @@ def relay_outbox() -> int:
 
 
 @shared_task
-def reconcile_propagations() -> dict:
+def reconcile_propagations(stale_after_seconds: float = 120) -> dict:
     """Resume propagations whose chunks went stale (worker killed, message lost)."""
-    stale = propagation.stale_chunks(older_than=timedelta(minutes=2))
+    stale = propagation.stale_chunks(older_than=timedelta(seconds=stale_after_seconds))
     for chunk_id in stale:
         propagate_chunk.delay(chunk_id)
     completed = sum(propagation.event_complete(event_id) for event_id in propagation.unfinished_events())

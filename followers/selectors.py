@@ -20,7 +20,9 @@ class SubscriptionTargets:
 
     def load(self, portfolio_id: int, first_id: int, last_id: int) -> list[TargetView]:
         rows = (
-            Subscription.objects.filter(portfolio_id=portfolio_id, status__in=REACHABLE, pk__gte=first_id, pk__lte=last_id)
+            Subscription.objects.filter(
+                portfolio_id=portfolio_id, status__in=REACHABLE, pk__gte=first_id, pk__lte=last_id
+            )
             .order_by("pk")
             .values_list(
                 "pk",

@@ -60,9 +60,11 @@ def subscription_create(
     )
     if leverage_override is not None and leverage_override < 1:
         raise DomainError("OUT_OF_RANGE", "leverage_override must be at least 1.", field="leverage_override")
-    if Subscription.objects.filter(follower=follower, portfolio=portfolio).exclude(
-        status=SubscriptionStatus.ENDED
-    ).exists():
+    if (
+        Subscription.objects.filter(follower=follower, portfolio=portfolio)
+        .exclude(status=SubscriptionStatus.ENDED)
+        .exists()
+    ):
         raise Conflict("ALREADY_SUBSCRIBED", "You already copy this portfolio.", field="portfolio")
 
     main = ledger.main_account_for(follower)

@@ -65,7 +65,9 @@ class PortfolioFundView(APIView):
         s = AmountSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         _, created = services.portfolio_fund(
-            portfolio=portfolio, amount=s.validated_data["amount"], idempotency_key=request.headers.get("Idempotency-Key")
+            portfolio=portfolio,
+            amount=s.validated_data["amount"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
         )
         account = portfolio.trading_account
         account.refresh_from_db()

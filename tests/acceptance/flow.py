@@ -29,7 +29,9 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
     get_user_model().objects.filter(username="ops-staff").update(is_staff=True)
 
     leader = register("leader-one", deposit="50000")
-    r = leader.post("/api/v1/portfolios", {"name": "Momentum", "mode": "margin", "min_investment": "100"}, format="json")
+    r = leader.post(
+        "/api/v1/portfolios", {"name": "Momentum", "mode": "margin", "min_investment": "100"}, format="json"
+    )
     assert r.status_code == 201, r.content
     portfolio_id = r.json()["id"]
     r = leader.post(f"/api/v1/portfolios/{portfolio_id}/fund", {"amount": "20000"}, format="json")
