@@ -50,7 +50,8 @@ def celery_worker(concurrency: int = 2):
     hostname = f"bench-{os.getpid()}@localhost"
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "fanout,default,watchdog",
-         "-c", str(concurrency), "-n", hostname, "-l", os.environ.get("BENCH_WORKER_LOG", "warning"), "--without-gossip", "--without-mingle"],
+         "-c", str(concurrency), "-n", hostname, "-l", os.environ.get("BENCH_WORKER_LOG", "warning"),
+         "--without-gossip", "--without-mingle"],
         cwd=ROOT,
         env=os.environ.copy(),
         start_new_session=True,

@@ -39,18 +39,18 @@ class SubscriptionTargets:
         )
         return [
             TargetView(
-                subscription_id=pk,
-                account_id=account_id,
-                active=status == SubscriptionStatus.ACTIVE,
-                sizing_model=model,
-                multiplier=multiplier,
-                fixed_notional=fixed_notional,
-                risk_factor=risk_factor,
-                leverage_override=leverage_override,
-                copy_margin=copy_margin,
-                copy_spot=copy_spot,
+                subscription_id=row[0],
+                account_id=row[1],
+                active=row[2] == SubscriptionStatus.ACTIVE,
+                sizing_model=row[3],
+                multiplier=row[4],
+                fixed_notional=row[5],
+                risk_factor=row[6],
+                leverage_override=row[7],
+                copy_margin=row[8],
+                copy_spot=row[9],
             )
-            for pk, account_id, status, model, multiplier, fixed_notional, risk_factor, leverage_override, copy_margin, copy_spot in rows
+            for row in rows
         ]
 
 

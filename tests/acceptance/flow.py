@@ -70,12 +70,12 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
         assert len(positions) == 1
         mirror = positions[0]
         assert mirror["side"] == "long"
-        assert Decimal(mirror["quantity"]) == Decimal("0.05")  # 0.1 × 0.5
+        assert Decimal(mirror["quantity"]) == Decimal("0.05")  # 0.1 x 0.5
         assert Decimal(mirror["entry_price"]) == Decimal("60000")
         assert mirror["leverage"] == 10
         assert mirror["leader_position"] == leader_position_id
         wallet = follower.get(f"/api/v1/subscriptions/{sub_id}").json()["wallet"]
-        assert Decimal(wallet["locked"]) == Decimal("300")  # 0.05 × 60000 / 10
+        assert Decimal(wallet["locked"]) == Decimal("300")  # 0.05 x 60000 / 10
         executions = follower.get(f"/api/v1/subscriptions/{sub_id}/executions").json()
         assert [(e["outcome"], e["reason_code"]) for e in executions] == [("COPIED", "")]
 
@@ -90,7 +90,7 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
     for follower, sub_id in subs:
         positions = follower.get(f"/api/v1/subscriptions/{sub_id}/positions").json()
         assert [p["status"] for p in positions] == ["closed"]
-        assert Decimal(positions[0]["realized_pnl"]) == Decimal("50")  # 0.05 × 1000
+        assert Decimal(positions[0]["realized_pnl"]) == Decimal("50")  # 0.05 x 1000
         wallet = follower.get(f"/api/v1/subscriptions/{sub_id}").json()["wallet"]
         assert Decimal(wallet["balance"]) == Decimal("1050")
         assert Decimal(wallet["locked"]) == 0
