@@ -4,7 +4,7 @@ import sys
 
 from benchmarks.setup import run_module
 
-BENCHMARKS = ["benchmarks.fanout"]
+BENCHMARKS = ["benchmarks.fanout", "benchmarks.watchdog"]
 
 if __name__ == "__main__":
     failed = [m for m in BENCHMARKS if run_module(m) != 0]

@@ -3,12 +3,15 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Autodiscovery imports only each app's tasks.py; other task modules are listed here.
+app.conf.include = ["copytrading.inbox_tasks"]
 
 app.conf.beat_schedule = {
     "outbox-relay": {
@@ -18,5 +21,23 @@ app.conf.beat_schedule = {
     "reconcile-propagations": {
         "task": "copytrading.tasks.reconcile_propagations",
         "schedule": 600.0,
+    },
+    "fee-settlement": {
+        "task": "fees.tasks.settle_fees",
+        "schedule": 60.0,
+    },
+    "inbox-cleanup": {
+        "task": "copytrading.inbox_tasks.cleanup_inbox",
+        "schedule": 3600.0,
+    },
+    # A tick not started within its 30-second slot is dropped: the next one covers it.
+    "risk-watchdog": {
+        "task": "risk.tasks.watchdog_tick",
+        "schedule": 30.0,
+        "options": {"expires": 25.0},
+    },
+    "risk-daily-reset": {
+        "task": "risk.tasks.daily_reset",
+        "schedule": crontab(minute=0, hour=0),
     },
 }

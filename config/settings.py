@@ -153,6 +153,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "copytrading.tasks.propagate_event": {"queue": "fanout"},
     "copytrading.tasks.propagate_chunk": {"queue": "fanout"},
+    "risk.tasks.watchdog_tick": {"queue": "watchdog"},
+    "risk.tasks.watchdog_drain": {"queue": "watchdog"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True

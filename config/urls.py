@@ -4,8 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice.views import healthz
 from copytrading import api as core_api
+from fees import api as fees_api
 from followers import api as followers_api
+from followers import fees_api as followers_fees_api
 from portfolios import api as portfolios_api
+from portfolios import fees_api as portfolios_fees_api
+from portfolios import webhook_api
 
 api_v1 = [
     path("auth/register", core_api.RegisterView.as_view(), name="auth-register"),
@@ -20,6 +24,31 @@ api_v1 = [
     path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
     path("portfolios/<int:pk>/orders", portfolios_api.PortfolioOrderView.as_view(), name="portfolio-orders"),
     path(
+        "portfolios/<int:pk>/orders/<int:order_pk>",
+        portfolios_api.PortfolioOrderDetailView.as_view(),
+        name="portfolio-order-detail",
+    ),
+    path(
+        "portfolios/<int:pk>/orders/<int:order_pk>/cancel",
+        portfolios_api.PortfolioOrderCancelView.as_view(),
+        name="portfolio-order-cancel",
+    ),
+    path(
+        "portfolios/<int:pk>/positions/tpsl",
+        portfolios_api.PortfolioPositionTpslBatchView.as_view(),
+        name="portfolio-positions-tpsl",
+    ),
+    path(
+        "portfolios/<int:pk>/positions/<int:position_pk>",
+        portfolios_api.PortfolioPositionDetailView.as_view(),
+        name="portfolio-position-detail",
+    ),
+    path(
+        "portfolios/<int:pk>/positions/<int:position_pk>/tpsl",
+        portfolios_api.PortfolioPositionTpslView.as_view(),
+        name="portfolio-position-tpsl",
+    ),
+    path(
         "portfolios/<int:pk>/positions", portfolios_api.PortfolioPositionListView.as_view(), name="portfolio-positions"
     ),
     path(
@@ -28,6 +57,26 @@ api_v1 = [
         name="portfolio-position-close",
     ),
     path("portfolios/<int:pk>/holdings", portfolios_api.PortfolioHoldingListView.as_view(), name="portfolio-holdings"),
+    path(
+        "portfolios/<int:pk>/webhook-secret", webhook_api.WebhookSecretView.as_view(), name="portfolio-webhook-secret"
+    ),
+    path("webhooks/signals/<int:portfolio_id>", webhook_api.SignalWebhookView.as_view(), name="webhook-signals"),
+    path(
+        "portfolios/<int:pk>/earnings", portfolios_fees_api.PortfolioEarningsView.as_view(), name="portfolio-earnings"
+    ),
+    path(
+        "portfolios/<int:pk>/withdrawals",
+        portfolios_fees_api.PortfolioWithdrawalListView.as_view(),
+        name="portfolio-withdrawals",
+    ),
+    path(
+        "portfolios/<int:pk>/withdrawals.csv",
+        portfolios_fees_api.PortfolioWithdrawalCsvView.as_view(),
+        name="portfolio-withdrawals-csv",
+    ),
+    path("fees/caps", fees_api.MyCapsView.as_view(), name="fees-caps"),
+    path("fees/earnings", fees_api.MyEarningsView.as_view(), name="fees-earnings"),
+    path("subscriptions/<int:pk>/fees", followers_fees_api.SubscriptionFeesView.as_view(), name="subscription-fees"),
     path("catalog", portfolios_api.CatalogListView.as_view(), name="catalog"),
     path("subscriptions", followers_api.SubscriptionListView.as_view(), name="subscription-list"),
     path("subscriptions/<int:pk>", followers_api.SubscriptionDetailView.as_view(), name="subscription-detail"),

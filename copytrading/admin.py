@@ -20,6 +20,7 @@ from copytrading.models import (
     Account,
     Execution,
     Holding,
+    InboxMessage,
     Instrument,
     LeaderEvent,
     Order,
@@ -280,3 +281,14 @@ class ExecutionAdmin(ReadOnlyAdmin):
     @admin.display(description="seq", ordering="event__seq")
     def event_seq(self, obj: Execution) -> int:
         return obj.event.seq
+
+
+@admin.register(InboxMessage)
+class InboxMessageAdmin(ReadOnlyAdmin):
+    """Signals received from outside: support answers "why was my signal not executed?" here."""
+
+    list_display = ["id", "received_at", "source", "portfolio_id", "external_id", "status"]
+    list_filter = ["source", "status", "received_at"]
+    search_fields = ["=external_id", "=portfolio_id"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False

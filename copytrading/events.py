@@ -1,12 +1,14 @@
 """The leader-event outbox. An event is written in the same transaction as the
 leader's change and dispatched only once that transaction commits."""
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
-from copytrading.models import LeaderEvent, LeaderEventStatus
+from copytrading import trade_math
+from copytrading.models import LeaderEvent, LeaderEventKind, LeaderEventStatus
 
 
 def leader_event_record(*, portfolio_id: int, kind: str, payload: dict[str, Any]) -> LeaderEvent:
@@ -34,3 +36,41 @@ def next_pending_event(portfolio_id: int) -> LeaderEvent | None:
         .order_by("seq")
         .first()
     )
+
+
+_KIND_FOR_ACTION = {
+    trade_math.OPEN: LeaderEventKind.POSITION_OPEN,
+    trade_math.INCREASE: LeaderEventKind.POSITION_OPEN,
+    trade_math.REDUCE: LeaderEventKind.POSITION_REDUCE,
+    trade_math.CLOSE: LeaderEventKind.POSITION_CLOSE,
+}
+
+
+def position_step_event(
+    *,
+    portfolio_id: int,
+    instrument,
+    action: str,
+    fill,
+    quantity_before: Decimal,
+    equity: Decimal,
+    extra: dict[str, Any] | None = None,
+) -> LeaderEvent:
+    """The leader event of one venue step on a leader's margin position
+    (``fill`` is a ``venue.Fill`` already applied). Market orders, limit fills
+    and TP/SL/liquidation triggers all describe their steps this way, so the
+    followers' side reads one format."""
+    payload: dict[str, Any] = {
+        "instrument_id": instrument.pk,
+        "symbol": instrument.symbol,
+        "order_side": fill.order_side,
+        "price": str(fill.price),
+        "leader_position_id": fill.position.pk,
+        "order_id": fill.order.pk,
+    }
+    if action in (trade_math.OPEN, trade_math.INCREASE):
+        payload |= {"quantity": str(fill.quantity), "leverage": fill.leverage, "leader_equity": str(equity)}
+    elif action == trade_math.REDUCE:
+        payload["fraction"] = str(fill.quantity / quantity_before)
+    payload |= extra or {}
+    return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)

@@ -22,7 +22,7 @@ from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import UNBOUNDED_KINDS, Account, AccountKind, Transfer
 from copytrading.money import Q8, ZERO
 
-SYSTEM_KINDS = (AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES)
+SYSTEM_KINDS = (AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES, AccountKind.FEE_ESCROW)
 
 
 @dataclass(frozen=True)

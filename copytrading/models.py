@@ -34,7 +34,8 @@ class Account(models.Model):
     """A ledger account in the primary currency.
 
     ``balance`` is a cache of the account's transfers; ``locked`` is the part of
-    it held as margin by open positions, so ``balance - locked`` is free.
+    it held as margin by open positions and reserved by resting limit orders,
+    so ``balance - locked`` is free.
     """
 
     kind = models.CharField(max_length=20, choices=AccountKind.choices)
@@ -64,7 +65,14 @@ class Account(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["kind"],
-                condition=Q(kind__in=[AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES]),
+                condition=Q(
+                    kind__in=[
+                        AccountKind.VENUE,
+                        AccountKind.EXTERNAL,
+                        AccountKind.PLATFORM_FEES,
+                        AccountKind.FEE_ESCROW,
+                    ]
+                ),
                 name="one_system_account_per_kind",
             ),
         ]
@@ -181,6 +189,10 @@ class Position(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirrors", db_index=False
     )
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # One take-profit and one stop-loss per position (multi-level is out of
+    # scope); a price update that crosses either closes the position at market.
+    take_profit = models.DecimalField(**MONEY, null=True, blank=True)
+    stop_loss = models.DecimalField(**MONEY, null=True, blank=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -210,6 +222,11 @@ class Position(models.Model):
                 condition=Q(status=PositionStatus.OPEN),
                 name="open_mirror_by_subscription",
             ),
+            # Every price update scans the instrument's open positions for
+            # TP/SL and liquidation.
+            models.Index(
+                fields=["instrument"], condition=Q(status=PositionStatus.OPEN), name="open_position_by_instrument"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -235,15 +252,25 @@ class Holding(models.Model):
 
 
 class OrderStatus(models.TextChoices):
+    OPEN = "open", "Open (resting)"
     FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
     REJECTED = "rejected", "Rejected"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
+    TAKE_PROFIT = "take_profit", "Take-profit trigger"
+    STOP_LOSS = "stop_loss", "Stop-loss trigger"
+    LIQUIDATION = "liquidation", "Liquidation"
 
 
 class Order(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, db_index=False)
     side = models.CharField(max_length=4, choices=Side.choices)
-    order_type = models.CharField(max_length=10, default="market")
+    order_type = models.CharField(max_length=12, choices=OrderType.choices, default=OrderType.MARKET)
     quantity = models.DecimalField(**MONEY)
     price = models.DecimalField(**MONEY)
     leverage = models.PositiveSmallIntegerField(default=1)
@@ -254,17 +281,37 @@ class Order(models.Model):
         "LeaderEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders", db_index=False
     )
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A mirror limit order points at the leader's limit order it copies
+    # (re-priced and cancelled with it). Covered by the unique index below.
+    leader_order = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders", db_index=False
+    )
+    # Margin a resting limit order holds in ``Account.locked`` until it fills
+    # or is cancelled (0 once it no longer rests).
+    reserved = models.DecimalField(**MONEY, default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(name="order_quantity_positive", condition=Q(quantity__gt=0)),
             models.CheckConstraint(name="order_price_positive", condition=Q(price__gt=0)),
+            models.CheckConstraint(name="order_reserved_non_negative", condition=Q(reserved__gte=0)),
+            models.UniqueConstraint(
+                fields=["leader_order", "subscription_id"],
+                condition=Q(leader_order__isnull=False),
+                name="one_mirror_order_per_leader_order_and_subscription",
+            ),
             # A leader event produces at most one order per follower.
             models.UniqueConstraint(
                 fields=["leader_event", "subscription_id"],
                 condition=Q(leader_event__isnull=False),
                 name="one_mirror_order_per_event_and_subscription",
+            ),
+        ]
+        # Every price update looks for the instrument's resting orders.
+        indexes = [
+            models.Index(
+                fields=["instrument", "price"], condition=Q(status=OrderStatus.OPEN), name="open_order_by_price"
             ),
         ]
 
@@ -278,6 +325,11 @@ class LeaderEventKind(models.TextChoices):
     POSITION_CLOSE = "position_close", "Position closed"
     SPOT_BUY = "spot_buy", "Spot buy"
     SPOT_SELL = "spot_sell", "Spot sell"
+    LIMIT_PLACED = "limit_placed", "Limit order placed"
+    LIMIT_REPRICED = "limit_repriced", "Limit order re-priced"
+    LIMIT_CANCELLED = "limit_cancelled", "Limit order cancelled"
+    TPSL_SET = "tpsl_set", "TP/SL set or cleared"
+    POSITION_EDIT = "position_edit", "Position edited (not propagated)"
 
 
 class LeaderEventStatus(models.TextChoices):
@@ -366,3 +418,37 @@ class Execution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.reason_code} event={self.event_id} sub={self.subscription_id}"
+
+
+class InboxStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    EXECUTED = "executed", "Executed"
+    REJECTED = "rejected", "Rejected"
+
+
+class InboxMessage(models.Model):
+    """A message from an external source (signal webhook, exchange watcher),
+    claimed once by its (source, portfolio, external id) for the dedup window.
+
+    The portfolio is part of the key because external ids are chosen by each
+    leader's tooling: two leaders both sending id "1" must not collide."""
+
+    source = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=200)
+    portfolio_id = models.BigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=InboxStatus.choices, default=InboxStatus.RECEIVED)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "portfolio_id", "external_id"], name="one_inbox_message_per_external_id"
+            )
+        ]
+        # The hourly cleanup deletes by age.
+        indexes = [models.Index(fields=["received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id} portfolio={self.portfolio_id} ({self.status})"

@@ -24,9 +24,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from copytrading import bulk, decisions, ledger, trade_math
-from copytrading.decisions import Decision, EventView, MarketView, MirrorView, TargetView
+from copytrading import decisions, ledger, trade_math
+from copytrading.chunk_writer import ChunkWriter, MirrorOrder
+from copytrading.decisions import EventView, MarketView, MirrorOrderView, MirrorView, TargetView
 from copytrading.events import dispatch, next_pending_event
+from copytrading.matching import constraints_of
 from copytrading.models import (
     ChunkStatus,
     Execution,
@@ -34,29 +36,15 @@ from copytrading.models import (
     Instrument,
     LeaderEvent,
     LeaderEventStatus,
+    Order,
     Position,
     PositionStatus,
     PropagationChunk,
 )
 from copytrading.money import ZERO, parse_decimal
-from copytrading.sizing import Constraints
-from copytrading.venue import Fill, PositionState, apply_fills
+from copytrading.venue import PositionState
 
 log = logging.getLogger(__name__)
-
-EXECUTION_FIELDS = [
-    "event",
-    "subscription_id",
-    "portfolio_id",
-    "outcome",
-    "reason_code",
-    "leader_quantity",
-    "leader_price",
-    "follower_quantity",
-    "follower_price",
-    "order",
-    "created_at",
-]
 
 
 class TargetSource(Protocol):
@@ -143,12 +131,15 @@ def _event_view(event: LeaderEvent) -> EventView:
     p = event.payload
     return EventView(
         kind=event.kind,
-        order_side=p["order_side"],
-        price=parse_decimal(p["price"]),
+        order_side=p.get("order_side", ""),
+        price=parse_decimal(p.get("price", "0")),
         quantity=parse_decimal(p.get("quantity", "0")),
         fraction=parse_decimal(p.get("fraction", "0")),
         leverage=int(p.get("leverage", 1)),
         leader_equity=parse_decimal(p.get("leader_equity", "0")),
+        limit_order_id=p.get("limit_order_id") if event.kind in decisions.POSITION_KINDS else None,
+        order_quantity=parse_decimal(p.get("order_quantity", "0")),
+        limit_final=bool(p.get("limit_final", False)),
     )
 
 
@@ -161,12 +152,7 @@ def _market_view(instrument: Instrument) -> MarketView:
         fill_price_buy=trade_math.fill_price(instrument.mark_price, trade_math.BUY, spread, instrument.price_tick),
         fill_price_sell=trade_math.fill_price(instrument.mark_price, trade_math.SELL, spread, instrument.price_tick),
         max_leverage=instrument.max_leverage,
-        constraints=Constraints(
-            qty_step=instrument.qty_step,
-            min_qty=instrument.min_qty,
-            max_qty=instrument.max_qty,
-            min_notional=instrument.min_notional,
-        ),
+        constraints=constraints_of(instrument),
     )
 
 
@@ -176,6 +162,47 @@ class ChunkResult:
     skipped: int = 0
     rejected: int = 0
     already_done: bool = False
+
+
+MIRROR_ORDER_FIELDS = ("pk", "account_id", "status", "quantity", "price", "leverage", "reserved")
+
+
+def _load_mirrors(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, PositionState]:
+    if event.kind not in (*decisions.POSITION_KINDS, decisions.TPSL_SET):
+        return {}
+    rows = (
+        Position.objects.select_for_update()
+        .filter(
+            leader_position_id=event.payload["leader_position_id"],
+            status=PositionStatus.OPEN,
+            subscription_id__gte=first_id,
+            subscription_id__lte=last_id,
+        )
+        .order_by("pk")
+        .values_list(*PositionState.FIELDS)
+    )
+    return {state.account_id: state for state in (PositionState(*row) for row in rows)}
+
+
+def _leader_order_id(event: LeaderEvent) -> int | None:
+    if event.kind in decisions.LIMIT_KINDS:
+        return event.payload["leader_order_id"]
+    if event.kind in decisions.POSITION_KINDS:
+        return event.payload.get("limit_order_id")
+    return None
+
+
+def _load_mirror_orders(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, MirrorOrder]:
+    leader_order_id = _leader_order_id(event)
+    if leader_order_id is None or event.kind == decisions.LIMIT_PLACED:
+        return {}
+    rows = (
+        Order.objects.select_for_update()
+        .filter(leader_order_id=leader_order_id, subscription_id__gte=first_id, subscription_id__lte=last_id)
+        .order_by("pk")
+        .values_list(*MIRROR_ORDER_FIELDS)
+    )
+    return {row[1]: MirrorOrder(row[0], MirrorOrderView(*row[2:])) for row in rows}
 
 
 def chunk_propagate(chunk_id: int) -> ChunkResult:
@@ -198,53 +225,36 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         view = _event_view(event)
         instrument = Instrument.objects.get(pk=event.payload["instrument_id"])
         market = _market_view(instrument)
-        targets = target_source().load(event.portfolio_id, chunk.first_subscription_id, chunk.last_subscription_id)
+        first_id, last_id = chunk.first_subscription_id, chunk.last_subscription_id
+        targets = target_source().load(event.portfolio_id, first_id, last_id)
         # Execution rows and the checkpoint commit together, so a pending chunk
         # normally has none; a cheap range probe keeps a manual replay (a chunk
         # set back to pending) a no-op for the followers already served.
-        in_chunk = Execution.objects.filter(
-            event=event,
-            subscription_id__gte=chunk.first_subscription_id,
-            subscription_id__lte=chunk.last_subscription_id,
-        )
+        in_chunk = Execution.objects.filter(event=event, subscription_id__gte=first_id, subscription_id__lte=last_id)
         if in_chunk.exists():
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)
 
-        mirrors: dict[int, PositionState] = {}
+        # Lock order as everywhere: accounts, positions, orders, holdings.
+        mirrors = _load_mirrors(event, first_id, last_id)
+        mirror_orders = _load_mirror_orders(event, first_id, last_id)
         holdings: dict[int, Holding] = {}
-        if event.kind in (decisions.POSITION_OPEN, decisions.POSITION_REDUCE, decisions.POSITION_CLOSE):
-            leader_position_id = event.payload["leader_position_id"]
-            rows = (
-                Position.objects.select_for_update()
-                .filter(
-                    leader_position_id=leader_position_id,
-                    status=PositionStatus.OPEN,
-                    subscription_id__gte=chunk.first_subscription_id,
-                    subscription_id__lte=chunk.last_subscription_id,
-                )
-                .order_by("pk")
-                .values_list(*PositionState.FIELDS)
-            )
-            for row in rows:
-                state = PositionState(*row)
-                mirrors[state.account_id] = state
-        else:
-            leader_position_id = None
+        if event.kind in (decisions.SPOT_BUY, decisions.SPOT_SELL):
             for h in (
                 Holding.objects.select_for_update()
                 .filter(asset=instrument.base, account_id__any=list(accounts))
                 .order_by("pk")
             ):
                 holdings[h.account_id] = h
+        leader_position_id = event.payload.get("leader_position_id")
 
-        fills: list[Fill] = []
-        rows: list[tuple[TargetView, Decision, Fill | None]] = []
+        writer = ChunkWriter(event, view, instrument)
         for target in targets:
             balance, locked = accounts[target.account_id]
             mirror = mirrors.get(target.account_id)
             holding = holdings.get(target.account_id)
+            mirror_order = mirror_orders.get(target.account_id)
             decision = decisions.decide(
                 view,
                 target,
@@ -253,50 +263,12 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
                 mirror=MirrorView(mirror.side, mirror.quantity, mirror.leverage) if mirror else None,
                 holding=holding.quantity if holding else ZERO,
                 market=market,
+                mirror_order=mirror_order.view if mirror_order else None,
             )
-            fill = None
-            if decision.outcome == decisions.COPIED:
-                fill = Fill(
-                    account_id=target.account_id,
-                    instrument=instrument,
-                    order_side=decision.order_side,
-                    action=decision.action,
-                    quantity=decision.quantity,
-                    price=decision.price,
-                    leverage=decision.leverage,
-                    position=mirror if decision.action != trade_math.OPEN else None,
-                    holding=holding,
-                    leader_position_id=leader_position_id,
-                    subscription_id=target.subscription_id,
-                    event_id=event.pk,
-                )
-                fills.append(fill)
-            rows.append((target, decision, fill))
+            writer.add(target, decision, mirror, mirror_order, holding, leader_position_id)
 
-        apply_fills(fills)
-        leader_qty = view.quantity or None
-        now = timezone.now()
-        bulk.insert_rows(
-            Execution,
-            EXECUTION_FIELDS,
-            [
-                (
-                    event.pk,
-                    target.subscription_id,
-                    event.portfolio_id,
-                    decision.outcome,
-                    decision.reason,
-                    leader_qty,
-                    view.price,
-                    decision.quantity or None,
-                    decision.price,
-                    fill.order.pk if fill else None,
-                    now,
-                )
-                for target, decision, fill in rows
-            ],
-        )
-        for _, decision, _ in rows:
+        writer.write()
+        for _, decision, _ in writer.rows:
             if decision.outcome == decisions.COPIED:
                 result.copied += 1
             elif decision.outcome == decisions.SKIPPED:

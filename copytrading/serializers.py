@@ -68,6 +68,8 @@ class PositionSerializer(serializers.ModelSerializer):
             "margin",
             "status",
             "realized_pnl",
+            "take_profit",
+            "stop_loss",
             "leader_position",
             "opened_at",
             "closed_at",
@@ -94,7 +96,9 @@ class OrderSerializer(serializers.ModelSerializer):
             "price",
             "leverage",
             "status",
+            "reserved",
             "position",
+            "leader_order",
             "created_at",
         ]
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from copytrading import ledger
+from copytrading import ledger, matching
 from copytrading.errors import DomainError
 from copytrading.models import Account, AccountKind, Instrument, Product, Transfer, TransferKind
 from copytrading.money import Q8, round_to_tick
@@ -53,7 +53,9 @@ def wallet_deposit(*, user, amount: Decimal, idempotency_key: str | None = None)
 
 @transaction.atomic
 def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = None) -> Instrument:
-    """Set the mark price (staff API, simulator, feeds), rounded to the tick."""
+    """Set the mark price (staff API, simulator, feeds), rounded to the tick,
+    and match at it in the same transaction: crossing limit orders fill,
+    TP/SL and liquidations trigger (see copytrading.matching)."""
     if not price.is_finite() or price <= 0:
         raise DomainError("INVALID_PRICE", "The price must be greater than zero.", field="price")
     rounded = round_to_tick(price, instrument.price_tick, up=False)
@@ -61,7 +63,9 @@ def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = N
         raise DomainError("INVALID_PRICE", "The price is below one tick.", field="price")
     instrument.mark_price = rounded.quantize(Q8)
     instrument.price_updated_at = at or timezone.now()
+    # The update row-locks the instrument: matching of one market is serialized.
     instrument.save(update_fields=["mark_price", "price_updated_at"])
+    matching.match_instrument(instrument)
     return instrument
 
 

@@ -82,3 +82,53 @@ def close_part(
 def average_entry(qty_a: Decimal, price_a: Decimal, qty_b: Decimal, price_b: Decimal) -> Decimal:
     total = qty_a + qty_b
     return q8((qty_a * price_a + qty_b * price_b) / total) if total else ZERO
+
+
+TAKE_PROFIT, STOP_LOSS, LIQUIDATION = "take_profit", "stop_loss", "liquidation"
+
+
+def tpsl_error(side: str, entry: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None) -> str | None:
+    """None if the TP/SL pair fits the position, else the field that does not:
+    a take-profit lies beyond the entry in the position's favour, a stop-loss
+    on the other side."""
+    if take_profit is not None and (take_profit <= entry if side == LONG else take_profit >= entry):
+        return "take_profit"
+    if stop_loss is not None and (stop_loss >= entry if side == LONG else stop_loss <= entry):
+        return "stop_loss"
+    return None
+
+
+def crossed(order_side: str, limit: Decimal, mark: Decimal) -> bool:
+    """A resting limit fills once the mark reaches it: a buy at or below the
+    limit, a sell at or above."""
+    return mark <= limit if order_side == BUY else mark >= limit
+
+
+def unrealized_loss(side: str, quantity: Decimal, entry: Decimal, mark: Decimal) -> Decimal:
+    """Exact (unrounded) loss at ``mark``; negative for a profit."""
+    return (entry - mark) * quantity if side == LONG else (mark - entry) * quantity
+
+
+def trigger_for(
+    *,
+    side: str,
+    quantity: Decimal,
+    entry: Decimal,
+    margin: Decimal,
+    take_profit: Decimal | None,
+    stop_loss: Decimal | None,
+    mark: Decimal,
+) -> str | None:
+    """What a price update does to an open isolated position: liquidation once
+    its loss reaches its margin (it comes first: a gap through the stop that
+    also eats the margin is a liquidation), then the stop-loss, then the
+    take-profit; None if nothing triggers."""
+    if quantity <= 0:
+        return None
+    if margin > 0 and unrealized_loss(side, quantity, entry, mark) >= margin:
+        return LIQUIDATION
+    if stop_loss is not None and (mark <= stop_loss if side == LONG else mark >= stop_loss):
+        return STOP_LOSS
+    if take_profit is not None and (mark >= take_profit if side == LONG else mark <= take_profit):
+        return TAKE_PROFIT
+    return None

@@ -1,5 +1,7 @@
-"""Single-account trading on the paper venue: a leader's own orders and a
-follower's manual close. Mirrors go through the propagation engine instead."""
+"""Single-account trading on the paper venue: a leader's own orders (market and
+resting limit), TP/SL and leverage edits, and a follower's manual close.
+Mirrors go through the propagation engine; fills of resting orders and TP/SL
+and liquidation triggers through the price-driven matching (matching.py)."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -9,8 +11,18 @@ from django.db import transaction
 
 from copytrading import ledger, trade_math
 from copytrading.errors import DomainError, InsufficientFunds
-from copytrading.models import Holding, Instrument, Position, PositionStatus, Product
-from copytrading.money import ZERO, q8_up
+from copytrading.models import (
+    Account,
+    Holding,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionStatus,
+    Product,
+)
+from copytrading.money import Q8, ZERO, q8_up
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
 
 
@@ -190,3 +202,220 @@ def position_close(*, position_id: int, account_id: int, quantity: Decimal | Non
     )
     apply_fills([fill])
     return Executed(action, fill, before)
+
+
+# --- resting limit orders ------------------------------------------------------
+
+
+def validate_price(instrument: Instrument, price: Decimal | None, *, field: str = "price") -> Decimal:
+    if price is None or not price.is_finite() or price <= 0:
+        raise DomainError("INVALID_PRICE", "The price must be greater than zero.", field=field)
+    if price % instrument.price_tick:
+        raise DomainError(
+            "PRICE_NOT_ON_TICK", f"The price must be a multiple of {instrument.price_tick.normalize()}.", field=field
+        )
+    return price.quantize(Q8)  # exact: a tick has at most 8 places
+
+
+def _refuse_marketable(instrument: Instrument, side: str, price: Decimal) -> None:
+    # A resting order only: one the mark already crosses would fill at once,
+    # at a worse price than a market order (the paper venue fills limits at
+    # their limit price). Refusing it keeps "fills when the market crosses"
+    # true for the leader and for every mirror.
+    if trade_math.crossed(side, price, instrument.mark_price):
+        relation = "below" if side == trade_math.BUY else "above"
+        raise DomainError(
+            "LIMIT_PRICE_MARKETABLE",
+            f"A {side} limit must be {relation} the mark price {instrument.mark_price.normalize()}; "
+            "use a market order to trade now.",
+            field="price",
+        )
+
+
+@transaction.atomic
+def limit_order_place(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int
+) -> Order:
+    """Rest a margin limit order, its margin reserved from the free balance."""
+    if instrument.product != Product.MARGIN:
+        raise DomainError("SPOT_LIMIT_NOT_SUPPORTED", "Limit orders are for margin instruments.", field="type")
+    if side not in (trade_math.BUY, trade_math.SELL):
+        raise DomainError("INVALID_SIDE", "The side must be buy or sell.", field="side")
+    if not 1 <= leverage <= instrument.max_leverage:
+        raise DomainError(
+            "INVALID_LEVERAGE", f"The leverage must be between 1 and {instrument.max_leverage}.", field="leverage"
+        )
+    price = validate_price(instrument, price)
+    validate_quantity(instrument, quantity, price)
+    _refuse_marketable(instrument, side, price)
+    account = ledger.lock_accounts([account_id])[account_id]
+    # Reserved as if the order opened a position: enough for any netting it
+    # fills into (a reduce or close frees margin, a flip opens less).
+    reserved = trade_math.margin_for(quantity, price, leverage)
+    if reserved > account.free:
+        raise InsufficientFunds(
+            f"This order reserves {reserved} of margin; {account.free} is available.", field="quantity"
+        )
+    order = Order.objects.create(
+        account_id=account_id,
+        instrument=instrument,
+        side=side,
+        order_type=OrderType.LIMIT,
+        quantity=quantity,
+        price=price,
+        leverage=leverage,
+        status=OrderStatus.OPEN,
+        reserved=reserved,
+    )
+    ledger.apply_transfers([], locked_deltas={account_id: reserved})
+    return order
+
+
+def _lock_resting_order(order_id: int, account_id: int) -> Order:
+    order = (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("instrument")
+        .filter(pk=order_id, account_id=account_id, leader_order__isnull=True)
+        .first()
+    )
+    if order is None:
+        raise DomainError("NOT_FOUND", "The order does not exist or is not yours.", status=404)
+    if order.status != OrderStatus.OPEN:
+        raise DomainError(
+            "ORDER_NOT_OPEN", f"The order is {order.status}; only a resting order can change.", status=409
+        )
+    return order
+
+
+@transaction.atomic
+def limit_order_reprice(*, order_id: int, account_id: int, price: Decimal) -> tuple[Order, Decimal]:
+    """Move a resting limit to a new price; returns the order and its old price."""
+    ledger.lock_accounts([account_id])
+    order = _lock_resting_order(order_id, account_id)
+    instrument = order.instrument
+    price = validate_price(instrument, price)
+    validate_quantity(instrument, order.quantity, price)
+    _refuse_marketable(instrument, order.side, price)
+    if price == order.price:
+        raise DomainError("PRICE_UNCHANGED", "The order already rests at this price.", field="price")
+    reserved = trade_math.margin_for(order.quantity, price, order.leverage)
+    delta = reserved - order.reserved
+    free = Account.objects.get(pk=account_id).free
+    if delta > free:
+        raise InsufficientFunds(f"The new price reserves {delta} more margin; {free} is available.", field="price")
+    old_price = order.price
+    order.price, order.reserved = price, reserved
+    order.save(update_fields=["price", "reserved"])
+    if delta:
+        ledger.apply_transfers([], locked_deltas={account_id: delta})
+    return order, old_price
+
+
+@transaction.atomic
+def limit_order_cancel(*, order_id: int, account_id: int) -> Order:
+    ledger.lock_accounts([account_id])
+    order = _lock_resting_order(order_id, account_id)
+    released = order.reserved
+    order.status, order.reserved = OrderStatus.CANCELLED, ZERO
+    order.save(update_fields=["status", "reserved"])
+    if released:
+        ledger.apply_transfers([], locked_deltas={account_id: -released})
+    return order
+
+
+# --- edits of an open position -------------------------------------------------
+
+
+def _lock_own_open_position(position_id: int, account_id: int) -> Position:
+    position = (
+        Position.objects.select_for_update(of=("self",))
+        .select_related("instrument")
+        .filter(pk=position_id, account_id=account_id)
+        .first()
+    )
+    if position is None:
+        raise DomainError("NOT_FOUND", "The position does not exist or is not yours.", status=404)
+    if position.status != PositionStatus.OPEN:
+        raise DomainError("POSITION_CLOSED", "The position is already closed.", status=409)
+    return position
+
+
+def validate_tpsl(
+    position: Position, take_profit: Decimal | None, stop_loss: Decimal | None
+) -> tuple[Decimal | None, Decimal | None]:
+    take_profit, stop_loss = (
+        validate_price(position.instrument, value, field=name) if value is not None else None
+        for name, value in (("take_profit", take_profit), ("stop_loss", stop_loss))
+    )
+    wrong = trade_math.tpsl_error(position.side, position.entry_price, take_profit, stop_loss)
+    if wrong:
+        above = (wrong == "take_profit") == (position.side == trade_math.LONG)
+        raise DomainError(
+            "TPSL_WRONG_SIDE",
+            f"For a {position.side} position the {wrong.replace('_', '-')} must be "
+            f"{'above' if above else 'below'} the entry price {position.entry_price.normalize()}.",
+            field=wrong,
+        )
+    return take_profit, stop_loss
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()  # a TP or SL left as it is (None clears it)
+
+
+@transaction.atomic
+def position_tpsl_set(
+    *,
+    position_id: int,
+    account_id: int,
+    take_profit: Decimal | _Unchanged | None = UNCHANGED,
+    stop_loss: Decimal | _Unchanged | None = UNCHANGED,
+) -> Position:
+    """Set (or clear, with None) the position's one take-profit and one
+    stop-loss; the pair is validated as it will be after the change."""
+    position = _lock_own_open_position(position_id, account_id)
+    if take_profit is UNCHANGED:
+        take_profit = position.take_profit
+    if stop_loss is UNCHANGED:
+        stop_loss = position.stop_loss
+    position.take_profit, position.stop_loss = validate_tpsl(position, take_profit, stop_loss)
+    position.save(update_fields=["take_profit", "stop_loss"])
+    return position
+
+
+@transaction.atomic
+def position_leverage_set(*, position_id: int, account_id: int, leverage: int) -> tuple[Position, int]:
+    """Change an open position's leverage: its isolated margin is recomputed
+    from its size and entry, the difference locked or released. Returns the
+    position and its old leverage."""
+    ledger.lock_accounts([account_id])
+    position = _lock_own_open_position(position_id, account_id)
+    instrument = position.instrument
+    if not 1 <= leverage <= instrument.max_leverage:
+        raise DomainError(
+            "INVALID_LEVERAGE", f"The leverage must be between 1 and {instrument.max_leverage}.", field="leverage"
+        )
+    if leverage == position.leverage:
+        raise DomainError("LEVERAGE_UNCHANGED", "The position already has this leverage.", field="leverage")
+    margin = trade_math.margin_for(position.quantity, position.entry_price, leverage)
+    loss = trade_math.unrealized_loss(position.side, position.quantity, position.entry_price, instrument.mark_price)
+    if loss >= margin:
+        raise DomainError(
+            "LEVERAGE_WOULD_LIQUIDATE",
+            "At this leverage the position's loss would reach its margin.",
+            field="leverage",
+        )
+    delta = margin - position.margin
+    free = Account.objects.get(pk=account_id).free
+    if delta > free:
+        raise InsufficientFunds(f"This leverage needs {delta} more margin; {free} is available.", field="leverage")
+    old = position.leverage
+    position.leverage, position.margin = leverage, margin
+    position.save(update_fields=["leverage", "margin"])
+    if delta:
+        ledger.apply_transfers([], locked_deltas={account_id: delta})
+    return position, old

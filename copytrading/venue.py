@@ -19,6 +19,7 @@ from copytrading.models import (
     Instrument,
     Order,
     OrderStatus,
+    OrderType,
     Position,
     PositionStatus,
     TransferKind,
@@ -34,8 +35,10 @@ POSITION_FIELDS = [
 POSITION_CHANGES = ["quantity", "opened_quantity", "entry_price", "margin", "status", "realized_pnl", "closed_at"]
 ORDER_FIELDS = [
     "account", "instrument", "side", "order_type", "quantity", "price", "leverage", "status",
-    "position", "leader_event", "subscription_id", "created_at",
+    "position", "leader_event", "subscription_id", "reserved", "leader_order", "created_at",
 ]  # fmt: skip
+# A resting limit order that fills: its row is updated instead of a new one inserted.
+RESTING_FILL_CHANGES = ["status", "position", "reserved"]
 
 
 @dataclass(slots=True)
@@ -71,11 +74,25 @@ class PositionState:
     realized_pnl: Decimal
     status: str
     closed_at: object = None
+    # Loaded by the price-driven matching only (see MATCH_FIELDS).
+    leader_position_id: int | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    subscription_id: int | None = None
 
     FIELDS = (
         "pk", "account_id", "side", "quantity", "opened_quantity", "entry_price", "leverage", "margin",
         "realized_pnl", "status", "closed_at",
     )  # fmt: skip
+    MATCH_FIELDS = (*FIELDS, "leader_position_id", "take_profit", "stop_loss", "subscription_id")
+
+    @classmethod
+    def opened(cls, new: "NewPosition", leader_position_id: int | None) -> "PositionState":
+        """The state of a position a fill has just opened."""
+        return cls(
+            new.pk, new.account_id, new.side, new.quantity, new.quantity, new.entry_price, new.leverage,
+            new.margin, ZERO, PositionStatus.OPEN, None, leader_position_id,
+        )  # fmt: skip
 
 
 @dataclass(slots=True, frozen=True)
@@ -103,6 +120,11 @@ class Fill:
     leader_position_id: int | None = None
     subscription_id: int | None = None
     event_id: int | None = None
+    order_type: str = OrderType.MARKET
+    # The resting limit order this fill executes (its row becomes the filled
+    # order), and the margin its reservation gives back to the free balance.
+    resting_order_id: int | None = None
+    reserved_release: Decimal = field(default=ZERO)
     # filled in by apply_fills
     order: OrderRef | None = None
     realized_pnl: Decimal = field(default=ZERO)
@@ -122,6 +144,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     changed_holdings: dict[int, Holding] = {}
 
     for f in fills:
+        locked[f.account_id] -= f.reserved_release
         if f.action == trade_math.OPEN:
             margin = trade_math.margin_for(f.quantity, f.price, f.leverage)
             opened.append((f, margin))
@@ -147,13 +170,15 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             )
             p.quantity -= f.quantity
             p.margin -= result.released_margin
-            p.realized_pnl += result.pnl
+            # What the wallet actually gained or lost: a loss beyond the
+            # isolated margin (a gap through the liquidation level) is the venue's.
+            p.realized_pnl += result.settled
             if p.quantity == 0:
                 p.status = PositionStatus.CLOSED
                 p.closed_at = now
             changed_positions.append(p)
             locked[f.account_id] -= result.released_margin
-            f.realized_pnl = result.pnl
+            f.realized_pnl = result.settled
             if result.settled:
                 settlements.append((f, result.settled, TransferKind.REALIZED_PNL))
         elif f.action == SPOT_BUY:
@@ -188,21 +213,30 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     )
     _insert_positions(opened, now)
     _write_holdings(changed_holdings, new_holdings)
+    new_orders = [f for f in fills if f.resting_order_id is None]
     order_ids = bulk.insert_rows(
         Order,
         ORDER_FIELDS,
         [
             (
-                f.account_id, f.instrument.pk, f.order_side, "market", f.quantity, f.price, f.leverage,
+                f.account_id, f.instrument.pk, f.order_side, f.order_type, f.quantity, f.price, f.leverage,
                 OrderStatus.FILLED, f.position.pk if f.action not in (SPOT_BUY, SPOT_SELL) else None,
-                f.event_id, f.subscription_id, now,
+                f.event_id, f.subscription_id, ZERO, None, now,
             )
-            for f in fills
+            for f in new_orders
         ],
         returning=True,
     )  # fmt: skip
-    for f, pk in zip(fills, order_ids, strict=True):
+    for f, pk in zip(new_orders, order_ids, strict=True):
         f.order = OrderRef(pk)
+    # A flip fills one resting order in two steps: the order ends pointing at
+    # the position it opened (the last step).
+    resting: dict[int, tuple] = {}
+    for f in fills:
+        if f.resting_order_id is not None:
+            f.order = OrderRef(f.resting_order_id)
+            resting[f.resting_order_id] = (f.resting_order_id, OrderStatus.FILLED, f.position.pk, ZERO)
+    bulk.update_rows(Order, RESTING_FILL_CHANGES, list(resting.values()))
 
     specs = []
     for f, amount, kind in settlements:

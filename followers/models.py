@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -30,6 +32,9 @@ class Subscription(models.Model):
     leverage_override = models.PositiveSmallIntegerField(null=True, blank=True)
     copy_margin = models.BooleanField(default=True)
     copy_spot = models.BooleanField(default=True)
+    # Slippage protection: an opening copy whose fill price is more than this
+    # many percent away from the leader's fill is rejected (SLIPPAGE_EXCEEDED).
+    slippage_tolerance_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("1.00"))
     invested = models.DecimalField(**MONEY, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -48,6 +53,10 @@ class Subscription(models.Model):
                     | Q(sizing_model=SizingModel.FIXED, fixed_notional__gt=0)
                     | Q(sizing_model=SizingModel.ADAPTIVE, risk_factor__gte=0, risk_factor__lte=3)
                 ),
+            ),
+            models.CheckConstraint(
+                name="subscription_slippage_tolerance_range",
+                condition=Q(slippage_tolerance_pct__gte=0, slippage_tolerance_pct__lte=100),
             ),
             models.CheckConstraint(
                 name="subscription_leverage_override_positive",

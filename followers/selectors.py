@@ -35,6 +35,7 @@ class SubscriptionTargets:
                 "leverage_override",
                 "copy_margin",
                 "copy_spot",
+                "slippage_tolerance_pct",
             )
         )
         return [
@@ -49,6 +50,7 @@ class SubscriptionTargets:
                 leverage_override=row[7],
                 copy_margin=row[8],
                 copy_spot=row[9],
+                slippage_tolerance_pct=row[10],
             )
             for row in rows
         ]

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from copytrading.decisions import DEFAULT_SLIPPAGE_TOLERANCE_PCT
 from copytrading.serializers import MONEY
 from copytrading.sizing import SizingModel
 from followers.models import Subscription
@@ -24,6 +25,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "leverage_override",
             "copy_margin",
             "copy_spot",
+            "slippage_tolerance_pct",
             "invested",
             "wallet",
             "created_at",
@@ -50,3 +52,7 @@ class SubscribeSerializer(serializers.Serializer):
     leverage_override = serializers.IntegerField(required=False, allow_null=True)
     copy_margin = serializers.BooleanField(default=True)
     copy_spot = serializers.BooleanField(default=True)
+    # Percent; the range [0, 100] is checked by the service (OUT_OF_RANGE).
+    slippage_tolerance_pct = serializers.DecimalField(
+        max_digits=12, decimal_places=8, required=False, default=DEFAULT_SLIPPAGE_TOLERANCE_PCT
+    )

@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from copytrading import ledger, sizing
+from copytrading.decisions import DEFAULT_SLIPPAGE_TOLERANCE_PCT
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import AccountKind, TransferKind
 from copytrading.trading import Executed, position_close
@@ -12,6 +13,23 @@ from followers.models import Subscription, SubscriptionStatus
 from portfolios.models import Portfolio, PortfolioStatus
 
 _PARAMETER_FIELD = {model: spec[0] for model, spec in sizing.PARAMETER_RANGES.items()}
+
+
+SLIPPAGE_RANGE = (Decimal("0"), Decimal("100"))
+
+
+def validate_slippage_tolerance(value: Decimal) -> None:
+    low, high = SLIPPAGE_RANGE
+    if not value.is_finite() or not low <= value <= high:
+        raise DomainError(
+            "OUT_OF_RANGE",
+            f"slippage_tolerance_pct must be in [{low}, {high}] (percent).",
+            field="slippage_tolerance_pct",
+        )
+    if value != value.quantize(Decimal("0.01")):
+        raise DomainError(
+            "INVALID_PRECISION", "slippage_tolerance_pct has at most 2 decimal places.", field="slippage_tolerance_pct"
+        )
 
 
 def validate_sizing(*, sizing_model: str, multiplier=None, fixed_notional=None, risk_factor=None) -> None:
@@ -42,6 +60,7 @@ def subscription_create(
     leverage_override: int | None = None,
     copy_margin: bool = True,
     copy_spot: bool = True,
+    slippage_tolerance_pct: Decimal = DEFAULT_SLIPPAGE_TOLERANCE_PCT,
 ) -> Subscription:
     """Open a copy wallet funded from the follower's main wallet."""
     portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
@@ -60,6 +79,7 @@ def subscription_create(
     )
     if leverage_override is not None and leverage_override < 1:
         raise DomainError("OUT_OF_RANGE", "leverage_override must be at least 1.", field="leverage_override")
+    validate_slippage_tolerance(slippage_tolerance_pct)
     if (
         Subscription.objects.filter(follower=follower, portfolio=portfolio)
         .exclude(status=SubscriptionStatus.ENDED)
@@ -84,6 +104,7 @@ def subscription_create(
                 leverage_override=leverage_override,
                 copy_margin=copy_margin,
                 copy_spot=copy_spot,
+                slippage_tolerance_pct=slippage_tolerance_pct,
                 invested=amount,
             )
     except IntegrityError:

@@ -6,6 +6,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading.errors import DomainError
 from copytrading.models import Holding, Order, Position, PositionStatus
 from copytrading.serializers import (
     AmountSerializer,
@@ -18,8 +19,13 @@ from portfolios import services
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.serializers import (
     OrderPlaceSerializer,
+    OrderRepriceSerializer,
     PortfolioCreateSerializer,
     PortfolioSerializer,
+    PositionEditSerializer,
+    TpslBatchSerializer,
+    TpslItemSerializer,
+    TpslSerializer,
     TradingAccountSerializer,
 )
 
@@ -89,6 +95,10 @@ class PortfolioOrderView(APIView):
     @extend_schema(request=OrderPlaceSerializer, responses={201: dict})
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
+        if isinstance(request.data, dict) and isinstance(request.data.get("type"), str):
+            # An unsupported type is refused first, whatever else the body
+            # carries (a TWAP has no single quantity to validate).
+            services.check_order_type(request.data["type"].lower())
         s = OrderPlaceSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = s.validated_data
@@ -98,8 +108,38 @@ class PortfolioOrderView(APIView):
             side=data["side"],
             quantity=data["quantity"],
             leverage=data["leverage"],
+            order_type=data["type"].lower(),
+            price=data.get("price"),
         )
         return Response(_events_body(events), status=status.HTTP_201_CREATED)
+
+
+class PortfolioOrderDetailView(APIView):
+    """A resting limit order: PATCH re-prices it, DELETE cancels it."""
+
+    @extend_schema(request=OrderRepriceSerializer, responses={200: dict})
+    def patch(self, request, pk, order_pk):
+        portfolio = my_portfolio(request, pk)
+        s = OrderRepriceSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        event = services.portfolio_order_reprice(
+            portfolio=portfolio, order_id=order_pk, price=s.validated_data["price"]
+        )
+        return Response(_events_body([event]))
+
+    @extend_schema(responses={200: dict})
+    def delete(self, request, pk, order_pk):
+        portfolio = my_portfolio(request, pk)
+        event = services.portfolio_order_cancel(portfolio=portfolio, order_id=order_pk)
+        return Response(_events_body([event]))
+
+
+class PortfolioOrderCancelView(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request, pk, order_pk):
+        portfolio = my_portfolio(request, pk)
+        event = services.portfolio_order_cancel(portfolio=portfolio, order_id=order_pk)
+        return Response(_events_body([event]))
 
 
 class PortfolioPositionListView(APIView):
@@ -123,6 +163,88 @@ class PortfolioPositionCloseView(APIView):
             portfolio=portfolio, position_id=position_pk, quantity=s.validated_data.get("quantity")
         )
         return Response(_events_body([event]), status=status.HTTP_201_CREATED)
+
+
+MULTI_LEVEL_KEYS = ("take_profits", "stop_losses", "levels", "tp_levels", "sl_levels")
+
+
+def _refuse_multi_level(body, prefix: str = "") -> None:
+    """One TP and one SL per position: a list of levels is refused outright."""
+    if not isinstance(body, dict):
+        return
+    for key in ("take_profit", "stop_loss"):
+        if isinstance(body.get(key), list | dict):
+            raise DomainError(
+                "MULTI_LEVEL_TPSL_NOT_SUPPORTED",
+                "A position has one take-profit and one stop-loss price, not a list of levels.",
+                field=f"{prefix}{key}",
+            )
+    for key in MULTI_LEVEL_KEYS:
+        if key in body:
+            raise DomainError(
+                "MULTI_LEVEL_TPSL_NOT_SUPPORTED",
+                "A position has one take-profit and one stop-loss price, not a list of levels.",
+                field=f"{prefix}{key}",
+            )
+
+
+def _tpsl_values(body, serializer_class, prefix: str = "") -> dict:
+    _refuse_multi_level(body, prefix)
+    s = serializer_class(data=body)
+    if not s.is_valid():
+        name, errors = next(iter(s.errors.items()))
+        error = errors[0] if isinstance(errors, list) else errors
+        code = str(getattr(error, "code", "invalid")).upper()
+        field = None if name == "non_field_errors" else f"{prefix}{name}"
+        raise DomainError(code if code.startswith("INVALID") else f"INVALID_{code}", str(error), field=field)
+    values = dict(s.validated_data)
+    if "take_profit" not in values and "stop_loss" not in values:
+        raise DomainError("NOTHING_TO_CHANGE", "Send take_profit and/or stop_loss (null clears one).", field=None)
+    return values
+
+
+class PortfolioPositionTpslView(APIView):
+    @extend_schema(request=TpslSerializer, responses={200: dict})
+    def post(self, request, pk, position_pk):
+        portfolio = my_portfolio(request, pk)
+        values = _tpsl_values(request.data, TpslSerializer)
+        event = services.portfolio_position_tpsl_set(portfolio=portfolio, position_id=position_pk, **values)
+        return Response(_events_body([event]))
+
+
+class PortfolioPositionTpslBatchView(APIView):
+    """TP/SL for several positions at once: all of them or none."""
+
+    @extend_schema(request=TpslBatchSerializer, responses={200: dict})
+    def post(self, request, pk):
+        portfolio = my_portfolio(request, pk)
+        s = TpslBatchSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        items = [
+            _tpsl_values(item, TpslItemSerializer, prefix=f"items.{n}.")
+            for n, item in enumerate(s.validated_data["items"])
+        ]
+        events = services.portfolio_positions_tpsl_set(portfolio=portfolio, items=items)
+        return Response(_events_body(events))
+
+
+class PortfolioPositionDetailView(APIView):
+    @extend_schema(request=PositionEditSerializer, responses={200: dict})
+    def patch(self, request, pk, position_pk):
+        """Edit the leader's open position's leverage (not propagated to followers)."""
+        portfolio = my_portfolio(request, pk)
+        if isinstance(request.data, dict) and "quantity" in request.data:
+            raise DomainError(
+                "QUANTITY_EDIT_NOT_SUPPORTED",
+                "Change a position's size with an order or a (partial) close.",
+                field="quantity",
+            )
+        s = PositionEditSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        event = services.portfolio_position_leverage_set(
+            portfolio=portfolio, position_id=position_pk, leverage=s.validated_data["leverage"]
+        )
+        return Response(_events_body([event]))
 
 
 class PortfolioHoldingListView(APIView):

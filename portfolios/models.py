@@ -29,6 +29,9 @@ class Portfolio(models.Model):
     is_public = models.BooleanField(default=True)
     status = models.CharField(max_length=8, choices=PortfolioStatus.choices, default=PortfolioStatus.ACTIVE)
     trading_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="portfolio")
+    # HMAC key of the signal webhook. Stored as is (verifying needs the key
+    # itself), shown once when generated; editable=False keeps it out of admin forms.
+    webhook_secret = models.CharField(max_length=80, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

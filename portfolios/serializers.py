@@ -48,4 +48,30 @@ class OrderPlaceSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=["buy", "sell"])
     quantity = serializers.DecimalField(**MONEY)
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
-    type = serializers.ChoiceField(choices=["market"], default="market")
+    # market or limit; other types are refused by the service with their own
+    # codes (ADVANCED_ORDER_NOT_SUPPORTED, STOP_ORDER_NOT_SUPPORTED_FOR_COPY).
+    type = serializers.CharField(max_length=20, default="market")
+    price = serializers.DecimalField(**MONEY, required=False, allow_null=True, help_text="The limit price.")
+
+
+class OrderRepriceSerializer(serializers.Serializer):
+    price = serializers.DecimalField(**MONEY)
+
+
+class TpslSerializer(serializers.Serializer):
+    """One TP and one SL; an omitted one stays, null clears it."""
+
+    take_profit = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    stop_loss = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+
+
+class TpslItemSerializer(TpslSerializer):
+    position = serializers.IntegerField(min_value=1)
+
+
+class TpslBatchSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+class PositionEditSerializer(serializers.Serializer):
+    leverage = serializers.IntegerField(min_value=1, max_value=1000)

@@ -6,19 +6,29 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from copytrading import ledger, trade_math
+from copytrading import ledger
 from copytrading.errors import Conflict, DomainError
-from copytrading.events import leader_event_record
-from copytrading.models import AccountKind, LeaderEvent, LeaderEventKind, Product, TransferKind
-from copytrading.trading import instrument_for_trading, margin_market_order, position_close, spot_market_order
+from copytrading.events import leader_event_record, position_step_event
+from copytrading.models import AccountKind, LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
+from copytrading.trading import (
+    UNCHANGED,
+    instrument_for_trading,
+    limit_order_cancel,
+    limit_order_place,
+    limit_order_reprice,
+    margin_market_order,
+    position_close,
+    position_leverage_set,
+    position_tpsl_set,
+    spot_market_order,
+)
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
-_EVENT_FOR_ACTION = {
-    trade_math.OPEN: LeaderEventKind.POSITION_OPEN,
-    trade_math.INCREASE: LeaderEventKind.POSITION_OPEN,
-    trade_math.REDUCE: LeaderEventKind.POSITION_REDUCE,
-    trade_math.CLOSE: LeaderEventKind.POSITION_CLOSE,
-}
+MARKET, LIMIT = "market", "limit"
+# Out of scope for the paper venue and for copying (SPEC.md): refused before
+# anything is written, never half-done.
+ADVANCED_ORDER_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
+STOP_ORDER_TYPES = ("stop", "stop_market", "stop_limit")
 
 
 @transaction.atomic
@@ -88,12 +98,38 @@ def _check_mode(portfolio: Portfolio, product: str) -> None:
         )
 
 
+def check_order_type(order_type: str) -> None:
+    if order_type in ADVANCED_ORDER_TYPES:
+        raise DomainError(
+            "ADVANCED_ORDER_NOT_SUPPORTED",
+            f"{order_type.upper()} orders are not supported and cannot be copied; place market or limit orders.",
+            field="type",
+        )
+    if order_type in STOP_ORDER_TYPES:
+        raise DomainError(
+            "STOP_ORDER_NOT_SUPPORTED_FOR_COPY",
+            "Standalone stop orders cannot be copied; set a stop-loss on the position instead.",
+            field="type",
+        )
+    if order_type not in (MARKET, LIMIT):
+        raise DomainError("INVALID_ORDER_TYPE", "The type must be market or limit.", field="type")
+
+
 @transaction.atomic
 def portfolio_order_place(
-    *, portfolio: Portfolio, symbol: str, side: str, quantity: Decimal, leverage: int = 1
+    *,
+    portfolio: Portfolio,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    leverage: int = 1,
+    order_type: str = MARKET,
+    price: Decimal | None = None,
 ) -> list[LeaderEvent]:
-    """The leader's market order. Each venue step commits its leader event in
-    the same transaction, so no trade is ever without its event."""
+    """The leader's market or limit order. Each venue step commits its leader
+    event in the same transaction, so no trade is ever without its event; a
+    limit order commits ``limit_placed`` (its fill comes with a price update)."""
+    check_order_type(order_type)
     portfolio = _lock(portfolio)
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio is not active.")
@@ -103,11 +139,26 @@ def portfolio_order_place(
     equity = ledger.lock_accounts([account_id])[account_id].balance
     base = {"instrument_id": instrument.pk, "symbol": instrument.symbol, "order_side": side}
     events = []
+    if order_type == LIMIT:
+        if price is None:
+            raise DomainError("INVALID_PRICE", "A limit order needs a price.", field="price")
+        order = limit_order_place(
+            account_id=account_id, instrument=instrument, side=side, quantity=quantity, price=price, leverage=leverage
+        )
+        payload = {
+            **base,
+            "price": str(order.price),
+            "quantity": str(order.quantity),
+            "leverage": order.leverage,
+            "leader_equity": str(equity),
+            "leader_order_id": order.pk,
+        }
+        return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]
     if instrument.product == Product.MARGIN:
         for step in margin_market_order(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, leverage=leverage
         ):
-            events.append(_record_margin_step(portfolio, base, step, equity))
+            events.append(_record_margin_step(portfolio, step, equity))
     else:
         step = spot_market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
         payload = {**base, "price": str(step.fill.price), "order_id": step.fill.order.pk}
@@ -121,20 +172,15 @@ def portfolio_order_place(
     return events
 
 
-def _record_margin_step(portfolio: Portfolio, base: dict, step, equity: Decimal) -> LeaderEvent:
-    fill = step.fill
-    payload = {
-        **base,
-        "order_side": fill.order_side,
-        "price": str(fill.price),
-        "leader_position_id": fill.position.pk,
-        "order_id": fill.order.pk,
-    }
-    if step.action in (trade_math.OPEN, trade_math.INCREASE):
-        payload |= {"quantity": str(fill.quantity), "leverage": fill.leverage, "leader_equity": str(equity)}
-    elif step.action == trade_math.REDUCE:
-        payload["fraction"] = str(fill.quantity / step.quantity_before)
-    return leader_event_record(portfolio_id=portfolio.pk, kind=_EVENT_FOR_ACTION[step.action], payload=payload)
+def _record_margin_step(portfolio: Portfolio, step, equity: Decimal) -> LeaderEvent:
+    return position_step_event(
+        portfolio_id=portfolio.pk,
+        instrument=step.fill.instrument,
+        action=step.action,
+        fill=step.fill,
+        quantity_before=step.quantity_before,
+        equity=equity,
+    )
 
 
 @transaction.atomic
@@ -143,5 +189,122 @@ def portfolio_position_close(*, portfolio: Portfolio, position_id: int, quantity
     portfolio = _lock(portfolio)
     step = position_close(position_id=position_id, account_id=portfolio.trading_account_id, quantity=quantity)
     equity = ledger.lock_accounts([portfolio.trading_account_id])[portfolio.trading_account_id].balance
-    base = {"instrument_id": step.fill.instrument.pk, "symbol": step.fill.instrument.symbol}
-    return _record_margin_step(portfolio, base, step, equity)
+    return _record_margin_step(portfolio, step, equity)
+
+
+def _order_payload(order: Order, **extra) -> dict:
+    return {
+        "instrument_id": order.instrument_id,
+        "symbol": order.instrument.symbol,
+        "order_side": order.side,
+        "price": str(order.price),
+        "quantity": str(order.quantity),
+        "leverage": order.leverage,
+        "leader_order_id": order.pk,
+        **extra,
+    }
+
+
+@transaction.atomic
+def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decimal) -> LeaderEvent:
+    """Move the leader's resting limit order; its mirrors are re-priced."""
+    portfolio = _lock(portfolio)
+    order, old_price = limit_order_reprice(order_id=order_id, account_id=portfolio.trading_account_id, price=price)
+    return leader_event_record(
+        portfolio_id=portfolio.pk,
+        kind=LeaderEventKind.LIMIT_REPRICED,
+        payload=_order_payload(order, previous_price=str(old_price)),
+    )
+
+
+@transaction.atomic
+def portfolio_order_cancel(*, portfolio: Portfolio, order_id: int) -> LeaderEvent:
+    """Cancel the leader's resting limit order; its mirrors are cancelled."""
+    portfolio = _lock(portfolio)
+    order = limit_order_cancel(order_id=order_id, account_id=portfolio.trading_account_id)
+    return leader_event_record(
+        portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_CANCELLED, payload=_order_payload(order)
+    )
+
+
+def _tpsl_event(portfolio: Portfolio, position: Position) -> LeaderEvent:
+    payload = {
+        "instrument_id": position.instrument_id,
+        "symbol": position.instrument.symbol,
+        "leader_position_id": position.pk,
+        "take_profit": str(position.take_profit) if position.take_profit is not None else None,
+        "stop_loss": str(position.stop_loss) if position.stop_loss is not None else None,
+    }
+    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.TPSL_SET, payload=payload)
+
+
+@transaction.atomic
+def portfolio_position_tpsl_set(
+    *,
+    portfolio: Portfolio,
+    position_id: int,
+    take_profit: Decimal | object | None = UNCHANGED,
+    stop_loss: Decimal | object | None = UNCHANGED,
+) -> LeaderEvent:
+    """Set or clear (None) the TP and SL of the leader's open position (an
+    omitted one stays as it is); every open mirror gets the same prices."""
+    portfolio = _lock(portfolio)
+    position = position_tpsl_set(
+        position_id=position_id,
+        account_id=portfolio.trading_account_id,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
+    )
+    return _tpsl_event(portfolio, position)
+
+
+@transaction.atomic
+def portfolio_positions_tpsl_set(*, portfolio: Portfolio, items: list[dict]) -> list[LeaderEvent]:
+    """The batch form: all items apply, or (on the first refused one) none.
+    Each item is ``{"position", "take_profit"?, "stop_loss"?}``; one event each."""
+    if not items:
+        raise DomainError("EMPTY_BATCH", "Send at least one item.", field="items")
+    seen: set[int] = set()
+    for n, item in enumerate(items):
+        if item["position"] in seen:
+            raise DomainError(
+                "DUPLICATE_POSITION", "A position may appear once per batch.", field=f"items.{n}.position"
+            )
+        seen.add(item["position"])
+    portfolio = _lock(portfolio)
+    events = []
+    for n, item in enumerate(items):
+        try:
+            position = position_tpsl_set(
+                position_id=item["position"],
+                account_id=portfolio.trading_account_id,
+                take_profit=item.get("take_profit", UNCHANGED),
+                stop_loss=item.get("stop_loss", UNCHANGED),
+            )
+        except DomainError as exc:
+            # Name the item; raising rolls back the items already applied.
+            field = f"items.{n}.{exc.field}" if exc.field else f"items.{n}.position"
+            raise DomainError(exc.code, exc.detail, field=field, status=exc.status) from None
+        events.append(_tpsl_event(portfolio, position))
+    return events
+
+
+@transaction.atomic
+def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, leverage: int) -> LeaderEvent:
+    """The leader changes an open position's leverage (and so its margin).
+    Followers keep theirs: the event's executions say why
+    (POSITION_EDIT_NOT_PROPAGATED)."""
+    portfolio = _lock(portfolio)
+    position, old = position_leverage_set(
+        position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
+    )
+    payload = {
+        "instrument_id": position.instrument_id,
+        "symbol": position.instrument.symbol,
+        "leader_position_id": position.pk,
+        "field": "leverage",
+        "previous_leverage": old,
+        "leverage": position.leverage,
+        "margin": str(position.margin),
+    }
+    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.POSITION_EDIT, payload=payload)

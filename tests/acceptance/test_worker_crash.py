@@ -22,7 +22,7 @@ from copytrading.models import (
 from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
 from tests.worker import celery_worker, wait_until
 
-FOLLOWERS = 3000
+FOLLOWERS = 10_000
 CHUNK = 100
 
 
@@ -47,11 +47,14 @@ def test_worker_killed_mid_propagation_resumes_without_loss_or_duplicate(instrum
     chunk_count = -(-FOLLOWERS // CHUNK)
 
     with celery_worker(extra_env={"FANOUT_CHUNK_SIZE": str(CHUNK)}) as first:
-        wait_until(lambda: PropagationChunk.objects.filter(event=event, status=ChunkStatus.DONE).count() >= 3)
+        wait_until(
+            lambda: PropagationChunk.objects.filter(event=event, status=ChunkStatus.DONE).exists(),
+            interval=0.01,
+        )
         os.killpg(first.pid, signal.SIGKILL)  # no warm shutdown: in-flight chunks die mid-transaction
         first.wait()
     done_at_kill = PropagationChunk.objects.filter(event=event, status=ChunkStatus.DONE).count()
-    assert 3 <= done_at_kill < chunk_count, "the kill must land mid-propagation"
+    assert 1 <= done_at_kill < chunk_count, "the kill must land mid-propagation"
     assert LeaderEvent.objects.get(pk=event.pk).status == LeaderEventStatus.PROPAGATING
 
     with celery_worker(extra_env={"FANOUT_CHUNK_SIZE": str(CHUNK)}):

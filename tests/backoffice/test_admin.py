@@ -8,11 +8,13 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
+from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
     AccountKind,
     Execution,
     Holding,
+    InboxMessage,
     Instrument,
     LeaderEvent,
     LeaderEventKind,
@@ -33,7 +35,7 @@ PASSWORD = "s3cret-pass-word"
 BACK_OFFICE_APPS = ("copytrading", "portfolios", "followers")
 LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationChunk, Position, Holding]
 # Pages whose rows are read-only in the admin: every model of the three apps.
-READ_ONLY_MODELS = [*LEDGER_MODELS, Instrument, Portfolio, Subscription]
+READ_ONLY_MODELS = [*LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage]
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
 # filter choices) whatever the number of rows; 6-7 today, so one lazy relation
@@ -142,6 +144,9 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
         return portfolio, ["Momentum Alpha"]
     if model is Subscription:
         return copied, ["follower-copied", "Momentum Alpha", "multiplier=0.50000000"]
+    if model is InboxMessage:
+        message, _ = inbox_accept(source="signal", external_id="sig-42", portfolio_id=portfolio.pk, payload={})
+        return message, ["sig-42"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

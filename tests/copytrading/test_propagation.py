@@ -30,7 +30,14 @@ from copytrading.models import (
 from copytrading.services import price_set, wallet_deposit
 from followers.models import Subscription
 from followers.services import subscription_create
-from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place, portfolio_position_close
+from portfolios.services import (
+    portfolio_create,
+    portfolio_fund,
+    portfolio_order_place,
+    portfolio_order_reprice,
+    portfolio_position_close,
+    portfolio_position_tpsl_set,
+)
 from tests.factories import UserFactory
 
 D = Decimal
@@ -332,3 +339,60 @@ def _chunk_queries(world, followers: int, *, close: bool) -> int:
 def test_chunk_query_count_does_not_grow_with_followers(world, settings, close):
     settings.FANOUT_CHUNK_SIZE = 100
     assert _chunk_queries(world, 5, close=close) == _chunk_queries(world, 40, close=close)
+
+
+def _event_chunk_queries(world, followers: int, kind: str) -> int:
+    """Queries of one chunk of ``followers`` for a limit or TP/SL event."""
+    portfolio = world.leader()
+    subs = [world.follower(portfolio) for _ in range(followers)]
+    world.price(ETH_PERP, "3200")
+    if kind == "tpsl_set":
+        # A mirrored open first (dispatched), then the TP/SL event driven by hand.
+        (opened,) = portfolio_order_place(
+            portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10
+        )
+        for chunk_id in propagation.event_start(opened.pk):
+            propagation.chunk_propagate(chunk_id)
+        propagation.event_complete(opened.pk)
+        event = portfolio_position_tpsl_set(
+            portfolio=portfolio,
+            position_id=opened.payload["leader_position_id"],
+            take_profit=D("3400"),
+            stop_loss=D("3000"),
+        )
+    else:
+        (placed,) = portfolio_order_place(
+            portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10, order_type="limit",
+            price=D("3100"),
+        )  # fmt: skip
+        event = placed
+        if kind == "limit_repriced":
+            for chunk_id in propagation.event_start(placed.pk):
+                propagation.chunk_propagate(chunk_id)
+            propagation.event_complete(placed.pk)
+            event = portfolio_order_reprice(
+                portfolio=portfolio, order_id=placed.payload["leader_order_id"], price=D("3050")
+            )
+    (chunk_id,) = propagation.event_start(event.pk)
+    with CaptureQueriesContext(connection) as queries:
+        result = propagation.chunk_propagate(chunk_id)
+    assert result.copied == followers
+    if kind == "tpsl_set":
+        assert {
+            tuple(p)
+            for p in Position.objects.filter(subscription_id__in=[s.pk for s in subs]).values_list(
+                "take_profit", "stop_loss"
+            )
+        } == {(D("3400"), D("3000"))}
+    else:
+        price = D("3050") if kind == "limit_repriced" else D("3100")
+        assert Order.objects.filter(subscription_id__in=[s.pk for s in subs], status="open", price=price).count() == (
+            followers
+        )
+    return len(queries)
+
+
+@pytest.mark.parametrize("kind", ["limit_placed", "limit_repriced", "tpsl_set"])
+def test_chunk_query_count_does_not_grow_with_followers_for_limit_and_tpsl_events(world, settings, kind):
+    settings.FANOUT_CHUNK_SIZE = 100
+    assert _event_chunk_queries(world, 5, kind) == _event_chunk_queries(world, 40, kind)

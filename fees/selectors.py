@@ -1,0 +1,211 @@
+"""Reads of the fees app: a leader's caps, fee statistics, withdrawals."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import BigIntegerField, Count, F, QuerySet, Sum
+from django.db.models.functions import Cast, Round, TruncDay, TruncMonth, TruncWeek
+from django.utils import timezone
+
+from copytrading.models import Account
+from copytrading.money import Q8, ZERO
+from fees.models import (
+    AccrualStatus,
+    FeeAccrual,
+    FeeGroup,
+    LeaderGroupAssignment,
+    LeaderProfitAccount,
+    LeaderWithdrawal,
+    LimitsGroup,
+)
+
+# The groups a leader without an assignment is in. Created on first use
+# (get_or_create under a unique "is_default" index), so a fresh database needs
+# no data migration; staff edit them in the admin like any other group.
+DEFAULT_FEE_GROUP = {"name": "Default", "max_profit_share_pct": Decimal("50.00"), "platform_cut_pct": Decimal("20.00")}
+DEFAULT_LIMITS_GROUP = {"name": "Default", "max_followers": 1000, "max_profit_share_pct": Decimal("50.00")}
+
+
+def default_fee_group() -> FeeGroup:
+    group = FeeGroup.objects.filter(is_default=True).first()
+    if group is None:
+        group, _ = FeeGroup.objects.get_or_create(is_default=True, defaults=DEFAULT_FEE_GROUP)
+    return group
+
+
+def default_limits_group() -> LimitsGroup:
+    group = LimitsGroup.objects.filter(is_default=True).first()
+    if group is None:
+        group, _ = LimitsGroup.objects.get_or_create(is_default=True, defaults=DEFAULT_LIMITS_GROUP)
+    return group
+
+
+@dataclass(frozen=True)
+class LeaderCaps:
+    fee_group_id: int
+    limits_group_id: int
+    max_profit_share_pct: Decimal  # the lower of the two groups' caps
+    platform_cut_pct: Decimal
+    max_followers: int
+
+
+def _caps(fee_group: FeeGroup, limits_group: LimitsGroup) -> LeaderCaps:
+    return LeaderCaps(
+        fee_group_id=fee_group.pk,
+        limits_group_id=limits_group.pk,
+        max_profit_share_pct=min(fee_group.max_profit_share_pct, limits_group.max_profit_share_pct),
+        platform_cut_pct=fee_group.platform_cut_pct,
+        max_followers=limits_group.max_followers,
+    )
+
+
+def leader_caps_many(leader_ids: set[int]) -> dict[int, LeaderCaps]:
+    """Caps of many leaders in one query (plus the defaults when needed)."""
+    assigned = {
+        a.leader_id: _caps(a.fee_group, a.limits_group)
+        for a in LeaderGroupAssignment.objects.filter(leader_id__any=sorted(leader_ids)).select_related(
+            "fee_group", "limits_group"
+        )
+    }
+    if len(assigned) < len(leader_ids):
+        default = _caps(default_fee_group(), default_limits_group())
+        assigned |= {pk: default for pk in leader_ids if pk not in assigned}
+    return assigned
+
+
+def leader_caps(leader_id: int) -> LeaderCaps:
+    return leader_caps_many({leader_id})[leader_id]
+
+
+# --- exact sums ------------------------------------------------------------------
+
+
+def _exact_sum(field: str):
+    """SUM that is exact on every database: SQLite would add decimals as binary
+    floats, so there whole units of 1e-8 are summed as integers."""
+    if connection.vendor == "sqlite":
+        return Sum(Cast(Round(F(field) * 10**8), output_field=BigIntegerField()))
+    return Sum(field)
+
+
+def _money(value) -> Decimal:
+    if value is None:
+        return ZERO.quantize(Q8)
+    if connection.vendor == "sqlite":
+        return Decimal(int(value)).scaleb(-8).quantize(Q8)
+    return Decimal(value).quantize(Q8)
+
+
+def _series(rows: QuerySet, trunc, since: datetime | None, **sums: str) -> list[dict]:
+    if since is not None:
+        rows = rows.filter(accrued_at__gte=since)
+    grouped = (
+        rows.annotate(period=trunc("accrued_at"))
+        .values("period")
+        .annotate(count=Count("pk"), **{name: _exact_sum(field) for name, field in sums.items()})
+        .order_by("period")
+    )
+    return [
+        {"period": g["period"].date(), "count": g["count"], **{name: _money(g[name]) for name in sums}} for g in grouped
+    ]
+
+
+def _totals(rows: QuerySet, **sums: str) -> dict:
+    got = rows.aggregate(count=Count("pk"), **{name: _exact_sum(field) for name, field in sums.items()})
+    return {"count": got["count"], **{name: _money(got[name]) for name in sums}}
+
+
+# --- follower statistics ------------------------------------------------------------
+
+SERIES_WINDOWS = {"by_day": (TruncDay, 31), "by_week": (TruncWeek, 7 * 26), "by_month": (TruncMonth, None)}
+
+
+def subscription_fee_stats(*, subscription_id: int, now: datetime | None = None) -> dict:
+    """Profit share a subscription paid: total, and per day (last 31 days),
+    week (last 26 weeks) and month (all time). Periods without fees are omitted."""
+    now = now or timezone.now()
+    rows = FeeAccrual.objects.filter(subscription_id=subscription_id)
+    body = {"total": _totals(rows, fees="fee", fees_due="fee_due")}
+    for name, (trunc, days) in SERIES_WINDOWS.items():
+        since = _period_start(trunc, now - timedelta(days=days)) if days else None
+        body[name] = _series(rows, trunc, since, fees="fee")
+    return body
+
+
+def follower_fees_total(*, follower_id: int) -> dict:
+    """All profit share a follower paid, across their subscriptions."""
+    return _totals(FeeAccrual.objects.filter(copy_account__user_id=follower_id), fees="fee")
+
+
+def _period_start(trunc, moment: datetime) -> datetime:
+    """The first instant of the period containing ``moment`` (so a window
+    never cuts a period in half)."""
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if trunc is TruncWeek:
+        return day - timedelta(days=day.weekday())
+    if trunc is TruncMonth:
+        return day.replace(day=1)
+    return day
+
+
+# --- leader statistics -----------------------------------------------------------------
+
+
+def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: datetime | None = None) -> dict:
+    """A leader's profit share: all time, pending settlement, withdrawn and
+    available; per day (last 90 days, chart data), per month, per follower."""
+    now = now or timezone.now()
+    rows = FeeAccrual.objects.filter(leader_user_id=leader_id)
+    withdrawals = LeaderWithdrawal.objects.filter(leader_id=leader_id)
+    profit_accounts = LeaderProfitAccount.objects.filter(leader_id=leader_id)
+    if portfolio_id is not None:
+        rows = rows.filter(portfolio_id=portfolio_id)
+        withdrawals = withdrawals.filter(portfolio_id=portfolio_id)
+        profit_accounts = profit_accounts.filter(portfolio_id=portfolio_id)
+    total = _totals(rows, earned="leader_part", fees="fee", platform="platform_part")
+    settled = _totals(rows.filter(status=AccrualStatus.SETTLED), earned="leader_part")
+    available = _totals(Account.objects.filter(pk__in=profit_accounts.values("account_id")), balance="balance")
+    withdrawn = _totals(withdrawals, amount="amount")
+    by_follower = (
+        rows.values("subscription_id", follower=F("copy_account__user__username"))
+        .annotate(count=Count("pk"), earned=_exact_sum("leader_part"), fees=_exact_sum("fee"))
+        .order_by("-earned", "subscription_id")
+    )
+    return {
+        "total_earned": total["earned"],
+        "fees_charged": total["fees"],
+        "platform_cut": total["platform"],
+        "accruals": total["count"],
+        "settled": settled["earned"],
+        "pending": total["earned"] - settled["earned"],
+        "withdrawn": withdrawn["amount"],
+        "available": available["balance"],
+        "follower_count": rows.values("subscription_id").distinct().count(),
+        "by_day": _series(rows, TruncDay, _period_start(TruncDay, now - timedelta(days=90)), earned="leader_part"),
+        "by_month": _series(rows, TruncMonth, None, earned="leader_part"),
+        "by_follower": [
+            {
+                "subscription_id": r["subscription_id"],
+                "follower": r["follower"],
+                "count": r["count"],
+                "earned": _money(r["earned"]),
+                "fees": _money(r["fees"]),
+            }
+            for r in by_follower[:200]
+        ],
+    }
+
+
+def withdrawals_of(*, leader_id: int, portfolio_id: int) -> QuerySet[LeaderWithdrawal]:
+    return LeaderWithdrawal.objects.filter(leader_id=leader_id, portfolio_id=portfolio_id).order_by("-id")
+
+
+def stuck_accruals(*, older_than: timedelta = timedelta(minutes=5), now: datetime | None = None):
+    """What staff must look at: failed accruals, and accrued ones the minute
+    job has not settled for a while (the job is down or keeps failing)."""
+    now = now or timezone.now()
+    return FeeAccrual.objects.filter(status=AccrualStatus.FAILED) | FeeAccrual.objects.filter(
+        status=AccrualStatus.ACCRUED, accrued_at__lt=now - older_than
+    )

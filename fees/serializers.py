@@ -1,0 +1,73 @@
+"""DRF serializers of the fees app. Money is rendered as strings."""
+
+from rest_framework import serializers
+
+from fees.models import LeaderWithdrawal
+
+MONEY = {"max_digits": 28, "decimal_places": 8}
+PCT = {"max_digits": 5, "decimal_places": 2}
+
+
+class WithdrawalCreateSerializer(serializers.Serializer):
+    # Omitted: withdraw everything available (rounded down to whole cents).
+    amount = serializers.DecimalField(**MONEY, required=False, min_value=0)
+
+
+class WithdrawalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LeaderWithdrawal
+        fields = ["id", "portfolio_id", "amount", "requested_amount", "currency", "created_at"]
+
+
+class CapsSerializer(serializers.Serializer):
+    max_profit_share_pct = serializers.DecimalField(**PCT)
+    platform_cut_pct = serializers.DecimalField(**PCT)
+    max_followers = serializers.IntegerField()
+
+
+class FeeTotalSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    fees = serializers.DecimalField(**MONEY)
+    fees_due = serializers.DecimalField(**MONEY, required=False)
+
+
+class FeePeriodSerializer(serializers.Serializer):
+    period = serializers.DateField()
+    count = serializers.IntegerField()
+    fees = serializers.DecimalField(**MONEY)
+
+
+class SubscriptionFeesSerializer(serializers.Serializer):
+    total = FeeTotalSerializer()
+    by_day = FeePeriodSerializer(many=True)
+    by_week = FeePeriodSerializer(many=True)
+    by_month = FeePeriodSerializer(many=True)
+
+
+class EarningPeriodSerializer(serializers.Serializer):
+    period = serializers.DateField()
+    count = serializers.IntegerField()
+    earned = serializers.DecimalField(**MONEY)
+
+
+class EarningFollowerSerializer(serializers.Serializer):
+    subscription_id = serializers.IntegerField()
+    follower = serializers.CharField()
+    count = serializers.IntegerField()
+    earned = serializers.DecimalField(**MONEY)
+    fees = serializers.DecimalField(**MONEY)
+
+
+class EarningsSerializer(serializers.Serializer):
+    total_earned = serializers.DecimalField(**MONEY)
+    fees_charged = serializers.DecimalField(**MONEY)
+    platform_cut = serializers.DecimalField(**MONEY)
+    accruals = serializers.IntegerField()
+    settled = serializers.DecimalField(**MONEY)
+    pending = serializers.DecimalField(**MONEY)
+    withdrawn = serializers.DecimalField(**MONEY)
+    available = serializers.DecimalField(**MONEY)
+    follower_count = serializers.IntegerField()
+    by_day = EarningPeriodSerializer(many=True)
+    by_month = EarningPeriodSerializer(many=True)
+    by_follower = EarningFollowerSerializer(many=True)

@@ -1,0 +1,520 @@
+"""Every write of the fees app: groups, profit-share accrual, settlement,
+recovery of a stuck accrual, and leader withdrawals.
+
+Money moves in three ledger steps, each with an idempotency key derived from
+the closed position, so any step replayed (a retried chunk, a settlement
+re-run after a crash) moves nothing twice:
+
+    copy wallet --accrual--> FEE_ESCROW --settlement--> leader profit account
+                                        \\-------------> PLATFORM_FEES
+    leader profit account --withdrawal--> leader main wallet
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from copytrading import bulk, ledger
+from copytrading.errors import Conflict, DomainError, InsufficientFunds
+from copytrading.models import AccountKind, Position, PositionStatus, Transfer
+from copytrading.money import ZERO
+from fees import math as fee_math
+from fees.models import (
+    AccrualStatus,
+    AuditAction,
+    FeeAccrual,
+    FeeAuditEntry,
+    FeeGroup,
+    LeaderGroupAssignment,
+    LeaderProfitAccount,
+    LeaderWithdrawal,
+    LimitsGroup,
+)
+from fees.selectors import LeaderCaps, default_fee_group, default_limits_group, leader_caps, leader_caps_many
+
+log = logging.getLogger(__name__)
+
+# Transfer kinds of the fee flow (Transfer.kind is free text up to 20 chars).
+KIND_ACCRUAL = "PROFIT_SHARE"
+KIND_TO_LEADER = "FEE_SETTLE_LEADER"
+KIND_TO_PLATFORM = "FEE_SETTLE_PLATFORM"
+KIND_WITHDRAWAL = "LEADER_WITHDRAWAL"
+
+MIN_WITHDRAWAL = Decimal("1.00")
+
+
+def min_withdrawal() -> Decimal:
+    return getattr(settings, "FEES_MIN_WITHDRAWAL", MIN_WITHDRAWAL)
+
+
+def accrual_key(position_id: int) -> str:
+    return f"fee:{position_id}:accrue"
+
+
+def leader_key(position_id: int) -> str:
+    return f"fee:{position_id}:leader"
+
+
+def platform_key(position_id: int) -> str:
+    return f"fee:{position_id}:platform"
+
+
+# --- groups and caps -----------------------------------------------------------
+
+
+@transaction.atomic
+def leader_group_assign(
+    *, leader, fee_group: FeeGroup | None = None, limits_group: LimitsGroup | None = None, actor=None
+) -> LeaderGroupAssignment:
+    """Put a leader in a fee group and/or a limits group (the other keeps its
+    current value, or the default). Caps apply to accruals from now on; a
+    portfolio asking more than the new cap is charged the cap."""
+    current = LeaderGroupAssignment.objects.select_for_update().filter(leader=leader).first()
+    fee_group = fee_group or (current.fee_group if current else default_fee_group())
+    limits_group = limits_group or (current.limits_group if current else default_limits_group())
+    if current is None:
+        try:
+            with transaction.atomic():
+                return LeaderGroupAssignment.objects.create(
+                    leader=leader, fee_group=fee_group, limits_group=limits_group, assigned_by=actor
+                )
+        except IntegrityError:
+            current = LeaderGroupAssignment.objects.select_for_update().get(leader=leader)
+    current.fee_group, current.limits_group, current.assigned_by = fee_group, limits_group, actor
+    current.save(update_fields=["fee_group", "limits_group", "assigned_by", "assigned_at"])
+    return current
+
+
+def profit_share_validate(*, leader, profit_share_pct: Decimal) -> LeaderCaps:
+    """Refuse a profit share the leader's groups do not allow (portfolio
+    create and edit call this)."""
+    if not fee_math.valid_pct(profit_share_pct):
+        raise DomainError(
+            "INVALID_PROFIT_SHARE",
+            "profit_share_pct must be a percentage from 0 to 100 with at most 2 decimal places.",
+            field="profit_share_pct",
+        )
+    caps = leader_caps(leader.pk)
+    if profit_share_pct > caps.max_profit_share_pct:
+        raise DomainError(
+            "PROFIT_SHARE_ABOVE_CAP",
+            f"Your groups allow a profit share of at most {caps.max_profit_share_pct} %.",
+            field="profit_share_pct",
+        )
+    return caps
+
+
+def follower_capacity_validate(*, leader, current_followers: int) -> LeaderCaps:
+    """Refuse one more follower when the portfolio is at its limits group's cap
+    (subscribe calls this with the portfolio row locked)."""
+    caps = leader_caps(leader.pk)
+    if current_followers >= caps.max_followers:
+        raise Conflict("FOLLOWER_LIMIT_REACHED", "This portfolio has no open follower slots.", field="portfolio")
+    return caps
+
+
+# --- accrual (the hook called when mirrors close) -------------------------------
+
+
+@dataclass(frozen=True)
+class ClosedMirror:
+    """One follower position that has just closed (fully)."""
+
+    position_id: int
+    subscription_id: int
+    portfolio_id: int
+    copy_account_id: int
+    leader_user_id: int
+    realized_pnl: Decimal  # the position's whole realized PnL, net of trading fees
+    profit_share_pct: Decimal  # the portfolio's profit share at the close
+
+
+ACCRUAL_FIELDS = [
+    "source_position", "subscription_id", "portfolio_id", "copy_account", "leader_user", "fee_group",
+    "profit", "portfolio_share_pct", "share_pct", "platform_cut_pct", "available", "fee_due", "fee",
+    "platform_part", "leader_part", "status", "attempts", "error", "accrued_at",
+]  # fmt: skip
+
+
+def _audit_insert(rows: list[tuple]) -> None:
+    """One INSERT for all audit rows (``bulk.insert_rows`` streams through COPY,
+    which takes no JSON objects; a multi-row INSERT is one query just the same)."""
+    FeeAuditEntry.objects.bulk_create(
+        [
+            FeeAuditEntry(accrual_id=accrual_id, action=action, detail=detail, actor_id=actor_id, created_at=at)
+            for accrual_id, action, detail, actor_id, at in rows
+        ]
+    )
+
+
+def _audit_detail(row: tuple) -> dict:
+    values = dict(zip(ACCRUAL_FIELDS, row, strict=True))
+    return {
+        name: str(values[name])
+        for name in (
+            "profit", "portfolio_share_pct", "share_pct", "platform_cut_pct", "available", "fee_due", "fee",
+            "platform_part", "leader_part",
+        )
+    } | {"fee_group": values["fee_group"], "position": values["source_position"]}  # fmt: skip
+
+
+@transaction.atomic
+def fees_accrue(*, closes: list[ClosedMirror]) -> list[FeeAccrual]:
+    """Accrue the profit share of closed follower positions, set-based.
+
+    Contract for the caller (the propagation chunk, price-driven matching, a
+    follower's own close, unfollow):
+    - call it in the same transaction that closed the positions, after the
+      venue wrote them, with one ``ClosedMirror`` per position that is now
+      ``closed`` (a partial reduce is not a close: the position's
+      ``realized_pnl`` keeps accumulating and is charged once, when it
+      closes). Pass the position's total ``realized_pnl`` net of any trading
+      fee, and the portfolio's ``profit_share_pct`` (a percent, "15.00").
+    - any number of closes per call (500 per chunk is the expected size);
+      it costs a constant number of queries: locks the copy wallets, one read
+      of the positions and their accruals, one insert of accruals, one of
+      audit rows, and the ledger writes.
+    - idempotent: a position that already has an accrual (a replayed chunk,
+      the same close reported twice, a concurrent caller) is skipped; the
+      wallet is debited at most once (UNIQUE source position and the
+      transfer's idempotency key).
+    - a loss, break-even, or a profit whose fee rounds below 1e-8 accrues
+      nothing and writes nothing. A position that is not closed or not in the
+      given copy wallet is skipped (logged), never charged.
+    - the fee is profit * share (share capped by the leader's groups),
+      rounded down to 8 places; if the wallet's free balance is short of it
+      (the profit was withdrawn or is margin elsewhere) only the free part is
+      charged and ``fee_due`` keeps the difference visible.
+    The fee moves at once from the copy wallet into FEE_ESCROW; the settlement
+    job credits leader and platform. Returns the new accruals.
+    """
+    wanted: dict[int, ClosedMirror] = {}
+    for close in closes:
+        if close.realized_pnl > 0 and close.profit_share_pct > 0:
+            wanted.setdefault(close.position_id, close)
+    if not wanted:
+        return []
+
+    # Lock the wallets first: a concurrent caller with the same positions waits
+    # here, then (read committed) sees the accruals this call inserts.
+    balances = ledger.lock_balances(c.copy_account_id for c in wanted.values())
+    positions = {
+        pk: (status, account_id, accrual_id)
+        for pk, status, account_id, accrual_id in Position.objects.filter(pk__any=list(wanted)).values_list(
+            "pk", "status", "account_id", "fee_accrual__id"
+        )
+    }
+    caps = leader_caps_many({c.leader_user_id for c in wanted.values()})
+    escrow_id = ledger.system_account(AccountKind.FEE_ESCROW).pk
+    now = timezone.now()
+    free = {pk: balance - locked for pk, (balance, locked) in balances.items()}
+
+    rows, specs = [], []
+    for position_id in sorted(wanted):
+        close = wanted[position_id]
+        status, account_id, accrual_id = positions.get(position_id, (None, None, None))
+        if accrual_id is not None:
+            continue  # already accrued: a replay
+        if status != PositionStatus.CLOSED or account_id != close.copy_account_id:
+            log.warning("fees_accrue skipped position %s: status %s, account %s", position_id, status, account_id)
+            continue
+        cap = caps[close.leader_user_id]
+        share = min(close.profit_share_pct, cap.max_profit_share_pct)
+        due = fee_math.fee_split(profit=close.realized_pnl, share_pct=share, platform_cut_pct=cap.platform_cut_pct)
+        if due.fee == 0:
+            continue
+        available = max(free[close.copy_account_id], ZERO)
+        charged = fee_math.fee_charge(due, available=available, platform_cut_pct=cap.platform_cut_pct)
+        free[close.copy_account_id] -= charged.fee
+        rows.append(
+            (
+                position_id, close.subscription_id, close.portfolio_id, close.copy_account_id, close.leader_user_id,
+                cap.fee_group_id, close.realized_pnl, close.profit_share_pct, share, cap.platform_cut_pct,
+                available, due.fee, charged.fee, charged.platform_part, charged.leader_part,
+                AccrualStatus.ACCRUED, 0, "", now,
+            )
+        )  # fmt: skip
+        if charged.fee:
+            specs.append(
+                ledger.TransferSpec(
+                    close.copy_account_id,
+                    escrow_id,
+                    charged.fee,
+                    KIND_ACCRUAL,
+                    accrual_key(position_id),
+                    f"position {position_id}",
+                )
+            )
+    if not rows:
+        return []
+    ids = bulk.insert_rows(FeeAccrual, ACCRUAL_FIELDS, rows, returning=True)
+    ledger.apply_transfers(specs)
+    _audit_insert([(pk, AuditAction.ACCRUED, _audit_detail(row), None, now) for pk, row in zip(ids, rows, strict=True)])
+    return list(FeeAccrual.objects.filter(pk__any=ids).order_by("pk"))
+
+
+# --- settlement -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    claimed: int
+    settled: int
+    failed: int
+
+
+def leader_profit_accounts(pairs: set[tuple[int, int]]) -> dict[int, int]:
+    """``{portfolio_id: account_id}`` for ``(portfolio_id, leader_id)`` pairs,
+    opening the missing profit accounts (a handful per run, once each ever)."""
+    portfolio_ids = [portfolio_id for portfolio_id, _ in pairs]
+    found = dict(
+        LeaderProfitAccount.objects.filter(portfolio_id__any=portfolio_ids).values_list("portfolio_id", "account_id")
+    )
+    for portfolio_id, leader_id in sorted(pairs):
+        if portfolio_id in found:
+            continue
+        try:
+            with transaction.atomic():
+                account = ledger.account_open(kind=AccountKind.LEADER_PROFIT, name=f"profit:{portfolio_id}")
+                account.user_id = leader_id
+                account.save(update_fields=["user"])
+                LeaderProfitAccount.objects.create(portfolio_id=portfolio_id, leader_id=leader_id, account=account)
+                found[portfolio_id] = account.pk
+        except IntegrityError:
+            # Opened by a concurrent settlement a moment ago.
+            found[portfolio_id] = LeaderProfitAccount.objects.get(portfolio_id=portfolio_id).account_id
+    return found
+
+
+def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SETTLED) -> int:
+    """Credit leader and platform from escrow for these (already claimed)
+    accruals and mark them settled. A transfer that already exists under its
+    key (a run that crashed after moving money but before marking) is not
+    repeated. Runs in the caller's transaction; raises if anything is off."""
+    rows = list(
+        FeeAccrual.objects.filter(pk__any=accrual_ids)
+        .exclude(status=AccrualStatus.SETTLED)
+        .order_by("pk")
+        .values_list("pk", "source_position_id", "portfolio_id", "leader_user_id", "leader_part", "platform_part")
+    )
+    if not rows:
+        return 0
+    profit_accounts = leader_profit_accounts({(r[2], r[3]) for r in rows})
+    escrow_id = ledger.system_account(AccountKind.FEE_ESCROW).pk
+    platform_id = ledger.system_account(AccountKind.PLATFORM_FEES).pk
+    specs = []
+    for _, position_id, portfolio_id, _, leader_part, platform_part in rows:
+        if leader_part:
+            specs.append(
+                ledger.TransferSpec(
+                    escrow_id,
+                    profit_accounts[portfolio_id],
+                    leader_part,
+                    KIND_TO_LEADER,
+                    leader_key(position_id),
+                    f"position {position_id}",
+                )
+            )
+        if platform_part:
+            specs.append(
+                ledger.TransferSpec(
+                    escrow_id,
+                    platform_id,
+                    platform_part,
+                    KIND_TO_PLATFORM,
+                    platform_key(position_id),
+                    f"position {position_id}",
+                )
+            )
+    existing = Transfer.objects.filter(idempotency_key__any=[s.key for s in specs])
+    done = {
+        key: (debit, credit, amount)
+        for key, debit, credit, amount in existing.values_list("idempotency_key", "debit_id", "credit_id", "amount")
+    }
+    for spec in specs:
+        if spec.key in done and done[spec.key] != (spec.debit_id, spec.credit_id, spec.amount):
+            raise Conflict("IDEMPOTENCY_CONFLICT", f"Transfer {spec.key} exists with different terms.")
+    missing = [s for s in specs if s.key not in done]
+    balances = ledger.lock_balances([escrow_id, platform_id, *(s.credit_id for s in missing)])
+    needed = sum((s.amount for s in missing), ZERO)
+    if needed > balances[escrow_id][0]:
+        raise DomainError("ESCROW_SHORT", f"Fee escrow holds {balances[escrow_id][0]}; settling needs {needed}.")
+    ledger.apply_transfers(missing)
+    now = timezone.now()
+    ids = [r[0] for r in rows]
+    FeeAccrual.objects.filter(pk__any=ids).exclude(status=AccrualStatus.SETTLED).update(
+        status=AccrualStatus.SETTLED, settled_at=now, error=""
+    )
+    replayed = {s.key for s in specs if s.key in done}
+    _audit_insert(
+        [
+            (
+                pk,
+                action,
+                {
+                    "leader_part": str(leader_part),
+                    "platform_part": str(platform_part),
+                    "leader_account": profit_accounts[portfolio_id],
+                    "platform_account": platform_id,
+                    # Parts found already moved by an earlier, interrupted run.
+                    "already_moved": sorted(k for k in (leader_key(pos), platform_key(pos)) if k in replayed),
+                },
+                actor.pk if actor is not None else None,
+                now,
+            )
+            for pk, pos, portfolio_id, _, leader_part, platform_part in rows
+        ],
+    )
+    return len(rows)
+
+
+def _record_failure(accrual_id: int, exc: Exception, *, actor=None) -> None:
+    error = exc.detail if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+    FeeAccrual.objects.filter(pk=accrual_id).exclude(status=AccrualStatus.SETTLED).update(
+        status=AccrualStatus.FAILED, error=error[:2000]
+    )
+    FeeAuditEntry.objects.create(
+        accrual_id=accrual_id,
+        action=AuditAction.FAILED,
+        detail={"error": error[:2000]},
+        actor=actor,
+        created_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def fees_settle(*, limit: int = 1000) -> SettleResult:
+    """Settle up to ``limit`` accrued fees, oldest first (the minute job).
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED, so concurrent runs take
+    disjoint batches; the batch settles in one set-based step. If that step
+    fails, each accrual is retried alone in a savepoint and the ones that
+    still fail are marked ``failed`` with the error — one stuck accrual never
+    blocks the others, and staff resolve it (``fee_accrual_resolve``).
+    """
+    ids = list(
+        FeeAccrual.objects.filter(status=AccrualStatus.ACCRUED)
+        .order_by("pk")
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return SettleResult(0, 0, 0)
+    FeeAccrual.objects.filter(pk__any=ids).update(attempts=F("attempts") + 1)
+    try:
+        with transaction.atomic():
+            return SettleResult(len(ids), _settle(ids), 0)
+    except Exception:
+        # Isolated below, row by row; every error ends up recorded.
+        log.warning("fee settlement batch of %s failed; settling one by one", len(ids), exc_info=True)
+    settled = failed = 0
+    for pk in ids:
+        try:
+            with transaction.atomic():
+                settled += _settle([pk])
+        except Exception as exc:  # noqa: BLE001 (recorded on the accrual, shown to staff)
+            log.error("fee accrual %s could not settle: %s", pk, exc)
+            _record_failure(pk, exc)
+            failed += 1
+    return SettleResult(len(ids), settled, failed)
+
+
+@transaction.atomic
+def fee_accrual_resolve(*, accrual_id: int, actor=None) -> FeeAccrual:
+    """Staff's one-click recovery of a stuck accrual (failed, or accrued and
+    never settled): re-run its settlement. Safe to click twice: a settled
+    accrual is left as it is, and parts already moved are not moved again.
+    Returns the accrual; if it still cannot settle it stays ``failed`` with
+    the new error."""
+    accrual = FeeAccrual.objects.select_for_update().filter(pk=accrual_id).first()
+    if accrual is None:
+        raise DomainError("NOT_FOUND", "There is no such fee accrual.", status=404)
+    if accrual.status == AccrualStatus.SETTLED:
+        return accrual
+    FeeAccrual.objects.filter(pk=accrual_id).update(attempts=F("attempts") + 1)
+    try:
+        with transaction.atomic():
+            _settle([accrual_id], actor=actor, action=AuditAction.RESOLVED)
+    except Exception as exc:  # noqa: BLE001 (recorded on the accrual, shown to staff)
+        _record_failure(accrual_id, exc, actor=actor)
+    accrual.refresh_from_db()
+    return accrual
+
+
+# --- leader withdrawals -------------------------------------------------------------
+
+
+@transaction.atomic
+def leader_withdrawal_create(
+    *, leader, portfolio_id: int, amount: Decimal | None = None, idempotency_key: str = ""
+) -> LeaderWithdrawal:
+    """Move earned profit share of a portfolio to the leader's main wallet.
+
+    The amount is rounded down to whole cents (the rest stays in the profit
+    account) and must reach the minimum; ``amount=None`` withdraws everything
+    available. The caller has checked the leader owns the portfolio. A replay
+    with the same idempotency key returns the first withdrawal.
+    """
+    if amount is not None and (not amount.is_finite() or amount <= 0):
+        raise DomainError("INVALID_AMOUNT", "The amount must be greater than zero.", field="amount")
+    link = LeaderProfitAccount.objects.filter(portfolio_id=portfolio_id, leader=leader).first()
+    if link is None:
+        raise InsufficientFunds("Nothing has been earned on this portfolio yet.")
+    main = ledger.main_account_for(leader)
+    profit = ledger.lock_accounts([link.account_id, main.pk])[link.account_id]
+    if idempotency_key:
+        # Read after the lock: a concurrent request with the same key has
+        # committed by now, and its row is visible.
+        previous = LeaderWithdrawal.objects.filter(leader=leader, idempotency_key=idempotency_key).first()
+        if previous is not None:
+            return _same_withdrawal(previous, portfolio_id, amount)
+    requested = amount if amount is not None else profit.free
+    cents = fee_math.withdrawal_amount(requested)
+    minimum = min_withdrawal()
+    if cents < minimum:
+        raise DomainError(
+            "BELOW_MIN_WITHDRAWAL",
+            f"A withdrawal moves whole cents and at least {minimum}; {cents} is too little.",
+            field="amount",
+        )
+    if cents > profit.free:
+        raise InsufficientFunds(f"The profit account has {profit.free} available.")
+    key = f"leader-withdrawal:{leader.pk}:{idempotency_key or uuid.uuid4().hex}"
+    transfer, _ = ledger.transfer(
+        debit_id=profit.pk,
+        credit_id=main.pk,
+        amount=cents,
+        kind=KIND_WITHDRAWAL,
+        key=key,
+        ref=f"portfolio {portfolio_id}",
+    )
+    return LeaderWithdrawal.objects.create(
+        leader=leader,
+        portfolio_id=portfolio_id,
+        profit_account=profit,
+        main_account=main,
+        requested_amount=requested,
+        amount=cents,
+        currency=profit.currency,
+        transfer=transfer,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _same_withdrawal(previous: LeaderWithdrawal, portfolio_id: int, amount: Decimal | None) -> LeaderWithdrawal:
+    if previous.portfolio_id != portfolio_id or (amount is not None and amount != previous.requested_amount):
+        raise Conflict(
+            "IDEMPOTENCY_CONFLICT", "This idempotency key was used for a different withdrawal.", field="amount"
+        )
+    return previous
+
+
+def accrued_by_source(position_ids: list[int]) -> dict[int, int]:
+    """``{position_id: accrual_id}`` (for callers that want to know what a replay skipped)."""
+    return dict(FeeAccrual.objects.filter(source_position_id__any=position_ids).values_list("source_position_id", "pk"))

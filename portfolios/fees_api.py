@@ -1,0 +1,86 @@
+"""Leader-facing fee endpoints of a portfolio: earnings, withdrawals of the
+earned profit share, and their CSV export. Ownership is checked here, where
+portfolios are known; the money moves in fees.services."""
+
+import csv
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from copytrading.errors import DomainError
+from fees import selectors, services
+from fees.serializers import EarningsSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
+from portfolios.models import Portfolio
+
+CSV_COLUMNS = ["id", "created_at", "portfolio_id", "amount", "requested_amount", "currency"]
+
+
+def _owned_portfolio_id(request, pk: int) -> int:
+    # Another leader's portfolio is simply not found.
+    return get_object_or_404(Portfolio.objects.only("pk"), pk=pk, leader=request.user).pk
+
+
+class PortfolioEarningsView(APIView):
+    @extend_schema(responses=EarningsSerializer)
+    def get(self, request, pk):
+        portfolio_id = _owned_portfolio_id(request, pk)
+        body = selectors.leader_earnings(leader_id=request.user.pk, portfolio_id=portfolio_id)
+        return Response(EarningsSerializer(body).data)
+
+
+class PortfolioWithdrawalListView(APIView):
+    @extend_schema(responses=WithdrawalSerializer(many=True))
+    def get(self, request, pk):
+        portfolio_id = _owned_portfolio_id(request, pk)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            selectors.withdrawals_of(leader_id=request.user.pk, portfolio_id=portfolio_id), request, view=self
+        )
+        return paginator.get_paginated_response(WithdrawalSerializer(page, many=True).data)
+
+    @extend_schema(request=WithdrawalCreateSerializer, responses={201: WithdrawalSerializer})
+    def post(self, request, pk):
+        portfolio_id = _owned_portfolio_id(request, pk)
+        s = WithdrawalCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or ""
+        if len(key) > 100:
+            # Truncating would make two different keys collide.
+            raise DomainError("INVALID_IDEMPOTENCY_KEY", "The Idempotency-Key header is at most 100 characters.")
+        withdrawal = services.leader_withdrawal_create(
+            leader=request.user, portfolio_id=portfolio_id, amount=s.validated_data.get("amount"), idempotency_key=key
+        )
+        return Response(WithdrawalSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+class PortfolioWithdrawalCsvView(APIView):
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="One row per withdrawal, newest first")})
+    def get(self, request, pk):
+        portfolio_id = _owned_portfolio_id(request, pk)
+        rows = (
+            selectors.withdrawals_of(leader_id=request.user.pk, portfolio_id=portfolio_id)
+            .values_list("pk", "created_at", "portfolio_id", "amount", "requested_amount", "currency")
+            .iterator()
+        )
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(CSV_COLUMNS)
+            for pk_, created_at, portfolio, amount, requested, currency in rows:
+                yield writer.writerow([pk_, created_at.isoformat(), portfolio, amount, requested, currency])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="portfolio-{portfolio_id}-withdrawals.csv"'
+        return response

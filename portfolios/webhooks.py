@@ -1,0 +1,112 @@
+"""Every write behind the signal webhook: the signing secret and the signals.
+
+A signal places the leader's order through the same service as the REST API
+(``portfolio_order_place``), so a signalled trade and a clicked trade are the
+same trade: same checks, same leader event, same propagation.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from copytrading.errors import DomainError
+from copytrading.inbox import inbox_accept, inbox_result_record
+from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
+from portfolios.models import Portfolio
+from portfolios.services import portfolio_order_place
+
+SIGNAL_SOURCE = "signal"
+SECRET_PREFIX = "whsec_"
+
+MARKET = "market"
+STOP = "stop"
+ADVANCED_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
+SIGNAL_TYPES = (MARKET, STOP, *ADVANCED_TYPES)
+
+
+@transaction.atomic
+def portfolio_webhook_secret_rotate(*, portfolio: Portfolio) -> str:
+    """Generate a new signing secret and return it; the only time it is shown.
+    The previous secret stops working at once (no grace period)."""
+    secret = SECRET_PREFIX + secrets.token_hex(32)
+    Portfolio.objects.filter(pk=portfolio.pk).update(webhook_secret=secret)
+    portfolio.webhook_secret = secret
+    return secret
+
+
+@dataclass(frozen=True)
+class SignalOutcome:
+    message: InboxMessage
+    duplicate: bool
+    events: list[LeaderEvent] = field(default_factory=list)
+    error: DomainError | None = None
+
+
+def _unsupported(order_type: str) -> DomainError | None:
+    if order_type in ADVANCED_TYPES:
+        return DomainError(
+            "ADVANCED_ORDER_NOT_SUPPORTED",
+            f"{order_type} orders cannot be copied; send the individual market orders instead.",
+            field="type",
+        )
+    if order_type == STOP:
+        return DomainError(
+            "STOP_ORDER_NOT_SUPPORTED_FOR_COPY",
+            "Stop orders cannot be copied; send a market order when the stop triggers.",
+            field="type",
+        )
+    return None
+
+
+def _error_result(error: DomainError) -> dict[str, Any]:
+    return {"code": error.code, "detail": error.detail, "field": error.field}
+
+
+@transaction.atomic
+def portfolio_signal_receive(
+    *,
+    portfolio: Portfolio,
+    external_id: str,
+    payload: dict[str, Any],
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    leverage: int = 1,
+    order_type: str = MARKET,
+) -> SignalOutcome:
+    """Apply one authenticated signal at most once.
+
+    The inbox row and the trade commit together. A signal the domain refuses
+    (unsupported type, no funds, unknown symbol, ...) keeps its inbox row with
+    status ``rejected`` and the error, so the same id always gets the same
+    answer and a sender's retry cannot execute a stale signal later. Anything
+    else (a crash, a lost database) rolls back the row too, so the sender's
+    retry is processed as new."""
+    message, created = inbox_accept(
+        source=SIGNAL_SOURCE, external_id=external_id, portfolio_id=portfolio.pk, payload=payload
+    )
+    if not created:
+        return SignalOutcome(message=message, duplicate=True)
+    error = _unsupported(order_type)
+    if error is None:
+        try:
+            # A savepoint: a refused trade is rolled back on its own (with any
+            # on-commit dispatch it registered) while the inbox row stays.
+            with transaction.atomic():
+                events = portfolio_order_place(
+                    portfolio=portfolio, symbol=symbol, side=side, quantity=quantity, leverage=leverage
+                )
+        except DomainError as exc:
+            error = exc
+    if error is not None:
+        inbox_result_record(message=message, status=InboxStatus.REJECTED, result=_error_result(error))
+        return SignalOutcome(message=message, duplicate=False, error=error)
+    inbox_result_record(
+        message=message,
+        status=InboxStatus.EXECUTED,
+        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
+    )
+    return SignalOutcome(message=message, duplicate=False, events=events)
