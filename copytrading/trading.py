@@ -138,19 +138,34 @@ def spot_market_order(*, account_id: int, instrument: Instrument, side: str, qua
     account = ledger.lock_accounts([account_id])[account_id]
     price = trade_math.fill_price(instrument.mark_price, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
     validate_quantity(instrument, quantity, price)
-    holding = Holding.objects.select_for_update().filter(account_id=account_id, asset=instrument.base).first()
+    cross = instrument.quote != settings.PRIMARY_CURRENCY  # e.g. ETH/BTC: paid in BTC held
+    assets = [instrument.base, instrument.quote] if cross else [instrument.base]
+    held = {
+        h.asset: h
+        for h in Holding.objects.select_for_update().filter(account_id=account_id, asset__in=assets).order_by("asset")
+    }
+    holding, quote_holding = held.get(instrument.base), held.get(instrument.quote)
     before = holding.quantity if holding else ZERO
     if side == trade_math.BUY:
         cost = q8_up(quantity * price)
-        if cost > account.free:
+        if cross:
+            available = quote_holding.quantity if quote_holding else ZERO
+            if cost > available:
+                raise DomainError(
+                    "INSUFFICIENT_HOLDING",
+                    f"This order costs {cost.normalize()} {instrument.quote}; you hold {available.normalize()}.",
+                    field="quantity",
+                )
+        elif cost > account.free:
             raise InsufficientFunds(f"This order costs {cost}; {account.free} is available.", field="quantity")
-        fill = Fill(account_id, instrument, side, SPOT_BUY, quantity, price, holding=holding)
+        action = SPOT_BUY
     else:
         if quantity > before:
             raise DomainError(
                 "INSUFFICIENT_HOLDING", f"You hold {before.normalize()} {instrument.base}.", field="quantity"
             )
-        fill = Fill(account_id, instrument, side, SPOT_SELL, quantity, price, holding=holding)
+        action = SPOT_SELL
+    fill = Fill(account_id, instrument, side, action, quantity, price, holding=holding, quote_holding=quote_holding)
     apply_fills([fill])
     return Executed(fill.action, fill, before)
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from copytrading import bulk, ledger, trade_math
@@ -117,6 +118,9 @@ class Fill:
         None  # existing (increase/reduce/close), or the one opened
     )
     holding: Holding | None = None  # the existing holding for spot (None: none yet)
+    # A spot pair quoted in another asset than the primary currency (ETH/BTC)
+    # settles against the holding of that quote asset, not the ledger.
+    quote_holding: Holding | None = None
     leader_position_id: int | None = None
     subscription_id: int | None = None
     event_id: int | None = None
@@ -183,26 +187,28 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
                 settlements.append((f, result.settled, TransferKind.REALIZED_PNL))
         elif f.action == SPOT_BUY:
             cost = q8_up(f.quantity * f.price)
-            h = f.holding or new_holdings.get((f.account_id, f.instrument.base))
-            if h is None:
-                h = Holding(account_id=f.account_id, asset=f.instrument.base)
-                new_holdings[(f.account_id, f.instrument.base)] = h
-            elif h.pk:
-                changed_holdings[h.pk] = h
-            h.quantity += f.quantity
-            h.cost_basis += cost
+            h = _holding(f.account_id, f.instrument.base, f.holding, new_holdings, changed_holdings)
             f.holding = h
-            settlements.append((f, -cost, TransferKind.SPOT_TRADE))
+            h.quantity += f.quantity
+            if f.instrument.quote == settings.PRIMARY_CURRENCY:
+                h.cost_basis += cost
+                settlements.append((f, -cost, TransferKind.SPOT_TRADE))
+            else:  # paid from the quote asset: its basis moves to the base
+                paid = _holding(f.account_id, f.instrument.quote, f.quote_holding, new_holdings, changed_holdings)
+                h.cost_basis += _take(paid, cost)
         elif f.action == SPOT_SELL:
             h = f.holding
-            proceeds = q8_down(f.quantity * f.price)
-            basis = h.cost_basis if f.quantity == h.quantity else q8_down(h.cost_basis * f.quantity / h.quantity)
-            f.realized_pnl = proceeds - basis
-            h.quantity -= f.quantity
-            h.cost_basis -= basis
             changed_holdings[h.pk] = h
-            if proceeds:
-                settlements.append((f, proceeds, TransferKind.SPOT_TRADE))
+            proceeds = q8_down(f.quantity * f.price)
+            basis = _take(h, f.quantity)
+            if f.instrument.quote == settings.PRIMARY_CURRENCY:
+                f.realized_pnl = proceeds - basis
+                if proceeds:
+                    settlements.append((f, proceeds, TransferKind.SPOT_TRADE))
+            else:  # nothing is realized in the primary currency: the basis moves on
+                got = _holding(f.account_id, f.instrument.quote, f.quote_holding, new_holdings, changed_holdings)
+                got.quantity += proceeds
+                got.cost_basis += basis
         else:
             raise ValueError(f"unknown fill action {f.action!r}")
 
@@ -248,6 +254,26 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             specs.append(ledger.TransferSpec(f.account_id, venue_id, -amount, kind, key, ref))
     ledger.apply_transfers(specs, locked_deltas=dict(locked))
     return fills
+
+
+def _holding(
+    account_id: int, asset: str, known: Holding | None, new: dict[tuple[int, str], Holding], changed: dict[int, Holding]
+) -> Holding:
+    """The holding of ``asset`` this batch writes: the locked row, or one new row per (account, asset)."""
+    if known is not None and known.pk:
+        return changed.setdefault(known.pk, known)
+    return new.setdefault((account_id, asset), known or Holding(account_id=account_id, asset=asset))
+
+
+def _take(holding: Holding, quantity: Decimal) -> Decimal:
+    """Remove ``quantity`` from ``holding`` and return the cost basis that leaves with it."""
+    if quantity == holding.quantity:
+        basis = holding.cost_basis
+    else:
+        basis = q8_down(holding.cost_basis * quantity / holding.quantity)
+    holding.quantity -= quantity
+    holding.cost_basis -= basis
+    return basis
 
 
 def _insert_positions(opened: list[tuple[Fill, Decimal]], now) -> None:

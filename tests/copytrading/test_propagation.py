@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from copytrading import propagation, tasks
+from copytrading.errors import DomainError
 from copytrading.ledger import ledger_check
 from copytrading.models import (
     Account,
@@ -27,6 +28,7 @@ from copytrading.models import (
     PropagationChunk,
     Transfer,
 )
+from copytrading.money import q8_down, q8_up
 from copytrading.services import price_set, wallet_deposit
 from followers.models import Subscription
 from followers.services import subscription_create
@@ -279,17 +281,39 @@ def test_spot_buy_then_sell_half_mirrors_holdings(world):
 def test_spot_pair_in_another_quote_is_skipped_but_the_leader_trades(world):
     portfolio = world.leader(mode="spot")
     subs = [world.follower(portfolio) for _ in range(2)]
+    funded = Account.objects.get(pk=portfolio.trading_account_id).balance
+    world.trade(portfolio, "BTC/USDT", "buy", "0.1", leverage=1)  # the BTC that pays for ETH/BTC
+    after_btc = Account.objects.get(pk=portfolio.trading_account_id).balance
+    follower_balances = {sub.pk: wallet(sub).balance for sub in subs}
     (buy,) = world.trade(portfolio, "ETH/BTC", "buy", "1", leverage=1)
     (sell,) = world.trade(portfolio, "ETH/BTC", "sell", "0.5", leverage=1)
 
-    assert Holding.objects.get(account_id=portfolio.trading_account_id, asset="ETH").quantity == D("0.5")
-    assert Order.objects.filter(account_id=portfolio.trading_account_id).count() == 2
+    # Paid and repaid in BTC: the primary-currency wallet does not move, and
+    # the USDT cost of the BTC travels as cost basis into ETH and back.
+    assert Account.objects.get(pk=portfolio.trading_account_id).balance == after_btc
+    held = {h.asset: h for h in Holding.objects.filter(account_id=portfolio.trading_account_id)}
+    assert held["ETH"].quantity == D("0.5")
+    buy_order, sell_order = Order.objects.filter(
+        account_id=portfolio.trading_account_id, instrument__symbol="ETH/BTC"
+    ).order_by("pk")
+    cost, proceeds = q8_up(buy_order.price), q8_down(D("0.5") * sell_order.price)
+    assert held["BTC"].quantity == D("0.1") - cost + proceeds
+    assert held["BTC"].cost_basis + held["ETH"].cost_basis == funded - after_btc
     for event in (buy, sell):
         assert outcomes(event) == {s.pk: ("SKIPPED", "SPOT_PAIR_QUOTE_MISMATCH") for s in subs}
     for sub in subs:
-        assert not Order.objects.filter(subscription_id=sub.pk).exists()
-        assert not Holding.objects.filter(account_id=sub.copy_account_id).exists()
-        assert wallet(sub).balance == D("5000")
+        assert not Holding.objects.filter(account_id=sub.copy_account_id, asset="ETH").exists()
+        assert wallet(sub).balance == follower_balances[sub.pk]
+    assert ledger_check().ok
+
+
+def test_spot_pair_in_another_quote_needs_the_quote_asset(world):
+    portfolio = world.leader(mode="spot")
+    with pytest.raises(DomainError) as refused:
+        world.trade(portfolio, "ETH/BTC", "buy", "1", leverage=1)
+    assert refused.value.code == "INSUFFICIENT_HOLDING"
+    assert not Order.objects.filter(account_id=portfolio.trading_account_id).exists()
+    assert not LeaderEvent.objects.filter(portfolio_id=portfolio.pk).exists()
 
 
 def test_chunks_cover_every_subscription_exactly_once(world, settings):
