@@ -289,7 +289,7 @@ def _relax_commit_durability() -> None:
     its checkpoint together with its orders and transfers, and the reconciler
     runs it again. The leader's own change is still committed durably.
     """
-    if connection.vendor == "postgresql":
+    if settings.FANOUT_ASYNC_COMMIT and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
