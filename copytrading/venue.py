@@ -7,6 +7,7 @@ fill is affordable; this module only writes.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -94,6 +95,35 @@ class PositionState:
             new.pk, new.account_id, new.side, new.quantity, new.quantity, new.entry_price, new.leverage,
             new.margin, ZERO, PositionStatus.OPEN, None, leader_position_id,
         )  # fmt: skip
+
+
+@dataclass(slots=True, frozen=True)
+class ClosedPosition:
+    """A position that a batch of fills has just closed fully, as close
+    listeners receive it."""
+
+    position_id: int
+    account_id: int
+    realized_pnl: Decimal  # the position's whole realized PnL (the venue charges no trading fee)
+    subscription_id: int | None  # set on mirrors; the listener maps accounts itself
+
+
+CloseListener = Callable[[list[ClosedPosition]], None]
+_close_listeners: list[CloseListener] = []
+
+
+def register_close_listener(listener: CloseListener) -> None:
+    """Have ``listener`` called with every batch of positions ``apply_fills``
+    closes (fees registers the profit-share accrual this way: the core imports
+    no app above it). It runs in the same transaction, after the fills are
+    written, once per batch; it must cost a constant number of queries and
+    may move money only through the ledger. Registering twice is a no-op."""
+    if listener not in _close_listeners:
+        _close_listeners.append(listener)
+
+
+def close_listeners() -> tuple[CloseListener, ...]:
+    return tuple(_close_listeners)
 
 
 @dataclass(slots=True, frozen=True)
@@ -253,7 +283,26 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
         else:
             specs.append(ledger.TransferSpec(f.account_id, venue_id, -amount, kind, key, ref))
     ledger.apply_transfers(specs, locked_deltas=dict(locked))
+    _notify_closes(changed_positions, fills)
     return fills
+
+
+def _notify_closes(changed_positions: list, fills: list[Fill]) -> None:
+    """Tell the close listeners, once for the whole batch, which positions it
+    closed (a position closed and reopened by a flip is a new row)."""
+    if not _close_listeners:
+        return
+    subscription_of = {f.position.pk: f.subscription_id for f in fills if f.position is not None}
+    seen: set[int] = set()
+    closed = []
+    for p in changed_positions:
+        if p.status == PositionStatus.CLOSED and p.pk not in seen:
+            seen.add(p.pk)
+            subscription_id = subscription_of.get(p.pk) or getattr(p, "subscription_id", None)
+            closed.append(ClosedPosition(p.pk, p.account_id, p.realized_pnl, subscription_id))
+    if closed:
+        for listener in _close_listeners:
+            listener(closed)
 
 
 def _holding(
