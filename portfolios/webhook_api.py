@@ -37,6 +37,7 @@ class SignalSerializer(serializers.Serializer):
     quantity = serializers.DecimalField(**MONEY)
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     type = serializers.ChoiceField(choices=SIGNAL_TYPES, default=MARKET)
+    price = serializers.DecimalField(**MONEY, required=False, help_text="The limit price (type limit only).")
 
 
 class WebhookSecretSerializer(serializers.Serializer):
@@ -133,6 +134,7 @@ class SignalWebhookView(APIView):
             quantity=data["quantity"],
             leverage=data["leverage"],
             order_type=data["type"],
+            price=data.get("price"),
         )
         message = outcome.message
         if outcome.duplicate:

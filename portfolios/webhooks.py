@@ -16,15 +16,14 @@ from copytrading.errors import DomainError
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
 from portfolios.models import Portfolio
-from portfolios.services import portfolio_order_place
+from portfolios.services import ADVANCED_ORDER_TYPES, LIMIT, MARKET, STOP_ORDER_TYPES, portfolio_order_place
 
 SIGNAL_SOURCE = "signal"
 SECRET_PREFIX = "whsec_"
 
-MARKET = "market"
-STOP = "stop"
-ADVANCED_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
-SIGNAL_TYPES = (MARKET, STOP, *ADVANCED_TYPES)
+# Every type a sender may name; all but market and limit are refused (and
+# recorded) by portfolio_order_place with their own reason code.
+SIGNAL_TYPES = (MARKET, LIMIT, *STOP_ORDER_TYPES, *ADVANCED_ORDER_TYPES)
 
 
 @transaction.atomic
@@ -45,22 +44,6 @@ class SignalOutcome:
     error: DomainError | None = None
 
 
-def _unsupported(order_type: str) -> DomainError | None:
-    if order_type in ADVANCED_TYPES:
-        return DomainError(
-            "ADVANCED_ORDER_NOT_SUPPORTED",
-            f"{order_type} orders cannot be copied; send the individual market orders instead.",
-            field="type",
-        )
-    if order_type == STOP:
-        return DomainError(
-            "STOP_ORDER_NOT_SUPPORTED_FOR_COPY",
-            "Stop orders cannot be copied; send a market order when the stop triggers.",
-            field="type",
-        )
-    return None
-
-
 def _error_result(error: DomainError) -> dict[str, Any]:
     return {"code": error.code, "detail": error.detail, "field": error.field}
 
@@ -76,6 +59,7 @@ def portfolio_signal_receive(
     quantity: Decimal,
     leverage: int = 1,
     order_type: str = MARKET,
+    price: Decimal | None = None,
 ) -> SignalOutcome:
     """Apply one authenticated signal at most once.
 
@@ -90,17 +74,22 @@ def portfolio_signal_receive(
     )
     if not created:
         return SignalOutcome(message=message, duplicate=True)
-    error = _unsupported(order_type)
-    if error is None:
-        try:
-            # A savepoint: a refused trade is rolled back on its own (with any
-            # on-commit dispatch it registered) while the inbox row stays.
-            with transaction.atomic():
-                events = portfolio_order_place(
-                    portfolio=portfolio, symbol=symbol, side=side, quantity=quantity, leverage=leverage
-                )
-        except DomainError as exc:
-            error = exc
+    error = None
+    try:
+        # A savepoint: a refused trade is rolled back on its own (with any
+        # on-commit dispatch it registered) while the inbox row stays.
+        with transaction.atomic():
+            events = portfolio_order_place(
+                portfolio=portfolio,
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                leverage=leverage,
+                order_type=order_type,
+                price=price,
+            )
+    except DomainError as exc:
+        error = exc
     if error is not None:
         inbox_result_record(message=message, status=InboxStatus.REJECTED, result=_error_result(error))
         return SignalOutcome(message=message, duplicate=False, error=error)

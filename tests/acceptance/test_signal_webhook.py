@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+D = Decimal
+
 import pytest
 import time_machine
 from django.db import connection
@@ -279,6 +281,41 @@ def test_no_csrf_token_or_session_is_needed(instruments):
     assert r.status_code == 201, r.content
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_limit_signal_rests_the_leaders_order_and_a_replay_places_nothing(instruments):
+    desk = Desk(followers=2)
+    secret = desk.rotate()
+    message = signal("tv-limit-7", type="limit", price="59000")
+
+    r = post_signal(desk.portfolio_id, secret, message)
+
+    assert r.status_code == 201, r.content
+    [event] = r.json()["events"]
+    assert event["kind"] == "limit_placed"
+    order = Order.objects.get(account_id=desk.trading_account_id)
+    assert (order.order_type, order.status, order.price, order.quantity) == ("limit", "open", D("59000"), D("0.1"))
+    mirrors = Order.objects.filter(subscription_id__in=desk.subscription_ids, status="open")
+    assert sorted(mirrors.values_list("price", flat=True)) == [D("59000"), D("59000")]
+
+    r = post_signal(desk.portfolio_id, secret, message)
+    assert (r.status_code, r.json()["duplicate"]) == (200, True)
+    assert (desk.leader_orders(), desk.events()) == (1, 1)
+    assert Order.objects.filter(subscription_id__in=desk.subscription_ids).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_limit_signal_without_a_price_is_refused_and_recorded(instruments):
+    desk = Desk()
+    secret = desk.rotate()
+
+    r = post_signal(desk.portfolio_id, secret, signal("tv-limit-8", type="limit"))
+
+    assert r.status_code == 400, r.content
+    assert (r.json()["code"], r.json()["field"]) == ("INVALID_PRICE", "price")
+    assert InboxMessage.objects.get().status == InboxStatus.REJECTED
+    assert (desk.leader_orders(), desk.events()) == (0, 0)
+
+
 # --- what is refused ---------------------------------------------------------------
 
 
@@ -287,7 +324,7 @@ def test_no_csrf_token_or_session_is_needed(instruments):
     ("order_type", "code"),
     [
         *[(t, "ADVANCED_ORDER_NOT_SUPPORTED") for t in ("twap", "iceberg", "scaled", "oco", "oto", "oso")],
-        ("stop", "STOP_ORDER_NOT_SUPPORTED_FOR_COPY"),
+        *[(t, "STOP_ORDER_NOT_SUPPORTED_FOR_COPY") for t in ("stop", "stop_market", "stop_limit")],
     ],
 )
 def test_unsupported_types_are_recorded_but_not_executed(instruments, order_type, code):
