@@ -11,8 +11,6 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-D = Decimal
-
 import pytest
 import time_machine
 from django.db import connection
@@ -25,6 +23,7 @@ from portfolios import webhooks
 from portfolios.models import Portfolio
 from tests.acceptance.flow import register
 
+D = Decimal
 BTC_PERP = "BTC/USDT:USDT"
 T0 = datetime(2025, 6, 1, 9, 30, tzinfo=UTC)
 
