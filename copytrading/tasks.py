@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from copytrading import propagation
+from copytrading import propagation, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,16 @@ def relay_outbox() -> int:
 
 @shared_task
 def reconcile_propagations(stale_after_seconds: float = 120) -> dict:
-    """Resume propagations whose chunks went stale (worker killed, message lost)."""
+    """Resume propagations whose chunks went stale (worker killed, message lost),
+    then close mirrors left open behind their leader (copytrading/reconcile.py)."""
     stale = propagation.stale_chunks(older_than=timedelta(seconds=stale_after_seconds))
     for chunk_id in stale:
         propagate_chunk.delay(chunk_id)
     completed = sum(propagation.event_complete(event_id) for event_id in propagation.unfinished_events())
-    return {"resumed_chunks": len(stale), "completed_events": completed}
+    repair = reconcile.orphans_repair()
+    return {
+        "resumed_chunks": len(stale),
+        "completed_events": completed,
+        "orphaned_mirrors_closed": repair.closed_positions,
+        "orphaned_orders_cancelled": repair.cancelled_orders,
+    }

@@ -73,7 +73,7 @@ def test_reconciler_reruns_a_chunk_whose_message_was_lost(portfolio_with_followe
     assert chunk.status == ChunkStatus.PENDING
     assert LeaderEvent.objects.get(pk=event.pk).status == LeaderEventStatus.PROPAGATING
 
-    assert tasks.reconcile_propagations(stale_after_seconds=3600) == {"resumed_chunks": 0, "completed_events": 0}
+    assert tasks.reconcile_propagations(stale_after_seconds=3600)["resumed_chunks"] == 0
     result = tasks.reconcile_propagations(stale_after_seconds=0)
     assert result["resumed_chunks"] == 1
 
