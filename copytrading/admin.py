@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from copytrading import events
 from copytrading.models import (
     Account,
     Execution,
@@ -219,6 +220,12 @@ class LeaderEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     inlines = [PropagationChunkInline]
     readonly_fields = ["executions"]
+    actions = ["replay"]
+
+    @admin.action(description="Replay the selected events (serves only followers without an execution row)")
+    def replay(self, request: HttpRequest, queryset) -> None:
+        queued = sum(events.leader_event_replay(event_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{queryset.count()} event(s) replayed; {queued} chunk(s) queued.")
 
     @admin.display(description="executions")
     def executions(self, obj: LeaderEvent) -> str:

@@ -74,3 +74,38 @@ def position_step_event(
         payload["fraction"] = str(fill.quantity / quantity_before)
     payload |= extra or {}
     return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)
+
+
+@transaction.atomic
+def leader_event_replay(*, event_id: int) -> int:
+    """Run an event's propagation again (a staff action after a repair).
+
+    Safe at any time: each chunk serves only the subscriptions of its original
+    range that have no execution row for the event yet (one row per event and
+    subscription), so for an event that went through it changes nothing. A
+    pending event is simply dispatched again. Returns the chunks re-queued."""
+    from copytrading.models import ChunkStatus, PropagationChunk
+
+    event = LeaderEvent.objects.select_for_update().filter(pk=event_id).first()
+    if event is None:
+        from copytrading.errors import DomainError
+
+        raise DomainError("NOT_FOUND", "No such leader event.", status=404)
+    if event.status == LeaderEventStatus.PENDING:
+        transaction.on_commit(lambda: dispatch(event.pk))
+        return 0
+    chunks = PropagationChunk.objects.filter(event_id=event.pk)
+    chunk_ids = list(chunks.order_by("index").values_list("pk", flat=True))
+    if not chunk_ids:
+        return 0
+    chunks.update(status=ChunkStatus.PENDING)
+    LeaderEvent.objects.filter(pk=event.pk).update(status=LeaderEventStatus.PROPAGATING, completed_at=None)
+
+    def enqueue() -> None:
+        from copytrading.tasks import propagate_chunk
+
+        for chunk_id in chunk_ids:
+            propagate_chunk.delay(chunk_id)
+
+    transaction.on_commit(enqueue)
+    return len(chunk_ids)

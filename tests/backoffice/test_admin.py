@@ -12,12 +12,14 @@ from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
     AccountKind,
+    ChunkStatus,
     Execution,
     Holding,
     InboxMessage,
     Instrument,
     LeaderEvent,
     LeaderEventKind,
+    LeaderEventStatus,
     Order,
     Outcome,
     Position,
@@ -311,3 +313,33 @@ def test_subscription_changelist_queries_do_not_grow_with_rows(
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == rows
     assert "crowd-" in response.content.decode()
+
+
+def test_replaying_a_completed_event_changes_nothing(admin_client, world, django_capture_on_commit_callbacks):
+    event = world.open_event
+    footprint = (Execution.objects.count(), Order.objects.count(), Transfer.objects.count())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            _changelist(LeaderEvent), {"action": "replay", "_selected_action": [event.pk]}, follow=True
+        )
+
+    assert response.status_code == 200
+    assert "1 event(s) replayed; 1 chunk(s) queued." in response.content.decode()
+    assert LeaderEvent.objects.get(pk=event.pk).status == LeaderEventStatus.DONE
+    assert (Execution.objects.count(), Order.objects.count(), Transfer.objects.count()) == footprint
+
+
+def test_replaying_a_stuck_event_finishes_it_now(admin_client, world, django_capture_on_commit_callbacks):
+    # A chunk whose message was lost: the reconciler would find it in 10 minutes.
+    event = world.open_event
+    PropagationChunk.objects.filter(event=event).update(status=ChunkStatus.PENDING)
+    LeaderEvent.objects.filter(pk=event.pk).update(status=LeaderEventStatus.PROPAGATING, completed_at=None)
+    footprint = (Execution.objects.count(), Order.objects.count(), Transfer.objects.count())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(_changelist(LeaderEvent), {"action": "replay", "_selected_action": [event.pk]})
+
+    assert LeaderEvent.objects.get(pk=event.pk).status == LeaderEventStatus.DONE
+    assert not PropagationChunk.objects.filter(event=event, status=ChunkStatus.PENDING).exists()
+    assert (Execution.objects.count(), Order.objects.count(), Transfer.objects.count()) == footprint
