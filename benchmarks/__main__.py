@@ -1,11 +1,19 @@
-"""`make bench`: every benchmark, each in its own process and fresh database."""
+"""`make bench`: every benchmark, each in its own process and fresh database.
+`python -m benchmarks ranking catalog` runs only the ones named."""
 
 import sys
 
 from benchmarks.setup import run_module
 
-BENCHMARKS = ["benchmarks.fanout", "benchmarks.watchdog"]
+BENCHMARKS = ["benchmarks.fanout", "benchmarks.watchdog", "benchmarks.ranking", "benchmarks.catalog"]
 
 if __name__ == "__main__":
-    failed = [m for m in BENCHMARKS if run_module(m) != 0]
+    wanted = [f"benchmarks.{name}" for name in sys.argv[1:]] or BENCHMARKS
+    unknown = [m for m in wanted if m not in BENCHMARKS]
+    if unknown:
+        sys.exit(
+            f"unknown benchmark(s): {', '.join(m.split('.')[1] for m in unknown)}; "
+            f"known: {', '.join(m.split('.')[1] for m in BENCHMARKS)}"
+        )
+    failed = [m for m in wanted if run_module(m) != 0]
     sys.exit(1 if failed else 0)

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The web process pools its database connections (see DB_POOL_MAX in settings).
+os.environ.setdefault("DB_POOL_MAX", "8")
 
 django_asgi_app = get_asgi_application()
 if settings.SERVE_STATIC:
@@ -14,5 +16,15 @@ if settings.SERVE_STATIC:
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+
+from config.microcache import MicroCache  # noqa: E402
+
+# Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).
+django_asgi_app = MicroCache(
+    django_asgi_app,
+    paths=["/api/v1/catalog"],
+    ttl=settings.CATALOG_CACHE_SECONDS,
+    session_cookie=settings.SESSION_COOKIE_NAME,
+)
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

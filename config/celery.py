@@ -11,7 +11,7 @@ app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Autodiscovery imports only each app's tasks.py; other task modules are listed here.
-app.conf.include = ["copytrading.inbox_tasks"]
+app.conf.include = ["copytrading.inbox_tasks", "portfolios.stats_tasks", "portfolios.lifecycle_tasks"]
 
 app.conf.beat_schedule = {
     "outbox-relay": {
@@ -20,6 +20,11 @@ app.conf.beat_schedule = {
     },
     "reconcile-propagations": {
         "task": "copytrading.tasks.reconcile_propagations",
+        "schedule": 600.0,
+    },
+    # Finishes closing portfolios: leader book, followers detached, archived.
+    "reconcile-closing-portfolios": {
+        "task": "portfolios.lifecycle_tasks.reconcile_closing_portfolios",
         "schedule": 600.0,
     },
     "fee-settlement": {
@@ -35,6 +40,15 @@ app.conf.beat_schedule = {
         "task": "risk.tasks.watchdog_tick",
         "schedule": 30.0,
         "options": {"expires": 25.0},
+    },
+    "portfolio-stats": {
+        "task": "portfolios.stats_tasks.refresh_portfolio_stats",
+        "schedule": 300.0,
+        "options": {"expires": 290.0},
+    },
+    "portfolio-ranking": {
+        "task": "portfolios.stats_tasks.rank_portfolios",
+        "schedule": crontab(minute=0, hour="*/2"),
     },
     "risk-daily-reset": {
         "task": "risk.tasks.daily_reset",

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_filters",
+    "graphene_django",
     "django_celery_beat",
     "channels",
     "copytrading",
@@ -77,7 +78,15 @@ TEMPLATES = [
     },
 ]
 
-if DATABASE_URL:
+# A psycopg connection pool of at most DB_POOL_MAX connections per process (0:
+# none, persistent connections instead). The web process turns it on (config/asgi.py):
+# Django's ASGI handler runs each request in a thread of its own, so a persistent
+# per-thread connection is never reused and every request would leak one.
+DB_POOL_MAX = env_int("DB_POOL_MAX", 0)
+if DATABASE_URL and DB_POOL_MAX > 0:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX, "timeout": 10}
+elif DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
     DATABASES = {
@@ -163,6 +172,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- REST framework ---------------------------------------------------------------
+# How long a public catalog page is served from the cache (0: never cached).
+CATALOG_CACHE_SECONDS = env_int("CATALOG_CACHE_SECONDS", 5)
+
+# GraphQL at /graphql/ (read side; config/schema.py).
+GRAPHENE = {"SCHEMA": "config.schema.schema"}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -189,10 +204,18 @@ FANOUT_ASYNC_COMMIT = env_bool("FANOUT_ASYNC_COMMIT", True)
 PAPER_SPREAD_BPS = env_decimal("PAPER_SPREAD_BPS", "0")
 PAPER_MAX_DEPOSIT = env_decimal("PAPER_MAX_DEPOSIT", "1000000")
 MAX_PORTFOLIOS_PER_LEADER = env_int("MAX_PORTFOLIOS_PER_LEADER", 5)
+# Private portfolios: wrong passcodes allowed per user (over all portfolios) and
+# per portfolio (over all users) within the window, then a lockout.
+PASSCODE_MAX_ATTEMPTS_PER_USER = env_int("PASSCODE_MAX_ATTEMPTS_PER_USER", 5)
+PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO = env_int("PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO", 20)
+PASSCODE_WINDOW_SECONDS = env_int("PASSCODE_WINDOW_SECONDS", 900)
+PASSCODE_LOCKOUT_SECONDS = env_int("PASSCODE_LOCKOUT_SECONDS", 900)
 RISK_WATCHDOG_INTERVAL_SECONDS = env_int("RISK_WATCHDOG_INTERVAL_SECONDS", 30)
 RISK_WATCHDOG_CHUNK_SIZE = env_int("RISK_WATCHDOG_CHUNK_SIZE", 5000)
 RISK_WATCHDOG_WORKERS = env_int("RISK_WATCHDOG_WORKERS", 2)
 RISK_MARGIN_CALL_LEVEL_PCT = env_decimal("RISK_MARGIN_CALL_LEVEL_PCT", "110")
+# Leader withdrawals of earned profit share: the smallest amount (after rounding down to cents).
+FEES_MIN_WITHDRAWAL = env_decimal("FEES_MIN_WITHDRAWAL", "1.00")
 
 LOGGING = {
     "version": 1,

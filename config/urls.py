@@ -3,13 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice.views import healthz
+from config.schema import TokenGraphQLView
 from copytrading import api as core_api
 from fees import api as fees_api
 from followers import api as followers_api
 from followers import fees_api as followers_fees_api
+from followers import stats_api as followers_stats_api
 from portfolios import api as portfolios_api
+from portfolios import catalog_api, lifecycle_api, template_api, webhook_api
 from portfolios import fees_api as portfolios_fees_api
-from portfolios import webhook_api
 
 api_v1 = [
     path("auth/register", core_api.RegisterView.as_view(), name="auth-register"),
@@ -22,6 +24,7 @@ api_v1 = [
     path("portfolios", portfolios_api.PortfolioListView.as_view(), name="portfolio-list"),
     path("portfolios/<int:pk>", portfolios_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
     path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
+    path("portfolios/<int:pk>/close", lifecycle_api.PortfolioCloseView.as_view(), name="portfolio-close"),
     path("portfolios/<int:pk>/orders", portfolios_api.PortfolioOrderView.as_view(), name="portfolio-orders"),
     path(
         "portfolios/<int:pk>/orders/<int:order_pk>",
@@ -65,6 +68,9 @@ api_v1 = [
         "portfolios/<int:pk>/earnings", portfolios_fees_api.PortfolioEarningsView.as_view(), name="portfolio-earnings"
     ),
     path(
+        "portfolios/<int:pk>/fee-model", portfolios_fees_api.PortfolioFeeModelView.as_view(), name="portfolio-fee-model"
+    ),
+    path(
         "portfolios/<int:pk>/withdrawals",
         portfolios_fees_api.PortfolioWithdrawalListView.as_view(),
         name="portfolio-withdrawals",
@@ -77,8 +83,46 @@ api_v1 = [
     path("fees/caps", fees_api.MyCapsView.as_view(), name="fees-caps"),
     path("fees/earnings", fees_api.MyEarningsView.as_view(), name="fees-earnings"),
     path("subscriptions/<int:pk>/fees", followers_fees_api.SubscriptionFeesView.as_view(), name="subscription-fees"),
-    path("catalog", portfolios_api.CatalogListView.as_view(), name="catalog"),
+    path("catalog", catalog_api.CatalogListView.as_view(), name="catalog"),
+    path("catalog/<int:pk>", catalog_api.CatalogDetailView.as_view(), name="catalog-detail"),
+    path("catalog/<int:pk>/scores", catalog_api.CatalogScoreHistoryView.as_view(), name="catalog-scores"),
+    path("catalog/<int:pk>/closed-trades", catalog_api.CatalogClosedTradesView.as_view(), name="catalog-closed"),
+    path("favorites", catalog_api.FavoriteListView.as_view(), name="favorite-list"),
+    path("favorites/<int:pk>", catalog_api.FavoriteDetailView.as_view(), name="favorite-detail"),
+    path("portfolios/<int:pk>/stats", catalog_api.PortfolioStatsView.as_view(), name="portfolio-stats"),
+    path(
+        "portfolios/<int:pk>/closed-trades",
+        catalog_api.PortfolioClosedTradesView.as_view(),
+        name="portfolio-closed-trades",
+    ),
+    path("subscriptions/stats", followers_stats_api.FollowerStatsView.as_view(), name="subscription-stats"),
     path("subscriptions", followers_api.SubscriptionListView.as_view(), name="subscription-list"),
+    path("subscriptions/summary", followers_api.SubscriptionSummaryView.as_view(), name="subscription-summary"),
+    path("templates", template_api.DefaultTemplateListView.as_view(), name="templates"),
+    path("portfolios/<int:pk>/templates", template_api.PortfolioTemplateListView.as_view(), name="portfolio-templates"),
+    path(
+        "portfolios/<int:pk>/templates/<int:template_pk>",
+        template_api.PortfolioTemplateDetailView.as_view(),
+        name="portfolio-template-detail",
+    ),
+    path(
+        "subscriptions/<int:pk>/settings",
+        followers_api.SubscriptionSettingsView.as_view(),
+        name="subscription-settings",
+    ),
+    path("subscriptions/<int:pk>/top-up", followers_api.SubscriptionTopUpView.as_view(), name="subscription-top-up"),
+    path(
+        "subscriptions/<int:pk>/withdraw",
+        followers_api.SubscriptionWithdrawView.as_view(),
+        name="subscription-withdraw",
+    ),
+    path("subscriptions/<int:pk>/pause", followers_api.SubscriptionPauseView.as_view(), name="subscription-pause"),
+    path("subscriptions/<int:pk>/resume", followers_api.SubscriptionResumeView.as_view(), name="subscription-resume"),
+    path(
+        "subscriptions/<int:pk>/unfollow",
+        followers_api.SubscriptionUnfollowView.as_view(),
+        name="subscription-unfollow",
+    ),
     path("subscriptions/<int:pk>", followers_api.SubscriptionDetailView.as_view(), name="subscription-detail"),
     path(
         "subscriptions/<int:pk>/positions",
@@ -108,4 +152,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("graphql/", TokenGraphQLView.as_view(graphiql=True), name="graphql"),
 ]

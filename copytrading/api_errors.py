@@ -30,6 +30,10 @@ def _first_error(detail, prefix: str = "") -> tuple[str | None, str, str]:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         body = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+        retry_after = getattr(exc, "retry_after", None)  # e.g. portfolios.passcodes.PasscodeLocked
+        if retry_after:
+            body["retry_after"] = retry_after
+            return Response(body, status=exc.status, headers={"Retry-After": str(retry_after)})
         return Response(body, status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

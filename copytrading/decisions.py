@@ -4,6 +4,7 @@ The propagation engine loads everything a chunk needs, calls ``decide`` for
 every follower, then writes the results set-based.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -47,6 +48,11 @@ POSITION_EDIT_NOT_PROPAGATED = "POSITION_EDIT_NOT_PROPAGATED"
 SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
 
 DEFAULT_SLIPPAGE_TOLERANCE_PCT = Decimal("1.00")
+
+# The risk app's pre-trade limits, loaded per chunk by the target source:
+# ``check(subscription_id, *, opens_position, notional)`` returns None to go
+# ahead, or the reason code (e.g. RISK_MAX_OPEN_POSITIONS) to reject with.
+PreTradeCheck = Callable[..., str | None]
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ def decide(
     holding: Decimal,
     market: MarketView,
     mirror_order: MirrorOrderView | None = None,
+    pretrade: PreTradeCheck | None = None,
 ) -> Decision:
     price = market.fill_price_buy if event.order_side == trade_math.BUY else market.fill_price_sell
 
@@ -256,6 +263,11 @@ def decide(
         quantity, reason = _size(event, target, price, equity, market)
         if reason:
             return _skip(reason)
+        refused = pretrade and pretrade(
+            target.subscription_id, opens_position=mirror is None, notional=quantity * price
+        )
+        if refused:
+            return Decision(REJECTED, refused, quantity=quantity, price=price, leverage=leverage)
         if trade_math.margin_for(quantity, price, leverage) > free:
             return Decision(REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage)
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
@@ -276,7 +288,9 @@ def decide(
         return Decision(COPIED, "", action, event.order_side, quantity, price, mirror.leverage)
 
     if event.kind in LIMIT_KINDS:
-        return _decide_limit(event, target, free=free, equity=equity, order=mirror_order, market=market)
+        return _decide_limit(
+            event, target, free=free, equity=equity, order=mirror_order, market=market, pretrade=pretrade
+        )
 
     if event.kind == TPSL_SET:
         if mirror is None:
@@ -324,9 +338,12 @@ def _decide_limit(
     equity: Decimal,
     order: MirrorOrderView | None,
     market: MarketView,
+    pretrade: PreTradeCheck | None = None,
 ) -> Decision:
     """Place, re-price or cancel the follower's mirror of a leader limit order.
-    The mirror rests at the leader's price, so there is no slippage to check."""
+    The mirror rests at the leader's price, so there is no slippage to check.
+    The pre-trade limits are checked when it is placed, counting it as a new
+    position (it may open one when it fills)."""
     if event.kind == LIMIT_PLACED:
         if not target.active:
             return _skip(SUBSCRIPTION_PAUSED)
@@ -336,6 +353,9 @@ def _decide_limit(
         quantity, reason = _size(event, target, event.price, equity, market)
         if reason:
             return _skip(reason)
+        refused = pretrade and pretrade(target.subscription_id, opens_position=True, notional=quantity * event.price)
+        if refused:
+            return Decision(REJECTED, refused, quantity=quantity, price=event.price, leverage=leverage)
         reserved = trade_math.margin_for(quantity, event.price, leverage)
         if reserved > free:
             return Decision(REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=event.price, leverage=leverage)

@@ -91,9 +91,16 @@ class TransferKind(models.TextChoices):
     COPY_FUND = "COPY_FUND", "Copy wallet funding"
     COPY_RETURN = "COPY_RETURN", "Copy wallet return"
     LEADER_FUND = "LEADER_FUND", "Leader trading account funding"
+    # A portfolio archived: what is left in its trading account goes back to the leader's main wallet.
+    LEADER_RETURN = "LEADER_RETURN", "Leader trading account return"
     REALIZED_PNL = "REALIZED_PNL", "Realized PnL"
     SPOT_TRADE = "SPOT_TRADE", "Spot trade"
     TRADING_FEE = "TRADING_FEE", "Trading fee"
+    # The fees app: copy wallet -> escrow -> leader profit / platform -> leader main.
+    PROFIT_SHARE = "PROFIT_SHARE", "Profit share (into escrow)"
+    FEE_SETTLE_LEADER = "FEE_SETTLE_LEADER", "Profit share to the leader"
+    FEE_SETTLE_PLATFORM = "FEE_SETTLE_PLATFORM", "Profit share to the platform"
+    LEADER_WITHDRAWAL = "LEADER_WITHDRAWAL", "Leader profit withdrawal"
 
 
 class Transfer(models.Model):

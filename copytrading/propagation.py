@@ -54,6 +54,10 @@ class TargetSource(Protocol):
     def load(self, portfolio_id: int, first_id: int, last_id: int) -> list[TargetView]:
         """The reachable subscriptions with ids in [first_id, last_id]: one query."""
 
+    def pretrade_gate(self, targets: list[TargetView]) -> decisions.PreTradeCheck:
+        """The pre-trade risk limits of these targets, loaded set-based (one or
+        two queries): the risk app's checks, reached without importing it."""
+
 
 _source: TargetSource | None = None
 
@@ -235,6 +239,13 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)
+        # Only copies that can open or grow a position are checked; the books
+        # are read under the accounts' locks.
+        pretrade = (
+            target_source().pretrade_gate(targets)
+            if event.kind in (decisions.POSITION_OPEN, decisions.LIMIT_PLACED) and targets
+            else None
+        )
 
         # Lock order as everywhere: accounts, positions, orders, holdings.
         mirrors = _load_mirrors(event, first_id, last_id)
@@ -264,6 +275,7 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
                 holding=holding.quantity if holding else ZERO,
                 market=market,
                 mirror_order=mirror_order.view if mirror_order else None,
+                pretrade=pretrade,
             )
             writer.add(target, decision, mirror, mirror_order, holding, leader_position_id)
 

@@ -340,58 +340,6 @@ def limit_order_cancel(*, order_id: int, account_id: int, mirror: bool = False) 
     return order
 
 
-def account_orders_cancel(*, account_id: int) -> int:
-    """Cancel every resting order of an account (a copy wallet being closed:
-    its mirror limits included), releasing their reservations in one write.
-    The caller holds the account's row lock. Returns how many it cancelled."""
-    orders = list(
-        Order.objects.select_for_update(of=("self",))
-        .filter(account_id=account_id, status=OrderStatus.OPEN)
-        .order_by("pk")
-        .values_list("pk", "reserved")
-    )
-    if not orders:
-        return 0
-    Order.objects.filter(pk__in=[pk for pk, _ in orders]).update(status=OrderStatus.CANCELLED, reserved=ZERO)
-    released = sum((reserved for _, reserved in orders), ZERO)
-    if released:
-        ledger.apply_transfers([], locked_deltas={account_id: -released})
-    return len(orders)
-
-
-def account_holdings_sell(*, account_id: int) -> int:
-    """Sell every spot holding of an account at market for the primary
-    currency (a copy wallet being closed), dust below the instrument's
-    minimum included: nothing may stay behind in a closed wallet. The caller
-    holds the account's row lock. Returns how many holdings it sold."""
-    holdings = list(Holding.objects.select_for_update().filter(account_id=account_id, quantity__gt=0).order_by("pk"))
-    if not holdings:
-        return 0
-    pairs: dict[str, Instrument] = {}
-    for instrument in Instrument.objects.filter(
-        product=Product.SPOT,
-        quote=settings.PRIMARY_CURRENCY,
-        base__in=[h.asset for h in holdings],
-        mark_price__isnull=False,
-    ).order_by("pk"):
-        pairs.setdefault(instrument.base, instrument)
-    fills = []
-    for holding in holdings:
-        instrument = pairs.get(holding.asset)
-        if instrument is None:
-            raise DomainError(
-                "NO_MARKET_FOR_HOLDING",
-                f"{holding.asset} has no priced {settings.PRIMARY_CURRENCY} market to sell it on; retry later.",
-                status=409,
-            )
-        price = trade_math.fill_price(
-            instrument.mark_price, trade_math.SELL, settings.PAPER_SPREAD_BPS, instrument.price_tick
-        )
-        fills.append(Fill(account_id, instrument, trade_math.SELL, SPOT_SELL, holding.quantity, price, holding=holding))
-    apply_fills(fills)
-    return len(fills)
-
-
 # --- edits of an open position -------------------------------------------------
 
 

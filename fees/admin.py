@@ -16,6 +16,7 @@ from fees.models import (
     FeeAccrual,
     FeeAuditEntry,
     FeeGroup,
+    HighWaterMark,
     LeaderGroupAssignment,
     LeaderProfitAccount,
     LeaderWithdrawal,
@@ -83,10 +84,10 @@ class AuditInline(ReadOnlyInline):
 @admin.register(FeeAccrual)
 class FeeAccrualAdmin(ReadOnlyAdmin):
     list_display = [
-        "id", "accrued_at", "status", "portfolio_id", "subscription_id", "source_position_id", "profit",
-        "share_pct", "fee", "fee_due", "platform_part", "leader_part", "attempts", "settled_at",
+        "id", "accrued_at", "status", "portfolio_id", "subscription_id", "source_position_id", "fee_model",
+        "profit", "share_pct", "fee", "fee_due", "platform_part", "leader_part", "attempts", "settled_at",
     ]  # fmt: skip
-    list_filter = [StuckFilter, "status", "accrued_at"]
+    list_filter = [StuckFilter, "status", "fee_model", "accrued_at"]
     search_fields = ["=portfolio_id", "=subscription_id", "=source_position__id"]
     date_hierarchy = "accrued_at"
     readonly_fields = ["position_link", "copy_account_link"]
@@ -132,6 +133,12 @@ class FeeAuditEntryAdmin(ReadOnlyAdmin):
     list_select_related = ["accrual", "actor"]
     list_filter = ["action"]
     search_fields = ["=accrual__id"]
+
+
+@admin.register(HighWaterMark)
+class HighWaterMarkAdmin(ReadOnlyAdmin):
+    list_display = ["subscription_id", "portfolio_id", "copy_account", "mark", "updated_at"]
+    search_fields = ["=subscription_id", "=portfolio_id"]
 
 
 @admin.register(LeaderProfitAccount)

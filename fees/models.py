@@ -19,6 +19,16 @@ def _pct_in_range(name: str, field: str) -> models.CheckConstraint:
     return models.CheckConstraint(name=name, condition=Q(**{f"{field}__gte": 0, f"{field}__lte": 100}))
 
 
+class FeeModel(models.TextChoices):
+    """How a portfolio's profit share is measured (Portfolio.fee_model)."""
+
+    # On each closed mirror with a realized profit (SPEC.md §6).
+    PER_TRADE = "per_trade", "Per trade"
+    # Only on the subscription's cumulative realized result above its
+    # previous high: a loss must be won back before anything is charged.
+    HIGH_WATER_MARK = "high_water_mark", "High-water mark"
+
+
 class FeeGroup(models.Model):
     """How much a leader may charge, and the platform's cut of every fee."""
 
@@ -97,7 +107,15 @@ class FeeAccrual(models.Model):
     leader_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     fee_group = models.ForeignKey(FeeGroup, null=True, on_delete=models.PROTECT, related_name="+")
     # The inputs.
-    profit = models.DecimalField(**MONEY)  # the position's realized PnL, net of trading fees
+    # The profit charged on: the position's realized PnL (net of trading
+    # fees) per trade, the gain above the high-water mark under that model.
+    profit = models.DecimalField(**MONEY)
+    fee_model = models.CharField(max_length=16, choices=FeeModel.choices, default=FeeModel.PER_TRADE)
+    position_pnl = models.DecimalField(**MONEY, null=True)  # the closed position's own realized PnL
+    # High-water mark only: the mark before this close and the subscription's
+    # cumulative realized result after it (the new mark).
+    mark_before = models.DecimalField(**MONEY, null=True, blank=True)
+    mark_after = models.DecimalField(**MONEY, null=True, blank=True)
     portfolio_share_pct = models.DecimalField(**PCT)  # what the portfolio asks
     share_pct = models.DecimalField(**PCT)  # what applied: capped by the leader's groups
     platform_cut_pct = models.DecimalField(**PCT)
@@ -139,6 +157,23 @@ class FeeAccrual(models.Model):
 
     def __str__(self) -> str:
         return f"fee {self.fee} on position {self.source_position_id} ({self.status})"
+
+
+class HighWaterMark(models.Model):
+    """A subscription's high-water mark: the highest cumulative realized
+    result (Σ realized PnL of its closed mirrors) a fee was charged up to."""
+
+    subscription_id = models.BigIntegerField(unique=True)
+    portfolio_id = models.BigIntegerField(db_index=True)
+    copy_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
+    mark = models.DecimalField(**MONEY)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="high_water_mark_non_negative", condition=Q(mark__gte=0))]
+
+    def __str__(self) -> str:
+        return f"subscription {self.subscription_id} mark {self.mark}"
 
 
 class AuditAction(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from fees.models import LeaderWithdrawal
+from fees.models import FeeModel, LeaderWithdrawal
 
 MONEY = {"max_digits": 28, "decimal_places": 8}
 PCT = {"max_digits": 5, "decimal_places": 2}
@@ -17,6 +17,17 @@ class WithdrawalSerializer(serializers.ModelSerializer):
     class Meta:
         model = LeaderWithdrawal
         fields = ["id", "portfolio_id", "amount", "requested_amount", "currency", "created_at"]
+
+
+class FeeModelSerializer(serializers.Serializer):
+    fee_model = serializers.ChoiceField(
+        choices=FeeModel.choices,
+        help_text="per_trade: each closed profitable mirror pays profit_share_pct of its profit. "
+        "high_water_mark: only the subscription's cumulative realized result above its previous high pays.",
+    )
+    profit_share_pct = serializers.DecimalField(
+        **PCT, read_only=True, help_text='A percent of the profit, e.g. "15.00" for 15 %.'
+    )
 
 
 class CapsSerializer(serializers.Serializer):

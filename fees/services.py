@@ -20,11 +20,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from copytrading import bulk, ledger
+from copytrading import ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
-from copytrading.models import AccountKind, Position, PositionStatus, Transfer
+from copytrading.models import AccountKind, Transfer, TransferKind
 from copytrading.money import ZERO
 from fees import math as fee_math
+from fees.accrual import (  # noqa: F401 (re-exported: the app's write entry points)
+    ACCRUAL_FIELDS,
+    KIND_ACCRUAL,
+    ClosedMirror,
+    accrual_key,
+    accrued_by_source,
+    audit_insert,
+    fees_accrue,
+)
 from fees.models import (
     AccrualStatus,
     AuditAction,
@@ -36,25 +45,20 @@ from fees.models import (
     LeaderWithdrawal,
     LimitsGroup,
 )
-from fees.selectors import LeaderCaps, default_fee_group, default_limits_group, leader_caps, leader_caps_many
+from fees.selectors import LeaderCaps, default_fee_group, default_limits_group, leader_caps
 
 log = logging.getLogger(__name__)
 
-# Transfer kinds of the fee flow (Transfer.kind is free text up to 20 chars).
-KIND_ACCRUAL = "PROFIT_SHARE"
-KIND_TO_LEADER = "FEE_SETTLE_LEADER"
-KIND_TO_PLATFORM = "FEE_SETTLE_PLATFORM"
-KIND_WITHDRAWAL = "LEADER_WITHDRAWAL"
+# Transfer kinds of the fee flow.
+KIND_TO_LEADER = TransferKind.FEE_SETTLE_LEADER
+KIND_TO_PLATFORM = TransferKind.FEE_SETTLE_PLATFORM
+KIND_WITHDRAWAL = TransferKind.LEADER_WITHDRAWAL
 
 MIN_WITHDRAWAL = Decimal("1.00")
 
 
 def min_withdrawal() -> Decimal:
     return getattr(settings, "FEES_MIN_WITHDRAWAL", MIN_WITHDRAWAL)
-
-
-def accrual_key(position_id: int) -> str:
-    return f"fee:{position_id}:accrue"
 
 
 def leader_key(position_id: int) -> str:
@@ -119,144 +123,7 @@ def follower_capacity_validate(*, leader, current_followers: int) -> LeaderCaps:
     return caps
 
 
-# --- accrual (the hook called when mirrors close) -------------------------------
-
-
-@dataclass(frozen=True)
-class ClosedMirror:
-    """One follower position that has just closed (fully)."""
-
-    position_id: int
-    subscription_id: int
-    portfolio_id: int
-    copy_account_id: int
-    leader_user_id: int
-    realized_pnl: Decimal  # the position's whole realized PnL, net of trading fees
-    profit_share_pct: Decimal  # the portfolio's profit share at the close
-
-
-ACCRUAL_FIELDS = [
-    "source_position", "subscription_id", "portfolio_id", "copy_account", "leader_user", "fee_group",
-    "profit", "portfolio_share_pct", "share_pct", "platform_cut_pct", "available", "fee_due", "fee",
-    "platform_part", "leader_part", "status", "attempts", "error", "accrued_at",
-]  # fmt: skip
-
-
-def _audit_insert(rows: list[tuple]) -> None:
-    """One INSERT for all audit rows (``bulk.insert_rows`` streams through COPY,
-    which takes no JSON objects; a multi-row INSERT is one query just the same)."""
-    FeeAuditEntry.objects.bulk_create(
-        [
-            FeeAuditEntry(accrual_id=accrual_id, action=action, detail=detail, actor_id=actor_id, created_at=at)
-            for accrual_id, action, detail, actor_id, at in rows
-        ]
-    )
-
-
-def _audit_detail(row: tuple) -> dict:
-    values = dict(zip(ACCRUAL_FIELDS, row, strict=True))
-    return {
-        name: str(values[name])
-        for name in (
-            "profit", "portfolio_share_pct", "share_pct", "platform_cut_pct", "available", "fee_due", "fee",
-            "platform_part", "leader_part",
-        )
-    } | {"fee_group": values["fee_group"], "position": values["source_position"]}  # fmt: skip
-
-
-@transaction.atomic
-def fees_accrue(*, closes: list[ClosedMirror]) -> list[FeeAccrual]:
-    """Accrue the profit share of closed follower positions, set-based.
-
-    Contract for the caller (the propagation chunk, price-driven matching, a
-    follower's own close, unfollow):
-    - call it in the same transaction that closed the positions, after the
-      venue wrote them, with one ``ClosedMirror`` per position that is now
-      ``closed`` (a partial reduce is not a close: the position's
-      ``realized_pnl`` keeps accumulating and is charged once, when it
-      closes). Pass the position's total ``realized_pnl`` net of any trading
-      fee, and the portfolio's ``profit_share_pct`` (a percent, "15.00").
-    - any number of closes per call (500 per chunk is the expected size);
-      it costs a constant number of queries: locks the copy wallets, one read
-      of the positions and their accruals, one insert of accruals, one of
-      audit rows, and the ledger writes.
-    - idempotent: a position that already has an accrual (a replayed chunk,
-      the same close reported twice, a concurrent caller) is skipped; the
-      wallet is debited at most once (UNIQUE source position and the
-      transfer's idempotency key).
-    - a loss, break-even, or a profit whose fee rounds below 1e-8 accrues
-      nothing and writes nothing. A position that is not closed or not in the
-      given copy wallet is skipped (logged), never charged.
-    - the fee is profit * share (share capped by the leader's groups),
-      rounded down to 8 places; if the wallet's free balance is short of it
-      (the profit was withdrawn or is margin elsewhere) only the free part is
-      charged and ``fee_due`` keeps the difference visible.
-    The fee moves at once from the copy wallet into FEE_ESCROW; the settlement
-    job credits leader and platform. Returns the new accruals.
-    """
-    wanted: dict[int, ClosedMirror] = {}
-    for close in closes:
-        if close.realized_pnl > 0 and close.profit_share_pct > 0:
-            wanted.setdefault(close.position_id, close)
-    if not wanted:
-        return []
-
-    # Lock the wallets first: a concurrent caller with the same positions waits
-    # here, then (read committed) sees the accruals this call inserts.
-    balances = ledger.lock_balances(c.copy_account_id for c in wanted.values())
-    positions = {
-        pk: (status, account_id, accrual_id)
-        for pk, status, account_id, accrual_id in Position.objects.filter(pk__any=list(wanted)).values_list(
-            "pk", "status", "account_id", "fee_accrual__id"
-        )
-    }
-    caps = leader_caps_many({c.leader_user_id for c in wanted.values()})
-    escrow_id = ledger.system_account(AccountKind.FEE_ESCROW).pk
-    now = timezone.now()
-    free = {pk: balance - locked for pk, (balance, locked) in balances.items()}
-
-    rows, specs = [], []
-    for position_id in sorted(wanted):
-        close = wanted[position_id]
-        status, account_id, accrual_id = positions.get(position_id, (None, None, None))
-        if accrual_id is not None:
-            continue  # already accrued: a replay
-        if status != PositionStatus.CLOSED or account_id != close.copy_account_id:
-            log.warning("fees_accrue skipped position %s: status %s, account %s", position_id, status, account_id)
-            continue
-        cap = caps[close.leader_user_id]
-        share = min(close.profit_share_pct, cap.max_profit_share_pct)
-        due = fee_math.fee_split(profit=close.realized_pnl, share_pct=share, platform_cut_pct=cap.platform_cut_pct)
-        if due.fee == 0:
-            continue
-        available = max(free[close.copy_account_id], ZERO)
-        charged = fee_math.fee_charge(due, available=available, platform_cut_pct=cap.platform_cut_pct)
-        free[close.copy_account_id] -= charged.fee
-        rows.append(
-            (
-                position_id, close.subscription_id, close.portfolio_id, close.copy_account_id, close.leader_user_id,
-                cap.fee_group_id, close.realized_pnl, close.profit_share_pct, share, cap.platform_cut_pct,
-                available, due.fee, charged.fee, charged.platform_part, charged.leader_part,
-                AccrualStatus.ACCRUED, 0, "", now,
-            )
-        )  # fmt: skip
-        if charged.fee:
-            specs.append(
-                ledger.TransferSpec(
-                    close.copy_account_id,
-                    escrow_id,
-                    charged.fee,
-                    KIND_ACCRUAL,
-                    accrual_key(position_id),
-                    f"position {position_id}",
-                )
-            )
-    if not rows:
-        return []
-    ids = bulk.insert_rows(FeeAccrual, ACCRUAL_FIELDS, rows, returning=True)
-    ledger.apply_transfers(specs)
-    _audit_insert([(pk, AuditAction.ACCRUED, _audit_detail(row), None, now) for pk, row in zip(ids, rows, strict=True)])
-    return list(FeeAccrual.objects.filter(pk__any=ids).order_by("pk"))
+# --- accrual: fees.accrual (re-exported here, the app's one write entry point) ------
 
 
 # --- settlement -------------------------------------------------------------------
@@ -352,7 +219,7 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
         status=AccrualStatus.SETTLED, settled_at=now, error=""
     )
     replayed = {s.key for s in specs if s.key in done}
-    _audit_insert(
+    audit_insert(
         [
             (
                 pk,
@@ -513,8 +380,3 @@ def _same_withdrawal(previous: LeaderWithdrawal, portfolio_id: int, amount: Deci
             "IDEMPOTENCY_CONFLICT", "This idempotency key was used for a different withdrawal.", field="amount"
         )
     return previous
-
-
-def accrued_by_source(position_ids: list[int]) -> dict[int, int]:
-    """``{position_id: accrual_id}`` (for callers that want to know what a replay skipped)."""
-    return dict(FeeAccrual.objects.filter(source_position_id__any=position_ids).values_list("source_position_id", "pk"))

@@ -1,16 +1,20 @@
 """Back office view of subscriptions (the follower drill-down starts here).
 
-Read-only: pause, resume, top-up and unfollow move money or change what gets
-copied, so they go through the services (admin actions will call them).
+Read-only: pause, resume and unfollow move money or change what gets copied,
+so the admin actions call the same services as the follower's API.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from copytrading import sizing
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
+from copytrading.errors import DomainError
 from copytrading.models import Execution, Holding, Order, Position
+from followers import services
 from followers.models import Subscription
+
+PAUSED_BY_STAFF = "staff"
 
 
 @admin.register(Subscription)
@@ -21,6 +25,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "portfolio_link",
         "status",
         "pause_reason",
+        "end_reason",
         "sizing_model",
         "sizing_parameter",
         "wallet_balance",
@@ -36,6 +41,40 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = ["sizing_parameter", "copy_wallet", "activity"]
+    actions = ["pause_selected", "resume_selected", "unfollow_selected"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_lifecycle_permission(self, request) -> bool:
+        return request.user.has_perm("followers.change_subscription")
+
+    def _each(self, request, queryset, action, done_message: str) -> None:
+        done = 0
+        for subscription in queryset.order_by("pk"):
+            try:
+                action(subscription)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"#{subscription.pk}: {exc.detail}", messages.ERROR)
+        self.message_user(request, f"{done} subscription(s) {done_message}.", messages.SUCCESS)
+
+    @admin.action(description="Pause the selected copies", permissions=["lifecycle"])
+    def pause_selected(self, request, queryset):
+        self._each(
+            request, queryset, lambda s: services.subscription_pause(subscription=s, reason=PAUSED_BY_STAFF), "paused"
+        )
+
+    @admin.action(description="Resume the selected copies", permissions=["lifecycle"])
+    def resume_selected(self, request, queryset):
+        self._each(request, queryset, lambda s: services.subscription_resume(subscription=s), "resumed")
+
+    @admin.action(description="Unfollow: close mirrors, return the wallets", permissions=["lifecycle"])
+    def unfollow_selected(self, request, queryset):
+        reason = f"ended by staff ({request.user.get_username()})"
+        self._each(request, queryset, lambda s: services.subscription_unfollow(subscription=s, reason=reason), "ended")
 
     @admin.display(description="portfolio", ordering="portfolio__name")
     def portfolio_link(self, obj: Subscription) -> str:

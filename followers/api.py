@@ -11,8 +11,15 @@ from copytrading.models import Execution, Holding, Position, PositionStatus
 from copytrading.serializers import ClosePositionSerializer, ExecutionSerializer, HoldingSerializer, PositionSerializer
 from followers import services
 from followers.models import Subscription
-from followers.selectors import subscriptions_of
-from followers.serializers import SubscribeSerializer, SubscriptionSerializer
+from followers.selectors import commitment_of, risk_views, subscriptions_of
+from followers.serializers import (
+    CommitmentSerializer,
+    MoneyMoveSerializer,
+    SettingsSerializer,
+    SubscribeSerializer,
+    SubscriptionSerializer,
+    UnfollowResultSerializer,
+)
 from portfolios.models import Portfolio
 
 
@@ -23,7 +30,9 @@ def my_subscription(request, pk) -> Subscription:
 class SubscriptionListView(APIView):
     @extend_schema(responses=SubscriptionSerializer(many=True))
     def get(self, request):
-        return Response(SubscriptionSerializer(subscriptions_of(request.user), many=True).data)
+        subscriptions = list(subscriptions_of(request.user))
+        context = {"risk": risk_views([s.pk for s in subscriptions])}
+        return Response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
 
     @extend_schema(request=SubscribeSerializer, responses={201: SubscriptionSerializer})
     def post(self, request):
@@ -31,8 +40,9 @@ class SubscriptionListView(APIView):
         s.is_valid(raise_exception=True)
         data = dict(s.validated_data)
         portfolio = Portfolio.objects.filter(pk=data.pop("portfolio")).first()
-        if portfolio is None or (not portfolio.is_public and portfolio.leader_id != request.user.pk):
+        if portfolio is None:
             raise DomainError("NOT_FOUND", "There is no such portfolio.", field="portfolio", status=404)
+        # A private portfolio is reached by its id and its passcode (checked by the service).
         subscription = services.subscription_create(follower=request.user, portfolio=portfolio, **data)
         subscription = subscriptions_of(request.user).get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
@@ -82,3 +92,82 @@ class SubscriptionExecutionListView(APIView):
         subscription = my_subscription(request, pk)
         rows = Execution.objects.filter(subscription_id=subscription.pk).select_related("event").order_by("-id")
         return Response(ExecutionSerializer(rows[:200], many=True).data)
+
+
+def _body(subscription: Subscription) -> dict:
+    return SubscriptionSerializer(subscriptions_of(subscription.follower).get(pk=subscription.pk)).data
+
+
+class SubscriptionSettingsView(APIView):
+    """Change settings and risk limits on the fly: the ranges of subscribe,
+    a 400 naming the field and the range otherwise."""
+
+    @extend_schema(request=SettingsSerializer, responses=SubscriptionSerializer)
+    def patch(self, request, pk):
+        subscription = my_subscription(request, pk)
+        s = SettingsSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        subscription = services.subscription_settings_update(subscription=subscription, **s.validated_data)
+        return Response(_body(subscription))
+
+
+class SubscriptionTopUpView(APIView):
+    @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
+    def post(self, request, pk):
+        subscription = my_subscription(request, pk)
+        s = MoneyMoveSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        subscription = services.subscription_top_up(subscription=subscription, **s.validated_data)
+        return Response(_body(subscription))
+
+
+class SubscriptionWithdrawView(APIView):
+    @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
+    def post(self, request, pk):
+        subscription = my_subscription(request, pk)
+        s = MoneyMoveSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        subscription = services.subscription_withdraw(subscription=subscription, **s.validated_data)
+        return Response(_body(subscription))
+
+
+class SubscriptionPauseView(APIView):
+    @extend_schema(request=None, responses=SubscriptionSerializer)
+    def post(self, request, pk):
+        subscription = services.subscription_pause(subscription=my_subscription(request, pk))
+        return Response(_body(subscription))
+
+
+class SubscriptionResumeView(APIView):
+    @extend_schema(request=None, responses=SubscriptionSerializer)
+    def post(self, request, pk):
+        subscription = services.subscription_resume(subscription=my_subscription(request, pk))
+        return Response(_body(subscription))
+
+
+class SubscriptionUnfollowView(APIView):
+    """Close every mirror, cancel resting orders, return the wallet to main
+    and close it. Safe to retry."""
+
+    @extend_schema(request=None, responses=UnfollowResultSerializer)
+    def post(self, request, pk):
+        done = services.subscription_unfollow(subscription=my_subscription(request, pk))
+        body = UnfollowResultSerializer(
+            {
+                "subscription": subscriptions_of(request.user).get(pk=done.subscription.pk),
+                "closed_positions": done.closed_positions,
+                "cancelled_orders": done.cancelled_orders,
+                "sold_holdings": done.sold_holdings,
+                "returned": done.returned,
+                "already_ended": done.already_ended,
+            }
+        ).data
+        return Response(body)
+
+
+class SubscriptionSummaryView(APIView):
+    """The follower's main wallet and what they have committed across copies."""
+
+    @extend_schema(responses=CommitmentSerializer)
+    def get(self, request):
+        return Response(CommitmentSerializer(commitment_of(request.user)).data)

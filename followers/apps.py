@@ -7,8 +7,17 @@ class FollowersConfig(AppConfig):
 
     def ready(self) -> None:
         from copytrading.propagation import register_target_source
+        from followers.fee_hooks import register as register_fee_hooks
         from followers.risk_hooks import register as register_risk_hooks
         from followers.selectors import SubscriptionTargets
 
         register_target_source(SubscriptionTargets())
+        from followers.stats_source import SubscriptionFollowers
+        from portfolios.stats_data import register_follower_source
+
+        register_follower_source(SubscriptionFollowers())
         register_risk_hooks()
+        from followers.portfolio_hooks import register as register_portfolio_hooks
+
+        register_portfolio_hooks()
+        register_fee_hooks()

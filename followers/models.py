@@ -38,6 +38,12 @@ class Subscription(models.Model):
     invested = models.DecimalField(**MONEY, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Why it ended: "unfollowed" by the follower, or the caller's reason
+    # (e.g. the portfolio closing), shown in the API.
+    end_reason = models.CharField(max_length=200, blank=True)
+    # The template the settings were copied from at subscribe ("balanced",
+    # or a custom template's id); informative only, nothing follows it.
+    template_ref = models.CharField(max_length=40, blank=True)
 
     class Meta:
         constraints = [

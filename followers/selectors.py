@@ -1,9 +1,15 @@
 """Reads of the followers app."""
 
+from collections.abc import Sequence
+from decimal import Decimal
+
 from django.db.models import QuerySet
 
 from copytrading.decisions import TargetView
+from copytrading.models import Account, AccountKind
 from followers.models import Subscription, SubscriptionStatus
+from risk.models import RiskEvent, RiskLimits, RiskState, Rule
+from risk.selectors import margin_call_default, pretrade_gate
 
 REACHABLE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
 
@@ -55,6 +61,116 @@ class SubscriptionTargets:
             for row in rows
         ]
 
+    def pretrade_gate(self, targets: Sequence[TargetView]):
+        """The risk app's pre-trade checks for a chunk's active targets (one
+        query, two if any of them has limits): see risk.selectors.pretrade_gate."""
+        return pretrade_gate([(t.subscription_id, t.account_id) for t in targets if t.active])
+
 
 def subscriptions_of(user) -> QuerySet[Subscription]:
     return Subscription.objects.filter(follower=user).select_related("portfolio", "copy_account")
+
+
+# --- what the follower's API shows ---------------------------------------------------
+
+_LIMIT_FIELDS = (
+    "daily_loss_limit_realized",
+    "daily_loss_limit_unrealized",
+    "margin_call_level_pct",
+    "max_drawdown_pct",
+    "max_open_positions",
+    "max_exposure_pct",
+)
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def risk_views(subscription_ids: Sequence[int]) -> dict[int, dict]:
+    """Each subscription's risk limits, and for a watchdog pause the rule and
+    the event that explains it, in three queries for any number of them."""
+    ids = sorted(set(subscription_ids))
+    limits = {row[0]: row[1:] for row in RiskLimits.objects.filter(pk__in=ids).values_list("pk", *_LIMIT_FIELDS)}
+    states = {
+        pk: (rule, at)
+        for pk, rule, at in RiskState.objects.filter(pk__in=ids)
+        .exclude(paused_by_rule="")
+        .values_list("pk", "paused_by_rule", "paused_at")
+    }
+    events: dict[int, RiskEvent] = {}
+    if states:
+        for event in (
+            RiskEvent.objects.filter(subscription_id__in=list(states)).exclude(action="resume").order_by("-id")
+        ):
+            events.setdefault(event.subscription_id, event)
+    default_level = str(margin_call_default())
+    out = {}
+    for pk in ids:
+        values = dict(zip(_LIMIT_FIELDS, limits.get(pk, (None,) * len(_LIMIT_FIELDS)), strict=True))
+        body = {name: _text(value) if name != "max_open_positions" else value for name, value in values.items()}
+        body["margin_call_level_pct_effective"] = body["margin_call_level_pct"] or default_level
+        rule, at = states.get(pk, ("", None))
+        event = events.get(pk)
+        body["paused_by_rule"] = rule
+        body["paused_at"] = at.isoformat() if at else None
+        body["pause_event"] = (
+            {
+                "rule": event.rule,
+                "measured": _text(event.measured),
+                "threshold": _text(event.threshold),
+                "action": event.action,
+                "closed_positions": event.closed_positions,
+                "at": event.created_at.isoformat(),
+            }
+            if event is not None and event.rule == rule
+            else None
+        )
+        out[pk] = body
+    return out
+
+
+def pause_detail(subscription: Subscription, risk: dict | None = None) -> str:
+    """A sentence for the follower saying why the copy is in its state."""
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        return ""
+    if subscription.status == SubscriptionStatus.ENDED:
+        return f"Ended ({subscription.end_reason or 'unfollowed'})."
+    reason = subscription.pause_reason
+    if reason.startswith("risk:"):
+        rule = reason.removeprefix("risk:")
+        label = dict(Rule.choices).get(rule, rule)
+        event = (risk or {}).get("pause_event")
+        if event:
+            return f"Paused by the risk watchdog: {label} (measured {event['measured']}, limit {event['threshold']})."
+        return f"Paused by the risk watchdog: {label}."
+    if reason == "manual":
+        return "Paused by you."
+    if reason == "staff":
+        return "Paused by support."
+    return f"Paused ({reason})." if reason else "Paused."
+
+
+def commitment_of(user) -> dict:
+    """What the follower holds in their main wallet and has committed to
+    copies (a follower can never commit more than their main balance)."""
+    main = Account.objects.filter(kind=AccountKind.MAIN, user=user).values_list("balance", "locked").first()
+    balance, locked = main or (Decimal(0), Decimal(0))
+    committed, invested = Decimal(0), Decimal(0)
+    counts = dict.fromkeys(SubscriptionStatus.values, 0)
+    for status, wallet_balance, paid_in in Subscription.objects.filter(follower=user).values_list(
+        "status", "copy_account__balance", "invested"
+    ):
+        counts[status] += 1
+        if status != SubscriptionStatus.ENDED:
+            committed += wallet_balance
+            invested += paid_in
+    return {
+        "main_balance": balance,
+        "main_free": balance - locked,
+        "committed": committed,
+        "invested": invested,
+        "active": counts[SubscriptionStatus.ACTIVE],
+        "paused": counts[SubscriptionStatus.PAUSED],
+        "ended": counts[SubscriptionStatus.ENDED],
+    }

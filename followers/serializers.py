@@ -1,14 +1,27 @@
 from rest_framework import serializers
 
-from copytrading.decisions import DEFAULT_SLIPPAGE_TOLERANCE_PCT
 from copytrading.serializers import MONEY
 from copytrading.sizing import SizingModel
 from followers.models import Subscription
+from followers.selectors import pause_detail, risk_views
+
+# Generous digits: the service checks every range and names it (OUT_OF_RANGE,
+# INVALID_PRECISION), the same at subscribe and on every settings update.
+WIDE = {"max_digits": 28, "decimal_places": 8}
+
+
+class OptionalBooleanField(serializers.BooleanField):
+    """A boolean left out of a form-encoded body is "not given" (DRF would
+    read it as an unticked checkbox, False), as it is in JSON."""
+
+    default_empty_html = serializers.empty
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     portfolio_name = serializers.CharField(source="portfolio.name", read_only=True)
     wallet = serializers.SerializerMethodField()
+    pause_detail = serializers.SerializerMethodField()
+    risk = serializers.SerializerMethodField()
 
     class Meta:
         model = Subscription
@@ -18,6 +31,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "portfolio_name",
             "status",
             "pause_reason",
+            "pause_detail",
+            "end_reason",
+            "template_ref",
             "sizing_model",
             "multiplier",
             "fixed_notional",
@@ -28,6 +44,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "slippage_tolerance_pct",
             "invested",
             "wallet",
+            "risk",
             "created_at",
             "ended_at",
         ]
@@ -39,20 +56,77 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "balance": str(account.balance),
             "locked": str(account.locked),
             "free": str(account.free),
+            "is_closed": account.is_closed,
         }
 
+    def _risk(self, obj) -> dict:
+        # The list view loads every subscription's risk at once; a single
+        # one is loaded here, once for both fields.
+        views = self.context.setdefault("risk", {})
+        if obj.pk not in views:
+            views.update(risk_views([obj.pk]))
+        return views[obj.pk]
 
-class SubscribeSerializer(serializers.Serializer):
+    def get_pause_detail(self, obj) -> str:
+        return pause_detail(obj, self._risk(obj))
+
+    def get_risk(self, obj) -> dict:
+        return self._risk(obj)
+
+
+class SettingsSerializer(serializers.Serializer):
+    """Copy settings and risk limits, each optional: what is given is set."""
+
+    sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, required=False)
+    multiplier = serializers.DecimalField(**WIDE, required=False, allow_null=True)
+    fixed_notional = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    risk_factor = serializers.DecimalField(**WIDE, required=False, allow_null=True)
+    leverage_override = serializers.IntegerField(required=False, allow_null=True)
+    copy_margin = OptionalBooleanField(required=False)
+    copy_spot = OptionalBooleanField(required=False)
+    slippage_tolerance_pct = serializers.DecimalField(**WIDE, required=False, help_text="Percent, [0, 100].")
+    daily_loss_limit_realized = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    daily_loss_limit_unrealized = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    margin_call_level_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
+    max_drawdown_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
+    max_open_positions = serializers.IntegerField(required=False, allow_null=True)
+    max_exposure_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
+
+
+class SubscribeSerializer(SettingsSerializer):
     portfolio = serializers.IntegerField()
     amount = serializers.DecimalField(**MONEY)
-    sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, default=SizingModel.PROGRESSIVE)
-    multiplier = serializers.DecimalField(max_digits=12, decimal_places=8, required=False, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, required=False, allow_null=True)
-    risk_factor = serializers.DecimalField(max_digits=12, decimal_places=8, required=False, allow_null=True)
-    leverage_override = serializers.IntegerField(required=False, allow_null=True)
-    copy_margin = serializers.BooleanField(default=True)
-    copy_spot = serializers.BooleanField(default=True)
-    # Percent; the range [0, 100] is checked by the service (OUT_OF_RANGE).
-    slippage_tolerance_pct = serializers.DecimalField(
-        max_digits=12, decimal_places=8, required=False, default=DEFAULT_SLIPPAGE_TOLERANCE_PCT
+    template = serializers.CharField(
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        help_text='"conservative", "balanced", "aggressive", or the id of one of the portfolio\'s templates; '
+        "settings given beside it override the template's.",
     )
+    # A private portfolio's 8-digit passcode; wrong ones are throttled per user
+    # and per portfolio (403 PASSCODE_INVALID, then 429 PASSCODE_LOCKED).
+    passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+
+
+class MoneyMoveSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(**MONEY)
+    idempotency_key = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+
+
+class UnfollowResultSerializer(serializers.Serializer):
+    subscription = SubscriptionSerializer()
+    closed_positions = serializers.IntegerField()
+    cancelled_orders = serializers.IntegerField()
+    sold_holdings = serializers.IntegerField()
+    returned = serializers.DecimalField(**MONEY)
+    already_ended = serializers.BooleanField()
+
+
+class CommitmentSerializer(serializers.Serializer):
+    main_balance = serializers.DecimalField(**MONEY)
+    main_free = serializers.DecimalField(**MONEY)
+    committed = serializers.DecimalField(**MONEY, help_text="Σ balances of the live copy wallets.")
+    invested = serializers.DecimalField(**MONEY, help_text="Σ capital paid into live copies, net of withdrawals.")
+    active = serializers.IntegerField()
+    paused = serializers.IntegerField()
+    ended = serializers.IntegerField()

@@ -1,95 +1,93 @@
-"""Every write to subscriptions and copy wallets."""
+"""Every write to subscriptions and copy wallets: subscribe and a follower's
+own close here; top up, withdraw, settings, pause/resume and unfollow in
+followers/lifecycle.py (re-exported below, so callers import from here)."""
 
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from copytrading import ledger, sizing
-from copytrading.decisions import DEFAULT_SLIPPAGE_TOLERANCE_PCT
+from copytrading import ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import AccountKind, TransferKind
 from copytrading.trading import Executed, position_close
+from fees.services import follower_capacity_validate
+from followers.lifecycle import (  # noqa: F401 - the public write API of followers
+    SubscriptionUnfollowed,
+    check_amount,
+    lock_live_subscription,
+    subscription_pause,
+    subscription_resume,
+    subscription_settings_update,
+    subscription_top_up,
+    subscription_unfollow,
+    subscription_withdraw,
+)
 from followers.models import Subscription, SubscriptionStatus
+from portfolios import copy_settings
+from portfolios.copy_settings import validate_sizing, validate_slippage_tolerance  # noqa: F401 - re-exported
+from portfolios.copy_templates import template_resolve
 from portfolios.models import Portfolio, PortfolioStatus
-
-_PARAMETER_FIELD = {model: spec[0] for model, spec in sizing.PARAMETER_RANGES.items()}
-
-
-SLIPPAGE_RANGE = (Decimal("0"), Decimal("100"))
+from portfolios.passcodes import passcode_check
+from risk.services import risk_limits_set
 
 
-def validate_slippage_tolerance(value: Decimal) -> None:
-    low, high = SLIPPAGE_RANGE
-    if not value.is_finite() or not low <= value <= high:
-        raise DomainError(
-            "OUT_OF_RANGE",
-            f"slippage_tolerance_pct must be in [{low}, {high}] (percent).",
-            field="slippage_tolerance_pct",
-        )
-    if value != value.quantize(Decimal("0.01")):
-        raise DomainError(
-            "INVALID_PRECISION", "slippage_tolerance_pct has at most 2 decimal places.", field="slippage_tolerance_pct"
-        )
+def main_balance_check(*, follower, amount: Decimal):
+    """The follower's main wallet, if its free balance covers ``amount``: a
+    follower can never commit more to copies than they hold (the ledger's
+    conditional debit and CHECK constraint hold the line under races)."""
+    main = ledger.main_account_for(follower)
+    if main.free < amount:
+        raise InsufficientFunds(f"Your main wallet has {main.free} available; {amount} was asked for.")
+    return main
 
 
-def validate_sizing(*, sizing_model: str, multiplier=None, fixed_notional=None, risk_factor=None) -> None:
-    """The same range check for subscribe and for every settings update."""
-    if sizing_model not in sizing.SizingModel.ALL:
-        raise DomainError(
-            "INVALID_SIZING_MODEL",
-            f"sizing_model must be one of {', '.join(sizing.SizingModel.ALL)}.",
-            field="sizing_model",
-        )
-    values = {"multiplier": multiplier, "fixed_notional": fixed_notional, "risk_factor": risk_factor}
-    field = _PARAMETER_FIELD[sizing_model]
-    error = sizing.parameter_error(sizing_model, values[field])
-    if error:
-        raise DomainError("OUT_OF_RANGE", f"For {sizing_model} sizing, {error}.", field=field)
+def subscription_create(
+    *, follower, portfolio: Portfolio, amount: Decimal, passcode: str | None = None, **options
+) -> Subscription:
+    """Subscribe (see ``_subscription_open``). A private portfolio's passcode is
+    checked first, outside the subscribe transaction: its attempt count must
+    commit even when the subscribe is then refused (portfolios/passcodes.py)."""
+    passcode_check(user=follower, portfolio=portfolio, passcode=passcode)
+    return _subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
 
 
 @transaction.atomic
-def subscription_create(
+def _subscription_open(
     *,
     follower,
     portfolio: Portfolio,
     amount: Decimal,
-    sizing_model: str = sizing.SizingModel.PROGRESSIVE,
-    multiplier: Decimal | None = None,
-    fixed_notional: Decimal | None = None,
-    risk_factor: Decimal | None = None,
-    leverage_override: int | None = None,
-    copy_margin: bool = True,
-    copy_spot: bool = True,
-    slippage_tolerance_pct: Decimal = DEFAULT_SLIPPAGE_TOLERANCE_PCT,
+    template: str | int | None = None,
+    **explicit,
 ) -> Subscription:
-    """Open a copy wallet funded from the follower's main wallet."""
+    """Open a copy wallet funded from the follower's main wallet.
+
+    Settings come from ``template`` (a platform default's key or one of the
+    portfolio's custom templates' id), overridden by any setting or risk
+    limit given in ``explicit`` (portfolios.copy_settings SETTING_FIELDS and
+    RISK_FIELDS). The values are copied: later template edits change nothing
+    here."""
     portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
     if portfolio.leader_id == follower.pk:
         raise DomainError("OWN_PORTFOLIO", "You cannot copy your own portfolio.", field="portfolio")
-    if amount <= 0:
-        raise DomainError("INVALID_AMOUNT", "The amount must be greater than zero.", field="amount")
+    check_amount(amount)
     if amount < portfolio.min_investment:
         raise DomainError(
             "BELOW_MIN_INVESTMENT", f"This portfolio needs at least {portfolio.min_investment}.", field="amount"
         )
-    validate_sizing(
-        sizing_model=sizing_model, multiplier=multiplier, fixed_notional=fixed_notional, risk_factor=risk_factor
+    chosen = template_resolve(portfolio=portfolio, template=template) if template not in (None, "") else None
+    resolved = copy_settings.resolve(
+        template_values=chosen.values if chosen else None, explicit=explicit, amount=amount
     )
-    if leverage_override is not None and leverage_override < 1:
-        raise DomainError("OUT_OF_RANGE", "leverage_override must be at least 1.", field="leverage_override")
-    validate_slippage_tolerance(slippage_tolerance_pct)
-    if (
-        Subscription.objects.filter(follower=follower, portfolio=portfolio)
-        .exclude(status=SubscriptionStatus.ENDED)
-        .exists()
-    ):
+    live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED)
+    if live.filter(follower=follower).exists():
         raise Conflict("ALREADY_SUBSCRIBED", "You already copy this portfolio.", field="portfolio")
+    # The portfolio row is locked: two subscribes cannot both take the last slot.
+    follower_capacity_validate(leader=portfolio.leader, current_followers=live.count())
 
-    main = ledger.main_account_for(follower)
-    if main.free < amount:
-        raise InsufficientFunds(f"Your main wallet has {main.free} available.")
+    main = main_balance_check(follower=follower, amount=amount)
     wallet = ledger.account_open(kind=AccountKind.COPY, user=follower, name=f"copy:{portfolio.pk}")
     try:
         with transaction.atomic():
@@ -97,15 +95,9 @@ def subscription_create(
                 follower=follower,
                 portfolio=portfolio,
                 copy_account=wallet,
-                sizing_model=sizing_model,
-                multiplier=multiplier if sizing_model == sizing.SizingModel.PROGRESSIVE else None,
-                fixed_notional=fixed_notional if sizing_model == sizing.SizingModel.FIXED else None,
-                risk_factor=risk_factor if sizing_model == sizing.SizingModel.ADAPTIVE else None,
-                leverage_override=leverage_override,
-                copy_margin=copy_margin,
-                copy_spot=copy_spot,
-                slippage_tolerance_pct=slippage_tolerance_pct,
                 invested=amount,
+                template_ref=chosen.id if chosen else "",
+                **resolved.settings,
             )
     except IntegrityError:
         raise Conflict("ALREADY_SUBSCRIBED", "You already copy this portfolio.", field="portfolio") from None
@@ -117,6 +109,8 @@ def subscription_create(
         key=f"subscription:{subscription.pk}:fund",
         ref=f"subscription {subscription.pk}",
     )
+    if resolved.risk_limits:
+        risk_limits_set(subscription_id=subscription.pk, **resolved.risk_limits)
     return subscription
 
 
@@ -124,5 +118,10 @@ def subscription_create(
 def subscription_position_close(
     *, subscription: Subscription, position_id: int, quantity: Decimal | None = None
 ) -> Executed:
-    """The follower closes one of their mirrors, all of it or exactly ``quantity``."""
+    """The follower closes one of their mirrors, all of it or exactly ``quantity``.
+
+    Locks as unfollow and the watchdog do (subscription, copy wallet, then the
+    position), so a close racing an unfollow waits and then finds it closed."""
+    subscription = lock_live_subscription(subscription)
+    ledger.lock_accounts([subscription.copy_account_id])
     return position_close(position_id=position_id, account_id=subscription.copy_account_id, quantity=quantity)

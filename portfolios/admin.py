@@ -1,16 +1,24 @@
 """Back office view of portfolios.
 
-Read-only: a portfolio's settings and status change through the services
-(force-close and friends arrive as admin actions that call them).
+Read-only: a portfolio's settings and status change through the services;
+the force-close action (reason required) calls portfolios.lifecycle.
 """
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
+from copytrading.errors import DomainError
 from copytrading.models import Execution, LeaderEvent, Order, Position
-from portfolios.models import Portfolio
+from portfolios.lifecycle import REASON_MAX_LENGTH, portfolio_close
+from portfolios.models import CopyTemplate, PasscodeThrottle, Portfolio
+
+
+class ForceCloseForm(forms.Form):
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 @admin.register(Portfolio)
@@ -34,6 +42,33 @@ class PortfolioAdmin(ReadOnlyAdmin):
     raw_id_fields = ["leader", "trading_account"]
     date_hierarchy = "created_at"
     readonly_fields = ["trading_account_link", "activity"]
+    actions = ["force_close"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_force_close_permission(self, request) -> bool:
+        return request.user.has_perm("portfolios.change_portfolio")
+
+    @admin.action(description="Force-close the selected portfolios (reason required)", permissions=["force_close"])
+    def force_close(self, request, queryset):
+        form = ForceCloseForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done = 0
+            for portfolio in queryset.order_by("pk"):
+                try:
+                    portfolio_close(
+                        portfolio=portfolio, actor=request.user, reason=form.cleaned_data["reason"], forced=True
+                    )
+                    done += 1
+                except DomainError as exc:
+                    self.message_user(request, f"#{portfolio.pk}: {exc.detail}", messages.ERROR)
+            self.message_user(request, f"{done} portfolio(s) closing.", messages.SUCCESS)
+            return None
+        context = {**self.admin_site.each_context(request), "portfolios": list(queryset), "form": form}
+        return TemplateResponse(request, "admin/portfolios/portfolio/force_close.html", context)
 
     @admin.display(description="trading balance", ordering="trading_account__balance")
     def trading_balance(self, obj: Portfolio):
@@ -61,3 +96,28 @@ class PortfolioAdmin(ReadOnlyAdmin):
             changelist_link(Order, "orders", account__id__exact=obj.trading_account_id),
             changelist_link(Position, "positions", account__id__exact=obj.trading_account_id),
         )
+
+
+@admin.register(CopyTemplate)
+class CopyTemplateAdmin(ReadOnlyAdmin):
+    """Leaders' custom templates (the platform defaults live in code:
+    portfolios/copy_settings.py). Subscriptions hold copies of the values."""
+
+    list_display = ["id", "name", "portfolio", "sizing_model", "multiplier", "fixed_notional", "leverage_override"]
+    list_filter = ["sizing_model"]
+    search_fields = ["=id", "name", "=portfolio__id", "portfolio__name"]
+    list_select_related = ["portfolio"]
+    raw_id_fields = ["portfolio"]
+
+
+@admin.register(PasscodeThrottle)
+class PasscodeThrottleAdmin(ReadOnlyAdmin):
+    """Wrong-passcode counters: who is locked out of private portfolios, until when."""
+
+    list_display = ["id", "scope", "subject_id", "attempts", "window_started_at", "locked_until"]
+    list_filter = ["scope"]
+    search_fields = ["=subject_id"]
+
+
+# Statistics, scores and favorites have their own module.
+from portfolios import stats_admin  # noqa: E402, F401

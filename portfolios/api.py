@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, status
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,12 +16,13 @@ from copytrading.serializers import (
     PositionSerializer,
 )
 from portfolios import services
-from portfolios.models import Portfolio, PortfolioStatus
+from portfolios.models import Portfolio
 from portfolios.serializers import (
     OrderPlaceSerializer,
     OrderRepriceSerializer,
     PortfolioCreateSerializer,
     PortfolioSerializer,
+    PortfolioUpdateSerializer,
     PositionEditSerializer,
     TpslBatchSerializer,
     TpslItemSerializer,
@@ -62,6 +63,16 @@ class PortfolioDetailView(APIView):
             {"id": account.pk, "balance": account.balance, "locked": account.locked, "free": account.free}
         ).data
         return Response(body)
+
+    @extend_schema(request=PortfolioUpdateSerializer, responses=PortfolioSerializer)
+    def patch(self, request, pk):
+        portfolio = my_portfolio(request, pk)
+        if isinstance(request.data, dict) and "mode" in request.data:
+            services.portfolio_update(portfolio=portfolio, mode=request.data["mode"])  # refused: MODE_NOT_EDITABLE
+        s = PortfolioUpdateSerializer(data=request.data, partial=True)
+        s.is_valid(raise_exception=True)
+        portfolio = services.portfolio_update(portfolio=portfolio, **s.validated_data)
+        return Response(PortfolioSerializer(portfolio).data)
 
 
 class PortfolioFundView(APIView):
@@ -253,12 +264,3 @@ class PortfolioHoldingListView(APIView):
         portfolio = my_portfolio(request, pk)
         holdings = Holding.objects.filter(account_id=portfolio.trading_account_id, quantity__gt=0)
         return Response(HoldingSerializer(holdings, many=True).data)
-
-
-class CatalogListView(APIView):
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(responses=PortfolioSerializer(many=True))
-    def get(self, request):
-        portfolios = Portfolio.objects.filter(is_public=True, status=PortfolioStatus.ACTIVE).select_related("leader")
-        return Response(PortfolioSerializer(portfolios[:100], many=True).data)

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 
 from copytrading.errors import DomainError
 from fees import selectors, services
-from fees.serializers import EarningsSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
+from fees.serializers import EarningsSerializer, FeeModelSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
+from portfolios.fee_settings import portfolio_fee_model_set
 from portfolios.models import Portfolio
 
 CSV_COLUMNS = ["id", "created_at", "portfolio_id", "amount", "requested_amount", "currency"]
@@ -23,6 +24,27 @@ CSV_COLUMNS = ["id", "created_at", "portfolio_id", "amount", "requested_amount",
 def _owned_portfolio_id(request, pk: int) -> int:
     # Another leader's portfolio is simply not found.
     return get_object_or_404(Portfolio.objects.only("pk"), pk=pk, leader=request.user).pk
+
+
+class PortfolioFeeModelView(APIView):
+    """How the portfolio's profit share is measured: per trade (default) or
+    above each subscription's high-water mark."""
+
+    def _portfolio(self, request, pk) -> Portfolio:
+        fields = ("pk", "fee_model", "profit_share_pct")
+        return get_object_or_404(Portfolio.objects.only(*fields), pk=pk, leader=request.user)
+
+    @extend_schema(responses=FeeModelSerializer)
+    def get(self, request, pk):
+        return Response(FeeModelSerializer(self._portfolio(request, pk)).data)
+
+    @extend_schema(request=FeeModelSerializer, responses=FeeModelSerializer)
+    def put(self, request, pk):
+        portfolio = self._portfolio(request, pk)
+        s = FeeModelSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        portfolio = portfolio_fee_model_set(portfolio=portfolio, fee_model=s.validated_data["fee_model"])
+        return Response(FeeModelSerializer(portfolio).data)
 
 
 class PortfolioEarningsView(APIView):

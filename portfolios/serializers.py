@@ -20,11 +20,21 @@ class PortfolioSerializer(serializers.ModelSerializer):
             "mode",
             "min_investment",
             "profit_share_pct",
+            "fee_model",
             "is_public",
+            "x_url",
+            "telegram_url",
+            "website_url",
             "status",
+            "close_reason",
+            "closing_started_at",
+            "archived_at",
             "created_at",
         ]
-        read_only_fields = ["id", "leader", "status", "created_at"]
+        # fee_model is set through /portfolios/<id>/fee-model.
+        read_only_fields = [
+            "id", "leader", "fee_model", "status", "close_reason", "closing_started_at", "archived_at", "created_at",
+        ]  # fmt: skip
 
 
 class PortfolioCreateSerializer(serializers.Serializer):
@@ -34,6 +44,31 @@ class PortfolioCreateSerializer(serializers.Serializer):
     min_investment = serializers.DecimalField(**MONEY, min_value=0, required=False, default=0)
     profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, min_value=0, max_value=100, default=0)
     is_public = serializers.BooleanField(default=True)
+    # Shape only here; portfolios/validation.py gives the stable codes.
+    passcode = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, write_only=True, help_text="8 digits; private portfolios."
+    )
+    x_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
+    telegram_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
+    website_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
+
+
+class PortfolioUpdateSerializer(serializers.Serializer):
+    """PATCH: only the fields sent change (the mode is fixed at creation)."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    min_investment = serializers.DecimalField(**MONEY, required=False)
+    profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, required=False)
+    is_public = serializers.BooleanField(required=False)
+    passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+    x_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
+    telegram_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
+    website_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
+
+
+class PortfolioCloseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class TradingAccountSerializer(serializers.Serializer):

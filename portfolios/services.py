@@ -3,13 +3,12 @@
 import uuid
 from decimal import Decimal
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from copytrading import ledger
 from copytrading.errors import Conflict, DomainError
 from copytrading.events import leader_event_record, position_step_event
-from copytrading.models import AccountKind, LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
+from copytrading.models import LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
 from copytrading.trading import (
     UNCHANGED,
     instrument_for_trading,
@@ -22,6 +21,7 @@ from copytrading.trading import (
     position_tpsl_set,
     spot_market_order,
 )
+from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
 MARKET, LIMIT = "market", "limit"
@@ -32,47 +32,9 @@ STOP_ORDER_TYPES = ("stop", "stop_market", "stop_limit")
 
 
 @transaction.atomic
-def portfolio_create(
-    *,
-    leader,
-    name: str,
-    description: str = "",
-    mode: str = PortfolioMode.MARGIN,
-    min_investment: Decimal = Decimal("0"),
-    profit_share_pct: Decimal = Decimal("0"),
-    is_public: bool = True,
-) -> Portfolio:
-    name = name.strip()
-    if not name:
-        raise DomainError("INVALID_NAME", "The name must not be empty.", field="name")
-    if Portfolio.objects.filter(leader=leader).exclude(status=PortfolioStatus.ARCHIVED).count() >= (
-        settings.MAX_PORTFOLIOS_PER_LEADER
-    ):
-        raise DomainError(
-            "PORTFOLIO_LIMIT", f"A leader can have at most {settings.MAX_PORTFOLIOS_PER_LEADER} portfolios."
-        )
-    if Portfolio.objects.filter(leader=leader, name__iexact=name).exists():
-        raise Conflict("NAME_TAKEN", "You already have a portfolio with this name.", field="name")
-    account = ledger.account_open(kind=AccountKind.LEADER_TRADING, user=leader, name=f"trading:{name}")
-    try:
-        with transaction.atomic():
-            return Portfolio.objects.create(
-                leader=leader,
-                name=name,
-                description=description,
-                mode=mode,
-                min_investment=min_investment,
-                profit_share_pct=profit_share_pct,
-                is_public=is_public,
-                trading_account=account,
-            )
-    except IntegrityError:
-        raise Conflict("NAME_TAKEN", "You already have a portfolio with this name.", field="name") from None
-
-
-@transaction.atomic
 def portfolio_fund(*, portfolio: Portfolio, amount: Decimal, idempotency_key: str | None = None):
     """Move money from the leader's main wallet to the portfolio's trading account."""
+    portfolio = _lock_active(portfolio)
     main = ledger.main_account_for(portfolio.leader)
     key = f"portfolio-fund:{portfolio.pk}:{idempotency_key or uuid.uuid4().hex}"
     return ledger.transfer(
@@ -89,6 +51,15 @@ def _lock(portfolio: Portfolio) -> Portfolio:
     # The portfolio row lock serializes the portfolio's trades and therefore
     # its leader-event sequence numbers.
     return Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+
+
+def _lock_active(portfolio: Portfolio) -> Portfolio:
+    """For what adds or changes exposure: a closing or archived portfolio takes
+    nothing new (closing a position or cancelling an order stays allowed)."""
+    portfolio = _lock(portfolio)
+    if portfolio.status != PortfolioStatus.ACTIVE:
+        raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio is closing or archived: it takes no new orders.")
+    return portfolio
 
 
 def _check_mode(portfolio: Portfolio, product: str) -> None:
@@ -130,9 +101,7 @@ def portfolio_order_place(
     event in the same transaction, so no trade is ever without its event; a
     limit order commits ``limit_placed`` (its fill comes with a price update)."""
     check_order_type(order_type)
-    portfolio = _lock(portfolio)
-    if portfolio.status != PortfolioStatus.ACTIVE:
-        raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio is not active.")
+    portfolio = _lock_active(portfolio)
     instrument = instrument_for_trading(symbol)
     _check_mode(portfolio, instrument.product)
     account_id = portfolio.trading_account_id
@@ -208,7 +177,7 @@ def _order_payload(order: Order, **extra) -> dict:
 @transaction.atomic
 def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decimal) -> LeaderEvent:
     """Move the leader's resting limit order; its mirrors are re-priced."""
-    portfolio = _lock(portfolio)
+    portfolio = _lock_active(portfolio)
     order, old_price = limit_order_reprice(order_id=order_id, account_id=portfolio.trading_account_id, price=price)
     return leader_event_record(
         portfolio_id=portfolio.pk,
@@ -248,7 +217,7 @@ def portfolio_position_tpsl_set(
 ) -> LeaderEvent:
     """Set or clear (None) the TP and SL of the leader's open position (an
     omitted one stays as it is); every open mirror gets the same prices."""
-    portfolio = _lock(portfolio)
+    portfolio = _lock_active(portfolio)
     position = position_tpsl_set(
         position_id=position_id,
         account_id=portfolio.trading_account_id,
@@ -271,7 +240,7 @@ def portfolio_positions_tpsl_set(*, portfolio: Portfolio, items: list[dict]) -> 
                 "DUPLICATE_POSITION", "A position may appear once per batch.", field=f"items.{n}.position"
             )
         seen.add(item["position"])
-    portfolio = _lock(portfolio)
+    portfolio = _lock_active(portfolio)
     events = []
     for n, item in enumerate(items):
         try:
@@ -294,7 +263,7 @@ def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, l
     """The leader changes an open position's leverage (and so its margin).
     Followers keep theirs: the event's executions say why
     (POSITION_EDIT_NOT_PROPAGATED)."""
-    portfolio = _lock(portfolio)
+    portfolio = _lock_active(portfolio)
     position, old = position_leverage_set(
         position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
     )

@@ -30,6 +30,13 @@ def eager_celery():
     celery_app.conf.task_always_eager = False
 
 
+@pytest.fixture(autouse=True)
+def no_catalog_cache(settings):
+    """The in-process cache outlives a test: a catalog page cached by one test
+    must not answer another (tests/portfolios/test_catalog.py tests the cache)."""
+    settings.CATALOG_CACHE_SECONDS = 0
+
+
 @pytest.fixture
 def instruments(db):
     instruments_seed()

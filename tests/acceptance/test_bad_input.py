@@ -4,6 +4,7 @@ and nothing written by the failing call."""
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -180,8 +181,9 @@ def test_subscribing_to_a_portfolio_that_does_not_exist(scene, unchanged):
 
 
 def test_subscribing_to_another_leaders_private_portfolio(scene, unchanged):
-    Portfolio.objects.filter(pk=scene.portfolio).update(is_public=False)
-    refused(subscribe(scene.other, scene.portfolio, multiplier="0.5"), 404, "NOT_FOUND", "portfolio")
+    # A private portfolio is reached by id and passcode (portfolios/passcodes.py).
+    Portfolio.objects.filter(pk=scene.portfolio).update(is_public=False, passcode_hash=make_password("12345678"))
+    refused(subscribe(scene.other, scene.portfolio, multiplier="0.5"), 403, "PASSCODE_REQUIRED", "passcode")
 
 
 @pytest.mark.parametrize(

@@ -30,14 +30,26 @@ from copytrading.models import (
 from copytrading.services import instruments_seed, user_register, wallet_deposit
 from followers.models import Subscription
 from followers.services import subscription_create
-from portfolios.models import Portfolio, PortfolioMode
+from portfolios.models import (
+    CopyTemplate,
+    Favorite,
+    FollowerDailyStats,
+    PasscodeThrottle,
+    Portfolio,
+    PortfolioMode,
+    PortfolioScore,
+    PortfolioStats,
+)
 from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
 
 PASSWORD = "s3cret-pass-word"
 BACK_OFFICE_APPS = ("copytrading", "portfolios", "followers")
 LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationChunk, Position, Holding]
 # Pages whose rows are read-only in the admin: every model of the three apps.
-READ_ONLY_MODELS = [*LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage]
+READ_ONLY_MODELS = [
+    *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
+    PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite,
+]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
 # filter choices) whatever the number of rows; 6-7 today, so one lazy relation
@@ -146,6 +158,32 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
         return portfolio, ["Momentum Alpha"]
     if model is Subscription:
         return copied, ["follower-copied", "Momentum Alpha", "multiplier=0.50000000"]
+    if model is PasscodeThrottle:
+        row = PasscodeThrottle.objects.create(scope="portfolio", subject_id=portfolio.pk, attempts=3)
+        return row, ["Portfolio", str(portfolio.pk)]
+    if model is CopyTemplate:
+        template = CopyTemplate.objects.create(portfolio=portfolio, name="Steady", multiplier=Decimal("0.3"))
+        return template, ["Steady", "0.30000000"]
+    if model in (PortfolioStats, FollowerDailyStats):
+        from portfolios.stats import stats_refresh
+
+        stats_refresh(portfolio_ids=[portfolio.pk])
+        if model is FollowerDailyStats:
+            return FollowerDailyStats.objects.get(portfolio=portfolio), ["Momentum Alpha"]
+        row = PortfolioStats.objects.get(portfolio=portfolio, line="all")
+        return row, ["Momentum Alpha", str(row.trade_count)]
+    if model is PortfolioScore:
+        from django.utils import timezone
+
+        score = PortfolioScore.objects.create(
+            portfolio=portfolio, computed_at=timezone.now(), score=Decimal("0.612345"), win_rate=Decimal("0.5"),
+            follower_health=Decimal("1"), profitability=Decimal("0.25"), consistency=Decimal("0"),
+            activity=Decimal("1"), popularity=Decimal("1"),
+        )  # fmt: skip
+        return score, ["Momentum Alpha", "0.612345"]
+    if model is Favorite:
+        favorite = Favorite.objects.create(user=copied.follower, portfolio=portfolio)
+        return favorite, ["follower-copied", "Momentum Alpha"]
     if model is InboxMessage:
         message, _ = inbox_accept(source="signal", external_id="sig-42", portfolio_id=portfolio.pk, payload={})
         return message, ["sig-42"]

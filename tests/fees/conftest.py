@@ -1,7 +1,8 @@
 """A small world for the fee tests: a leader whose portfolio charges a profit
 share, followers whose mirrors open and close through the real services and
-propagation (eager Celery, dispatched on commit), and the hook call the
-engine will make when mirrors close."""
+propagation (eager Celery, dispatched on commit). Closing a mirror accrues
+its fee through the venue's close listener (followers/fee_hooks.py); the
+helpers below replay what that listener reports and read what it wrote."""
 
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ import pytest
 
 from copytrading.models import Account, AccountKind, Instrument, Position, PositionStatus
 from copytrading.services import price_set, wallet_deposit
-from fees.models import FeeGroup
+from fees.models import FeeAccrual, FeeGroup
 from fees.services import ClosedMirror, fees_accrue, leader_group_assign
 from followers.models import Subscription
 from followers.services import subscription_create
@@ -85,13 +86,27 @@ def closed_mirrors(*subscriptions: Subscription) -> list[ClosedMirror]:
                     leader_user_id=portfolio.leader_id,
                     realized_pnl=p.realized_pnl,
                     profit_share_pct=portfolio.profit_share_pct,
+                    fee_model=portfolio.fee_model,
                 )
             )
     return out
 
 
-def accrue(*subscriptions: Subscription):
-    return fees_accrue(closes=closed_mirrors(*subscriptions))
+def accrue(*subscriptions: Subscription) -> list[FeeAccrual]:
+    """The accruals of these subscriptions, oldest first. The close listener
+    made them when the mirrors closed: reporting the closes again (a replay)
+    accrues nothing more."""
+    assert fees_accrue(closes=closed_mirrors(*subscriptions)) == []
+    return list(FeeAccrual.objects.filter(subscription_id__in=[s.pk for s in subscriptions]).order_by("pk"))
+
+
+@pytest.fixture
+def no_close_listener(monkeypatch):
+    """Mirrors close without their fee accruing (the state before the fee is
+    taken), for the tests that drive ``fees_accrue`` by hand."""
+    from copytrading import venue
+
+    monkeypatch.setattr(venue, "_close_listeners", [])
 
 
 def balance(account_id: int) -> Decimal:

@@ -13,6 +13,7 @@ from fees.models import (
     FeeAccrual,
     FeeAuditEntry,
     FeeGroup,
+    HighWaterMark,
     LeaderGroupAssignment,
     LeaderProfitAccount,
     LeaderWithdrawal,
@@ -56,7 +57,9 @@ def _refuse(specs, **kwargs):
 
 
 def test_every_fees_page_renders(staff_client, stuck):
-    for model in (FeeGroup, LimitsGroup, LeaderGroupAssignment, FeeAccrual, FeeAuditEntry, LeaderProfitAccount):
+    for model in (
+        FeeGroup, LimitsGroup, LeaderGroupAssignment, FeeAccrual, FeeAuditEntry, LeaderProfitAccount, HighWaterMark,
+    ):  # fmt: skip
         assert staff_client.get(changelist(model)).status_code == 200, model
     assert staff_client.get(changelist(LeaderWithdrawal)).status_code == 200
     page = staff_client.get(changelist(FeeAccrual), {"stuck": "yes"})
@@ -144,3 +147,35 @@ def test_settlement_is_scheduled_every_minute():
     entries = [e for e in celery_app.conf.beat_schedule.values() if e["task"] == "fees.tasks.settle_fees"]
     assert [e["schedule"] for e in entries] == [60.0]
     assert "fees.tasks.settle_fees" in celery_app.tasks
+
+
+def test_check_fees_proves_the_books_and_fails_when_escrow_is_off(fee_world):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from copytrading import ledger
+    from copytrading.models import AccountKind
+
+    portfolio = fee_world.leader()
+    sub = fee_world.follower(portfolio)
+    fee_world.round_trip(portfolio, "3200", "3400")
+    services.fees_settle()
+    services.leader_withdrawal_create(leader=portfolio.leader, portfolio_id=portfolio.pk, amount=D("5"))
+    fee_world.round_trip(portfolio, "3200", "3300")  # 7.50 more, left in escrow
+    out = StringIO()
+    call_command("check_fees", stdout=out)
+    assert "escrow: ledger 7.50000000, accruals 7.50000000" in out.getvalue()
+    assert "fee books OK" in out.getvalue()
+
+    # Money in escrow that no accrual explains.
+    ledger.transfer(
+        debit_id=sub.copy_account_id,
+        credit_id=ledger.system_account(AccountKind.FEE_ESCROW).pk,
+        amount=D("1"),
+        kind="PROFIT_SHARE",
+        key="stray",
+    )
+    with pytest.raises(CommandError):
+        call_command("check_fees", stdout=StringIO())

@@ -155,3 +155,32 @@ def test_bad_query_parameter_is_a_400_not_a_500(api, db):
 
 def test_anonymous_users_are_refused(api, db):
     assert api.get("/api/v1/fees/caps").status_code in (401, 403)
+
+
+def test_a_leader_reads_and_sets_the_fee_model(api, fee_world):
+    portfolio = fee_world.leader(share="15.00")
+    leader = as_user(api, portfolio.leader)
+    url = f"/api/v1/portfolios/{portfolio.pk}/fee-model"
+    assert leader.get(url).json() == {"fee_model": "per_trade", "profit_share_pct": "15.00"}
+
+    response = leader.put(url, {"fee_model": "high_water_mark"}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"fee_model": "high_water_mark", "profit_share_pct": "15.00"}
+    portfolio.refresh_from_db()
+    assert portfolio.fee_model == "high_water_mark"
+
+    response = leader.put(url, {"fee_model": "monthly"}, format="json")
+    assert response.status_code == 400
+    assert (response.json()["code"], response.json()["field"]) == ("INVALID_CHOICE", "fee_model")
+    portfolio.refresh_from_db()
+    assert portfolio.fee_model == "high_water_mark"
+
+
+def test_another_user_cannot_read_or_set_a_portfolios_fee_model(api, fee_world):
+    portfolio = fee_world.leader()
+    intruder = as_user(api, UserFactory())
+    url = f"/api/v1/portfolios/{portfolio.pk}/fee-model"
+    assert intruder.get(url).status_code == 404
+    assert intruder.put(url, {"fee_model": "high_water_mark"}, format="json").status_code == 404
+    portfolio.refresh_from_db()
+    assert portfolio.fee_model == "per_trade"

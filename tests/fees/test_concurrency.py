@@ -41,10 +41,10 @@ def race(*calls, timeout: float = 30):
     return results
 
 
-def test_the_same_close_accrued_concurrently_debits_once(fee_world):
+def test_the_same_close_accrued_concurrently_debits_once(fee_world, no_close_listener):
     portfolio = fee_world.leader()
     sub = fee_world.follower(portfolio)
-    fee_world.round_trip(portfolio, "3200", "3400")
+    fee_world.round_trip(portfolio, "3200", "3400")  # closed, not yet accrued (listener off)
     closes = closed_mirrors(sub)
 
     results = race(*(lambda: fees_accrue(closes=closes) for _ in range(4)))
@@ -104,4 +104,65 @@ def test_concurrent_withdrawals_never_overdraw_and_a_replayed_key_withdraws_once
     assert len({r.pk for r in same_key}) == 1
     assert LeaderWithdrawal.objects.count() == 2
     assert LeaderProfitAccount.objects.get(portfolio_id=portfolio.pk).account.balance == D("2")
+    assert ledger_check().ok
+
+
+def test_the_leaders_close_and_the_followers_own_close_of_one_mirror_racing_charge_once(fee_world, monkeypatch):
+    from copytrading import events, propagation
+    from copytrading.models import Position, PositionStatus
+    from followers.services import subscription_position_close
+    from portfolios.services import portfolio_position_close
+
+    portfolio = fee_world.leader()
+    sub = fee_world.follower(portfolio)
+    fee_world.price("3200")
+    leader_position_id = fee_world.open(portfolio)
+    fee_world.price("3400")
+    mirror = Position.objects.get(account_id=sub.copy_account_id)
+    # The leader's close, propagated by hand (no dispatch), against the follower's own close.
+    monkeypatch.setattr(events, "dispatch", lambda event_id: None)
+    event = portfolio_position_close(portfolio=portfolio, position_id=leader_position_id)
+    (chunk_id,) = propagation.event_start(event.pk)
+
+    results = race(
+        lambda: propagation.chunk_propagate(chunk_id),
+        lambda: subscription_position_close(subscription=sub, position_id=mirror.pk),
+    )
+
+    assert not [r for r in results if isinstance(r, Exception) and getattr(r, "code", "") != "POSITION_CLOSED"]
+    mirror.refresh_from_db()
+    assert (mirror.status, mirror.realized_pnl) == (PositionStatus.CLOSED, D("100"))
+    (accrual,) = FeeAccrual.objects.all()
+    assert (accrual.source_position_id, accrual.fee) == (mirror.pk, D("15"))
+    assert balance(sub.copy_account_id) == D("5085")
+    assert ledger_check().ok
+
+
+def test_two_mirrors_of_one_high_water_mark_subscription_closing_at_once_raise_the_mark_once_each(fee_world):
+    from copytrading.models import Position
+    from fees.models import FeeModel, HighWaterMark
+    from followers.services import subscription_position_close
+    from portfolios.fee_settings import portfolio_fee_model_set
+    from portfolios.services import portfolio_order_place
+
+    portfolio = fee_world.leader()
+    portfolio_fee_model_set(portfolio=portfolio, fee_model=FeeModel.HIGH_WATER_MARK)
+    sub = fee_world.follower(portfolio)
+    fee_world.price("3200")
+    fee_world.price("64000", "BTC/USDT:USDT")
+    fee_world.open(portfolio)  # mirror 0.5 ETH
+    with fee_world.capture(execute=True):
+        portfolio_order_place(portfolio=portfolio, symbol="BTC/USDT:USDT", side="buy", quantity=D("0.092"), leverage=5)
+    fee_world.price("3400")  # ETH mirror +100
+    fee_world.price("66000", "BTC/USDT:USDT")  # BTC mirror 0.046 x 2000 = +92
+    mirrors = list(Position.objects.filter(account_id=sub.copy_account_id).values_list("pk", flat=True))
+    assert len(mirrors) == 2
+
+    results = race(*(lambda pk=pk: subscription_position_close(subscription=sub, position_id=pk) for pk in mirrors))
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    # Serialized on the copy wallet: each close charged only its own gain above the mark.
+    assert sorted(FeeAccrual.objects.values_list("fee", flat=True)) == [D("13.8"), D("15")]
+    assert HighWaterMark.objects.get(subscription_id=sub.pk).mark == D("192")
+    assert balance(sub.copy_account_id) == D("5000") + D("192") - D("28.8")
     assert ledger_check().ok

@@ -1,5 +1,7 @@
 """Profit share under random sequences of closes (profit and loss, replayed),
-settlement runs and leader withdrawals, on real positions.
+settlement runs and leader withdrawals, on real positions, under either fee
+model (per trade, or high-water mark). Each close accrues through the venue's
+close listener, as in production; the test then reports it again by hand.
 
 After every step: Σ ledger = 0 with every cached balance equal to its
 transfers and nothing negative; total fees = Σ accruals = what left the copy
@@ -28,7 +30,8 @@ from copytrading.errors import DomainError, InsufficientFunds
 from copytrading.models import Account, AccountKind, Instrument, Transfer
 from copytrading.services import price_set, wallet_deposit
 from fees import math as fee_math
-from fees.models import AccrualStatus, FeeAccrual, FeeGroup, LeaderProfitAccount, LeaderWithdrawal
+from fees.checks import fee_books_check
+from fees.models import AccrualStatus, FeeAccrual, FeeGroup, FeeModel, LeaderProfitAccount, LeaderWithdrawal
 from fees.services import (
     KIND_ACCRUAL,
     ClosedMirror,
@@ -39,6 +42,7 @@ from fees.services import (
     min_withdrawal,
 )
 from followers.services import subscription_create
+from portfolios.fee_settings import portfolio_fee_model_set
 from portfolios.services import portfolio_create
 from tests.factories import UserFactory
 
@@ -62,15 +66,24 @@ class FeeMachine(RuleBasedStateMachine):
         self.closes: list[ClosedMirror] = []
         self.expected_fees: dict[int, Decimal] = {}  # position id -> fee
         self.withdrawn = D("0")
+        # The high-water-mark model's state, kept independently of the code.
+        self.result: dict[int, Decimal] = {}  # subscription -> Σ realized PnL of closed mirrors
+        self.mark: dict[int, Decimal] = {}  # subscription -> mark (absent until first charged)
 
     def teardown(self):
         transaction.savepoint_rollback(self._savepoint)
 
-    @initialize(share=pcts, cut=st.decimals(min_value=0, max_value=100, places=2), followers=st.integers(1, 3))
-    def world(self, share, cut, followers):
-        self.share, self.cut = share, cut
+    @initialize(
+        share=pcts,
+        cut=st.decimals(min_value=0, max_value=100, places=2),
+        followers=st.integers(1, 3),
+        fee_model=st.sampled_from(FeeModel.values),
+    )
+    def world(self, share, cut, followers, fee_model):
+        self.share, self.cut, self.fee_model = share, cut, fee_model
         leader = UserFactory()
         self.portfolio = portfolio_create(leader=leader, name="book", profit_share_pct=share)
+        portfolio_fee_model_set(portfolio=self.portfolio, fee_model=fee_model)
         group = FeeGroup.objects.create(
             name=f"g{self.portfolio.pk}", max_profit_share_pct=D("50"), platform_cut_pct=cut
         )
@@ -99,7 +112,25 @@ class FeeMachine(RuleBasedStateMachine):
             leader_user_id=self.portfolio.leader_id,
             realized_pnl=pnl,
             profit_share_pct=self.share,
+            fee_model=self.fee_model,
         )
+
+    def _expected(self, close: ClosedMirror) -> fee_math.FeeSplit:
+        """The fee this close owes, by the model's definition."""
+        sub = close.subscription_id
+        before = self.result.get(sub, D("0"))
+        self.result[sub] = before + close.realized_pnl
+        if close.realized_pnl <= 0 or self.share == 0:
+            return fee_math.NO_FEE
+        if self.fee_model == FeeModel.PER_TRADE:
+            profit = close.realized_pnl
+        else:
+            mark = max(self.mark.get(sub, D("0")), before, D("0"))
+            profit = self.result[sub] - mark
+        split = fee_math.fee_split(profit=profit, share_pct=self.share, platform_cut_pct=self.cut)
+        if split.fee and self.fee_model == FeeModel.HIGH_WATER_MARK:
+            self.mark[sub] = self.result[sub]
+        return split
 
     @rule(
         data=st.data(),
@@ -110,21 +141,25 @@ class FeeMachine(RuleBasedStateMachine):
     )
     def close_a_mirror(self, data, side, lots, ticks, replay):
         sub = data.draw(st.sampled_from(self.subs), label="subscription")
-        close = self._close(sub, side, lots * CENT, ticks * CENT)
         wallet_before = Account.objects.get(pk=sub.copy_account_id).balance
-        created = fees_accrue(closes=[close, close] if replay else [close])
-        expected = fee_math.fee_split(profit=close.realized_pnl, share_pct=self.share, platform_cut_pct=self.cut)
+        close = self._close(sub, side, lots * CENT, ticks * CENT)  # the listener accrues here
+        created = list(FeeAccrual.objects.filter(source_position_id=close.position_id))
+        expected = self._expected(close)
         if expected.fee:
             (accrual,) = created
-            assert (accrual.fee, accrual.platform_part, accrual.leader_part) == (
+            assert (accrual.fee, accrual.platform_part, accrual.leader_part, accrual.fee_model) == (
                 expected.fee,
                 expected.platform_part,
                 expected.leader_part,
+                self.fee_model,
             )
             self.expected_fees[close.position_id] = expected.fee
         else:
-            assert created == []  # a loss, or a fee below 1e-8
-        assert Account.objects.get(pk=sub.copy_account_id).balance == wallet_before - expected.fee
+            assert created == []  # a loss, a fee below 1e-8, or still under the high-water mark
+        # Reported again (once, or twice in one call): nothing more.
+        assert fees_accrue(closes=[close, close] if replay else [close]) == []
+        balance = Account.objects.get(pk=sub.copy_account_id).balance
+        assert balance == wallet_before + close.realized_pnl - expected.fee
         self.closes.append(close)
 
     @precondition(lambda self: self.closes)
@@ -169,6 +204,8 @@ class FeeMachine(RuleBasedStateMachine):
     def ledger_balances(self):
         report = ledger.ledger_check()
         assert report.ok, report
+        books = fee_books_check()
+        assert books.ok, books
 
     @invariant()
     def fees_add_up(self):

@@ -82,13 +82,13 @@ def test_a_loss_accrues_nothing_and_moves_nothing(fee_world):
 def test_the_same_close_processed_twice_debits_once(fee_world):
     portfolio = fee_world.leader()
     sub = fee_world.follower(portfolio)
-    fee_world.round_trip(portfolio, "3200", "3400")
+    fee_world.round_trip(portfolio, "3200", "3400")  # the close listener accrues as the mirror closes
     closes = closed_mirrors(sub)
 
-    first = fees_accrue(closes=closes)
-    again = fees_accrue(closes=closes + closes)  # a replayed chunk, and a duplicate inside it
+    again = fees_accrue(closes=closes)  # the same close reported again
+    twice = fees_accrue(closes=closes + closes)  # a replayed chunk, and a duplicate inside it
 
-    assert len(first) == 1 and again == []
+    assert again == twice == []
     assert FeeAccrual.objects.count() == 1
     assert Transfer.objects.filter(kind=KIND_ACCRUAL).count() == 1
     assert balance(sub.copy_account_id) == D("5085")
@@ -96,6 +96,21 @@ def test_the_same_close_processed_twice_debits_once(fee_world):
     assert fees_accrue(closes=closes) == []  # also after settlement
     assert (escrow(), platform(), profit_account(portfolio).balance) == (0, D("6"), D("9"))
     assert ledger_check().ok
+
+
+def test_the_first_report_of_a_close_accrues_and_the_second_does_not(fee_world, no_close_listener):
+    portfolio = fee_world.leader()
+    sub = fee_world.follower(portfolio)
+    fee_world.round_trip(portfolio, "3200", "3400")  # no listener: nothing accrued yet
+    assert not FeeAccrual.objects.exists() and balance(sub.copy_account_id) == D("5100")
+    closes = closed_mirrors(sub)
+
+    first = fees_accrue(closes=closes)
+    again = fees_accrue(closes=closes + closes)
+
+    assert [a.fee for a in first] == [D("15")] and again == []
+    assert Transfer.objects.filter(kind=KIND_ACCRUAL).count() == 1
+    assert balance(sub.copy_account_id) == D("5085")
 
 
 def test_many_followers_accrue_in_one_call(fee_world):
@@ -160,7 +175,7 @@ def test_the_share_charged_is_capped_by_the_leaders_groups(fee_world):
     assert (accrual.fee, accrual.platform_part, accrual.leader_part) == (D("20"), D("2"), D("18"))
 
 
-def test_a_wallet_short_of_the_fee_is_charged_its_free_balance_and_the_rest_is_recorded(fee_world):
+def test_a_wallet_short_of_the_fee_is_charged_its_free_balance_and_the_rest_is_recorded(fee_world, no_close_listener):
     portfolio = fee_world.leader()
     sub = fee_world.follower(portfolio, amount="500")
     fee_world.round_trip(portfolio, "3200", "3400")  # +100: wallet 600, fee due 15
@@ -173,7 +188,7 @@ def test_a_wallet_short_of_the_fee_is_charged_its_free_balance_and_the_rest_is_r
     wallet = Account.objects.get(pk=sub.copy_account_id)
     assert wallet.free == D("11.2")
 
-    (accrual,) = accrue(sub)
+    (accrual,) = fees_accrue(closes=closed_mirrors(sub))
     assert (accrual.fee_due, accrual.available, accrual.fee) == (D("15"), D("11.2"), D("11.2"))
     assert (accrual.platform_part, accrual.leader_part) == (D("4.48"), D("6.72"))
     wallet.refresh_from_db()
@@ -425,6 +440,7 @@ def test_profit_share_and_follower_caps_are_enforced(db):
 
 
 def _queries_to_accrue_and_settle(fee_world, followers: int) -> tuple[int, int]:
+    """Accrual driven by hand (the listener is off), then settlement."""
     portfolio = fee_world.leader()
     subs = [fee_world.follower(portfolio) for _ in range(followers)]
     fee_world.round_trip(portfolio, "3200", "3400")
@@ -440,7 +456,7 @@ def _queries_to_accrue_and_settle(fee_world, followers: int) -> tuple[int, int]:
     return len(accrual_queries), len(settle_queries)
 
 
-def test_accrual_and_settlement_cost_a_constant_number_of_queries(fee_world):
+def test_accrual_and_settlement_cost_a_constant_number_of_queries(fee_world, no_close_listener):
     """The hook runs inside the propagation chunk (500 closes): its cost must
     not grow with the number of closes."""
     assert _queries_to_accrue_and_settle(fee_world, 2) == _queries_to_accrue_and_settle(fee_world, 12)

@@ -1,0 +1,54 @@
+"""Profit share on closed mirrors: the close listener registered with the
+venue (followers/apps.py), which turns the venue's closed positions into
+``fees.services.fees_accrue`` calls.
+
+The venue calls it once per batch of fills, in the transaction that closed
+the positions. Only COPY wallets are charged: a position in any other
+account (a leader's own trading account) has no subscription and is ignored.
+Cost: nothing for a batch without a profitable close, otherwise one query
+mapping copy wallets to subscriptions and portfolios, plus ``fees_accrue``'s
+constant number.
+"""
+
+from copytrading.models import AccountKind
+from copytrading.venue import ClosedPosition, register_close_listener
+from fees.services import ClosedMirror, fees_accrue
+from followers.models import Subscription
+
+
+def accrue_closed_mirrors(closed: list[ClosedPosition]) -> None:
+    # A loss or break-even never pays, under either fee model (the
+    # high-water mark reads the subscription's losses from its positions).
+    profitable = [c for c in closed if c.realized_pnl > 0]
+    if not profitable:
+        return
+    rows = Subscription.objects.filter(
+        copy_account_id__any=sorted({c.account_id for c in profitable}), copy_account__kind=AccountKind.COPY
+    ).values_list(
+        "copy_account_id", "pk", "portfolio_id", "portfolio__leader_id", "portfolio__profit_share_pct",
+        "portfolio__fee_model",
+    )  # fmt: skip
+    by_account = {row[0]: row[1:] for row in rows}
+    closes = []
+    for c in profitable:
+        if c.account_id not in by_account:
+            continue  # not a copy wallet: the leader's own close
+        subscription_id, portfolio_id, leader_id, share_pct, fee_model = by_account[c.account_id]
+        closes.append(
+            ClosedMirror(
+                position_id=c.position_id,
+                subscription_id=subscription_id,
+                portfolio_id=portfolio_id,
+                copy_account_id=c.account_id,
+                leader_user_id=leader_id,
+                realized_pnl=c.realized_pnl,
+                profit_share_pct=share_pct,
+                fee_model=fee_model,
+            )
+        )
+    if closes:
+        fees_accrue(closes=closes, returning=False)
+
+
+def register() -> None:
+    register_close_listener(accrue_closed_mirrors)

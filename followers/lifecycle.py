@@ -1,0 +1,231 @@
+"""A running copy's lifecycle: top up, partial withdraw, settings on the fly,
+pause, resume and unfollow. Import them from ``followers.services``.
+
+Locks are taken in one order everywhere (the subscription row, then the copy
+wallet, then its positions, orders and holdings), the order the watchdog
+uses too, so none of these can deadlock with it or with each other.
+"""
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from copytrading import ledger
+from copytrading.closing import account_holdings_sell, account_orders_cancel
+from copytrading.errors import Conflict, DomainError, InsufficientFunds
+from copytrading.models import Account, Position, PositionStatus, TransferKind
+from copytrading.money import ZERO
+from copytrading.trading import position_close
+from followers.models import Subscription, SubscriptionStatus
+from portfolios.copy_settings import RISK_FIELDS, SETTING_FIELDS, validate_risk_limits, validate_settings
+from portfolios.models import PortfolioStatus
+from risk.services import risk_limits_set
+
+PAUSED_BY_FOLLOWER = "manual"
+UNFOLLOWED = "unfollowed"
+_Q8 = Decimal("0.00000001")
+
+
+def check_amount(amount) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise DomainError("INVALID_AMOUNT", "The amount must be greater than zero.", field="amount")
+    if amount != amount.quantize(_Q8):
+        raise DomainError("INVALID_AMOUNT", "The amount has more than 8 decimal places.", field="amount")
+
+
+def lock_live_subscription(subscription: Subscription) -> Subscription:
+    """The subscription row, locked; refused once it has ended."""
+    locked = Subscription.objects.select_for_update().select_related("portfolio").get(pk=subscription.pk)
+    if locked.status == SubscriptionStatus.ENDED:
+        raise Conflict("SUBSCRIPTION_ENDED", "This copy has ended.")
+    return locked
+
+
+def _refuse_unless_portfolio_active(subscription: Subscription, what: str) -> None:
+    if subscription.portfolio.status != PortfolioStatus.ACTIVE:
+        raise Conflict("PORTFOLIO_NOT_ACTIVE", f"The portfolio is {subscription.portfolio.status}: {what}.")
+
+
+# --- money in and out ---------------------------------------------------------------
+
+
+@transaction.atomic
+def subscription_top_up(*, subscription: Subscription, amount: Decimal, idempotency_key: str = "") -> Subscription:
+    """Move ``amount`` from the follower's main wallet into the copy wallet.
+    A retry with the same ``idempotency_key`` moves nothing again."""
+    sub = lock_live_subscription(subscription)
+    _refuse_unless_portfolio_active(sub, "it takes no new money")
+    check_amount(amount)
+    main = ledger.main_account_for(sub.follower)
+    try:
+        _, created = ledger.transfer(
+            debit_id=main.pk,
+            credit_id=sub.copy_account_id,
+            amount=amount,
+            kind=TransferKind.COPY_FUND,
+            key=f"subscription:{sub.pk}:top-up:{idempotency_key or uuid.uuid4().hex}",
+            ref=f"subscription {sub.pk} top-up",
+        )
+    except InsufficientFunds:
+        # A follower can never commit more than their main balance holds.
+        free = Account.objects.get(pk=main.pk).free
+        raise InsufficientFunds(f"Your main wallet has {free} available; {amount} was asked for.") from None
+    if created:
+        Subscription.objects.filter(pk=sub.pk).update(invested=F("invested") + amount)
+    sub.refresh_from_db()
+    return sub
+
+
+@transaction.atomic
+def subscription_withdraw(*, subscription: Subscription, amount: Decimal, idempotency_key: str = "") -> Subscription:
+    """Move ``amount`` of the copy wallet's free balance back to main: never
+    margin in use by open mirrors nor margin reserved by resting mirror limits.
+    Taking everything out is an unfollow, not a withdrawal."""
+    sub = lock_live_subscription(subscription)
+    check_amount(amount)
+    wallet = ledger.lock_accounts([sub.copy_account_id])[sub.copy_account_id]
+    if amount > wallet.free:
+        raise DomainError(
+            "EXCEEDS_FREE_BALANCE",
+            f"At most {wallet.free} can be withdrawn now; the rest of the copy wallet is margin in use "
+            "or reserved by resting orders.",
+            field="amount",
+        )
+    if amount >= wallet.balance:
+        raise DomainError(
+            "WITHDRAWAL_EMPTIES_WALLET",
+            "This would empty the copy wallet; unfollow to take everything out.",
+            field="amount",
+        )
+    main = ledger.main_account_for(sub.follower)
+    _, created = ledger.transfer(
+        debit_id=sub.copy_account_id,
+        credit_id=main.pk,
+        amount=amount,
+        kind=TransferKind.COPY_RETURN,
+        key=f"subscription:{sub.pk}:withdraw:{idempotency_key or uuid.uuid4().hex}",
+        ref=f"subscription {sub.pk} withdrawal",
+    )
+    if created:
+        # ``invested`` is the capital still committed: it never goes below 0
+        # when profits are taken out.
+        sub.invested = max(sub.invested - amount, ZERO)
+        sub.save(update_fields=["invested"])
+    return sub
+
+
+# --- settings ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def subscription_settings_update(*, subscription: Subscription, **changes) -> Subscription:
+    """Change settings and risk limits of a running copy, with the ranges of
+    subscribe (portfolios.copy_settings): the next copy and the next watchdog
+    tick use them. Only the fields given change; a refused value changes nothing."""
+    sub = lock_live_subscription(subscription)
+    unknown = set(changes) - set(SETTING_FIELDS) - set(RISK_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise DomainError("UNKNOWN_FIELD", f"Unknown setting {name}.", field=name)
+    current = {name: getattr(sub, name) for name in SETTING_FIELDS}
+    merged = validate_settings({**current, **{k: v for k, v in changes.items() if k in SETTING_FIELDS}})
+    risk_changes = {k: v for k, v in changes.items() if k in RISK_FIELDS}
+    validate_risk_limits(risk_changes)
+    changed = [name for name in SETTING_FIELDS if merged[name] != current[name]]
+    for name in changed:
+        setattr(sub, name, merged[name])
+    if changed:
+        sub.save(update_fields=changed)
+    if risk_changes:
+        risk_limits_set(subscription_id=sub.pk, **risk_changes)
+    return sub
+
+
+# --- pause and resume --------------------------------------------------------------
+
+
+@transaction.atomic
+def subscription_pause(*, subscription: Subscription, reason: str = PAUSED_BY_FOLLOWER) -> Subscription:
+    """No new copies from now on; open mirrors still follow the leader's
+    closes and TP/SL. Pausing a paused copy changes nothing (its reason stays)."""
+    sub = lock_live_subscription(subscription)
+    if sub.status == SubscriptionStatus.PAUSED:
+        return sub
+    sub.status, sub.pause_reason = SubscriptionStatus.PAUSED, reason[:50]
+    sub.save(update_fields=["status", "pause_reason"])
+    return sub
+
+
+@transaction.atomic
+def subscription_resume(*, subscription: Subscription) -> Subscription:
+    """Copy again, whatever paused it (a watchdog pause included: its rule
+    pauses again on the next tick if the breach is still there)."""
+    sub = lock_live_subscription(subscription)
+    if sub.status == SubscriptionStatus.ACTIVE:
+        return sub
+    _refuse_unless_portfolio_active(sub, "copying cannot resume")
+    sub.status, sub.pause_reason = SubscriptionStatus.ACTIVE, ""
+    sub.save(update_fields=["status", "pause_reason"])
+    return sub
+
+
+# --- unfollow ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionUnfollowed:
+    subscription: Subscription
+    closed_positions: int
+    cancelled_orders: int
+    sold_holdings: int
+    returned: Decimal  # what went back to the main wallet
+    already_ended: bool = False
+
+
+@transaction.atomic
+def subscription_unfollow(*, subscription: Subscription, reason: str = UNFOLLOWED) -> SubscriptionUnfollowed:
+    """End a copy: close every open mirror at market (through the venue's
+    close path, so profit share accrues as on any close), cancel its resting
+    mirror orders, sell its spot holdings, return the whole copy wallet to the
+    main wallet and close it. All or nothing; calling it again for an ended
+    copy is a no-op, so retries (and the portfolio close detaching its
+    followers) are safe. ``reason`` is recorded as the end reason."""
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if sub.status == SubscriptionStatus.ENDED:
+        return SubscriptionUnfollowed(sub, 0, 0, 0, ZERO, already_ended=True)
+    account_id = sub.copy_account_id
+    ledger.lock_accounts([account_id])
+    open_ids = list(
+        Position.objects.filter(account_id=account_id, status=PositionStatus.OPEN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for position_id in open_ids:
+        position_close(position_id=position_id, account_id=account_id)
+    cancelled = account_orders_cancel(account_id=account_id)
+    sold = account_holdings_sell(account_id=account_id)
+
+    wallet = Account.objects.get(pk=account_id)
+    if wallet.locked:
+        # Nothing should hold margin any more; refuse rather than strand it.
+        raise Conflict("COPY_WALLET_BUSY", "The copy wallet still holds margin; retry in a moment.")
+    returned = wallet.balance
+    if returned > 0:
+        main = ledger.main_account_for(sub.follower)
+        ledger.transfer(
+            debit_id=account_id,
+            credit_id=main.pk,
+            amount=returned,
+            kind=TransferKind.COPY_RETURN,
+            key=f"subscription:{sub.pk}:unfollow",
+            ref=f"subscription {sub.pk} unfollow",
+        )
+    Account.objects.filter(pk=account_id).update(is_closed=True)
+    sub.status, sub.pause_reason = SubscriptionStatus.ENDED, ""
+    sub.ended_at, sub.end_reason = timezone.now(), reason[:200]
+    sub.save(update_fields=["status", "pause_reason", "ended_at", "end_reason"])
+    return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, returned)

@@ -1,0 +1,264 @@
+"""The public catalog: lists, filters, multi-key sort and cursor pagination,
+served from the precomputed stats rows; favorites. REST and GraphQL both call
+``catalog_page`` with a ``CatalogQuery`` parsed by ``catalog_query``."""
+
+import base64
+import binascii
+import json
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from functools import reduce
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+
+from copytrading.errors import DomainError, NotFound
+from copytrading.money import parse_decimal
+from portfolios.models import Favorite, Portfolio, PortfolioMode, PortfolioStats, PortfolioStatus, StatsLine
+
+LISTS = ("margin", "spot", "all", "favorites")
+# A list shows the portfolios that copy its line, with that line's figures.
+LIST_MODES = {
+    "margin": (PortfolioMode.MARGIN, PortfolioMode.ALL),
+    "spot": (PortfolioMode.SPOT, PortfolioMode.ALL),
+    "all": tuple(PortfolioMode.values),
+    "favorites": tuple(PortfolioMode.values),
+}
+LIST_LINE = {"margin": StatsLine.MARGIN, "spot": StatsLine.SPOT, "all": StatsLine.ALL, "favorites": StatsLine.ALL}
+SORT_COLUMNS = {
+    "score": "score",
+    "roi": "roi_pct",
+    "pnl": "pnl",
+    "followers": "follower_count",
+    "win_rate": "win_rate_pct",
+    "created_at": "portfolio__created_at",
+}
+SORT_ALIASES = {"newest": "-created_at", "oldest": "created_at"}
+TIEBREAK = "portfolio_id"  # unique within a line: makes every sort a total order
+RANGES = {  # query parameter prefix -> column
+    "score": "score",
+    "roi": "roi_pct",
+    "pnl": "pnl",
+    "win_rate": "win_rate_pct",
+    "followers": "follower_count",
+    "min_investment": "portfolio__min_investment",
+    "profit_share": "portfolio__profit_share_pct",
+}
+PAGE_FIELDS = [
+    "portfolio_id", "line", "pnl", "roi_pct", "win_rate_pct", "trade_count", "follower_count", "max_followers",
+    "max_drawdown_pct", "score", "portfolio__name", "portfolio__description", "portfolio__mode",
+    "portfolio__min_investment", "portfolio__profit_share_pct", "portfolio__created_at", "portfolio__leader__username",
+]  # fmt: skip
+DEFAULT_SORT = "-score"
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    list: str = "all"
+    modes: tuple[str, ...] = ()
+    ranges: tuple[tuple[str, str, Decimal], ...] = ()  # (column, "gte"/"lte", bound)
+    open_slots: bool | None = None
+    sort: tuple[tuple[str, bool], ...] = (("score", True),)  # (key, descending)
+    limit: int = DEFAULT_LIMIT
+    after: tuple = field(default=())  # the cursor's key values
+
+    @property
+    def sort_signature(self) -> str:
+        return ",".join(("-" if desc else "") + key for key, desc in self.sort)
+
+
+def _invalid(code: str, detail: str, name: str) -> DomainError:
+    return DomainError(code, detail, field=name)
+
+
+def parse_sort(raw: str) -> tuple[tuple[str, bool], ...]:
+    keys = []
+    for part in (p.strip() for p in raw.split(",")):
+        part = SORT_ALIASES.get(part, part)
+        key = part.lstrip("-")
+        if key not in SORT_COLUMNS or part.count("-") > 1:
+            raise _invalid(
+                "INVALID_SORT", f"sort keys are {', '.join([*SORT_COLUMNS, 'newest'])}, '-' for descending.", "sort"
+            )
+        if any(k == key for k, _ in keys):
+            raise _invalid("INVALID_SORT", f"sort key {key} is given twice.", "sort")
+        keys.append((key, part.startswith("-")))
+    return tuple(keys)
+
+
+def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
+    """Validate query parameters (REST query string or GraphQL arguments)."""
+    list_name = str(params.get("list") or "all")
+    if list_name not in LISTS:
+        raise _invalid("INVALID_LIST", f"list is one of {', '.join(LISTS)}.", "list")
+    modes: tuple[str, ...] = ()
+    if params.get("mode"):
+        modes = tuple(str(params["mode"]).split(","))
+        if any(m not in PortfolioMode.values for m in modes):
+            raise _invalid("INVALID_MODE", f"mode is one or more of {', '.join(PortfolioMode.values)}.", "mode")
+    ranges = []
+    for prefix, column in RANGES.items():
+        for suffix, op in (("min", "gte"), ("max", "lte")):
+            name = f"{prefix}_{suffix}"
+            raw = params.get(name)
+            if raw is None or raw == "":
+                continue
+            value = parse_decimal(raw)
+            if value is None:
+                raise _invalid("INVALID_FILTER", f"{name} must be a number.", name)
+            ranges.append((column, op, value))
+    open_slots = params.get("has_open_slots")
+    if isinstance(open_slots, str):
+        if open_slots.lower() not in ("true", "false", "1", "0"):
+            raise _invalid("INVALID_FILTER", "has_open_slots is true or false.", "has_open_slots")
+        open_slots = open_slots.lower() in ("true", "1")
+    sort = parse_sort(str(params.get("sort") or DEFAULT_SORT))
+    try:
+        limit = int(params.get("limit") or DEFAULT_LIMIT)
+    except (TypeError, ValueError):
+        raise _invalid("INVALID_LIMIT", f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _invalid("INVALID_LIMIT", f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit")
+    query = CatalogQuery(list_name, modes, tuple(ranges), open_slots, sort, limit)
+    cursor = params.get("cursor")
+    if cursor:
+        query = CatalogQuery(**{**query.__dict__, "after": decode_cursor(str(cursor), query)})
+    return query
+
+
+# --- cursors: the last row's sort keys, bound to the sort they were made for ---------
+
+
+def _key_value(row: PortfolioStats, key: str):
+    value = row.portfolio.created_at if key == "created_at" else getattr(row, SORT_COLUMNS[key])
+    return value
+
+
+def encode_cursor(row: PortfolioStats, query: CatalogQuery) -> str:
+    values = [_key_value(row, key) for key, _ in query.sort]
+    body = {
+        "s": query.sort_signature,
+        "v": [v.isoformat() if isinstance(v, datetime) else str(v) for v in values],
+        "id": row.portfolio_id,
+    }
+    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, query: CatalogQuery) -> tuple:
+    bad = _invalid("INVALID_CURSOR", "The cursor is not one this catalog gave out for this sort.", "cursor")
+    try:
+        body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if body["s"] != query.sort_signature or len(body["v"]) != len(query.sort):
+            raise bad
+        values = []
+        for (key, _), value in zip(query.sort, body["v"], strict=True):
+            if key == "created_at":
+                values.append(datetime.fromisoformat(value))
+            elif key == "followers":
+                values.append(int(value))
+            else:
+                number = parse_decimal(value)
+                if number is None:
+                    raise bad
+                values.append(number)
+        return (*values, int(body["id"]))
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise bad from None
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+@dataclass
+class CatalogPage:
+    rows: list[PortfolioStats]
+    next_cursor: str | None
+    favorite_ids: set[int]
+
+
+def _after(query: CatalogQuery) -> Q:
+    """Rows strictly after the cursor in the sort order: (k1 beyond v1) or
+    (k1 = v1 and k2 beyond v2) or ... or (all equal and id beyond)."""
+    columns = [(SORT_COLUMNS[key], desc) for key, desc in query.sort] + [(TIEBREAK, False)]
+    branches = []
+    equal = Q()
+    for (column, desc), value in zip(columns, query.after, strict=True):
+        branches.append(equal & Q(**{f"{column}__{'lt' if desc else 'gt'}": value}))
+        equal &= Q(**{column: value})
+    return reduce(operator.or_, branches)
+
+
+def catalog_rows(query: CatalogQuery, user=None) -> QuerySet[PortfolioStats]:
+    rows = PortfolioStats.objects.filter(
+        line=LIST_LINE[query.list],
+        portfolio__is_public=True,
+        portfolio__status=PortfolioStatus.ACTIVE,
+        portfolio__mode__in=LIST_MODES[query.list],
+    )
+    if query.list == "favorites":
+        if user is None or not user.is_authenticated:
+            raise DomainError("AUTHENTICATION_REQUIRED", "Sign in to see your favorites.", field="list", status=401)
+        rows = rows.filter(portfolio__favorited_by__user=user)
+    if query.modes:
+        rows = rows.filter(portfolio__mode__in=query.modes)
+    for column, op, value in query.ranges:
+        rows = rows.filter(**{f"{column}__{op}": value})
+    if query.open_slots is True:
+        rows = rows.filter(follower_count__lt=F("max_followers"))
+    elif query.open_slots is False:
+        rows = rows.filter(follower_count__gte=F("max_followers"))
+    if query.after:
+        rows = rows.filter(_after(query))
+    order = [("-" if desc else "") + SORT_COLUMNS[key] for key, desc in query.sort] + [TIEBREAK]
+    # Only what a page shows: the equity curve and the users' other columns stay behind.
+    return rows.select_related("portfolio", "portfolio__leader").only(*PAGE_FIELDS).order_by(*order)
+
+
+def catalog_page(query: CatalogQuery, user=None) -> CatalogPage:
+    """One page (one query, plus one for the user's favorites among it)."""
+    rows = list(catalog_rows(query, user)[: query.limit + 1])
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    favorites: set[int] = set()
+    if user is not None and user.is_authenticated and rows:
+        favorites = favorite_ids(user, [r.portfolio_id for r in rows])
+    return CatalogPage(rows, encode_cursor(rows[-1], query) if more else None, favorites)
+
+
+# --- favorites ------------------------------------------------------------------------------
+
+
+def favorite_ids(user, portfolio_ids: list[int]) -> set[int]:
+    """Which of these portfolios the user marked (one query)."""
+    return set(
+        Favorite.objects.filter(user=user, portfolio_id__in=portfolio_ids).values_list("portfolio_id", flat=True)
+    )
+
+
+def _catalog_portfolio(portfolio_id: int) -> Portfolio:
+    portfolio = Portfolio.objects.filter(pk=portfolio_id, is_public=True).first()
+    if portfolio is None:
+        raise NotFound("portfolio", field="portfolio")
+    return portfolio
+
+
+@transaction.atomic
+def favorite_add(*, user, portfolio_id: int) -> tuple[Favorite, bool]:
+    """Idempotent: adding a favorite twice keeps one."""
+    portfolio = _catalog_portfolio(portfolio_id)
+    try:
+        with transaction.atomic():
+            return Favorite.objects.get_or_create(user=user, portfolio=portfolio)
+    except IntegrityError:  # a parallel add won the unique index
+        return Favorite.objects.get(user=user, portfolio=portfolio), False
+
+
+@transaction.atomic
+def favorite_remove(*, user, portfolio_id: int) -> bool:
+    deleted, _ = Favorite.objects.filter(user=user, portfolio_id=portfolio_id).delete()
+    return deleted > 0

@@ -1,0 +1,206 @@
+"""REST endpoints of the public catalog, portfolio statistics and favorites."""
+
+import hashlib
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, status
+from rest_framework.fields import DateTimeField
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from copytrading.errors import DomainError
+from copytrading.money import CENT, Q8
+from portfolios import catalog, stats
+from portfolios.api import my_portfolio
+from portfolios.catalog_serializers import (
+    CatalogPageSerializer,
+    ClosedTradePageSerializer,
+    PortfolioStatsSerializer,
+    ScoreSerializer,
+)
+from portfolios.models import Portfolio, StatsLine
+from portfolios.ranking import SCORE_PLACES
+from portfolios.serializers import PortfolioSerializer
+
+drf_datetime = DateTimeField().to_representation
+
+CATALOG_PARAMETERS = [
+    OpenApiParameter("list", str, enum=list(catalog.LISTS), description="margin / spot / all / favorites"),
+    OpenApiParameter("mode", str, description="portfolio mode(s), comma-separated: margin, spot, all"),
+    *[
+        OpenApiParameter(f"{prefix}_{end}", str, description=f"{end}imum {prefix.replace('_', ' ')}")
+        for prefix in catalog.RANGES
+        for end in ("min", "max")
+    ],
+    OpenApiParameter("has_open_slots", bool),
+    OpenApiParameter(
+        "sort",
+        str,
+        description="comma-separated keys (score, roi, pnl, followers, win_rate, created_at, newest); '-' descending",
+    ),
+    OpenApiParameter("limit", int),
+    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+]
+
+
+def _fixed(value: Decimal, places: Decimal) -> str:
+    # What DRF's DecimalField renders ("0.00000000", never "0E-8").
+    return format(value.quantize(places), "f")
+
+
+def catalog_item(row, favorite_ids: set[int]) -> dict:
+    """One row as CatalogItemSerializer shapes it, built directly: a page is
+    the hot read of the catalog and DRF's per-field machinery was most of its
+    time (the serializer stays the schema, and a test holds them equal)."""
+    p = row.portfolio
+    return {
+        "id": p.pk,
+        "name": p.name,
+        "leader": p.leader.username,
+        "description": p.description,
+        "mode": p.mode,
+        "min_investment": _fixed(p.min_investment, Q8),
+        "profit_share_pct": _fixed(p.profit_share_pct, CENT),
+        "created_at": drf_datetime(p.created_at),
+        "line": row.line,
+        "stats": {
+            "pnl": _fixed(row.pnl, Q8),
+            "roi_pct": _fixed(row.roi_pct, CENT),
+            "win_rate_pct": _fixed(row.win_rate_pct, CENT),
+            "trade_count": row.trade_count,
+            "follower_count": row.follower_count,
+            "max_followers": row.max_followers,
+            "max_drawdown_pct": _fixed(row.max_drawdown_pct, CENT),
+            "score": _fixed(row.score, SCORE_PLACES),
+        },
+        "open_slots": max(0, row.max_followers - row.follower_count),
+        "is_favorite": p.pk in favorite_ids,
+    }
+
+
+def catalog_body(page: catalog.CatalogPage) -> dict:
+    return {"results": [catalog_item(r, page.favorite_ids) for r in page.rows], "next_cursor": page.next_cursor}
+
+
+def cached_catalog_body(query: catalog.CatalogQuery, user) -> dict:
+    """A public page is the same for everybody: it is kept CATALOG_CACHE_SECONDS
+    (its figures are refreshed every few minutes anyway) and only the reader's
+    favorite flags are added to it. The favorites list itself is never cached."""
+    ttl = settings.CATALOG_CACHE_SECONDS
+    if query.list == "favorites" or ttl <= 0:
+        return catalog_body(catalog.catalog_page(query, user))
+    key = "catalog:v1:" + hashlib.sha256(repr(query).encode()).hexdigest()
+    body = cache.get(key)
+    if body is None:
+        body = catalog_body(catalog.catalog_page(query, None))
+        cache.set(key, body, ttl)
+    if user is not None and user.is_authenticated and body["results"]:
+        favorites = catalog.favorite_ids(user, [item["id"] for item in body["results"]])
+        body = {**body, "results": [{**item, "is_favorite": item["id"] in favorites} for item in body["results"]]}
+    return body
+
+
+def public_portfolio(pk: int) -> Portfolio:
+    return get_object_or_404(Portfolio.objects.select_related("leader"), pk=pk, is_public=True)
+
+
+class CatalogListView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(operation_id="catalog_list", parameters=CATALOG_PARAMETERS, responses=CatalogPageSerializer)
+    def get(self, request):
+        query = catalog.catalog_query(request.query_params)
+        return Response(cached_catalog_body(query, request.user))
+
+
+class CatalogDetailView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses=PortfolioStatsSerializer)
+    def get(self, request, pk):
+        portfolio = public_portfolio(pk)
+        body = PortfolioSerializer(portfolio).data
+        body["stats"] = PortfolioStatsSerializer(stats.portfolio_stats(portfolio_id=portfolio.pk)).data
+        body["is_favorite"] = bool(
+            request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists()
+        )
+        return Response(body)
+
+
+class CatalogScoreHistoryView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses=ScoreSerializer(many=True))
+    def get(self, request, pk):
+        portfolio = public_portfolio(pk)
+        return Response(ScoreSerializer(stats.score_history(portfolio_id=portfolio.pk), many=True).data)
+
+
+def closed_trades_body(request, portfolio: Portfolio) -> dict:
+    line = request.query_params.get("line", StatsLine.MARGIN)
+    if line not in (StatsLine.MARGIN, StatsLine.SPOT):
+        raise DomainError("INVALID_LINE", "line is margin or spot.", field="line")
+    try:
+        before = int(request.query_params["before"]) if request.query_params.get("before") else None
+        limit = int(request.query_params.get("limit") or 50)
+    except ValueError:
+        raise DomainError("INVALID_FILTER", "before and limit are whole numbers.", field="before") from None
+    if not 1 <= limit <= 200:
+        raise DomainError("INVALID_LIMIT", "limit is a whole number from 1 to 200.", field="limit")
+    trades, next_before = stats.closed_trades_page(portfolio=portfolio, line=line, before=before, limit=limit)
+    return ClosedTradePageSerializer({"line": line, "results": trades, "next_before": next_before}).data
+
+
+CLOSED_PARAMETERS = [
+    OpenApiParameter("line", str, enum=["margin", "spot"]),
+    OpenApiParameter("before", int, description="next_before of the previous page"),
+    OpenApiParameter("limit", int),
+]
+
+
+class CatalogClosedTradesView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(parameters=CLOSED_PARAMETERS, responses=ClosedTradePageSerializer)
+    def get(self, request, pk):
+        return Response(closed_trades_body(request, public_portfolio(pk)))
+
+
+class PortfolioStatsView(APIView):
+    """The leader's own view of a portfolio's statistics (private ones too)."""
+
+    @extend_schema(responses=PortfolioStatsSerializer)
+    def get(self, request, pk):
+        portfolio = my_portfolio(request, pk)
+        return Response(PortfolioStatsSerializer(stats.portfolio_stats(portfolio_id=portfolio.pk)).data)
+
+
+class PortfolioClosedTradesView(APIView):
+    @extend_schema(parameters=CLOSED_PARAMETERS, responses=ClosedTradePageSerializer)
+    def get(self, request, pk):
+        return Response(closed_trades_body(request, my_portfolio(request, pk)))
+
+
+class FavoriteListView(APIView):
+    @extend_schema(parameters=CATALOG_PARAMETERS[1:], responses=CatalogPageSerializer)
+    def get(self, request):
+        params = {**request.query_params.dict(), "list": "favorites"}
+        return Response(catalog_body(catalog.catalog_page(catalog.catalog_query(params), request.user)))
+
+
+class FavoriteDetailView(APIView):
+    @extend_schema(request=None, responses={201: dict, 200: dict})
+    def put(self, request, pk):
+        _, created = catalog.favorite_add(user=request.user, portfolio_id=pk)
+        return Response(
+            {"portfolio": pk, "is_favorite": True}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk):
+        catalog.favorite_remove(user=request.user, portfolio_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,131 @@
+"""Response shapes of the catalog, statistics and favorites endpoints."""
+
+from rest_framework import serializers
+
+from copytrading.serializers import MONEY
+
+PCT2 = {"max_digits": 16, "decimal_places": 2}
+SCORE = {"max_digits": 7, "decimal_places": 6}
+
+
+class CatalogStatsSerializer(serializers.Serializer):
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+    win_rate_pct = serializers.DecimalField(**PCT2)
+    trade_count = serializers.IntegerField()
+    follower_count = serializers.IntegerField()
+    max_followers = serializers.IntegerField()
+    max_drawdown_pct = serializers.DecimalField(**PCT2)
+    score = serializers.DecimalField(**SCORE)
+
+
+class CatalogItemSerializer(serializers.Serializer):
+    """One row of a catalog page (a PortfolioStats row and its portfolio)."""
+
+    id = serializers.IntegerField(source="portfolio_id")
+    name = serializers.CharField(source="portfolio.name")
+    leader = serializers.CharField(source="portfolio.leader.username")
+    description = serializers.CharField(source="portfolio.description")
+    mode = serializers.CharField(source="portfolio.mode")
+    min_investment = serializers.DecimalField(**MONEY, source="portfolio.min_investment")
+    profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, source="portfolio.profit_share_pct")
+    created_at = serializers.DateTimeField(source="portfolio.created_at")
+    line = serializers.CharField()
+    stats = serializers.SerializerMethodField()
+    open_slots = serializers.SerializerMethodField()
+    is_favorite = serializers.SerializerMethodField()
+
+    def get_stats(self, row) -> dict:
+        return CatalogStatsSerializer(row).data
+
+    def get_open_slots(self, row) -> int:
+        return max(0, row.max_followers - row.follower_count)
+
+    def get_is_favorite(self, row) -> bool:
+        return row.portfolio_id in self.context.get("favorite_ids", ())
+
+
+class CatalogPageSerializer(serializers.Serializer):
+    results = CatalogItemSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class LineStatsSerializer(serializers.Serializer):
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+    win_rate_pct = serializers.DecimalField(**PCT2)
+    trade_count = serializers.IntegerField()
+    closed_count = serializers.IntegerField()
+    win_count = serializers.IntegerField()
+    follower_count = serializers.IntegerField()
+    max_drawdown_pct = serializers.DecimalField(**PCT2)
+    equity_curve = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    refreshed_at = serializers.DateTimeField()
+
+
+class FollowerDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    followers = serializers.IntegerField()
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+
+
+class AverageFollowerSerializer(serializers.Serializer):
+    followers = serializers.IntegerField()
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+    series = FollowerDaySerializer(many=True)
+
+
+class PortfolioStatsSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField()
+    score = serializers.DecimalField(**SCORE)
+    lines = serializers.DictField(child=LineStatsSerializer())
+    average_follower = AverageFollowerSerializer()
+
+
+class ScoreSerializer(serializers.Serializer):
+    computed_at = serializers.DateTimeField()
+    score = serializers.DecimalField(**SCORE)
+    win_rate = serializers.DecimalField(**SCORE)
+    follower_health = serializers.DecimalField(**SCORE)
+    profitability = serializers.DecimalField(**SCORE)
+    consistency = serializers.DecimalField(**SCORE)
+    activity = serializers.DecimalField(**SCORE)
+    popularity = serializers.DecimalField(**SCORE)
+
+
+class ClosedTradeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="ref")
+    closed_at = serializers.DateTimeField(source="at")
+    pnl = serializers.DecimalField(**MONEY)
+
+
+class ClosedTradePageSerializer(serializers.Serializer):
+    line = serializers.CharField()
+    results = ClosedTradeSerializer(many=True)
+    next_before = serializers.IntegerField(allow_null=True)
+
+
+class FollowerStatsRowSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField()
+    portfolio = serializers.IntegerField()
+    funded = serializers.DecimalField(**MONEY)
+    withdrawn = serializers.DecimalField(**MONEY)
+    equity = serializers.DecimalField(**MONEY)
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+    fees_paid = serializers.DecimalField(**MONEY)
+
+
+class FollowerTotalSerializer(serializers.Serializer):
+    funded = serializers.DecimalField(**MONEY)
+    withdrawn = serializers.DecimalField(**MONEY)
+    pnl = serializers.DecimalField(**MONEY)
+    roi_pct = serializers.DecimalField(**PCT2)
+    fees_paid = serializers.DecimalField(**MONEY)
+
+
+class FollowerStatsSerializer(serializers.Serializer):
+    subscriptions = FollowerStatsRowSerializer(many=True)
+    total = FollowerTotalSerializer()

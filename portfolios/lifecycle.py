@@ -1,0 +1,220 @@
+"""A portfolio's end: ``active -> closing -> archived``.
+
+``portfolio_close`` (the leader, or staff with a reason) only flips the status
+under the row lock: from then on no one subscribes and the leader opens
+nothing. The wind-down then runs outside that transaction, each step in its
+own and each idempotent, so a crash anywhere is finished by the reconciler:
+
+1. the leader's own book: resting orders cancelled, open positions closed at
+   market (through the leader services, so each writes its leader event);
+2. every follower detached through the registered detachers (the followers
+   app registers one that unfollows: mirrors closed, profit share accrued on
+   the normal close path, copy wallet returned to the main wallet);
+3. archived once nothing is left: no live subscription, no open leader
+   position or order, no profit share still waiting in escrow. Archiving
+   sells the leader's spot holdings and returns the trading account's cash
+   to the leader's main wallet (docs/decisions.md).
+"""
+
+import logging
+from typing import Protocol
+
+from django.db import transaction
+from django.utils import timezone
+
+from copytrading import ledger
+from copytrading.closing import account_holdings_sell
+from copytrading.errors import Conflict, DomainError
+from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
+from fees.models import AccrualStatus, FeeAccrual
+from portfolios.models import Portfolio, PortfolioStatus
+from risk.models import Severity
+from risk.services import notify
+
+log = logging.getLogger(__name__)
+
+REASON_MAX_LENGTH = 500
+CLOSED_BY_LEADER = "portfolio_closed"
+CLOSED_BY_STAFF = "portfolio_closed_by_staff"
+
+
+class Detacher(Protocol):
+    """What the lifecycle needs of an app above portfolios that hangs things
+    on a portfolio (followers' subscriptions)."""
+
+    def live_subscription_ids(self, portfolio_id: int) -> list[int]: ...
+
+    def detach(self, subscription_id: int, reason: str) -> bool:
+        """End one subscription; True only for the call that ended it."""
+        ...
+
+
+_detachers: list[Detacher] = []
+
+
+def register_detacher(detacher: Detacher) -> None:
+    """Called from an app's ``ready()``; one detacher per class."""
+    _detachers[:] = [d for d in _detachers if type(d) is not type(detacher)]
+    _detachers.append(detacher)
+
+
+@transaction.atomic
+def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bool = False) -> Portfolio:
+    """Start closing: ``active -> closing``. ``forced`` is staff closing
+    someone's portfolio and needs a reason. Closing a portfolio that is already
+    closing or archived changes nothing (the first close's reason stays)."""
+    reason = " ".join((reason or "").split())
+    if forced and not reason:
+        raise DomainError("CLOSE_REASON_REQUIRED", "Staff must give a reason to force-close.", field="reason")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise DomainError("INVALID_REASON", f"The reason has at most {REASON_MAX_LENGTH} characters.", field="reason")
+    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    if portfolio.status != PortfolioStatus.ACTIVE:
+        return portfolio
+    portfolio.status = PortfolioStatus.CLOSING
+    portfolio.close_reason = reason
+    portfolio.closed_by = actor
+    portfolio.closing_started_at = timezone.now()
+    portfolio.save(update_fields=["status", "close_reason", "closed_by", "closing_started_at", "updated_at"])
+    body = f"{portfolio.name} takes no new followers or orders; its followers are being detached."
+    if forced:
+        body += f" Closed by staff: {reason}"
+    _notify_leader(portfolio, "portfolio_closing", "Portfolio closing", body)
+    from portfolios.lifecycle_tasks import wind_down_portfolio
+
+    portfolio_id = portfolio.pk
+    transaction.on_commit(lambda: wind_down_portfolio.delay(portfolio_id))
+    return portfolio
+
+
+def _notify_leader(portfolio: Portfolio, kind: str, title: str, body: str) -> None:
+    data = {"portfolio_id": portfolio.pk, "reason": portfolio.close_reason}
+    notify([(portfolio.leader_id, kind, Severity.MEDIUM, title, body, data, timezone.now())])
+
+
+def end_reason(portfolio: Portfolio) -> str:
+    """What a detached follower's subscription records as its end reason."""
+    if portfolio.closed_by_id is not None and portfolio.closed_by_id != portfolio.leader_id:
+        return f"{CLOSED_BY_STAFF}: {portfolio.close_reason}"[:200]
+    return CLOSED_BY_LEADER
+
+
+def leader_book_close(*, portfolio_id: int) -> tuple[int, int]:
+    """Cancel the closing portfolio's resting leader orders and close its open
+    positions, one transaction each (a failure is logged and retried by the
+    reconciler). Returns (cancelled, closed)."""
+    from portfolios import services
+
+    portfolio = Portfolio.objects.get(pk=portfolio_id)
+    if portfolio.status != PortfolioStatus.CLOSING:
+        return 0, 0
+    account_id = portfolio.trading_account_id
+    cancelled = closed = 0
+    for order_id in Order.objects.filter(account_id=account_id, status=OrderStatus.OPEN).values_list("pk", flat=True):
+        try:
+            services.portfolio_order_cancel(portfolio=portfolio, order_id=order_id)
+            cancelled += 1
+        except DomainError as exc:  # already filled or cancelled meanwhile
+            log.info("closing portfolio %s: order %s not cancelled: %s", portfolio_id, order_id, exc.code)
+    positions = Position.objects.filter(account_id=account_id, status=PositionStatus.OPEN).values_list("pk", flat=True)
+    for position_id in positions:
+        try:
+            services.portfolio_position_close(portfolio=portfolio, position_id=position_id)
+            closed += 1
+        except DomainError as exc:  # closed meanwhile (TP/SL, liquidation)
+            log.info("closing portfolio %s: position %s not closed: %s", portfolio_id, position_id, exc.code)
+    return cancelled, closed
+
+
+def followers_detach(*, portfolio_id: int) -> int:
+    """Detach every live subscription of a closing portfolio; each detach is
+    its own transaction and a no-op for one already ended, so running this
+    twice, or twice at once, ends each subscription exactly once. Returns how
+    many this call ended."""
+    portfolio = Portfolio.objects.get(pk=portfolio_id)
+    if portfolio.status != PortfolioStatus.CLOSING:
+        return 0
+    reason = end_reason(portfolio)
+    ended = 0
+    for detacher in _detachers:
+        for subscription_id in detacher.live_subscription_ids(portfolio_id):
+            try:
+                ended += bool(detacher.detach(subscription_id, reason))
+            except DomainError as exc:  # e.g. a wallet still busy: the reconciler retries
+                log.warning(
+                    "closing portfolio %s: subscription %s not detached: %s", portfolio_id, subscription_id, exc
+                )
+    return ended
+
+
+def _what_is_left(portfolio: Portfolio) -> list[str]:
+    left = []
+    if any(d.live_subscription_ids(portfolio.pk) for d in _detachers):
+        left.append("subscriptions")
+    account_id = portfolio.trading_account_id
+    if Position.objects.filter(account_id=account_id, status=PositionStatus.OPEN).exists():
+        left.append("positions")
+    if Order.objects.filter(account_id=account_id, status=OrderStatus.OPEN).exists():
+        left.append("orders")
+    if FeeAccrual.objects.filter(portfolio_id=portfolio.pk, status=AccrualStatus.ACCRUED).exists():
+        left.append("unsettled profit share")
+    return left
+
+
+def _trading_account_empty(portfolio: Portfolio) -> None:
+    """Sell the leader's spot holdings (dust included) and return the trading
+    account's cash to the leader's main wallet, then close the account. No one
+    copies the portfolio any more, so these sales write no leader event."""
+    account_id = portfolio.trading_account_id
+    ledger.lock_accounts([account_id])
+    account_holdings_sell(account_id=account_id)
+    account = Account.objects.get(pk=account_id)
+    if account.locked:
+        raise Conflict("TRADING_ACCOUNT_BUSY", "The trading account still holds margin; retry later.")
+    if account.balance > 0:
+        ledger.transfer(
+            debit_id=account_id,
+            credit_id=ledger.main_account_for(portfolio.leader).pk,
+            amount=account.balance,
+            kind=TransferKind.LEADER_RETURN,
+            key=f"portfolio:{portfolio.pk}:archive-return",
+            ref=f"portfolio {portfolio.pk} archived",
+        )
+    Account.objects.filter(pk=account_id).update(is_closed=True)
+
+
+@transaction.atomic
+def portfolio_archive(*, portfolio_id: int) -> bool:
+    """``closing -> archived`` when nothing is left; True when it is archived
+    (now or before). Safe to call any time, any number of times."""
+    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
+    if portfolio.status != PortfolioStatus.CLOSING:
+        return portfolio.status == PortfolioStatus.ARCHIVED
+    left = _what_is_left(portfolio)
+    if left:
+        log.info("closing portfolio %s not archived yet: %s left", portfolio_id, ", ".join(left))
+        return False
+    _trading_account_empty(portfolio)
+    portfolio.status = PortfolioStatus.ARCHIVED
+    portfolio.archived_at = timezone.now()
+    portfolio.save(update_fields=["status", "archived_at", "updated_at"])
+    _notify_leader(portfolio, "portfolio_archived", "Portfolio archived", f"{portfolio.name} is closed and archived.")
+    return True
+
+
+def portfolio_wind_down(*, portfolio_id: int) -> str:
+    """Every step after the close, in order; returns the status reached."""
+    leader_book_close(portfolio_id=portfolio_id)
+    followers_detach(portfolio_id=portfolio_id)
+    try:
+        portfolio_archive(portfolio_id=portfolio_id)
+    except DomainError as exc:  # e.g. a holding with no market right now: the reconciler retries
+        log.warning("closing portfolio %s not archived: %s", portfolio_id, exc)
+    return Portfolio.objects.values_list("status", flat=True).get(pk=portfolio_id)
+
+
+def closing_portfolios_reconcile() -> dict[str, int]:
+    """The reconciler's pass: finish every closing portfolio's wind-down."""
+    ids = list(Portfolio.objects.filter(status=PortfolioStatus.CLOSING).order_by("pk").values_list("pk", flat=True))
+    archived = sum(portfolio_wind_down(portfolio_id=pk) == PortfolioStatus.ARCHIVED for pk in ids)
+    return {"closing": len(ids), "archived": archived}

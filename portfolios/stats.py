@@ -1,0 +1,208 @@
+"""Portfolio and follower statistics: the refresh that precomputes them (the
+catalog reads only the result) and the reads of the detail pages."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from copytrading.models import Position, PositionStatus
+from copytrading.money import ZERO, q8
+from fees.selectors import leader_caps_many
+from portfolios.models import FollowerDailyStats, Portfolio, PortfolioScore, PortfolioStats, StatsLine
+from portfolios.performance import PCT, ClosedTrade, LineFigures, line_figures, pct
+from portfolios.stats_data import AccountActivity, accounts_activity, live_followers, wallet_figures
+
+BATCH = 1000
+STATS_FIELDS = [
+    "pnl", "roi_pct", "win_rate_pct", "trade_count", "closed_count", "win_count", "follower_count",
+    "max_followers", "max_drawdown_pct", "equity_curve", "refreshed_at",
+]  # fmt: skip
+
+
+def lines_of(activity: AccountActivity) -> dict[str, LineFigures]:
+    capital = activity.capital
+    common = {"capital": capital, "capital_flows": activity.capital_flows}
+    return {
+        StatsLine.MARGIN: line_figures(
+            **common, pnl_events=activity.margin_pnl, closed=activity.margin_closed, trade_count=activity.margin_trades
+        ),
+        StatsLine.SPOT: line_figures(
+            **common, pnl_events=activity.spot_pnl, closed=activity.spot_closed, trade_count=activity.spot_trades
+        ),
+        StatsLine.ALL: line_figures(
+            **common,
+            pnl_events=activity.margin_pnl + activity.spot_pnl,
+            closed=activity.margin_closed + activity.spot_closed,
+            trade_count=activity.margin_trades + activity.spot_trades,
+        ),
+    }
+
+
+def stats_refresh(*, portfolio_ids: Sequence[int] | None = None, now: datetime | None = None) -> int:
+    """Recompute the stats rows (every line) and today's average-follower
+    point of the given portfolios, or of all. Idempotent; the ranking score is
+    left as it is. Returns how many portfolios were refreshed."""
+    now = now or timezone.now()
+    portfolios = Portfolio.objects.order_by("pk")
+    if portfolio_ids is not None:
+        portfolios = portfolios.filter(pk__in=list(portfolio_ids))
+    rows = list(portfolios.values_list("pk", "trading_account_id", "leader_id"))
+    for start in range(0, len(rows), BATCH):
+        _refresh_batch(rows[start : start + BATCH], now)
+    return len(rows)
+
+
+def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime) -> None:
+    activity = accounts_activity([account_id for _, account_id, _ in batch])
+    followers = defaultdict(list)
+    for row in live_followers([pk for pk, _, _ in batch]):
+        followers[row.portfolio_id].append(row.copy_account_id)
+    wallets = wallet_figures(a for accounts in followers.values() for a in accounts)
+    caps = leader_caps_many({leader_id for _, _, leader_id in batch})
+    stats, days = [], []
+    for portfolio_id, account_id, leader_id in batch:
+        count = len(followers[portfolio_id])
+        for line, figures in lines_of(activity[account_id]).items():
+            stats.append(
+                PortfolioStats(
+                    portfolio_id=portfolio_id,
+                    line=line,
+                    pnl=figures.pnl,
+                    roi_pct=figures.roi_pct,
+                    win_rate_pct=figures.win_rate_pct,
+                    trade_count=figures.trade_count,
+                    closed_count=figures.closed_count,
+                    win_count=figures.win_count,
+                    follower_count=count,
+                    max_followers=caps[leader_id].max_followers,
+                    max_drawdown_pct=figures.max_drawdown_pct,
+                    equity_curve=[[day.isoformat(), str(equity)] for day, equity in figures.equity_curve],
+                    refreshed_at=now,
+                )
+            )
+        results = [wallets[a] for a in followers[portfolio_id] if a in wallets]
+        days.append(
+            FollowerDailyStats(
+                portfolio_id=portfolio_id,
+                day=now.date(),
+                followers=count,
+                average_pnl=q8(sum((w.pnl for w in results), ZERO) / len(results)) if results else q8(ZERO),
+                average_roi_pct=(
+                    (sum((w.roi_pct for w in results), ZERO) / len(results)).quantize(PCT) if results else ZERO
+                ),
+                updated_at=now,
+            )
+        )
+    with transaction.atomic():
+        PortfolioStats.objects.bulk_create(
+            stats, update_conflicts=True, unique_fields=["portfolio", "line"], update_fields=STATS_FIELDS
+        )
+        FollowerDailyStats.objects.bulk_create(
+            days,
+            update_conflicts=True,
+            unique_fields=["portfolio", "day"],
+            update_fields=["followers", "average_pnl", "average_roi_pct", "updated_at"],
+        )
+
+
+# --- reads ----------------------------------------------------------------------------
+
+
+def stats_row_body(row: PortfolioStats) -> dict:
+    return {
+        "pnl": row.pnl,
+        "roi_pct": row.roi_pct,
+        "win_rate_pct": row.win_rate_pct,
+        "trade_count": row.trade_count,
+        "closed_count": row.closed_count,
+        "win_count": row.win_count,
+        "follower_count": row.follower_count,
+        "max_drawdown_pct": row.max_drawdown_pct,
+        "equity_curve": row.equity_curve,
+        "refreshed_at": row.refreshed_at,
+    }
+
+
+def portfolio_stats(*, portfolio_id: int, history_days: int = 365) -> dict:
+    """Every line's figures, the score and the average follower, from the
+    precomputed tables (3 queries)."""
+    rows = {r.line: r for r in PortfolioStats.objects.filter(portfolio_id=portfolio_id)}
+    days = list(
+        FollowerDailyStats.objects.filter(portfolio_id=portfolio_id)
+        .order_by("-day")[:history_days]
+        .values_list("day", "followers", "average_pnl", "average_roi_pct")
+    )
+    days.reverse()
+    latest = days[-1] if days else None
+    any_row = next(iter(rows.values()), None)
+    return {
+        "portfolio": portfolio_id,
+        "score": any_row.score if any_row else ZERO,
+        "lines": {line: stats_row_body(row) for line, row in sorted(rows.items())},
+        "average_follower": {
+            "followers": latest[1] if latest else 0,
+            "pnl": latest[2] if latest else q8(ZERO),
+            "roi_pct": latest[3] if latest else ZERO.quantize(PCT),
+            "series": [{"day": d, "followers": n, "pnl": p, "roi_pct": r} for d, n, p, r in days],
+        },
+    }
+
+
+def score_history(*, portfolio_id: int, limit: int = 84) -> list[PortfolioScore]:
+    """The latest rankings, newest first (84 = one week at one every 2 h)."""
+    return list(PortfolioScore.objects.filter(portfolio_id=portfolio_id).order_by("-computed_at")[:limit])
+
+
+def closed_trades_page(
+    *, portfolio: Portfolio, line: str, before: int | None = None, limit: int = 50
+) -> tuple[list[ClosedTrade], int | None]:
+    """Closed trades of one line, newest first, keyset-paginated by id
+    (``before``: the id the previous page ended at). Margin: closed positions;
+    spot: sells, whose PnL is replayed from the account's fills."""
+    if line == StatsLine.MARGIN:
+        rows = Position.objects.filter(
+            account_id=portfolio.trading_account_id, status=PositionStatus.CLOSED, leader_position__isnull=True
+        )
+        if before is not None:
+            rows = rows.filter(pk__lt=before)
+        trades = [
+            ClosedTrade(pk, at, pnl)
+            for pk, at, pnl in rows.order_by("-pk")[: limit + 1].values_list("pk", "closed_at", "realized_pnl")
+        ]
+    else:
+        trades = accounts_activity([portfolio.trading_account_id])[portfolio.trading_account_id].spot_closed
+        trades = sorted((t for t in trades if before is None or t.ref < before), key=lambda t: -t.ref)[: limit + 1]
+    more = len(trades) > limit
+    trades = trades[:limit]
+    return trades, (trades[-1].ref if more else None)
+
+
+def follower_stats(subscriptions: Sequence[tuple[int, int, int]]) -> dict:
+    """Per subscription (id, portfolio id, copy wallet id) and in total:
+    money in and out, PnL net of fees, ROI, fees paid (2 + 3 queries)."""
+    wallets = wallet_figures(account_id for _, _, account_id in subscriptions)
+    body = []
+    funded = withdrawn = pnl = fees = ZERO
+    for subscription_id, portfolio_id, account_id in subscriptions:
+        w = wallets[account_id]
+        body.append(
+            {
+                "subscription": subscription_id,
+                "portfolio": portfolio_id,
+                "funded": w.funded,
+                "withdrawn": w.withdrawn,
+                "equity": w.equity,
+                "pnl": w.pnl,
+                "roi_pct": w.roi_pct,
+                "fees_paid": w.fees_paid,
+            }
+        )
+        funded += w.funded
+        withdrawn += w.withdrawn
+        pnl += w.pnl
+        fees += w.fees_paid
+    total = {"funded": funded, "withdrawn": withdrawn, "pnl": pnl, "roi_pct": pct(pnl, funded), "fees_paid": fees}
+    return {"subscriptions": body, "total": total}

@@ -1,0 +1,121 @@
+"""PostgreSQL, requests in parallel: wrong passcodes get exactly the limit compared,
+every other request is locked out, whatever the interleaving."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from copytrading.errors import DomainError
+from copytrading.services import wallet_deposit
+from followers.models import Subscription
+from followers.services import subscription_create
+from portfolios.models import PasscodeThrottle
+from portfolios.services import portfolio_create
+from tests.factories import UserFactory
+
+D = Decimal
+PASSCODE = "20260101"
+
+
+def run_in_parallel(calls) -> list[str]:
+    """Start every call at once (one thread and connection each); the error
+    code each ended with, or "OK"."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[str] = [""] * len(calls)
+
+    def worker(i: int, call) -> None:
+        try:
+            barrier.wait(timeout=10)
+            call()
+            outcomes[i] = "OK"
+        except DomainError as exc:
+            outcomes[i] = exc.code
+        except BaseException as exc:  # noqa: BLE001 - reported in the assertion below
+            outcomes[i] = f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcomes
+
+
+@pytest.fixture
+def private(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSCODE_MAX_ATTEMPTS_PER_USER = 5
+    settings.PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO = 8
+    return portfolio_create(leader=UserFactory(), name="Secret", is_public=False, passcode=PASSCODE)
+
+
+def attempt(user, portfolio, passcode):
+    return lambda: subscription_create(
+        follower=user, portfolio=portfolio, amount=D("100"), multiplier=D("0.5"), passcode=passcode
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_user_guessing_in_parallel_gets_exactly_five_tries(private):
+    assert connection.vendor == "postgresql"
+    user = UserFactory()
+    wallet_deposit(user=user, amount=D("1000"))
+    outcomes = run_in_parallel([attempt(user, private, f"{n:08d}") for n in range(16)])
+    assert sorted(outcomes) == sorted(["PASSCODE_INVALID"] * 5 + ["PASSCODE_LOCKED"] * 11), outcomes
+    assert PasscodeThrottle.objects.get(scope="user", subject_id=user.pk).attempts == 5
+    # Still locked for the right passcode; nothing was subscribed.
+    assert run_in_parallel([attempt(user, private, PASSCODE)]) == ["PASSCODE_LOCKED"]
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_many_users_guessing_in_parallel_get_exactly_the_portfolio_limit(private):
+    users = [UserFactory() for _ in range(14)]
+    outcomes = run_in_parallel([attempt(user, private, "99999999") for user in users])
+    assert sorted(outcomes) == sorted(["PASSCODE_INVALID"] * 8 + ["PASSCODE_LOCKED"] * 6), outcomes
+    assert PasscodeThrottle.objects.get(scope="portfolio", subject_id=private.pk).attempts == 8
+    per_user = PasscodeThrottle.objects.filter(scope="user").values_list("attempts", flat=True)
+    assert sorted(per_user) == [1] * 8  # a refused (locked) request counts nowhere
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_right_passcodes_in_parallel_all_subscribe(private):
+    users = [UserFactory() for _ in range(6)]
+    for user in users:
+        wallet_deposit(user=user, amount=D("1000"))
+    outcomes = run_in_parallel([attempt(user, private, PASSCODE) for user in users])
+    assert outcomes == ["OK"] * 6
+    assert Subscription.objects.filter(portfolio=private).count() == 6
+    assert set(PasscodeThrottle.objects.values_list("attempts", flat=True)) == {0}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_creates_never_pass_the_per_leader_cap(settings):
+    from portfolios.models import Portfolio
+
+    settings.MAX_PORTFOLIOS_PER_LEADER = 5
+    leader = UserFactory()
+    outcomes = run_in_parallel([lambda n=n: portfolio_create(leader=leader, name=f"Book {n}") for n in range(9)])
+    assert sorted(outcomes) == sorted(["OK"] * 5 + ["PORTFOLIO_LIMIT"] * 4), outcomes
+    assert Portfolio.objects.filter(leader=leader).count() == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_creates_of_one_name_make_one_portfolio():
+    from portfolios.models import Portfolio
+
+    leader = UserFactory()
+    outcomes = run_in_parallel(
+        [lambda n=n: portfolio_create(leader=leader, name="Alpha" if n % 2 else "ALPHA") for n in range(4)]
+    )
+    assert sorted(outcomes) == ["NAME_TAKEN"] * 3 + ["OK"], outcomes
+    assert Portfolio.objects.filter(leader=leader).count() == 1
