@@ -21,8 +21,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# `make bench BENCH="ranking catalog"` runs only those.
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
 lint: install
 	$(BIN)/ruff check .

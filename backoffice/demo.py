@@ -30,6 +30,7 @@ from followers.models import Subscription
 from followers.services import subscription_create
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place, portfolio_position_close
+from portfolios.stats import stats_refresh
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -182,6 +183,8 @@ def demo_seed(*, followers: int = FOLLOWER_COUNT) -> SeedReport:
             copy_spot=row.copy_spot,
         )
         report.subscriptions += 1
+    if report.created_anything:
+        stats_refresh()  # the catalog shows the demo's followers at once
     return report
 
 

@@ -9,7 +9,7 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from functools import reduce
 
 from django.db import IntegrityError, transaction
@@ -55,6 +55,9 @@ PAGE_FIELDS = [
 DEFAULT_SORT = "-score"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# Range filter bounds beyond every range column (MONEY: 20 integer digits, 8 places).
+RANGE_LIMIT = Decimal(10) ** 20
+RANGE_STEP = Decimal("0.00000001")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,23 @@ class CatalogQuery:
 
 def _invalid(code: str, detail: str, name: str) -> DomainError:
     return DomainError(code, detail, field=name)
+
+
+def _range_bound(value: Decimal, op: str) -> Decimal:
+    """The same filter with a bound the database can take: "1e999999" or
+    "1e-999999" would overflow PostgreSQL's numeric. Every range column has at
+    most 20 integer digits and 8 decimal places, so clamping to +-10^20 and
+    rounding toward the inside of the range (up for gte, down for lte) to 8
+    places keeps exactly the same rows."""
+    if abs(value) >= RANGE_LIMIT:
+        return RANGE_LIMIT.copy_sign(value)
+    with localcontext(prec=40):  # 20 + 8 digits may round up to 29
+        return value.quantize(RANGE_STEP, rounding=ROUND_CEILING if op == "gte" else ROUND_FLOOR)
+
+
+def _in_column_range(value: Decimal) -> bool:
+    """What a stats row can hold (a cursor carries a row's values)."""
+    return abs(value) < RANGE_LIMIT and value == value.quantize(RANGE_STEP, rounding=ROUND_FLOOR)
 
 
 def parse_sort(raw: str) -> tuple[tuple[str, bool], ...]:
@@ -111,7 +131,7 @@ def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
             value = parse_decimal(raw)
             if value is None:
                 raise _invalid("INVALID_FILTER", f"{name} must be a number.", name)
-            ranges.append((column, op, value))
+            ranges.append((column, op, _range_bound(value, op)))
     open_slots = params.get("has_open_slots")
     if isinstance(open_slots, str):
         if open_slots.lower() not in ("true", "false", "1", "0"):
@@ -163,7 +183,7 @@ def decode_cursor(raw: str, query: CatalogQuery) -> tuple:
                 values.append(int(value))
             else:
                 number = parse_decimal(value)
-                if number is None:
+                if number is None or not _in_column_range(number):
                     raise bad
                 values.append(number)
         return (*values, int(body["id"]))

@@ -10,6 +10,7 @@ from copytrading import ledger
 from copytrading.errors import Conflict, DomainError
 from copytrading.models import AccountKind
 from fees.services import profit_share_validate
+from portfolios import stats
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 from portfolios.passcodes import passcode_hash
 from portfolios.validation import SOCIAL_HOSTS, clean_name, clean_passcode, clean_social_url
@@ -85,7 +86,7 @@ def portfolio_create(
     account = ledger.account_open(kind=AccountKind.LEADER_TRADING, user=leader, name=f"trading:{name}")
     try:
         with transaction.atomic():
-            return Portfolio.objects.create(
+            portfolio = Portfolio.objects.create(
                 leader=leader,
                 name=name,
                 description=description,
@@ -98,6 +99,9 @@ def portfolio_create(
                 **links,
                 **extra,
             )
+            # Listed in the catalog at once (its stats rows), not at the next refresh.
+            stats.stats_refresh(portfolio_ids=[portfolio.pk], daily_point=False)
+            return portfolio
     except IntegrityError:
         raise _name_taken() from None
 

@@ -3,13 +3,12 @@ score them all together (portfolios.ranking, pure), keep the history and put
 the new score on the catalog's stats rows."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from copytrading import bulk
+from copytrading.money import ZERO
 from portfolios.models import Portfolio, PortfolioScore, PortfolioStats, PortfolioStatus
 from portfolios.ranking import WINDOW_DAYS, RankingInput, Score, score_portfolios
 from portfolios.ranking_data import batch_inputs
@@ -38,29 +37,32 @@ def ranking_inputs(*, now: datetime) -> list[RankingInput]:
     return inputs
 
 
+SCORE_FIELDS = ["win_rate", "follower_health", "profitability", "consistency", "activity", "popularity"]
+
+
 @transaction.atomic
 def ranking_run(*, now: datetime | None = None) -> list[Score]:
     """Score every active portfolio with a trade in the last 30 days, append
     the scores to the history and set the catalog's score (0 for the others).
-    Running it twice at the same ``now`` writes nothing new."""
+    A run at a time already ranked writes nothing (and returns nothing)."""
     if not _try_lock():
         return []
     now = now or timezone.now()
+    if PortfolioScore.objects.filter(computed_at=now).exists():
+        return []
     scores = score_portfolios(ranking_inputs(now=now))
-    fields = ["win_rate", "follower_health", "profitability", "consistency", "activity", "popularity"]
-    PortfolioScore.objects.bulk_create(
-        [
-            PortfolioScore(
-                portfolio_id=s.portfolio_id,
-                computed_at=now,
-                score=s.score,
-                **{name: getattr(s, name) for name in fields},
-            )
-            for s in scores
-        ],
-        batch_size=BATCH,
-        ignore_conflicts=True,
+    bulk.insert_rows(
+        PortfolioScore,
+        ["portfolio", "computed_at", "score", *SCORE_FIELDS],
+        [(s.portfolio_id, now, s.score, *(getattr(s, name) for name in SCORE_FIELDS)) for s in scores],
     )
-    this_run = PortfolioScore.objects.filter(portfolio_id=OuterRef("portfolio_id"), computed_at=now).values("score")
-    PortfolioStats.objects.update(score=Coalesce(Subquery(this_run[:1]), Value(Decimal(0))))
+    # Only the catalog rows whose score moves are written (each write also
+    # moves the row in the score index).
+    latest = {s.portfolio_id: s.score for s in scores}
+    changed = [
+        (pk, latest.get(portfolio_id, ZERO))
+        for pk, portfolio_id, score in PortfolioStats.objects.values_list("pk", "portfolio_id", "score")
+        if score != latest.get(portfolio_id, ZERO)
+    ]
+    bulk.update_rows(PortfolioStats, ["score"], changed)
     return scores

@@ -41,21 +41,23 @@ def lines_of(activity: AccountActivity) -> dict[str, LineFigures]:
     }
 
 
-def stats_refresh(*, portfolio_ids: Sequence[int] | None = None, now: datetime | None = None) -> int:
-    """Recompute the stats rows (every line) and today's average-follower
-    point of the given portfolios, or of all. Idempotent; the ranking score is
-    left as it is. Returns how many portfolios were refreshed."""
+def stats_refresh(
+    *, portfolio_ids: Sequence[int] | None = None, now: datetime | None = None, daily_point: bool = True
+) -> int:
+    """Recompute the stats rows (every line) and (``daily_point``) today's
+    average-follower point of the given portfolios, or of all. Idempotent; the
+    ranking score is left as it is. Returns how many portfolios were refreshed."""
     now = now or timezone.now()
     portfolios = Portfolio.objects.order_by("pk")
     if portfolio_ids is not None:
         portfolios = portfolios.filter(pk__in=list(portfolio_ids))
     rows = list(portfolios.values_list("pk", "trading_account_id", "leader_id"))
     for start in range(0, len(rows), BATCH):
-        _refresh_batch(rows[start : start + BATCH], now)
+        _refresh_batch(rows[start : start + BATCH], now, daily_point)
     return len(rows)
 
 
-def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime) -> None:
+def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime, daily_point: bool) -> None:
     activity = accounts_activity([account_id for _, account_id, _ in batch])
     followers = defaultdict(list)
     for row in live_followers([pk for pk, _, _ in batch]):
@@ -101,7 +103,7 @@ def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime) -> None:
             stats, update_conflicts=True, unique_fields=["portfolio", "line"], update_fields=STATS_FIELDS
         )
         FollowerDailyStats.objects.bulk_create(
-            days,
+            days if daily_point else [],
             update_conflicts=True,
             unique_fields=["portfolio", "day"],
             update_fields=["followers", "average_pnl", "average_roi_pct", "updated_at"],

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from copytrading.errors import DomainError, NotFound
+from copytrading.parsers import DETAIL as INVALID_TEXT_DETAIL
+from copytrading.parsers import invalid_text_path
 from copytrading.serializers import MONEY
 from copytrading.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_verify
 from portfolios.models import Portfolio
@@ -71,6 +73,9 @@ def _parse(body: bytes) -> dict:
         data = None
     if not isinstance(data, dict):
         raise DomainError("INVALID_JSON", "The body must be a JSON object.")
+    path = invalid_text_path(data)
+    if path is not None:  # the payload is stored as jsonb, which refuses NUL
+        raise DomainError("INVALID_CHARACTERS", INVALID_TEXT_DETAIL, field=path or None)
     return data
 
 

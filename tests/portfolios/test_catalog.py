@@ -279,3 +279,14 @@ def test_a_public_page_is_cached_but_favorite_flags_are_the_readers(api, shelf, 
     assert api.get("/api/v1/catalog").json()["results"][0]["is_favorite"] is False
     assert names(APIClient()) == ["First"]
     cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_new_portfolio_is_listed_at_once_not_at_the_next_refresh(api):
+    from portfolios.services import portfolio_create
+
+    portfolio_create(leader=UserFactory(), name="Fresh Start", mode="margin")
+
+    assert names(api) == ["Fresh Start"]
+    assert names(api, list="margin") == ["Fresh Start"]
+    assert names(api, list="spot") == []

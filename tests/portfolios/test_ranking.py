@@ -210,3 +210,23 @@ def test_ranking_run_ranks_only_recent_traders_and_keeps_history(world):
         busy.pk,
     ]
     assert not PortfolioScore.objects.filter(portfolio=idle).exists()
+
+
+def test_the_tasks_refresh_then_rank_and_beat_runs_them(world):
+    from celery.schedules import crontab
+
+    from config.celery import app
+    from portfolios import stats_tasks
+
+    busy = world.leader()
+    round_trip(world, busy, "3200", "3210")
+    idle = world.leader()
+    assert stats_tasks.rank_portfolios.delay().get() == 1  # the idle one has no trade: not ranked
+    assert PortfolioStats.objects.filter(portfolio__in=[busy, idle]).count() == 6  # refreshed first
+    assert PortfolioScore.objects.get().portfolio_id == busy.pk
+    assert stats_tasks.refresh_portfolio_stats.delay([idle.pk]).get() == 1
+    schedule = app.conf.beat_schedule
+    assert schedule["portfolio-ranking"]["task"] == "portfolios.stats_tasks.rank_portfolios"
+    assert schedule["portfolio-ranking"]["schedule"] == crontab(minute=0, hour="*/2")
+    assert schedule["portfolio-stats"]["task"] == "portfolios.stats_tasks.refresh_portfolio_stats"
+    assert schedule["portfolio-stats"]["schedule"] == 300.0

@@ -1,143 +1,19 @@
-"""Price-driven matching on the paper venue: what a new mark price does.
-
-``services.price_set`` runs ``match_instrument`` in the price update's
-transaction. In order:
-
-1. Resting limit orders of own accounts (leaders) that the mark crosses fill
-   at their limit price, netted like a market order (``trade_math.plan_order``).
-2. Mirror limit orders fill with them: a mirror fills here only together with
-   its leader order (same pass, the mark crossing both). A mirror never fills
-   ahead of its leader, so a mirror whose leader was re-priced away (and whose
-   re-price is still propagating) does not trade; a mirror left resting when
-   its leader filled is filled by the propagation of the leader's fill event
-   instead. Either way the follower gets the position once.
-3. Open positions whose take-profit, stop-loss or liquidation level the mark
-   reaches close at market (isolated margin: the loss is capped at the margin).
-
-Set-based: one query per kind finds the candidates, every batch of fills goes
-through ``venue.apply_fills``. A leader's fill or trigger commits its leader
-event in the same transaction, so followers follow. Running it twice at the
-same price finds nothing the second time: filled orders no longer rest and
-closed positions are no longer open.
-
-Lock order (no deadlock with the leader API or propagation): portfolios, then
-accounts, then positions, then orders, each in primary-key order.
-"""
+"""The three passes of a match at one mark price, over rows already locked
+by ``match_instrument``: leaders' own limit orders, the mirror limits that
+fill with them, then TP/SL and liquidation triggers."""
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
 
 from django.conf import settings
-from django.db.models import Case, DecimalField, F, Q, Value, When
 
 from copytrading import bulk, decisions, ledger, trade_math
 from copytrading.decisions import LeaderStep
 from copytrading.events import leader_event_record, position_step_event
-from copytrading.models import (
-    MONEY,
-    Instrument,
-    LeaderEvent,
-    LeaderEventKind,
-    Order,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionStatus,
-)
+from copytrading.matching.common import LeaderFill, MatchResult, Resting, constraints_of
+from copytrading.models import LeaderEventKind, Order, OrderStatus, OrderType, PositionStatus
 from copytrading.money import ZERO
-from copytrading.sizing import Constraints
 from copytrading.venue import Fill, PositionState, apply_fills
-
-
-class LeaderBook(Protocol):
-    def lock_portfolios(self, account_ids: list[int]) -> dict[int, int]:
-        """Row-lock, in primary-key order, the portfolios that trade from these
-        accounts; returns {trading account id: portfolio id}. One query."""
-
-
-_book: LeaderBook | None = None
-
-
-def register_leader_book(book: LeaderBook) -> None:
-    global _book
-    _book = book
-
-
-def leader_book() -> LeaderBook:
-    if _book is None:
-        raise RuntimeError("no LeaderBook registered (is the portfolios app installed?)")
-    return _book
-
-
-RESTING_FIELDS = (
-    "pk", "account_id", "side", "quantity", "price", "leverage", "reserved", "leader_order_id", "subscription_id",
-)  # fmt: skip
-
-
-@dataclass(slots=True)
-class Resting:
-    pk: int
-    account_id: int
-    side: str
-    quantity: Decimal
-    price: Decimal
-    leverage: int
-    reserved: Decimal
-    leader_order_id: int | None
-    subscription_id: int | None
-
-
-@dataclass
-class LeaderFill:
-    """How a leader's limit order filled: what its mirrors follow."""
-
-    steps: list[LeaderStep]
-    before_position_id: int | None  # the leader position the fill netted against
-    open_position_id: int | None  # the leader position it opened or increased
-    order_quantity: Decimal
-
-
-@dataclass
-class MatchResult:
-    filled: list[int] = field(default_factory=list)  # order ids
-    ended: dict[int, str] = field(default_factory=dict)  # order id -> cancelled / rejected
-    triggered: dict[int, str] = field(default_factory=dict)  # position id -> trigger
-    events: list[LeaderEvent] = field(default_factory=list)
-
-
-def constraints_of(instrument: Instrument) -> Constraints:
-    return Constraints(
-        qty_step=instrument.qty_step,
-        min_qty=instrument.min_qty,
-        max_qty=instrument.max_qty,
-        min_notional=instrument.min_notional,
-    )
-
-
-# The database only pre-selects liquidation candidates (SQLite computes in
-# binary floats): a hair looser than exact, then decided exactly in Python.
-_LOOSE = Decimal("0.99999999")
-
-
-def _trigger_filter(mark: Decimal) -> tuple[dict, Q]:
-    money = DecimalField(**MONEY)
-    price = Value(mark, output_field=money)
-    loss = Case(
-        When(side=trade_math.LONG, then=(F("entry_price") - price) * F("quantity")),
-        default=(price - F("entry_price")) * F("quantity"),
-        output_field=money,
-    )
-    long, short = Q(side=trade_math.LONG), Q(side=trade_math.SHORT)
-    condition = (
-        (long & Q(take_profit__lte=mark))
-        | (short & Q(take_profit__gte=mark))
-        | (long & Q(stop_loss__gte=mark))
-        | (short & Q(stop_loss__lte=mark))
-        | Q(margin__gt=0, loss__gte=F("margin") * Value(_LOOSE, output_field=money))
-    )
-    return {"loss": loss}, condition
 
 
 def _rounds(orders: list[Resting]) -> list[list[Resting]]:
@@ -154,71 +30,10 @@ def _rounds(orders: list[Resting]) -> list[list[Resting]]:
     return rounds
 
 
-def match_instrument(instrument: Instrument) -> MatchResult:
-    """Fill, trigger and liquidate at the instrument's current mark. Runs
-    inside the caller's transaction (the price update)."""
-    result = MatchResult()
-    mark = instrument.mark_price
-    if mark is None:
-        return result
-    crossing = Q(side=trade_math.BUY, price__gte=mark) | Q(side=trade_math.SELL, price__lte=mark)
-    order_rows = list(
-        Order.objects.filter(instrument=instrument, status=OrderStatus.OPEN)
-        .filter(crossing)
-        .values_list("pk", "account_id", "leader_order_id")
-    )
-    own_ids = {pk for pk, _, leader_order_id in order_rows if leader_order_id is None}
-    order_rows = [row for row in order_rows if row[2] is None or row[2] in own_ids]
-    alias, condition = _trigger_filter(mark)
-    trigger_rows = list(
-        Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
-        .alias(**alias)
-        .filter(condition)
-        .values_list("pk", "account_id")
-    )
-    if not order_rows and not trigger_rows:
-        return result
+class Matcher:
+    """One match at one mark price; the passes run in order on the same
+    in-memory positions and balances, each batch through ``apply_fills``."""
 
-    order_accounts = sorted({account_id for _, account_id, _ in order_rows})
-    accounts = sorted(set(order_accounts) | {account_id for _, account_id in trigger_rows})
-    portfolios = leader_book().lock_portfolios(accounts)
-    balances = ledger.lock_balances(accounts)
-    wanted = Q(pk__any=[pk for pk, _ in trigger_rows]) if trigger_rows else Q(pk__in=[])
-    if order_accounts:
-        wanted |= Q(account_id__any=order_accounts)
-    positions = {
-        state.pk: state
-        for state in (
-            PositionState(*row)
-            for row in Position.objects.select_for_update()
-            .filter(wanted, instrument=instrument, status=PositionStatus.OPEN)
-            .order_by("pk")
-            .values_list(*PositionState.MATCH_FIELDS)
-        )
-    }
-    orders = (
-        [
-            Resting(*row)
-            for row in Order.objects.select_for_update()
-            .filter(pk__any=[row[0] for row in order_rows], status=OrderStatus.OPEN)
-            .order_by("pk")
-            .values_list(*RESTING_FIELDS)
-        ]
-        if order_rows
-        else []
-    )
-
-    # Re-checked under the lock: a re-price may have moved an order since the
-    # candidate query.
-    orders = [o for o in orders if trade_math.crossed(o.side, o.price, mark)]
-    matcher = _Matcher(instrument, mark, portfolios, balances, positions, result)
-    leader_fills = matcher.fill_own_orders([o for o in orders if o.leader_order_id is None])
-    matcher.fill_mirror_orders([o for o in orders if o.leader_order_id in leader_fills], leader_fills)
-    matcher.trigger_positions()
-    return result
-
-
-class _Matcher:
     def __init__(self, instrument, mark, portfolios, balances, positions, result: MatchResult):
         self.instrument = instrument
         self.mark = mark

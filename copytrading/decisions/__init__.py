@@ -1,0 +1,119 @@
+"""What one follower gets for one leader event. Pure: no Django.
+
+The propagation engine loads everything a chunk needs, calls ``decide`` for
+every follower, then writes the results set-based. Callers reach it as
+``decisions.decide`` (tests patch that attribute).
+
+- ``model``: outcomes, event kinds, reason codes, the views and ``Decision``
+- ``rules``: sizing, reducing by a fraction, the slippage tolerance
+- ``positions``: margin position events (open/increase, reduce/close, TP/SL)
+- ``spot``: spot buys and sells
+- ``limits``: mirror limit orders, and how they follow a leader's limit fill
+"""
+
+from decimal import Decimal
+
+from copytrading import trade_math
+from copytrading.decisions.limits import (  # noqa: F401 - re-exported: the public API of decisions
+    LeaderStep,
+    MirrorStep,
+    limit_event,
+    mirror_limit_fill,
+    mirror_limit_steps,
+)
+from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes, views and Decision
+    COPIED,
+    DEFAULT_SLIPPAGE_TOLERANCE_PCT,
+    FAILED,
+    INSUFFICIENT_FUNDS,
+    INSUFFICIENT_MARGIN,
+    LIMIT_CANCEL,
+    LIMIT_CANCELLED,
+    LIMIT_KINDS,
+    LIMIT_PLACE,
+    LIMIT_PLACED,
+    LIMIT_REPRICE,
+    LIMIT_REPRICED,
+    MIRROR_LIMIT_FILLED,
+    NO_HOLDING_TO_SELL,
+    NO_MIRROR_ORDER,
+    NO_MIRROR_POSITION,
+    ORDER_CANCELLED,
+    ORDER_FILLED,
+    ORDER_OPEN,
+    ORDER_REJECTED,
+    POSITION_CLOSE,
+    POSITION_EDIT,
+    POSITION_EDIT_NOT_PROPAGATED,
+    POSITION_KINDS,
+    POSITION_OPEN,
+    POSITION_REDUCE,
+    PRODUCT_NOT_COPIED,
+    REJECTED,
+    SKIPPED,
+    SLIPPAGE_EXCEEDED,
+    SPOT_BUY,
+    SPOT_PAIR_QUOTE_MISMATCH,
+    SPOT_SELL,
+    SUBSCRIPTION_PAUSED,
+    TPSL,
+    TPSL_SET,
+    Decision,
+    EventView,
+    MarketView,
+    MirrorOrderView,
+    MirrorView,
+    PreTradeCheck,
+    TargetView,
+    skip,
+)
+from copytrading.decisions.positions import position_open, position_reduce, tpsl_set
+from copytrading.decisions.rules import slippage_exceeded  # noqa: F401 - re-exported
+from copytrading.decisions.spot import spot_trade
+
+
+def decide(
+    event: EventView,
+    target: TargetView,
+    *,
+    free: Decimal,
+    equity: Decimal,
+    mirror: MirrorView | None,
+    holding: Decimal,
+    market: MarketView,
+    mirror_order: MirrorOrderView | None = None,
+    pretrade: PreTradeCheck | None = None,
+) -> Decision:
+    price = market.fill_price_buy if event.order_side == trade_math.BUY else market.fill_price_sell
+
+    if event.kind in POSITION_KINDS and event.limit_order_id is not None and mirror_order is not None:
+        # A fill of the leader's limit order. A follower whose mirror limit
+        # already filled (the venue matched it with the leader's) must not get
+        # the position a second time; one whose mirror still rests (it was
+        # placed or re-priced after the market moved) fills it now, at its
+        # limit price. Without a live mirror limit the event copies like a
+        # market order, below.
+        if mirror_order.status == ORDER_FILLED:
+            return skip(MIRROR_LIMIT_FILLED)
+        if mirror_order.status == ORDER_OPEN:
+            return mirror_limit_fill(event, free=free, mirror=mirror, order=mirror_order, market=market)
+
+    if event.kind == POSITION_OPEN:
+        return position_open(
+            event, target, price=price, free=free, equity=equity, mirror=mirror, market=market, pretrade=pretrade
+        )
+    if event.kind in (POSITION_REDUCE, POSITION_CLOSE):
+        return position_reduce(event, price=price, mirror=mirror, market=market)
+    if event.kind in LIMIT_KINDS:
+        return limit_event(
+            event, target, free=free, equity=equity, order=mirror_order, market=market, pretrade=pretrade
+        )
+    if event.kind == TPSL_SET:
+        return tpsl_set(mirror)
+    if event.kind == POSITION_EDIT:
+        # A leverage/quantity edit changes the leader's own margin, not the
+        # strategy: followers keep their own sizing and leverage.
+        return skip(POSITION_EDIT_NOT_PROPAGATED)
+    if event.kind in (SPOT_BUY, SPOT_SELL):
+        return spot_trade(event, target, price=price, free=free, equity=equity, holding=holding, market=market)
+    raise ValueError(f"unknown event kind {event.kind!r}")

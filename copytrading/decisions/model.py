@@ -1,0 +1,131 @@
+"""The vocabulary of decisions: outcomes, event kinds, actions, order
+statuses, reason codes, and the frozen views ``decide`` reads and the
+``Decision`` it returns. Pure: no Django."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from copytrading import sizing
+from copytrading.money import ZERO
+
+COPIED, SKIPPED, REJECTED, FAILED = "COPIED", "SKIPPED", "REJECTED", "FAILED"
+
+# Event kinds (the values of copytrading.models.LeaderEventKind).
+POSITION_OPEN = "position_open"
+POSITION_REDUCE = "position_reduce"
+POSITION_CLOSE = "position_close"
+SPOT_BUY = "spot_buy"
+SPOT_SELL = "spot_sell"
+LIMIT_PLACED = "limit_placed"
+LIMIT_REPRICED = "limit_repriced"
+LIMIT_CANCELLED = "limit_cancelled"
+TPSL_SET = "tpsl_set"
+POSITION_EDIT = "position_edit"
+POSITION_KINDS = (POSITION_OPEN, POSITION_REDUCE, POSITION_CLOSE)
+LIMIT_KINDS = (LIMIT_PLACED, LIMIT_REPRICED, LIMIT_CANCELLED)
+
+# Actions on a mirror order or position that are not fills (the fill actions
+# are trade_math's open/increase/reduce/close and spot_buy/spot_sell).
+LIMIT_PLACE, LIMIT_REPRICE, LIMIT_CANCEL, TPSL = "limit_place", "limit_reprice", "limit_cancel", "tpsl"
+
+# Order statuses (the values of copytrading.models.OrderStatus).
+ORDER_OPEN, ORDER_FILLED, ORDER_CANCELLED, ORDER_REJECTED = "open", "filled", "cancelled", "rejected"
+
+# Reason codes (stable: they are shown to staff and followers).
+SUBSCRIPTION_PAUSED = "SUBSCRIPTION_PAUSED"
+PRODUCT_NOT_COPIED = "PRODUCT_NOT_COPIED"
+NO_MIRROR_POSITION = "NO_MIRROR_POSITION"
+INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+NO_HOLDING_TO_SELL = "NO_HOLDING_TO_SELL"
+SPOT_PAIR_QUOTE_MISMATCH = "SPOT_PAIR_QUOTE_MISMATCH"
+NO_MIRROR_ORDER = "NO_MIRROR_ORDER"
+MIRROR_LIMIT_FILLED = "MIRROR_LIMIT_FILLED"
+POSITION_EDIT_NOT_PROPAGATED = "POSITION_EDIT_NOT_PROPAGATED"
+SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
+
+DEFAULT_SLIPPAGE_TOLERANCE_PCT = Decimal("1.00")
+
+# The risk app's pre-trade limits, loaded per chunk by the target source:
+# ``check(subscription_id, *, opens_position, notional)`` returns None to go
+# ahead, or the reason code (e.g. RISK_MAX_OPEN_POSITIONS) to reject with.
+PreTradeCheck = Callable[..., str | None]
+
+
+@dataclass(frozen=True)
+class EventView:
+    kind: str
+    order_side: str
+    price: Decimal  # the leader's fill price (the limit price for limit events)
+    quantity: Decimal = ZERO  # the leader's quantity for opens/increases/buys and limit orders
+    fraction: Decimal = ZERO  # the share of the position/holding closed or sold
+    leverage: int = 1
+    leader_equity: Decimal = ZERO
+    # A fill of the leader's limit order: which order, its whole quantity (a
+    # flip splits it into a close and an open event) and whether this event is
+    # the order's last step.
+    limit_order_id: int | None = None
+    order_quantity: Decimal = ZERO
+    limit_final: bool = False
+
+
+@dataclass(frozen=True)
+class TargetView:
+    subscription_id: int
+    account_id: int
+    active: bool
+    sizing_model: str
+    multiplier: Decimal | None = None
+    fixed_notional: Decimal | None = None
+    risk_factor: Decimal | None = None
+    leverage_override: int | None = None
+    copy_margin: bool = True
+    copy_spot: bool = True
+    slippage_tolerance_pct: Decimal = DEFAULT_SLIPPAGE_TOLERANCE_PCT
+
+
+@dataclass(frozen=True)
+class MirrorView:
+    side: str
+    quantity: Decimal
+    leverage: int
+
+
+@dataclass(frozen=True)
+class MirrorOrderView:
+    """The follower's mirror of the leader's limit order."""
+
+    status: str
+    quantity: Decimal
+    price: Decimal
+    leverage: int
+    reserved: Decimal
+
+
+@dataclass(frozen=True)
+class MarketView:
+    product: str
+    quote: str
+    primary_currency: str
+    fill_price_buy: Decimal
+    fill_price_sell: Decimal
+    max_leverage: int
+    constraints: sizing.Constraints
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    reason: str = ""
+    action: str | None = None  # open / increase / reduce / close / spot_buy / spot_sell
+    order_side: str = ""
+    quantity: Decimal = ZERO
+    price: Decimal | None = None
+    leverage: int = 1
+    reserved: Decimal = ZERO  # the margin a placed or re-priced mirror limit holds
+    order_status: str | None = None  # the mirror limit's new status when it stops resting
+
+
+def skip(reason: str) -> Decision:
+    return Decision(SKIPPED, reason)

@@ -1,0 +1,117 @@
+"""Resting limit orders of an account's own book (margin only): place,
+re-price and cancel. They fill when the mark crosses them (copytrading.matching)."""
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from copytrading import ledger, trade_math
+from copytrading.errors import DomainError, InsufficientFunds
+from copytrading.models import Instrument, Order, OrderStatus, OrderType, Product
+from copytrading.money import ZERO
+from copytrading.trading.common import (
+    margin_delta_lock,
+    validate_leverage,
+    validate_price,
+    validate_quantity,
+    validate_side,
+)
+
+
+def _refuse_marketable(instrument: Instrument, side: str, price: Decimal) -> None:
+    # A resting order only: one the mark already crosses would fill at once,
+    # at a worse price than a market order (the paper venue fills limits at
+    # their limit price). Refusing it keeps "fills when the market crosses"
+    # true for the leader and for every mirror.
+    if trade_math.crossed(side, price, instrument.mark_price):
+        relation = "below" if side == trade_math.BUY else "above"
+        raise DomainError(
+            "LIMIT_PRICE_MARKETABLE",
+            f"A {side} limit must be {relation} the mark price {instrument.mark_price.normalize()}; "
+            "use a market order to trade now.",
+            field="price",
+        )
+
+
+@transaction.atomic
+def limit_order_place(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int
+) -> Order:
+    """Rest a margin limit order, its margin reserved from the free balance."""
+    if instrument.product != Product.MARGIN:
+        raise DomainError("SPOT_LIMIT_NOT_SUPPORTED", "Limit orders are for margin instruments.", field="type")
+    validate_side(side)
+    validate_leverage(instrument, leverage)
+    price = validate_price(instrument, price)
+    validate_quantity(instrument, quantity, price)
+    _refuse_marketable(instrument, side, price)
+    account = ledger.lock_accounts([account_id])[account_id]
+    # Reserved as if the order opened a position: enough for any netting it
+    # fills into (a reduce or close frees margin, a flip opens less).
+    reserved = trade_math.margin_for(quantity, price, leverage)
+    if reserved > account.free:
+        raise InsufficientFunds(
+            f"This order reserves {reserved} of margin; {account.free} is available.", field="quantity"
+        )
+    order = Order.objects.create(
+        account_id=account_id,
+        instrument=instrument,
+        side=side,
+        order_type=OrderType.LIMIT,
+        quantity=quantity,
+        price=price,
+        leverage=leverage,
+        status=OrderStatus.OPEN,
+        reserved=reserved,
+    )
+    ledger.apply_transfers([], locked_deltas={account_id: reserved})
+    return order
+
+
+def _lock_resting_order(order_id: int, account_id: int, *, mirror: bool = False) -> Order:
+    """A resting order of the account under its row lock: the account's own
+    order, or (``mirror``) a mirror order, which only the system changes."""
+    order = (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("instrument")
+        .filter(pk=order_id, account_id=account_id, leader_order__isnull=not mirror)
+        .first()
+    )
+    if order is None:
+        raise DomainError("NOT_FOUND", "The order does not exist or is not yours.", status=404)
+    if order.status != OrderStatus.OPEN:
+        raise DomainError(
+            "ORDER_NOT_OPEN", f"The order is {order.status}; only a resting order can change.", status=409
+        )
+    return order
+
+
+@transaction.atomic
+def limit_order_reprice(*, order_id: int, account_id: int, price: Decimal) -> tuple[Order, Decimal]:
+    """Move a resting limit to a new price; returns the order and its old price."""
+    ledger.lock_accounts([account_id])
+    order = _lock_resting_order(order_id, account_id)
+    instrument = order.instrument
+    price = validate_price(instrument, price)
+    validate_quantity(instrument, order.quantity, price)
+    _refuse_marketable(instrument, order.side, price)
+    if price == order.price:
+        raise DomainError("PRICE_UNCHANGED", "The order already rests at this price.", field="price")
+    reserved = trade_math.margin_for(order.quantity, price, order.leverage)
+    margin_delta_lock(account_id, reserved - order.reserved, needs="The new price reserves", field="price")
+    old_price = order.price
+    order.price, order.reserved = price, reserved
+    order.save(update_fields=["price", "reserved"])
+    return order, old_price
+
+
+@transaction.atomic
+def limit_order_cancel(*, order_id: int, account_id: int, mirror: bool = False) -> Order:
+    ledger.lock_accounts([account_id])
+    order = _lock_resting_order(order_id, account_id, mirror=mirror)
+    released = order.reserved
+    order.status, order.reserved = OrderStatus.CANCELLED, ZERO
+    order.save(update_fields=["status", "reserved"])
+    if released:
+        ledger.apply_transfers([], locked_deltas={account_id: -released})
+    return order

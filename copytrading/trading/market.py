@@ -1,0 +1,156 @@
+"""Market orders of an account's own book: margin orders netted against its
+position (one-way mode), spot buys and sells, and closing a position."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+
+from copytrading import ledger, trade_math
+from copytrading.errors import DomainError, InsufficientFunds
+from copytrading.models import Holding, Instrument, Position, PositionStatus, Product
+from copytrading.money import ZERO, q8_up
+from copytrading.trading.common import (
+    Executed,
+    lock_own_open_position,
+    validate_leverage,
+    validate_qty_step,
+    validate_quantity,
+    validate_side,
+)
+from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
+
+
+def _lock_open_position(account_id: int, instrument: Instrument) -> Position | None:
+    return (
+        Position.objects.select_for_update()
+        .filter(account_id=account_id, instrument=instrument, status=PositionStatus.OPEN, leader_position__isnull=True)
+        .first()
+    )
+
+
+def _market_price(instrument: Instrument, side: str) -> Decimal:
+    return trade_math.fill_price(instrument.mark_price, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
+
+
+@transaction.atomic
+def margin_market_order(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, leverage: int
+) -> list[Executed]:
+    """Net a market order against the account's own position (one-way mode)."""
+    validate_side(side)
+    validate_leverage(instrument, leverage)
+    account = ledger.lock_accounts([account_id])[account_id]
+    price = _market_price(instrument, side)
+    validate_quantity(instrument, quantity, price)
+    position = _lock_open_position(account_id, instrument)
+    steps = trade_math.plan_order(
+        position.side if position else None, position.quantity if position else ZERO, side, quantity
+    )
+
+    free = account.free
+    fills: list[Fill] = []
+    befores: list[Decimal] = []
+    for step in steps:
+        if step.action in (trade_math.REDUCE, trade_math.CLOSE):
+            result = trade_math.close_part(
+                side=position.side,
+                quantity=position.quantity,
+                closed=step.quantity,
+                entry=position.entry_price,
+                margin=position.margin,
+                exit_price=price,
+            )
+            free += result.released_margin + result.settled
+            fills.append(
+                Fill(account_id, instrument, side, step.action, step.quantity, price, position.leverage, position)
+            )
+            befores.append(position.quantity)
+        else:
+            lev = position.leverage if step.action == trade_math.INCREASE else leverage
+            margin = trade_math.margin_for(step.quantity, price, lev)
+            if margin > free:
+                raise InsufficientFunds(
+                    f"This order needs {margin} of free margin; {free} is available.", field="quantity"
+                )
+            free -= margin
+            existing = position if step.action == trade_math.INCREASE else None
+            fills.append(Fill(account_id, instrument, side, step.action, step.quantity, price, lev, existing))
+            befores.append(position.quantity if existing else ZERO)
+    apply_fills(fills)
+    return [Executed(f.action, f, before) for f, before in zip(fills, befores, strict=True)]
+
+
+@transaction.atomic
+def spot_market_order(*, account_id: int, instrument: Instrument, side: str, quantity: Decimal) -> Executed:
+    if instrument.product != Product.SPOT:
+        raise DomainError("WRONG_PRODUCT", f"{instrument.symbol} is not a spot instrument.", field="symbol")
+    validate_side(side)
+    account = ledger.lock_accounts([account_id])[account_id]
+    price = _market_price(instrument, side)
+    validate_quantity(instrument, quantity, price)
+    cross = instrument.quote != settings.PRIMARY_CURRENCY  # e.g. ETH/BTC: paid in BTC held
+    assets = [instrument.base, instrument.quote] if cross else [instrument.base]
+    held = {
+        h.asset: h
+        for h in Holding.objects.select_for_update().filter(account_id=account_id, asset__in=assets).order_by("asset")
+    }
+    holding, quote_holding = held.get(instrument.base), held.get(instrument.quote)
+    before = holding.quantity if holding else ZERO
+    if side == trade_math.BUY:
+        cost = q8_up(quantity * price)
+        if cross:
+            available = quote_holding.quantity if quote_holding else ZERO
+            if cost > available:
+                raise DomainError(
+                    "INSUFFICIENT_HOLDING",
+                    f"This order costs {cost.normalize()} {instrument.quote}; you hold {available.normalize()}.",
+                    field="quantity",
+                )
+        elif cost > account.free:
+            raise InsufficientFunds(f"This order costs {cost}; {account.free} is available.", field="quantity")
+        action = SPOT_BUY
+    else:
+        if quantity > before:
+            raise DomainError(
+                "INSUFFICIENT_HOLDING", f"You hold {before.normalize()} {instrument.base}.", field="quantity"
+            )
+        action = SPOT_SELL
+    fill = Fill(account_id, instrument, side, action, quantity, price, holding=holding, quote_holding=quote_holding)
+    apply_fills([fill])
+    return Executed(fill.action, fill, before)
+
+
+@transaction.atomic
+def position_close(*, position_id: int, account_id: int, quantity: Decimal | None = None) -> Executed:
+    """Close all of a position, or exactly ``quantity`` of it, at market."""
+    position = lock_own_open_position(position_id, account_id)
+    instrument = position.instrument
+    ledger.lock_accounts([account_id])
+    side = trade_math.closing_side(position.side)
+    price = _market_price(instrument, side)
+    if quantity is None or quantity == position.quantity:
+        closed, action = position.quantity, trade_math.CLOSE
+    else:
+        if quantity <= 0 or quantity > position.quantity:
+            raise DomainError(
+                "INVALID_QUANTITY",
+                f"The quantity must be above 0 and at most {position.quantity.normalize()}.",
+                field="quantity",
+            )
+        validate_qty_step(instrument, quantity)
+        closed, action = quantity, trade_math.REDUCE
+    before = position.quantity
+    fill = Fill(
+        account_id,
+        instrument,
+        side,
+        action,
+        closed,
+        price,
+        position.leverage,
+        position,
+        subscription_id=position.subscription_id,
+    )
+    apply_fills([fill])
+    return Executed(action, fill, before)
