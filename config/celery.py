@@ -13,6 +13,10 @@ app.autodiscover_tasks()
 # Autodiscovery imports only each app's tasks.py; other task modules are listed here.
 app.conf.include = ["copytrading.inbox_tasks", "portfolios.stats_tasks", "portfolios.lifecycle_tasks"]
 
+# The schedule is read when beat starts; settings are loaded lazily, so the
+# environment variable is read directly (the same default as config/settings.py).
+WATCHDOG_INTERVAL = int(os.environ.get("RISK_WATCHDOG_INTERVAL_SECONDS", "30"))
+
 app.conf.beat_schedule = {
     "outbox-relay": {
         "task": "copytrading.tasks.relay_outbox",
@@ -35,11 +39,11 @@ app.conf.beat_schedule = {
         "task": "copytrading.inbox_tasks.cleanup_inbox",
         "schedule": 3600.0,
     },
-    # A tick not started within its 30-second slot is dropped: the next one covers it.
+    # A tick not started within its slot is dropped: the next one covers it.
     "risk-watchdog": {
         "task": "risk.tasks.watchdog_tick",
-        "schedule": 30.0,
-        "options": {"expires": 25.0},
+        "schedule": float(WATCHDOG_INTERVAL),
+        "options": {"expires": WATCHDOG_INTERVAL * 5 / 6},
     },
     "portfolio-stats": {
         "task": "portfolios.stats_tasks.refresh_portfolio_stats",
