@@ -45,6 +45,7 @@ def followers_seed_bulk(*, portfolio: Portfolio, count: int, funding: Decimal = 
                 fixed_notional=Decimal("500") if model == "fixed" else None,
                 risk_factor=Decimal("1") if model == "adaptive" else None,
                 invested=funding,
+                agreed_profit_share_pct=portfolio.profit_share_pct,
             )
         )
     return [s.pk for s in Subscription.objects.bulk_create(subscriptions, batch_size=2000)]

@@ -13,7 +13,7 @@ constant number.
 from copytrading.models import AccountKind
 from copytrading.venue import ClosedPosition, register_close_listener
 from fees.services import ClosedMirror, fees_accrue
-from followers.models import Subscription
+from followers.models import Subscription, profit_share_due
 
 
 def accrue_closed_mirrors(closed: list[ClosedPosition]) -> None:
@@ -26,14 +26,15 @@ def accrue_closed_mirrors(closed: list[ClosedPosition]) -> None:
         copy_account_id__any=sorted({c.account_id for c in profitable}), copy_account__kind=AccountKind.COPY
     ).values_list(
         "copy_account_id", "pk", "portfolio_id", "portfolio__leader_id", "portfolio__profit_share_pct",
-        "portfolio__fee_model",
+        "portfolio__fee_model", "agreed_profit_share_pct",
     )  # fmt: skip
     by_account = {row[0]: row[1:] for row in rows}
     closes = []
     for c in profitable:
         if c.account_id not in by_account:
             continue  # not a copy wallet: the leader's own close
-        subscription_id, portfolio_id, leader_id, share_pct, fee_model = by_account[c.account_id]
+        subscription_id, portfolio_id, leader_id, share_pct, fee_model, agreed_pct = by_account[c.account_id]
+        share_pct = profit_share_due(share_pct, agreed_pct)  # a later raise does not apply to this copy
         closes.append(
             ClosedMirror(
                 position_id=c.position_id,

@@ -15,6 +15,11 @@ class SubscriptionStatus(models.TextChoices):
     ENDED = "ended", "Ended"
 
 
+def profit_share_due(portfolio_pct: Decimal, agreed_pct: Decimal | None) -> Decimal:
+    """The share a copy pays: never more than the follower agreed to."""
+    return portfolio_pct if agreed_pct is None else min(portfolio_pct, agreed_pct)
+
+
 class Subscription(models.Model):
     """A follower copying a portfolio through an isolated copy wallet."""
 
@@ -36,6 +41,11 @@ class Subscription(models.Model):
     # many percent away from the leader's fill is rejected (SLIPPAGE_EXCEEDED).
     slippage_tolerance_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("1.00"))
     invested = models.DecimalField(**MONEY, default=0)
+    # The profit share (a percent) the follower agreed to at subscribe. A fee
+    # uses the lower of this and the portfolio's current share: a leader's cut
+    # applies to everyone at once, a raise only to followers who join after it.
+    # Null on subscriptions older than the field: the portfolio's share.
+    agreed_profit_share_pct = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     # Why it ended: "unfollowed" by the follower, or the caller's reason

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from copytrading.serializers import MONEY
 from copytrading.sizing import SizingModel
-from followers.models import Subscription
+from followers.models import Subscription, profit_share_due
 from followers.selectors import pause_detail, risk_views
 
 # Generous digits: the service checks every range and names it (OUT_OF_RANGE,
@@ -22,6 +22,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     wallet = serializers.SerializerMethodField()
     pause_detail = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
+    profit_share_pct = serializers.SerializerMethodField(
+        help_text='The profit share (percent, e.g. "15.00") this copy pays: the lower of the share agreed at '
+        "subscribe and the portfolio's current one."
+    )
 
     class Meta:
         model = Subscription
@@ -43,6 +47,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "copy_spot",
             "slippage_tolerance_pct",
             "invested",
+            "profit_share_pct",
             "wallet",
             "risk",
             "created_at",
@@ -72,6 +77,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def get_risk(self, obj) -> dict:
         return self._risk(obj)
+
+    def get_profit_share_pct(self, obj) -> str:
+        return str(profit_share_due(obj.portfolio.profit_share_pct, obj.agreed_profit_share_pct))
 
 
 class SettingsSerializer(serializers.Serializer):

@@ -96,6 +96,7 @@ def _subscription_open(
                 portfolio=portfolio,
                 copy_account=wallet,
                 invested=amount,
+                agreed_profit_share_pct=portfolio.profit_share_pct,
                 template_ref=chosen.id if chosen else "",
                 **resolved.settings,
             )
