@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from risk.models import Notification, RiskEvent, RiskLimits, RiskState, WatchdogTick
+from risk.models import Notification, RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -39,9 +39,30 @@ class RiskStateAdmin(ReadOnly):
     search_fields = ["=subscription_id"]
 
 
+class WatchdogChunkInline(admin.TabularInline):
+    model = WatchdogChunk
+    extra = 0
+    can_delete = False
+    fields = ["index", "first_subscription_id", "last_subscription_id", "status", "checked", "breaches", "processed_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(WatchdogTick)
 class WatchdogTickAdmin(ReadOnly):
     list_display = ["number", "started_at", "completed_at", "chunk_count", "subscription_count"]
+    inlines = [WatchdogChunkInline]
+
+
+@admin.register(WatchdogChunk)
+class WatchdogChunkAdmin(ReadOnly):
+    list_display = ["tick", "index", "first_subscription_id", "last_subscription_id", "status", "checked", "breaches"]
+    list_filter = ["status"]
 
 
 @admin.register(Notification)
