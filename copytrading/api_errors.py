@@ -3,7 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -63,5 +63,14 @@ def exception_handler(exc, context):
         return Response(
             {"code": "CONFLICT", "detail": "The request conflicts with the current state; retry.", "field": None},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, OperationalError):
+        # The database is unreachable or saturated (pool exhausted, failover,
+        # connection dropped): transient, and the transaction did not commit.
+        log.error("database unavailable: %s", exc)
+        return Response(
+            {"code": "SERVICE_UNAVAILABLE", "detail": "The service is busy; retry shortly.", "field": None},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
         )
     return None

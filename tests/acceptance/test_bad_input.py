@@ -293,3 +293,19 @@ def test_setting_a_price_is_staff_only(scene, unchanged):
 def test_bad_prices_from_staff(scene, unchanged, body, code, field):
     staff = client_for(StaffFactory(username="ops"))
     refused(staff.post("/api/v1/market/prices", body, format="json"), 400, code, field)
+
+
+@pytest.mark.django_db
+def test_a_saturated_database_answers_503_with_a_code_not_500():
+    from unittest import mock
+
+    from django.db import OperationalError
+    from rest_framework.test import APIClient
+
+    from portfolios import catalog
+
+    with mock.patch.object(catalog, "catalog_page", side_effect=OperationalError("couldn't get a connection")):
+        r = APIClient().get("/api/v1/catalog")
+    assert r.status_code == 503
+    assert r.json() == {"code": "SERVICE_UNAVAILABLE", "detail": "The service is busy; retry shortly.", "field": None}
+    assert r["Retry-After"] == "1"
