@@ -76,6 +76,47 @@ def position_step_event(
     return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)
 
 
+# The order types that are never copied (SPEC.md §4), and why.
+ADVANCED_ORDER_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
+STOP_ORDER_TYPES = ("stop", "stop_market", "stop_limit")
+NOT_COPIED_TYPES = (*ADVANCED_ORDER_TYPES, *STOP_ORDER_TYPES)
+
+
+def not_copied_reason(order_type: str) -> str:
+    """The reason code followers see for a leader order of ``order_type``."""
+    if order_type in ADVANCED_ORDER_TYPES:
+        return "ADVANCED_ORDER_NOT_SUPPORTED"
+    if order_type in STOP_ORDER_TYPES:
+        return "STOP_ORDER_NOT_SUPPORTED_FOR_COPY"
+    raise ValueError(f"{order_type!r} orders are copied")
+
+
+def order_not_copied_event(
+    *,
+    portfolio_id: int,
+    instrument,
+    order_side: str,
+    order_type: str,
+    quantity: Decimal,
+    price: Decimal | None = None,
+) -> LeaderEvent:
+    """Record a leader order that is never copied (placed outside the paper
+    venue and reported by a signal). Propagation gives every follower one
+    SKIPPED execution row with the reason code, and nothing else. The caller
+    holds the portfolio's row lock."""
+    payload: dict[str, Any] = {
+        "instrument_id": instrument.pk,
+        "symbol": instrument.symbol,
+        "order_side": order_side,
+        "order_type": order_type,
+        "quantity": str(quantity),
+        "reason_code": not_copied_reason(order_type),
+    }
+    if price is not None:
+        payload["price"] = str(price)
+    return leader_event_record(portfolio_id=portfolio_id, kind=LeaderEventKind.ORDER_NOT_COPIED, payload=payload)
+
+
 @transaction.atomic
 def leader_event_replay(*, event_id: int) -> int:
     """Run an event's propagation again (a staff action after a repair).

@@ -337,6 +337,7 @@ class LeaderEventKind(models.TextChoices):
     LIMIT_CANCELLED = "limit_cancelled", "Limit order cancelled"
     TPSL_SET = "tpsl_set", "TP/SL set or cleared"
     POSITION_EDIT = "position_edit", "Position edited (not propagated)"
+    ORDER_NOT_COPIED = "order_not_copied", "Leader order not copyable"
 
 
 class LeaderEventStatus(models.TextChoices):

@@ -144,6 +144,7 @@ def _event_view(event: LeaderEvent) -> EventView:
         limit_order_id=p.get("limit_order_id") if event.kind in decisions.POSITION_KINDS else None,
         order_quantity=parse_decimal(p.get("order_quantity", "0")),
         limit_final=bool(p.get("limit_final", False)),
+        reason_code=p.get("reason_code", ""),
     )
 
 
@@ -228,7 +229,9 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         event = chunk.event
         view = _event_view(event)
         instrument = Instrument.objects.get(pk=event.payload["instrument_id"])
-        market = _market_view(instrument)
+        # A not-copied order is skipped for everyone: it needs no price (the
+        # instrument may have none yet).
+        market = None if event.kind == decisions.ORDER_NOT_COPIED else _market_view(instrument)
         first_id, last_id = chunk.first_subscription_id, chunk.last_subscription_id
         targets = target_source().load(event.portfolio_id, first_id, last_id)
         # Execution rows and the checkpoint commit together, so a pending chunk

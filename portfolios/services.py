@@ -7,8 +7,16 @@ from django.db import transaction
 
 from copytrading import ledger
 from copytrading.errors import Conflict, DomainError
-from copytrading.events import leader_event_record, position_step_event
-from copytrading.models import LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
+from copytrading.events import (
+    ADVANCED_ORDER_TYPES,
+    NOT_COPIED_TYPES,
+    STOP_ORDER_TYPES,
+    leader_event_record,
+    order_not_copied_event,
+    position_step_event,
+)
+from copytrading.models import Instrument, LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
+from copytrading.money import Q8
 from copytrading.trading import (
     UNCHANGED,
     instrument_for_trading,
@@ -20,15 +28,16 @@ from copytrading.trading import (
     position_leverage_set,
     position_tpsl_set,
     spot_market_order,
+    validate_side,
 )
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
 MARKET, LIMIT = "market", "limit"
-# Out of scope for the paper venue and for copying (SPEC.md): refused before
-# anything is written, never half-done.
-ADVANCED_ORDER_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
-STOP_ORDER_TYPES = ("stop", "stop_market", "stop_limit")
+# Out of scope for the paper venue and for copying (SPEC.md): the REST API
+# refuses them before anything is written; a signal reporting one made
+# elsewhere records it as not copied (portfolio_order_not_copied_record).
+# ADVANCED_ORDER_TYPES and STOP_ORDER_TYPES live in copytrading.events.
 
 
 @transaction.atomic
@@ -84,6 +93,43 @@ def check_order_type(order_type: str) -> None:
         )
     if order_type not in (MARKET, LIMIT):
         raise DomainError("INVALID_ORDER_TYPE", "The type must be market or limit.", field="type")
+
+
+@transaction.atomic
+def portfolio_order_not_copied_record(
+    *,
+    portfolio: Portfolio,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    order_type: str,
+    price: Decimal | None = None,
+) -> LeaderEvent:
+    """Record a leader order the venue did not execute and followers never
+    copy (an advanced or standalone stop order the leader placed elsewhere and
+    reported by a signal). Nothing is traded or reserved: the leader event
+    only tells every follower, through propagation, why it got nothing
+    (ADVANCED_ORDER_NOT_SUPPORTED or STOP_ORDER_NOT_SUPPORTED_FOR_COPY)."""
+    if order_type not in NOT_COPIED_TYPES:
+        raise DomainError("INVALID_ORDER_TYPE", f"{order_type!r} orders are not of a never-copied type.", field="type")
+    validate_side(side)
+    portfolio = _lock_active(portfolio)
+    instrument = Instrument.objects.filter(symbol=symbol, is_active=True).first()
+    if instrument is None:
+        raise DomainError("UNKNOWN_INSTRUMENT", f"There is no tradable instrument {symbol!r}.", field="symbol")
+    _check_mode(portfolio, instrument.product)
+    if not quantity.is_finite() or quantity <= 0:
+        raise DomainError("INVALID_QUANTITY", "The quantity must be greater than zero.", field="quantity")
+    if price is not None and (not price.is_finite() or price <= 0):
+        raise DomainError("INVALID_PRICE", "The price must be greater than zero.", field="price")
+    return order_not_copied_event(
+        portfolio_id=portfolio.pk,
+        instrument=instrument,
+        order_side=side,
+        order_type=order_type,
+        quantity=quantity.quantize(Q8),
+        price=price.quantize(Q8) if price is not None else None,
+    )
 
 
 @transaction.atomic

@@ -39,7 +39,9 @@ class SignalSerializer(serializers.Serializer):
     quantity = serializers.DecimalField(**MONEY)
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     type = serializers.ChoiceField(choices=SIGNAL_TYPES, default=MARKET)
-    price = serializers.DecimalField(**MONEY, required=False, help_text="The limit price (type limit only).")
+    price = serializers.DecimalField(
+        **MONEY, required=False, help_text="The limit price (type limit); optional for not-copied types."
+    )
 
 
 class WebhookSecretSerializer(serializers.Serializer):

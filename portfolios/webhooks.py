@@ -3,6 +3,12 @@
 A signal places the leader's order through the same service as the REST API
 (``portfolio_order_place``), so a signalled trade and a clicked trade are the
 same trade: same checks, same leader event, same propagation.
+
+A signal of a type that is never copied (advanced or standalone stop orders)
+reports an order the leader placed elsewhere: it happened, so it is recorded
+as an ``order_not_copied`` leader event (every follower gets a SKIPPED
+execution row with the reason code) instead of being refused like the REST
+API refuses it (docs/decisions.md §12).
 """
 
 import secrets
@@ -16,13 +22,21 @@ from copytrading.errors import DomainError
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
 from portfolios.models import Portfolio
-from portfolios.services import ADVANCED_ORDER_TYPES, LIMIT, MARKET, STOP_ORDER_TYPES, portfolio_order_place
+from portfolios.services import (
+    ADVANCED_ORDER_TYPES,
+    LIMIT,
+    MARKET,
+    NOT_COPIED_TYPES,
+    STOP_ORDER_TYPES,
+    portfolio_order_not_copied_record,
+    portfolio_order_place,
+)
 
 SIGNAL_SOURCE = "signal"
 SECRET_PREFIX = "whsec_"
 
-# Every type a sender may name; all but market and limit are refused (and
-# recorded) by portfolio_order_place with their own reason code.
+# Every type a sender may name; all but market and limit are recorded as a
+# leader order that is not copied (portfolio_order_not_copied_record).
 SIGNAL_TYPES = (MARKET, LIMIT, *STOP_ORDER_TYPES, *ADVANCED_ORDER_TYPES)
 
 
@@ -63,8 +77,9 @@ def portfolio_signal_receive(
 ) -> SignalOutcome:
     """Apply one authenticated signal at most once.
 
-    The inbox row and the trade commit together. A signal the domain refuses
-    (unsupported type, no funds, unknown symbol, ...) keeps its inbox row with
+    The inbox row and the trade commit together. An advanced or stop order
+    is recorded as not copied (status ``executed``: the signal was applied).
+    A signal the domain refuses (no funds, unknown symbol, ...) keeps its inbox row with
     status ``rejected`` and the error, so the same id always gets the same
     answer and a sender's retry cannot execute a stale signal later. Anything
     else (a crash, a lost database) rolls back the row too, so the sender's
@@ -79,15 +94,27 @@ def portfolio_signal_receive(
         # A savepoint: a refused trade is rolled back on its own (with any
         # on-commit dispatch it registered) while the inbox row stays.
         with transaction.atomic():
-            events = portfolio_order_place(
-                portfolio=portfolio,
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                leverage=leverage,
-                order_type=order_type,
-                price=price,
-            )
+            if order_type in NOT_COPIED_TYPES:
+                events = [
+                    portfolio_order_not_copied_record(
+                        portfolio=portfolio,
+                        symbol=symbol,
+                        side=side,
+                        quantity=quantity,
+                        order_type=order_type,
+                        price=price,
+                    )
+                ]
+            else:
+                events = portfolio_order_place(
+                    portfolio=portfolio,
+                    symbol=symbol,
+                    side=side,
+                    quantity=quantity,
+                    leverage=leverage,
+                    order_type=order_type,
+                    price=price,
+                )
     except DomainError as exc:
         error = exc
     if error is not None:

@@ -22,6 +22,7 @@ from copytrading.decisions.limits import (  # noqa: F401 - re-exported: the publ
     mirror_limit_steps,
 )
 from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes, views and Decision
+    ADVANCED_ORDER_NOT_SUPPORTED,
     COPIED,
     DEFAULT_SLIPPAGE_TOLERANCE_PCT,
     FAILED,
@@ -38,8 +39,10 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     NO_HOLDING_TO_SELL,
     NO_MIRROR_ORDER,
     NO_MIRROR_POSITION,
+    NOT_COPIED_REASONS,
     ORDER_CANCELLED,
     ORDER_FILLED,
+    ORDER_NOT_COPIED,
     ORDER_OPEN,
     ORDER_REJECTED,
     POSITION_CLOSE,
@@ -55,6 +58,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     SPOT_BUY,
     SPOT_PAIR_QUOTE_MISMATCH,
     SPOT_SELL,
+    STOP_ORDER_NOT_SUPPORTED_FOR_COPY,
     SUBSCRIPTION_PAUSED,
     TPSL,
     TPSL_SET,
@@ -80,10 +84,20 @@ def decide(
     equity: Decimal,
     mirror: MirrorView | None,
     holding: Decimal,
-    market: MarketView,
+    market: MarketView | None,
     mirror_order: MirrorOrderView | None = None,
     pretrade: PreTradeCheck | None = None,
 ) -> Decision:
+    if event.kind == ORDER_NOT_COPIED:
+        # The event's own reason comes first, before the pause and product
+        # checks (as for position_edit): the order is copied to nobody, so
+        # every follower, paused or not, is told the same reason. Needs no
+        # market (``market`` may be None).
+        if event.reason_code not in NOT_COPIED_REASONS:
+            raise ValueError(f"unknown not-copied reason {event.reason_code!r}")
+        return skip(event.reason_code)
+    if market is None:
+        raise ValueError(f"event kind {event.kind!r} needs a market view")
     price = market.fill_price_buy if event.order_side == trade_math.BUY else market.fill_price_sell
 
     if event.kind in POSITION_KINDS and event.limit_order_id is not None and mirror_order is not None:

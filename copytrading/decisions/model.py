@@ -22,6 +22,7 @@ LIMIT_REPRICED = "limit_repriced"
 LIMIT_CANCELLED = "limit_cancelled"
 TPSL_SET = "tpsl_set"
 POSITION_EDIT = "position_edit"
+ORDER_NOT_COPIED = "order_not_copied"  # a leader order of a type that is never copied
 POSITION_KINDS = (POSITION_OPEN, POSITION_REDUCE, POSITION_CLOSE)
 LIMIT_KINDS = (LIMIT_PLACED, LIMIT_REPRICED, LIMIT_CANCELLED)
 
@@ -44,6 +45,9 @@ NO_MIRROR_ORDER = "NO_MIRROR_ORDER"
 MIRROR_LIMIT_FILLED = "MIRROR_LIMIT_FILLED"
 POSITION_EDIT_NOT_PROPAGATED = "POSITION_EDIT_NOT_PROPAGATED"
 SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
+ADVANCED_ORDER_NOT_SUPPORTED = "ADVANCED_ORDER_NOT_SUPPORTED"
+STOP_ORDER_NOT_SUPPORTED_FOR_COPY = "STOP_ORDER_NOT_SUPPORTED_FOR_COPY"
+NOT_COPIED_REASONS = (ADVANCED_ORDER_NOT_SUPPORTED, STOP_ORDER_NOT_SUPPORTED_FOR_COPY)
 
 DEFAULT_SLIPPAGE_TOLERANCE_PCT = Decimal("1.00")
 
@@ -68,6 +72,8 @@ class EventView:
     limit_order_id: int | None = None
     order_quantity: Decimal = ZERO
     limit_final: bool = False
+    # An order_not_copied event: why the leader's order is not copied.
+    reason_code: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,19 @@ from django.db import connection
 from django.test import Client
 
 from copytrading.ledger import ledger_check
-from copytrading.models import Execution, InboxMessage, InboxStatus, LeaderEvent, Order, Position, PositionStatus
+from copytrading.models import (
+    Account,
+    Execution,
+    InboxMessage,
+    InboxStatus,
+    LeaderEvent,
+    Order,
+    Position,
+    PositionStatus,
+    Transfer,
+)
 from copytrading.signing import signature_compute
+from followers.models import Subscription, SubscriptionStatus
 from portfolios import webhooks
 from portfolios.models import Portfolio
 from tests.acceptance.flow import register
@@ -318,30 +329,113 @@ def test_a_limit_signal_without_a_price_is_refused_and_recorded(instruments):
 # --- what is refused ---------------------------------------------------------------
 
 
+NOT_COPIED = [
+    *[(t, "ADVANCED_ORDER_NOT_SUPPORTED") for t in ("twap", "iceberg", "scaled", "oco", "oto", "oso")],
+    *[(t, "STOP_ORDER_NOT_SUPPORTED_FOR_COPY") for t in ("stop", "stop_market", "stop_limit")],
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("order_type", "code"), NOT_COPIED)
+def test_unsupported_types_are_recorded_and_skipped_for_every_follower(instruments, order_type, code):
+    desk = Desk(followers=2)
+    secret = desk.rotate()
+    balances_before = sorted(Account.objects.values_list("pk", "balance", "locked"))
+    transfers_before = Transfer.objects.count()
+
+    r = post_signal(desk.portfolio_id, secret, signal("adv-1", type=order_type, price="59000.5"))
+
+    assert r.status_code == 201, r.content
+    answer = r.json()
+    assert (answer["duplicate"], answer["id"], answer["status"]) == (False, "adv-1", "executed")
+    [event] = answer["events"]
+    assert event["kind"] == "order_not_copied"
+    assert event["payload"] == {
+        "instrument_id": event["payload"]["instrument_id"],
+        "symbol": BTC_PERP,
+        "order_side": "buy",
+        "order_type": order_type,
+        "quantity": "0.10000000",
+        "price": "59000.50000000",
+        "reason_code": code,
+    }
+    [leader_event] = LeaderEvent.objects.filter(portfolio_id=desk.portfolio_id)
+    assert (leader_event.pk, leader_event.kind, leader_event.status) == (event["id"], "order_not_copied", "done")
+    message = InboxMessage.objects.get()
+    assert message.status == InboxStatus.EXECUTED
+    assert message.result == {"events": [{"id": event["id"], "seq": 1, "kind": "order_not_copied"}]}
+    # One SKIPPED row per follower with the exact reason; nothing traded, reserved or moved.
+    rows = Execution.objects.filter(event_id=event["id"]).order_by("subscription_id")
+    assert [(e.subscription_id, e.outcome, e.reason_code, e.order_id, e.follower_quantity) for e in rows] == [
+        (sub, "SKIPPED", code, None, None) for sub in sorted(desk.subscription_ids)
+    ]
+    assert (desk.leader_orders(), Order.objects.count(), Position.objects.count()) == (0, 0, 0)
+    assert Transfer.objects.count() == transfers_before
+    assert sorted(Account.objects.values_list("pk", "balance", "locked")) == balances_before
+
+    # The same id again (even as a market order) is a duplicate that reports the first answer.
+    r = post_signal(desk.portfolio_id, secret, signal("adv-1", type="market"))
+    assert r.status_code == 200
+    assert r.json() == {"duplicate": True, "id": "adv-1", "status": "executed", "result": message.result}
+    assert (desk.leader_orders(), desk.events(), Execution.objects.count(), Order.objects.count()) == (0, 1, 2, 0)
+    assert Transfer.objects.count() == transfers_before
+    assert ledger_check().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_not_copied_order_skips_paused_followers_with_the_same_reason(instruments):
+    desk = Desk(followers=2)
+    secret = desk.rotate()
+    paused = desk.subscription_ids[0]
+    Subscription.objects.filter(pk=paused).update(status=SubscriptionStatus.PAUSED)
+
+    r = post_signal(desk.portfolio_id, secret, signal("stop-1", type="stop_market", side="sell", quantity="0.02"))
+
+    assert r.status_code == 201, r.content
+    [event] = r.json()["events"]
+    assert "price" not in event["payload"]
+    rows = Execution.objects.filter(event_id=event["id"]).order_by("subscription_id")
+    assert [(e.subscription_id, e.outcome, e.reason_code) for e in rows] == [
+        (sub, "SKIPPED", "STOP_ORDER_NOT_SUPPORTED_FOR_COPY") for sub in sorted(desk.subscription_ids)
+    ]
+    assert Order.objects.count() == 0
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("order_type", "code"),
+    ("overrides", "code"),
     [
-        *[(t, "ADVANCED_ORDER_NOT_SUPPORTED") for t in ("twap", "iceberg", "scaled", "oco", "oto", "oso")],
-        *[(t, "STOP_ORDER_NOT_SUPPORTED_FOR_COPY") for t in ("stop", "stop_market", "stop_limit")],
+        ({"symbol": "DOGE/USDT:USDT"}, "UNKNOWN_INSTRUMENT"),
+        ({"symbol": "BTC/USDT"}, "PRODUCT_NOT_IN_MODE"),
+        ({"quantity": "0"}, "INVALID_QUANTITY"),
+        ({"price": "0"}, "INVALID_PRICE"),
     ],
 )
-def test_unsupported_types_are_recorded_but_not_executed(instruments, order_type, code):
+def test_a_not_copied_order_with_bad_fields_is_refused_and_recorded(instruments, overrides, code):
     desk = Desk()
     secret = desk.rotate()
 
-    r = post_signal(desk.portfolio_id, secret, signal("adv-1", type=order_type))
+    r = post_signal(desk.portfolio_id, secret, signal("adv-bad", type="twap", **overrides))
 
-    assert r.status_code == 400, r.content
-    assert (r.json()["code"], r.json()["field"]) == (code, "type")
+    assert (r.status_code, r.json()["code"]) == (400, code), r.content
     message = InboxMessage.objects.get()
     assert (message.status, message.result["code"]) == (InboxStatus.REJECTED, code)
+    assert desk.events() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("order_type", "code"), NOT_COPIED)
+def test_the_rest_api_still_refuses_unsupported_types(instruments, order_type, code):
+    desk = Desk()
+
+    r = desk.leader.post(
+        f"/api/v1/portfolios/{desk.portfolio_id}/orders",
+        {"symbol": BTC_PERP, "side": "buy", "quantity": "0.1", "type": order_type},
+        format="json",
+    )
+
+    assert (r.status_code, r.json()["code"]) == (400, code), r.content
     assert (desk.leader_orders(), desk.events()) == (0, 0)
-    # The same id again is a duplicate that reports the first answer.
-    r = post_signal(desk.portfolio_id, secret, signal("adv-1", type="market"))
-    assert r.status_code == 200
-    assert (r.json()["duplicate"], r.json()["status"], r.json()["result"]["code"]) == (True, "rejected", code)
-    assert desk.leader_orders() == 0
 
 
 @pytest.mark.django_db

@@ -212,3 +212,22 @@ def test_sells_use_the_sell_price_and_buys_the_buy_price():
 def test_unknown_event_kind_is_a_programming_error():
     with pytest.raises(ValueError):
         decide(replace(OPEN, kind="position_teleport"))
+
+
+@pytest.mark.parametrize("reason", [d.ADVANCED_ORDER_NOT_SUPPORTED, d.STOP_ORDER_NOT_SUPPORTED_FOR_COPY])
+@pytest.mark.parametrize(
+    "target",
+    [ACTIVE, PAUSED, replace(ACTIVE, copy_margin=False), replace(ACTIVE, copy_spot=False)],
+    ids=["active", "paused", "no-margin", "no-spot"],
+)
+def test_a_not_copied_order_skips_every_follower_with_its_reason_and_needs_no_market(target, reason):
+    event = EventView(kind=d.ORDER_NOT_COPIED, order_side="buy", price=D("0"), quantity=D("1"), reason_code=reason)
+    # The event's reason comes before the pause and product checks: everyone sees why.
+    assert decide(event, target, mirror=LONG_MIRROR, holding=D("3"), market=None) == Decision(d.SKIPPED, reason)
+
+
+def test_a_not_copied_order_without_a_known_reason_is_a_programming_error():
+    with pytest.raises(ValueError):
+        decide(EventView(kind=d.ORDER_NOT_COPIED, order_side="buy", price=D("0"), reason_code="SOMETHING"))
+    with pytest.raises(ValueError):
+        decide(OPEN, market=None)
