@@ -158,6 +158,11 @@ class PortfolioStats(models.Model):
             # The catalog's default sort and its tie-breaker (the portfolio id).
             models.Index(fields=["line", "score", "portfolio"], name="stats_by_score"),
             models.Index(fields=["line", "roi_pct", "portfolio"], name="stats_by_roi"),
+            # The other sorts: the index gives the first key's order and the
+            # planner sorts the ties incrementally (25 ms -> 6-12 ms at 10,000).
+            models.Index(fields=["line", "pnl"], name="stats_by_pnl"),
+            models.Index(fields=["line", "win_rate_pct"], name="stats_by_win_rate"),
+            models.Index(fields=["line", "follower_count"], name="stats_by_followers"),
         ]
 
     def __str__(self) -> str:
