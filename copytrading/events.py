@@ -8,7 +8,8 @@ from django.db import transaction
 from django.db.models import Max
 
 from copytrading import trade_math
-from copytrading.models import LeaderEvent, LeaderEventKind, LeaderEventStatus
+from copytrading.errors import DomainError
+from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventKind, LeaderEventStatus, PropagationChunk
 
 
 def leader_event_record(*, portfolio_id: int, kind: str, payload: dict[str, Any]) -> LeaderEvent:
@@ -125,12 +126,8 @@ def leader_event_replay(*, event_id: int) -> int:
     range that have no execution row for the event yet (one row per event and
     subscription), so for an event that went through it changes nothing. A
     pending event is simply dispatched again. Returns the chunks re-queued."""
-    from copytrading.models import ChunkStatus, PropagationChunk
-
     event = LeaderEvent.objects.select_for_update().filter(pk=event_id).first()
     if event is None:
-        from copytrading.errors import DomainError
-
         raise DomainError("NOT_FOUND", "No such leader event.", status=404)
     if event.status == LeaderEventStatus.PENDING:
         transaction.on_commit(lambda: dispatch(event.pk))

@@ -65,12 +65,14 @@ def orphaned_mirror_orders(*, older_than: timedelta = ORPHAN_GRACE) -> list[tupl
     if not candidates:
         return []
     cutoff = timezone.now() - older_than
-    cancelled = {
-        payload["leader_order_id"]
-        for payload in LeaderEvent.objects.filter(
-            kind=LeaderEventKind.LIMIT_CANCELLED, status=LeaderEventStatus.DONE, completed_at__lt=cutoff
-        ).values_list("payload", flat=True)
-    }
+    cancelled = set(
+        LeaderEvent.objects.filter(
+            kind=LeaderEventKind.LIMIT_CANCELLED,
+            status=LeaderEventStatus.DONE,
+            completed_at__lt=cutoff,
+            payload__leader_order_id__in=sorted({leader_order_id for _, _, leader_order_id in candidates}),
+        ).values_list("payload__leader_order_id", flat=True)
+    )
     return [(pk, account_id) for pk, account_id, leader_order_id in candidates if leader_order_id in cancelled]
 
 

@@ -111,24 +111,25 @@ class SubscriptionSettingsView(APIView):
         return Response(_body(subscription))
 
 
-class SubscriptionTopUpView(APIView):
+class _MoneyMoveView(APIView):
+    """Money between the main wallet and the copy wallet, by ``move``."""
+
+    move = staticmethod(services.subscription_top_up)
+
     @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
     def post(self, request, pk):
         subscription = my_subscription(request, pk)
         s = MoneyMoveSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        subscription = services.subscription_top_up(subscription=subscription, **s.validated_data)
-        return Response(_body(subscription))
+        return Response(_body(self.move(subscription=subscription, **s.validated_data)))
 
 
-class SubscriptionWithdrawView(APIView):
-    @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
-    def post(self, request, pk):
-        subscription = my_subscription(request, pk)
-        s = MoneyMoveSerializer(data=request.data)
-        s.is_valid(raise_exception=True)
-        subscription = services.subscription_withdraw(subscription=subscription, **s.validated_data)
-        return Response(_body(subscription))
+class SubscriptionTopUpView(_MoneyMoveView):
+    move = staticmethod(services.subscription_top_up)
+
+
+class SubscriptionWithdrawView(_MoneyMoveView):
+    move = staticmethod(services.subscription_withdraw)
 
 
 class SubscriptionPauseView(APIView):

@@ -226,7 +226,9 @@ class PortfolioPositionTpslView(APIView):
 class PortfolioPositionTpslBatchView(APIView):
     """TP/SL for several positions at once: all of them or none."""
 
-    @extend_schema(request=TpslBatchSerializer, responses={200: dict})
+    @extend_schema(
+        request=TpslBatchSerializer, responses={200: dict}, operation_id="v1_portfolios_positions_tpsl_batch"
+    )
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
         s = TpslBatchSerializer(data=request.data)
