@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from copytrading import bulk, decisions, ledger, trade_math
+from copytrading import bulk, decisions, ledger, reservations, trade_math
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
-from copytrading.models import Execution, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
+from copytrading.models import Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
 from copytrading.money import ZERO, parse_decimal
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
 
@@ -57,6 +57,17 @@ class ChunkWriter:
         self.order_changes: list[tuple] = []  # (pk, price, reserved, status)
         self.tpsl: list[tuple] = []  # (position pk, take profit, stop loss)
         self.reserved: dict[int, Decimal] = defaultdict(lambda: ZERO)  # account -> locked delta
+        self.holdings: dict[int, Holding] = {}  # holdings whose reserved part changed (spot sells)
+        self.reserves_holding = reservations.reserved_asset(instrument, view.order_side) is not None
+
+    def _reserve(self, account_id: int, holding: Holding | None, amount: Decimal) -> None:
+        """Hold (negative: give back) a mirror limit's reservation, in the
+        ledger or, for a spot sell, in the holding (copytrading.reservations)."""
+        if self.reserves_holding:
+            holding.reserved += amount
+            self.holdings[holding.pk] = holding
+        else:
+            self.reserved[account_id] += amount
 
     def add(self, target, decision: Decision, mirror, mirror_order: MirrorOrder | None, holding, leader_position_id):
         row = len(self.rows)
@@ -102,11 +113,11 @@ class ChunkWriter:
                     ),
                 )
             )  # fmt: skip
-            self.reserved[account_id] += decision.reserved
+            self._reserve(account_id, holding, decision.reserved)
         elif action == decisions.LIMIT_REPRICE and decision.outcome == decisions.COPIED:
             order_id = mirror_order.pk
             self.order_changes.append((order_id, decision.price, decision.reserved, OrderStatus.OPEN))
-            self.reserved[account_id] += decision.reserved - mirror_order.view.reserved
+            self._reserve(account_id, holding, decision.reserved - mirror_order.view.reserved)
         elif action == decisions.TPSL and decision.outcome == decisions.COPIED:
             p = self.event.payload
             self.tpsl.append((mirror.pk, parse_decimal(p["take_profit"]), parse_decimal(p["stop_loss"])))
@@ -115,12 +126,14 @@ class ChunkWriter:
             order_id = mirror_order.pk
             view = mirror_order.view
             self.order_changes.append((order_id, view.price, ZERO, decision.order_status))
-            self.reserved[account_id] -= view.reserved
+            self._reserve(account_id, holding, -view.reserved)
         self.rows.append((target, decision, order_id))
 
     def write(self) -> None:
         now = timezone.now()
         ledger.apply_transfers([], locked_deltas={k: v for k, v in self.reserved.items() if v})
+        # Before the fills: apply_fills writes the holdings it touches whole.
+        bulk.update_rows(Holding, ["reserved"], [(h.pk, h.reserved) for h in self.holdings.values()])
         bulk.update_rows(Order, ["price", "reserved", "status"], self.order_changes)
         bulk.update_rows(Position, ["take_profit", "stop_loss"], self.tpsl)
         if self.new_orders:

@@ -4,7 +4,7 @@ positions close through ``trading.position_close`` like any other close."""
 
 from django.conf import settings
 
-from copytrading import ledger, trade_math
+from copytrading import reservations, trade_math
 from copytrading.errors import DomainError
 from copytrading.models import Holding, Instrument, Order, OrderStatus, Product
 from copytrading.money import ZERO
@@ -17,16 +17,14 @@ def account_orders_cancel(*, account_id: int) -> int:
     The caller holds the account's row lock. Returns how many it cancelled."""
     orders = list(
         Order.objects.select_for_update(of=("self",))
+        .select_related("instrument")
         .filter(account_id=account_id, status=OrderStatus.OPEN)
         .order_by("pk")
-        .values_list("pk", "reserved")
     )
     if not orders:
         return 0
-    Order.objects.filter(pk__in=[pk for pk, _ in orders]).update(status=OrderStatus.CANCELLED, reserved=ZERO)
-    released = sum((reserved for _, reserved in orders), ZERO)
-    if released:
-        ledger.apply_transfers([], locked_deltas={account_id: -released})
+    Order.objects.filter(pk__in=[o.pk for o in orders]).update(status=OrderStatus.CANCELLED, reserved=ZERO)
+    reservations.release((account_id, o.instrument, o.side, o.reserved) for o in orders)
     return len(orders)
 
 

@@ -77,6 +77,36 @@ def position_step_event(
     return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)
 
 
+def spot_step_event(
+    *,
+    portfolio_id: int,
+    fill,
+    quantity_before: Decimal,
+    equity: Decimal,
+    extra: dict[str, Any] | None = None,
+) -> LeaderEvent:
+    """The leader event of a leader's spot fill (``fill`` already applied;
+    ``quantity_before`` is the base holding before it): a buy carries its
+    quantity for sizing, a sell the fraction of the holding it sold. Market
+    orders and limit fills both describe their fills this way."""
+    instrument = fill.instrument
+    payload: dict[str, Any] = {
+        "instrument_id": instrument.pk,
+        "symbol": instrument.symbol,
+        "order_side": fill.order_side,
+        "price": str(fill.price),
+        "order_id": fill.order.pk,
+    }
+    if fill.order_side == trade_math.BUY:
+        payload |= {"quantity": str(fill.quantity), "leader_equity": str(equity)}
+        kind = LeaderEventKind.SPOT_BUY
+    else:
+        payload["fraction"] = str(fill.quantity / quantity_before)
+        kind = LeaderEventKind.SPOT_SELL
+    payload |= extra or {}
+    return leader_event_record(portfolio_id=portfolio_id, kind=kind, payload=payload)
+
+
 # The order types that are never copied (SPEC.md §4), and why.
 ADVANCED_ORDER_TYPES = ("twap", "iceberg", "scaled", "oco", "oto", "oso")
 STOP_ORDER_TYPES = ("stop", "stop_market", "stop_limit")

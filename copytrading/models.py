@@ -247,15 +247,26 @@ class Holding(models.Model):
     asset = models.CharField(max_length=10)
     quantity = models.DecimalField(**MONEY, default=ZERO)
     cost_basis = models.DecimalField(**MONEY, default=ZERO)
+    # The part of ``quantity`` resting spot limit orders hold until they fill
+    # or are cancelled: sells of this asset, and buys of a pair quoted in it
+    # (see copytrading.reservations). Only the rest can be sold or spent.
+    reserved = models.DecimalField(**MONEY, default=ZERO)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "asset"], name="one_holding_per_asset"),
             models.CheckConstraint(name="holding_non_negative", condition=Q(quantity__gte=0)),
+            models.CheckConstraint(
+                name="holding_reserved_within_quantity", condition=Q(reserved__gte=0, reserved__lte=F("quantity"))
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.quantity} {self.asset}"
+
+    @property
+    def free(self) -> Decimal:
+        return self.quantity - self.reserved
 
 
 class OrderStatus(models.TextChoices):
@@ -293,8 +304,10 @@ class Order(models.Model):
     leader_order = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="mirror_orders", db_index=False
     )
-    # Margin a resting limit order holds in ``Account.locked`` until it fills
-    # or is cancelled (0 once it no longer rests).
+    # What a resting limit order holds until it fills or is cancelled (0 once
+    # it no longer rests), in the asset it pays with: margin or the primary
+    # currency in ``Account.locked``, else a holding's ``reserved`` (a spot
+    # sell's base quantity; see copytrading.reservations).
     reserved = models.DecimalField(**MONEY, default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
 

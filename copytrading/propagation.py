@@ -141,7 +141,7 @@ def _event_view(event: LeaderEvent) -> EventView:
         fraction=parse_decimal(p.get("fraction", "0")),
         leverage=int(p.get("leverage", 1)),
         leader_equity=parse_decimal(p.get("leader_equity", "0")),
-        limit_order_id=p.get("limit_order_id") if event.kind in decisions.POSITION_KINDS else None,
+        limit_order_id=p.get("limit_order_id") if event.kind in decisions.FILL_KINDS else None,
         order_quantity=parse_decimal(p.get("order_quantity", "0")),
         limit_final=bool(p.get("limit_final", False)),
         reason_code=p.get("reason_code", ""),
@@ -192,7 +192,7 @@ def _load_mirrors(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, 
 def _leader_order_id(event: LeaderEvent) -> int | None:
     if event.kind in decisions.LIMIT_KINDS:
         return event.payload["leader_order_id"]
-    if event.kind in decisions.POSITION_KINDS:
+    if event.kind in decisions.FILL_KINDS:
         return event.payload.get("limit_order_id")
     return None
 
@@ -254,7 +254,9 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         mirrors = _load_mirrors(event, first_id, last_id)
         mirror_orders = _load_mirror_orders(event, first_id, last_id)
         holdings: dict[int, Holding] = {}
-        if event.kind in (decisions.SPOT_BUY, decisions.SPOT_SELL):
+        if event.kind in (decisions.SPOT_BUY, decisions.SPOT_SELL) or (
+            market is not None and market.product == decisions.SPOT_PRODUCT and event.kind in decisions.LIMIT_KINDS
+        ):
             for h in (
                 Holding.objects.select_for_update()
                 .filter(asset=instrument.base, account_id__any=list(accounts))
@@ -276,6 +278,7 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
                 equity=balance,
                 mirror=MirrorView(mirror.side, mirror.quantity, mirror.leverage) if mirror else None,
                 holding=holding.quantity if holding else ZERO,
+                holding_reserved=holding.reserved if holding else ZERO,
                 market=market,
                 mirror_order=mirror_order.view if mirror_order else None,
                 pretrade=pretrade,

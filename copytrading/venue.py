@@ -178,7 +178,8 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     changed_holdings: dict[int, Holding] = {}
 
     for f in fills:
-        locked[f.account_id] -= f.reserved_release
+        if not _releases_holding(f):
+            locked[f.account_id] -= f.reserved_release
         if f.action == trade_math.OPEN:
             margin = trade_math.margin_for(f.quantity, f.price, f.leverage)
             opened.append((f, margin))
@@ -225,10 +226,13 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
                 settlements.append((f, -cost, TransferKind.SPOT_TRADE))
             else:  # paid from the quote asset: its basis moves to the base
                 paid = _holding(f.account_id, f.instrument.quote, f.quote_holding, new_holdings, changed_holdings)
+                f.quote_holding = paid
+                paid.reserved -= f.reserved_release
                 h.cost_basis += _take(paid, cost)
         elif f.action == SPOT_SELL:
             h = f.holding
             changed_holdings[h.pk] = h
+            h.reserved -= f.reserved_release
             proceeds = q8_down(f.quantity * f.price)
             basis = _take(h, f.quantity)
             if f.instrument.quote == settings.PRIMARY_CURRENCY:
@@ -237,6 +241,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
                     settlements.append((f, proceeds, TransferKind.SPOT_TRADE))
             else:  # nothing is realized in the primary currency: the basis moves on
                 got = _holding(f.account_id, f.instrument.quote, f.quote_holding, new_holdings, changed_holdings)
+                f.quote_holding = got
                 got.quantity += proceeds
                 got.cost_basis += basis
         else:
@@ -271,7 +276,8 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     for f in fills:
         if f.resting_order_id is not None:
             f.order = OrderRef(f.resting_order_id)
-            resting[f.resting_order_id] = (f.resting_order_id, OrderStatus.FILLED, f.position.pk, ZERO)
+            position_id = f.position.pk if f.position is not None else None  # None: a spot fill
+            resting[f.resting_order_id] = (f.resting_order_id, OrderStatus.FILLED, position_id, ZERO)
     bulk.update_rows(Order, RESTING_FILL_CHANGES, list(resting.values()))
 
     specs = []
@@ -303,6 +309,15 @@ def _notify_closes(changed_positions: list, fills: list[Fill]) -> None:
     if closed:
         for listener in _close_listeners:
             listener(closed)
+
+
+def _releases_holding(f: Fill) -> bool:
+    """Whether the resting order ``f`` fills held a holding rather than
+    ledger money (copytrading.reservations: a spot sell, or a spot buy paid
+    in a non-primary quote asset)."""
+    if f.action == SPOT_SELL:
+        return True
+    return f.action == SPOT_BUY and f.instrument.quote != settings.PRIMARY_CURRENCY
 
 
 def _holding(
@@ -340,12 +355,16 @@ def _insert_positions(opened: list[tuple[Fill, Decimal]], now) -> None:
 
 
 def _write_holdings(changed: dict[int, Holding], new: dict[tuple[int, str], Holding]) -> None:
-    bulk.update_rows(Holding, ["quantity", "cost_basis"], [(h.pk, h.quantity, h.cost_basis) for h in changed.values()])
+    bulk.update_rows(
+        Holding,
+        ["quantity", "cost_basis", "reserved"],
+        [(h.pk, h.quantity, h.cost_basis, h.reserved) for h in changed.values()],
+    )
     fresh = list(new.values())
-    rows = [(h.account_id, h.asset, h.quantity, h.cost_basis) for h in fresh]
+    rows = [(h.account_id, h.asset, h.quantity, h.cost_basis, h.reserved) for h in fresh]
     for h, pk in zip(
         fresh,
-        bulk.insert_rows(Holding, ["account", "asset", "quantity", "cost_basis"], rows, returning=True),
+        bulk.insert_rows(Holding, ["account", "asset", "quantity", "cost_basis", "reserved"], rows, returning=True),
         strict=True,
     ):
         h.pk = h.id = pk

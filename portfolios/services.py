@@ -14,9 +14,20 @@ from copytrading.events import (
     leader_event_record,
     order_not_copied_event,
     position_step_event,
+    spot_step_event,
 )
-from copytrading.models import Instrument, LeaderEvent, LeaderEventKind, Order, Position, Product, TransferKind
+from copytrading.models import (
+    Holding,
+    Instrument,
+    LeaderEvent,
+    LeaderEventKind,
+    Order,
+    Position,
+    Product,
+    TransferKind,
+)
 from copytrading.money import Q8
+from copytrading.trade_math import SELL
 from copytrading.trading import (
     UNCHANGED,
     instrument_for_trading,
@@ -168,6 +179,10 @@ def portfolio_order_place(
             "leader_equity": str(equity),
             "leader_order_id": order.pk,
         }
+        if instrument.product == Product.SPOT and side == SELL:
+            # Followers rest a sell of the same share of their own holding.
+            held = Holding.objects.get(account_id=account_id, asset=instrument.base).quantity
+            payload["fraction"] = str(order.quantity / held)
         return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]
     if instrument.product == Product.MARGIN:
         for step in margin_market_order(
@@ -176,14 +191,11 @@ def portfolio_order_place(
             events.append(_record_margin_step(portfolio, step, equity))
     else:
         step = spot_market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
-        payload = {**base, "price": str(step.fill.price), "order_id": step.fill.order.pk}
-        if step.action == "spot_buy":
-            payload |= {"quantity": str(step.fill.quantity), "leader_equity": str(equity)}
-            kind = LeaderEventKind.SPOT_BUY
-        else:
-            payload["fraction"] = str(step.fill.quantity / step.quantity_before)
-            kind = LeaderEventKind.SPOT_SELL
-        events.append(leader_event_record(portfolio_id=portfolio.pk, kind=kind, payload=payload))
+        events.append(
+            spot_step_event(
+                portfolio_id=portfolio.pk, fill=step.fill, quantity_before=step.quantity_before, equity=equity
+            )
+        )
     return events
 
 

@@ -57,6 +57,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     SLIPPAGE_EXCEEDED,
     SPOT_BUY,
     SPOT_PAIR_QUOTE_MISMATCH,
+    SPOT_PRODUCT,
     SPOT_SELL,
     STOP_ORDER_NOT_SUPPORTED_FOR_COPY,
     SUBSCRIPTION_PAUSED,
@@ -73,7 +74,16 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
 )
 from copytrading.decisions.positions import position_open, position_reduce, tpsl_set
 from copytrading.decisions.rules import slippage_exceeded  # noqa: F401 - re-exported
-from copytrading.decisions.spot import spot_trade
+from copytrading.decisions.spot import (  # noqa: F401 - spot_limit_reserve re-exported
+    mirror_spot_limit_fill,
+    spot_limit_event,
+    spot_limit_reserve,
+    spot_trade,
+)
+from copytrading.money import ZERO
+
+# Events that fill something: a leader's limit fill is one of them.
+FILL_KINDS = (*POSITION_KINDS, SPOT_BUY, SPOT_SELL)
 
 
 def decide(
@@ -85,6 +95,7 @@ def decide(
     mirror: MirrorView | None,
     holding: Decimal,
     market: MarketView | None,
+    holding_reserved: Decimal = ZERO,
     mirror_order: MirrorOrderView | None = None,
     pretrade: PreTradeCheck | None = None,
 ) -> Decision:
@@ -100,7 +111,7 @@ def decide(
         raise ValueError(f"event kind {event.kind!r} needs a market view")
     price = market.fill_price_buy if event.order_side == trade_math.BUY else market.fill_price_sell
 
-    if event.kind in POSITION_KINDS and event.limit_order_id is not None and mirror_order is not None:
+    if event.kind in FILL_KINDS and event.limit_order_id is not None and mirror_order is not None:
         # A fill of the leader's limit order. A follower whose mirror limit
         # already filled (the venue matched it with the leader's) must not get
         # the position a second time; one whose mirror still rests (it was
@@ -110,6 +121,8 @@ def decide(
         if mirror_order.status == ORDER_FILLED:
             return skip(MIRROR_LIMIT_FILLED)
         if mirror_order.status == ORDER_OPEN:
+            if event.kind in (SPOT_BUY, SPOT_SELL):
+                return mirror_spot_limit_fill(event, holding=holding, order=mirror_order)
             return mirror_limit_fill(event, free=free, mirror=mirror, order=mirror_order, market=market)
 
     if event.kind == POSITION_OPEN:
@@ -118,6 +131,11 @@ def decide(
         )
     if event.kind in (POSITION_REDUCE, POSITION_CLOSE):
         return position_reduce(event, price=price, mirror=mirror, market=market)
+    if event.kind in LIMIT_KINDS and market.product == SPOT_PRODUCT:
+        return spot_limit_event(
+            event, target, free=free, equity=equity, holding=holding, holding_reserved=holding_reserved,
+            order=mirror_order, market=market,
+        )  # fmt: skip
     if event.kind in LIMIT_KINDS:
         return limit_event(
             event, target, free=free, equity=equity, order=mirror_order, market=market, pretrade=pretrade
@@ -129,5 +147,8 @@ def decide(
         # strategy: followers keep their own sizing and leverage.
         return skip(POSITION_EDIT_NOT_PROPAGATED)
     if event.kind in (SPOT_BUY, SPOT_SELL):
-        return spot_trade(event, target, price=price, free=free, equity=equity, holding=holding, market=market)
+        return spot_trade(
+            event, target, price=price, free=free, equity=equity, holding=holding, market=market,
+            holding_reserved=holding_reserved,
+        )  # fmt: skip
     raise ValueError(f"unknown event kind {event.kind!r}")

@@ -26,6 +26,8 @@ ORDER_NOT_COPIED = "order_not_copied"  # a leader order of a type that is never 
 POSITION_KINDS = (POSITION_OPEN, POSITION_REDUCE, POSITION_CLOSE)
 LIMIT_KINDS = (LIMIT_PLACED, LIMIT_REPRICED, LIMIT_CANCELLED)
 
+SPOT_PRODUCT = "spot"  # MarketView.product of a spot instrument (copytrading.models.Product.SPOT)
+
 # Actions on a mirror order or position that are not fills (the fill actions
 # are trade_math's open/increase/reduce/close and spot_buy/spot_sell).
 LIMIT_PLACE, LIMIT_REPRICE, LIMIT_CANCEL, TPSL = "limit_place", "limit_reprice", "limit_cancel", "tpsl"

@@ -1,14 +1,27 @@
-"""Copying the leader's spot buys and sells. Pure."""
+"""Copying the leader's spot buys and sells, market and limit. Pure.
+
+A follower's sell is the leader's fraction of its whole holding, capped at
+the part no resting sell of its own holds (``free``)."""
 
 from decimal import Decimal
 
-from copytrading import sizing
+from copytrading import sizing, trade_math
 from copytrading.decisions.model import (
     COPIED,
     INSUFFICIENT_FUNDS,
+    LIMIT_CANCEL,
+    LIMIT_CANCELLED,
+    LIMIT_PLACE,
+    LIMIT_PLACED,
+    LIMIT_REPRICE,
     NO_HOLDING_TO_SELL,
+    NO_MIRROR_ORDER,
+    ORDER_CANCELLED,
+    ORDER_FILLED,
+    ORDER_OPEN,
     PRODUCT_NOT_COPIED,
     REJECTED,
+    SKIPPED,
     SLIPPAGE_EXCEEDED,
     SPOT_BUY,
     SPOT_PAIR_QUOTE_MISMATCH,
@@ -16,11 +29,37 @@ from copytrading.decisions.model import (
     Decision,
     EventView,
     MarketView,
+    MirrorOrderView,
     TargetView,
     skip,
 )
 from copytrading.decisions.rules import size, slippage_exceeded
-from copytrading.money import floor_to_step, q8_up
+from copytrading.money import ZERO, floor_to_step, q8_up
+
+
+def spot_limit_reserve(quantity: Decimal, price: Decimal, side: str) -> Decimal:
+    """What a spot limit holds: a buy its cost in the quote, a sell its quantity."""
+    return q8_up(quantity * price) if side == trade_math.BUY else quantity
+
+
+def _buy_size(event: EventView, target: TargetView, price: Decimal, equity: Decimal, market: MarketView):
+    """(quantity, reason): the follower's buy, or why it gets none."""
+    if not target.active:
+        return ZERO, SUBSCRIPTION_PAUSED
+    if not target.copy_spot:
+        return ZERO, PRODUCT_NOT_COPIED
+    return size(event, target, price, equity, market)
+
+
+def _sell_size(fraction: Decimal, holding: Decimal, reserved: Decimal, market: MarketView):
+    """(quantity, reason): the leader's fraction of the holding, within its free part."""
+    free = holding - reserved
+    if holding <= 0:
+        return ZERO, NO_HOLDING_TO_SELL
+    quantity = free if fraction >= 1 else min(free, floor_to_step(holding * fraction, market.constraints.qty_step))
+    if quantity <= 0:
+        return ZERO, sizing.BELOW_MIN_QUANTITY
+    return quantity, ""
 
 
 def spot_trade(
@@ -32,16 +71,13 @@ def spot_trade(
     equity: Decimal,
     holding: Decimal,
     market: MarketView,
+    holding_reserved: Decimal = ZERO,
 ) -> Decision:
     """Buy a sized amount, or sell the leader's fraction of the holding."""
     if market.quote != market.primary_currency:
         return skip(SPOT_PAIR_QUOTE_MISMATCH)
     if event.kind == SPOT_BUY:
-        if not target.active:
-            return skip(SUBSCRIPTION_PAUSED)
-        if not target.copy_spot:
-            return skip(PRODUCT_NOT_COPIED)
-        quantity, reason = size(event, target, price, equity, market)
+        quantity, reason = _buy_size(event, target, price, equity, market)
         if reason:
             return skip(reason)
         if q8_up(quantity * price) > free:
@@ -49,9 +85,62 @@ def spot_trade(
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
             return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price)
         return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price)
-    if holding <= 0:
-        return skip(NO_HOLDING_TO_SELL)
-    quantity = holding if event.fraction >= 1 else floor_to_step(holding * event.fraction, market.constraints.qty_step)
-    if quantity <= 0:
-        return skip(sizing.BELOW_MIN_QUANTITY)
+    quantity, reason = _sell_size(event.fraction, holding, holding_reserved, market)
+    if reason:
+        return skip(reason)
     return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price)
+
+
+def spot_limit_event(
+    event: EventView,
+    target: TargetView,
+    *,
+    free: Decimal,
+    equity: Decimal,
+    holding: Decimal,
+    holding_reserved: Decimal,
+    order: MirrorOrderView | None,
+    market: MarketView,
+) -> Decision:
+    """Place, re-price or cancel the follower's mirror of a leader's spot
+    limit. A buy is sized like a market buy at the limit price and reserves
+    its cost; a sell rests the leader's fraction of the holding and reserves
+    that quantity. Sells reach paused followers, as market sells do."""
+    buy = event.order_side == trade_math.BUY
+    if event.kind == LIMIT_PLACED:
+        if market.quote != market.primary_currency:
+            return skip(SPOT_PAIR_QUOTE_MISMATCH)
+        if buy:
+            quantity, reason = _buy_size(event, target, event.price, equity, market)
+        else:
+            quantity, reason = _sell_size(event.fraction, holding, holding_reserved, market)
+        if reason:
+            return skip(reason)
+        reserved = spot_limit_reserve(quantity, event.price, event.order_side)
+        if buy and reserved > free:
+            return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=event.price)
+        return Decision(COPIED, "", LIMIT_PLACE, event.order_side, quantity, event.price, 1, reserved, ORDER_OPEN)
+
+    if order is None or order.status != ORDER_OPEN:
+        return skip(NO_MIRROR_ORDER)
+    if event.kind == LIMIT_CANCELLED:
+        return Decision(
+            COPIED, "", LIMIT_CANCEL, event.order_side, order.quantity, order.price, 1, order_status=ORDER_CANCELLED
+        )
+    reserved = spot_limit_reserve(order.quantity, event.price, event.order_side)
+    if reserved - order.reserved > free:  # only a buy's reservation can grow
+        return Decision(
+            REJECTED, INSUFFICIENT_FUNDS, LIMIT_CANCEL, event.order_side, order.quantity, event.price, 1,
+            order_status=ORDER_CANCELLED,
+        )  # fmt: skip
+    return Decision(COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, 1, reserved)
+
+
+def mirror_spot_limit_fill(event: EventView, *, holding: Decimal, order: MirrorOrderView) -> Decision:
+    """The leader's spot limit filled while the follower's mirror still rests:
+    the mirror fills now, whole, at its own price. Its reservation pays for
+    it: a buy's cost was reserved, a sell's quantity is held in the holding."""
+    if event.order_side == trade_math.SELL and holding < order.quantity:  # the holding constraint forbids it
+        return Decision(SKIPPED, NO_HOLDING_TO_SELL, order_status=ORDER_CANCELLED)
+    action = "spot_buy" if event.order_side == trade_math.BUY else "spot_sell"
+    return Decision(COPIED, "", action, event.order_side, order.quantity, order.price, 1, order_status=ORDER_FILLED)

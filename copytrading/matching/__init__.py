@@ -11,6 +11,8 @@ transaction. In order:
    re-price is still propagating) does not trade; a mirror left resting when
    its leader filled is filled by the propagation of the leader's fill event
    instead. Either way the follower gets the position once.
+   On a spot instrument these are the only two passes: a spot limit fills
+   whole at its price, paid by what it reserved (``matching.spot``).
 3. Open positions whose take-profit, stop-loss or liquidation level the mark
    reaches close at market (isolated margin: the loss is capped at the margin).
 
@@ -21,7 +23,7 @@ same price finds nothing the second time: filled orders no longer rest and
 closed positions are no longer open.
 
 Lock order (no deadlock with the leader API or propagation): portfolios, then
-accounts, then positions, then orders, each in primary-key order.
+accounts, then positions, then orders, then holdings, each in primary-key order.
 """
 
 from decimal import Decimal
@@ -40,7 +42,8 @@ from copytrading.matching.common import (  # noqa: F401 - re-exported: the publi
     register_leader_book,
 )
 from copytrading.matching.passes import Matcher
-from copytrading.models import MONEY, Instrument, Order, OrderStatus, Position, PositionStatus
+from copytrading.matching.spot import SpotMatcher
+from copytrading.models import MONEY, Holding, Instrument, Order, OrderStatus, Position, PositionStatus, Product
 from copytrading.venue import PositionState
 
 # The database only pre-selects liquidation candidates (SQLite computes in
@@ -82,13 +85,16 @@ def match_instrument(instrument: Instrument) -> MatchResult:
     )
     own_ids = {pk for pk, _, leader_order_id in order_rows if leader_order_id is None}
     order_rows = [row for row in order_rows if row[2] is None or row[2] in own_ids]
-    alias, condition = _trigger_filter(mark)
-    trigger_rows = list(
-        Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
-        .alias(**alias)
-        .filter(condition)
-        .values_list("pk", "account_id")
-    )
+    spot = instrument.product == Product.SPOT
+    trigger_rows = []
+    if not spot:  # spot has no positions to trigger
+        alias, condition = _trigger_filter(mark)
+        trigger_rows = list(
+            Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
+            .alias(**alias)
+            .filter(condition)
+            .values_list("pk", "account_id")
+        )
     if not order_rows and not trigger_rows:
         return result
 
@@ -99,16 +105,20 @@ def match_instrument(instrument: Instrument) -> MatchResult:
     wanted = Q(pk__any=[pk for pk, _ in trigger_rows]) if trigger_rows else Q(pk__in=[])
     if order_accounts:
         wanted |= Q(account_id__any=order_accounts)
-    positions = {
-        state.pk: state
-        for state in (
-            PositionState(*row)
-            for row in Position.objects.select_for_update()
-            .filter(wanted, instrument=instrument, status=PositionStatus.OPEN)
-            .order_by("pk")
-            .values_list(*PositionState.MATCH_FIELDS)
-        )
-    }
+    positions = (
+        {}
+        if spot
+        else {
+            state.pk: state
+            for state in (
+                PositionState(*row)
+                for row in Position.objects.select_for_update()
+                .filter(wanted, instrument=instrument, status=PositionStatus.OPEN)
+                .order_by("pk")
+                .values_list(*PositionState.MATCH_FIELDS)
+            )
+        }
+    )
     orders = (
         [
             Resting(*row)
@@ -124,6 +134,17 @@ def match_instrument(instrument: Instrument) -> MatchResult:
     # Re-checked under the lock: a re-price may have moved an order since the
     # candidate query.
     orders = [o for o in orders if trade_math.crossed(o.side, o.price, mark)]
+    if spot:
+        holdings = {
+            (h.account_id, h.asset): h
+            for h in Holding.objects.select_for_update()
+            .filter(account_id__any=order_accounts, asset__in=[instrument.base, instrument.quote])
+            .order_by("pk")
+        }
+        spot_matcher = SpotMatcher(instrument, mark, portfolios, balances, {}, result, holdings)
+        filled = spot_matcher.fill_own_spot_orders([o for o in orders if o.leader_order_id is None])
+        spot_matcher.fill_spot_mirrors([o for o in orders if o.leader_order_id in filled])
+        return result
     matcher = Matcher(instrument, mark, portfolios, balances, positions, result)
     leader_fills = matcher.fill_own_orders([o for o in orders if o.leader_order_id is None])
     matcher.fill_mirror_orders([o for o in orders if o.leader_order_id in leader_fills], leader_fills)

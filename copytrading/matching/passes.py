@@ -7,16 +7,16 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from copytrading import bulk, decisions, ledger, trade_math
+from copytrading import bulk, decisions, ledger, reservations, trade_math
 from copytrading.decisions import LeaderStep
 from copytrading.events import leader_event_record, position_step_event
 from copytrading.matching.common import LeaderFill, MatchResult, Resting, constraints_of
-from copytrading.models import LeaderEventKind, Order, OrderStatus, OrderType, PositionStatus
+from copytrading.models import Holding, LeaderEventKind, Order, OrderStatus, OrderType, PositionStatus
 from copytrading.money import ZERO
 from copytrading.venue import Fill, PositionState, apply_fills
 
 
-def _rounds(orders: list[Resting]) -> list[list[Resting]]:
+def account_rounds(orders: list[Resting]) -> list[list[Resting]]:
     """Split orders so an account appears at most once per batch (each batch
     nets against the positions the previous one left), in id order."""
     rounds: list[list[Resting]] = []
@@ -34,7 +34,7 @@ class Matcher:
     """One match at one mark price; the passes run in order on the same
     in-memory positions and balances, each batch through ``apply_fills``."""
 
-    def __init__(self, instrument, mark, portfolios, balances, positions, result: MatchResult):
+    def __init__(self, instrument, mark, portfolios, balances, positions, result: MatchResult, holdings=None):
         self.instrument = instrument
         self.mark = mark
         self.portfolios: dict[int, int] = portfolios
@@ -42,6 +42,8 @@ class Matcher:
         self.positions: dict[int, PositionState] = positions
         self.result = result
         self.constraints = constraints_of(instrument)
+        # Spot only: the locked holdings of the accounts, by (account id, asset).
+        self.holdings: dict[tuple[int, str], Holding] = holdings or {}
 
     # --- helpers ------------------------------------------------------------
 
@@ -50,15 +52,15 @@ class Matcher:
         return balance - locked
 
     def _end_orders(self, ended: list[tuple[Resting, str]]) -> None:
-        """Orders that stop resting without a fill: release their margin."""
+        """Orders that stop resting without a fill: give back what they held."""
         if not ended:
             return
         bulk.update_rows(Order, ["status", "reserved"], [(o.pk, status, ZERO) for o, status in ended])
-        deltas: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        reservations.release(
+            [(o.account_id, self.instrument, o.side, o.reserved) for o, _ in ended], holdings=self.holdings
+        )
         for o, status in ended:
-            deltas[o.account_id] -= o.reserved
             self.result.ended[o.pk] = status
-        ledger.apply_transfers([], locked_deltas={k: v for k, v in deltas.items() if v})
 
     def _refresh(self, account_ids) -> None:
         self.balances.update(ledger.lock_balances(account_ids))
@@ -120,7 +122,7 @@ class Matcher:
     def fill_own_orders(self, orders: list[Resting]) -> dict[int, LeaderFill]:
         filled: dict[int, LeaderFill] = {}
         own = {p.account_id: p for p in self.positions.values() if p.leader_position_id is None}
-        for batch in _rounds(orders):
+        for batch in account_rounds(orders):
             fills: list[Fill] = []
             plans: list[tuple[Resting, list[tuple[Fill, Decimal]], PositionState | None]] = []
             ended: list[tuple[Resting, str]] = []
@@ -217,7 +219,7 @@ class Matcher:
             for p in self.positions.values()
             if p.leader_position_id is not None and p.status == PositionStatus.OPEN
         }
-        for batch in _rounds(orders):
+        for batch in account_rounds(orders):
             fills: list[Fill] = []
             ended: list[tuple[Resting, str]] = []
             for order in batch:

@@ -1,13 +1,15 @@
-"""Resting limit orders of an account's own book (margin only): place,
-re-price and cancel. They fill when the mark crosses them (copytrading.matching)."""
+"""Resting limit orders of an account's own book, margin and spot: place,
+re-price and cancel. They fill when the mark crosses them (copytrading.matching).
+What each one holds meanwhile is explained in copytrading.reservations."""
 
 from decimal import Decimal
 
 from django.db import transaction
 
-from copytrading import ledger, trade_math
+from copytrading import ledger, reservations, trade_math
+from copytrading.decisions.spot import spot_limit_reserve
 from copytrading.errors import DomainError, InsufficientFunds
-from copytrading.models import Instrument, Order, OrderStatus, OrderType, Product
+from copytrading.models import Holding, Instrument, Order, OrderStatus, OrderType, Product
 from copytrading.money import ZERO
 from copytrading.trading.common import (
     margin_delta_lock,
@@ -33,27 +35,55 @@ def _refuse_marketable(instrument: Instrument, side: str, price: Decimal) -> Non
         )
 
 
+def _reserve(account_id: int, instrument: Instrument, side: str, amount: Decimal, *, field: str, what: str) -> None:
+    """Move ``amount`` (negative: give back) from free into reserved, in the
+    asset the order pays with; refused if more than is free. The account is
+    already row-locked."""
+    asset = reservations.reserved_asset(instrument, side)
+    if asset is None:
+        if instrument.product == Product.MARGIN:
+            margin_delta_lock(account_id, amount, needs=f"{what} reserves", field=field)
+            return
+        free = ledger.lock_accounts([account_id])[account_id].free
+        if amount > free:
+            raise InsufficientFunds(f"{what} costs {amount} more; {free} is available.", field=field)
+        if amount:
+            ledger.apply_transfers([], locked_deltas={account_id: amount})
+        return
+    holding = Holding.objects.select_for_update().filter(account_id=account_id, asset=asset).first()
+    free = holding.free if holding else ZERO
+    if amount > free:
+        raise DomainError(
+            "INSUFFICIENT_HOLDING",
+            f"{what} needs {amount.normalize()} {asset} more; {free.normalize()} is free to use.",
+            field=field,
+        )
+    if amount:
+        holding.reserved += amount
+        holding.save(update_fields=["reserved"])
+
+
 @transaction.atomic
 def limit_order_place(
     *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int
 ) -> Order:
-    """Rest a margin limit order, its margin reserved from the free balance."""
-    if instrument.product != Product.MARGIN:
-        raise DomainError("SPOT_LIMIT_NOT_SUPPORTED", "Limit orders are for margin instruments.", field="type")
+    """Rest a limit order, what it needs reserved from the free balance (a
+    spot sell: from the free holding)."""
     validate_side(side)
-    validate_leverage(instrument, leverage)
+    spot = instrument.product == Product.SPOT
+    if spot:
+        leverage = 1
+    else:
+        validate_leverage(instrument, leverage)
     price = validate_price(instrument, price)
     validate_quantity(instrument, quantity, price)
     _refuse_marketable(instrument, side, price)
-    account = ledger.lock_accounts([account_id])[account_id]
-    # Reserved as if the order opened a position: enough for any netting it
-    # fills into (a reduce or close frees margin, a flip opens less).
-    reserved = trade_math.margin_for(quantity, price, leverage)
-    if reserved > account.free:
-        raise InsufficientFunds(
-            f"This order reserves {reserved} of margin; {account.free} is available.", field="quantity"
-        )
-    order = Order.objects.create(
+    ledger.lock_accounts([account_id])
+    # A margin order is reserved as if it opened a position: enough for any
+    # netting it fills into (a reduce or close frees margin, a flip opens less).
+    reserved = spot_limit_reserve(quantity, price, side) if spot else trade_math.margin_for(quantity, price, leverage)
+    _reserve(account_id, instrument, side, reserved, field="quantity", what="This order")
+    return Order.objects.create(
         account_id=account_id,
         instrument=instrument,
         side=side,
@@ -64,8 +94,6 @@ def limit_order_place(
         status=OrderStatus.OPEN,
         reserved=reserved,
     )
-    ledger.apply_transfers([], locked_deltas={account_id: reserved})
-    return order
 
 
 def _lock_resting_order(order_id: int, account_id: int, *, mirror: bool = False) -> Order:
@@ -97,8 +125,11 @@ def limit_order_reprice(*, order_id: int, account_id: int, price: Decimal) -> tu
     _refuse_marketable(instrument, order.side, price)
     if price == order.price:
         raise DomainError("PRICE_UNCHANGED", "The order already rests at this price.", field="price")
-    reserved = trade_math.margin_for(order.quantity, price, order.leverage)
-    margin_delta_lock(account_id, reserved - order.reserved, needs="The new price reserves", field="price")
+    if instrument.product == Product.SPOT:
+        reserved = spot_limit_reserve(order.quantity, price, order.side)
+    else:
+        reserved = trade_math.margin_for(order.quantity, price, order.leverage)
+    _reserve(account_id, instrument, order.side, reserved - order.reserved, field="price", what="The new price")
     old_price = order.price
     order.price, order.reserved = price, reserved
     order.save(update_fields=["price", "reserved"])
@@ -109,9 +140,7 @@ def limit_order_reprice(*, order_id: int, account_id: int, price: Decimal) -> tu
 def limit_order_cancel(*, order_id: int, account_id: int, mirror: bool = False) -> Order:
     ledger.lock_accounts([account_id])
     order = _lock_resting_order(order_id, account_id, mirror=mirror)
-    released = order.reserved
+    reservations.release([(account_id, order.instrument, order.side, order.reserved)])
     order.status, order.reserved = OrderStatus.CANCELLED, ZERO
     order.save(update_fields=["status", "reserved"])
-    if released:
-        ledger.apply_transfers([], locked_deltas={account_id: -released})
     return order

@@ -100,20 +100,25 @@ def spot_market_order(*, account_id: int, instrument: Instrument, side: str, qua
     if side == trade_math.BUY:
         cost = q8_up(quantity * price)
         if cross:
-            available = quote_holding.quantity if quote_holding else ZERO
+            available = quote_holding.free if quote_holding else ZERO
             if cost > available:
                 raise DomainError(
                     "INSUFFICIENT_HOLDING",
-                    f"This order costs {cost.normalize()} {instrument.quote}; you hold {available.normalize()}.",
+                    f"This order costs {cost.normalize()} {instrument.quote}; "
+                    f"{available.normalize()} is free to use (resting orders hold the rest).",
                     field="quantity",
                 )
         elif cost > account.free:
             raise InsufficientFunds(f"This order costs {cost}; {account.free} is available.", field="quantity")
         action = SPOT_BUY
     else:
-        if quantity > before:
+        available = holding.free if holding else ZERO
+        if quantity > available:
             raise DomainError(
-                "INSUFFICIENT_HOLDING", f"You hold {before.normalize()} {instrument.base}.", field="quantity"
+                "INSUFFICIENT_HOLDING",
+                f"You hold {before.normalize()} {instrument.base}, of which {available.normalize()} is free to sell "
+                "(resting sell orders hold the rest).",
+                field="quantity",
             )
         action = SPOT_SELL
     fill = Fill(account_id, instrument, side, action, quantity, price, holding=holding, quote_holding=quote_holding)

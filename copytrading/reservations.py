@@ -1,0 +1,74 @@
+"""What a resting limit order holds until it fills or is cancelled.
+
+``Order.reserved`` is always counted in the asset the order pays with:
+
+- a margin order, or a spot buy quoted in the primary currency: the primary
+  currency, held in ``Account.locked`` (margin, or the buy's cost);
+- a spot sell: the base quantity it sells, held in the base ``Holding.reserved``;
+- a spot buy quoted in another asset (ETH/BTC): its cost in that asset, held
+  in the quote asset's ``Holding.reserved``.
+
+So a reservation never leaves the account: placing one moves free into
+reserved, and a fill or a cancellation gives it back exactly.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Q
+
+from copytrading import bulk, ledger, trade_math
+from copytrading.models import Holding, Instrument, Product
+from copytrading.money import ZERO
+
+
+def reserved_asset(instrument: Instrument, side: str) -> str | None:
+    """The holding a resting order on ``instrument`` reserves from, or None
+    for the primary currency (``Account.locked``)."""
+    if instrument.product != Product.SPOT:
+        return None
+    if side == trade_math.SELL:
+        return instrument.base
+    return None if instrument.quote == settings.PRIMARY_CURRENCY else instrument.quote
+
+
+def release(
+    orders: Iterable[tuple[int, Instrument, str, Decimal]],
+    *,
+    holdings: dict[tuple[int, str], Holding] | None = None,
+) -> None:
+    """Give back what resting orders ``(account id, instrument, side,
+    reserved)`` held, in one write per table. The accounts are row-locked by
+    the caller. Holdings the caller has already locked and keeps in memory
+    are passed in ``holdings`` (keyed by account id and asset) and updated in
+    place, so a later write of the same objects stays right; the others are
+    locked here."""
+    locked: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    by_holding: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
+    for account_id, instrument, side, reserved in orders:
+        if not reserved:
+            continue
+        asset = reserved_asset(instrument, side)
+        if asset is None:
+            locked[account_id] -= reserved
+        else:
+            by_holding[(account_id, asset)] += reserved
+    ledger.apply_transfers([], locked_deltas={k: v for k, v in locked.items() if v})
+    if not by_holding:
+        return
+    known = holdings or {}
+    missing = [key for key in by_holding if key not in known]
+    if missing:
+        wanted = Q()
+        for account_id, asset in missing:
+            wanted |= Q(account_id=account_id, asset=asset)
+        locked_now = Holding.objects.select_for_update().filter(wanted).order_by("pk")
+        known = {**known, **{(h.account_id, h.asset): h for h in locked_now}}
+    changed = []
+    for key, amount in by_holding.items():
+        holding = known[key]
+        holding.reserved -= amount
+        changed.append((holding.pk, holding.reserved))
+    bulk.update_rows(Holding, ["reserved"], changed)
