@@ -161,7 +161,7 @@ class PositionAdmin(ReadOnlyAdmin):
 
 @admin.register(Holding)
 class HoldingAdmin(ReadOnlyAdmin):
-    list_display = ["id", "account", "asset", "quantity", "cost_basis"]
+    list_display = ["id", "account", "asset", "quantity", "reserved", "cost_basis"]
     list_filter = ["asset"]
     search_fields = ["=account__id", "asset"]
     list_select_related = ["account"]

@@ -79,7 +79,7 @@ class PositionSerializer(serializers.ModelSerializer):
 class HoldingSerializer(serializers.ModelSerializer):
     class Meta:
         model = Holding
-        fields = ["asset", "quantity", "cost_basis"]
+        fields = ["asset", "quantity", "reserved", "cost_basis"]
 
 
 class OrderSerializer(serializers.ModelSerializer):
