@@ -8,7 +8,7 @@ constraints are the last line of defence against a negative balance.
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,7 +19,19 @@ from django.utils import timezone
 
 from copytrading import bulk
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
-from copytrading.models import UNBOUNDED_KINDS, Account, AccountKind, Transfer
+from copytrading.models import (
+    UNBOUNDED_KINDS,
+    Account,
+    AccountKind,
+    Holding,
+    Order,
+    OrderStatus,
+    Position,
+    PositionStatus,
+    Product,
+    Side,
+    Transfer,
+)
 from copytrading.money import Q8, ZERO
 
 SYSTEM_KINDS = (AccountKind.VENUE, AccountKind.EXTERNAL, AccountKind.PLATFORM_FEES, AccountKind.FEE_ESCROW)
@@ -175,10 +187,14 @@ class LedgerReport:
     total: Decimal
     mismatched: list[tuple[int, Decimal, Decimal]]
     negative: list[int]
+    # (what, id, cached, expected): an account's locked cash or a holding's
+    # reserved part that differs from what its open positions and resting
+    # orders hold.
+    unreserved: list[tuple[str, int, Decimal, Decimal]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.total == 0 and not self.mismatched and not self.negative
+        return self.total == 0 and not self.mismatched and not self.negative and not self.unreserved
 
 
 def _sums_by(column: str) -> dict[int, Decimal]:
@@ -205,4 +221,34 @@ def ledger_check() -> LedgerReport:
             mismatched.append((account.pk, account.balance, expected))
         if account.kind not in UNBOUNDED_KINDS and (account.balance < 0 or account.locked > account.balance):
             negative.append(account.pk)
-    return LedgerReport(total=total, mismatched=mismatched, negative=negative)
+    return LedgerReport(total=total, mismatched=mismatched, negative=negative, unreserved=_reservation_mismatches())
+
+
+def _reservation_mismatches() -> list[tuple[str, int, Decimal, Decimal]]:
+    """Every account's ``locked`` = Σ margin of its open positions + Σ what its
+    resting orders paying in the primary currency reserve; every holding's
+    ``reserved`` = Σ what its resting spot orders reserve of that asset (the
+    rule of copytrading.reservations). Summed in Python: exact everywhere."""
+    primary = settings.PRIMARY_CURRENCY
+    cash: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for account_id, margin in Position.objects.filter(status=PositionStatus.OPEN).values_list("account_id", "margin"):
+        cash[account_id] += margin
+    held: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
+    resting = Order.objects.filter(status=OrderStatus.OPEN).values_list(
+        "account_id", "side", "reserved", "instrument__product", "instrument__base", "instrument__quote"
+    )
+    for account_id, side, reserved, product, base, quote in resting:
+        if product != Product.SPOT or (side == Side.BUY and quote == primary):
+            cash[account_id] += reserved
+        else:
+            held[(account_id, base if side == Side.SELL else quote)] += reserved
+    out: list[tuple[str, int, Decimal, Decimal]] = []
+    for pk, locked in Account.objects.filter(Q(locked__gt=0) | Q(pk__in=list(cash))).values_list("pk", "locked"):
+        if locked != cash.get(pk, ZERO):
+            out.append(("account", pk, locked, cash.get(pk, ZERO)))
+    holdings = Holding.objects.filter(Q(reserved__gt=0) | Q(account_id__in={a for a, _ in held}))
+    for pk, account_id, asset, reserved in holdings.values_list("pk", "account_id", "asset", "reserved"):
+        expected = held.get((account_id, asset), ZERO)
+        if reserved != expected:
+            out.append(("holding", pk, reserved, expected))
+    return out

@@ -19,6 +19,7 @@ from copytrading.decisions.spot import mirror_spot_limit_fill, spot_limit_event,
 from copytrading.money import q8_up
 from copytrading.sizing import BELOW_MIN_NOTIONAL, BELOW_MIN_QUANTITY
 from tests.copytrading.test_decisions import ACTIVE, CROSS_SPOT, MARGIN, PAUSED, SPOT
+from tests.copytrading.test_sizing_properties import magnitudes
 
 D = Decimal
 
@@ -469,12 +470,14 @@ def test_a_placed_spot_limit_sell_never_exceeds_the_free_holding_and_is_on_the_s
 @given(
     step=steps,
     holding=amounts,
-    reserved=amounts,
+    reserved_share=st.sampled_from([D("0"), D("1"), D("1.01")]) | st.decimals(D("0"), D("1"), places=4),
     fraction=fractions,
 )
 def test_a_placed_spot_limit_sell_never_exceeds_the_free_holding_whatever_the_holding(
-    step, holding, reserved, fraction
+    step, holding, reserved_share, fraction
 ):
+    # Any holding and reservation, on the step or not (even more reserved than held).
+    reserved = (holding * reserved_share).quantize(D("0.00001"))
     decision = limit(replace(SELL_LIMIT, fraction=fraction), holding=holding, reserved=reserved, market=_market(step))
     observe(f"{decision.outcome} {decision.reason}")
     if decision.outcome == d.COPIED:
@@ -485,15 +488,15 @@ def test_a_placed_spot_limit_sell_never_exceeds_the_free_holding_whatever_the_ho
         assert decision.reason in (d.NO_HOLDING_TO_SELL, BELOW_MIN_QUANTITY)
 
 
-prices = st.decimals(min_value=D("0.01"), max_value=D("100000"), places=4)
+prices = magnitudes(-1, 5)  # 0.1 .. 1e5, with up to 3 + 3 decimals
 
 
 @given(
     step=steps,
     price=prices,
-    leader_quantity=st.decimals(min_value=D("0.0001"), max_value=D("1000"), places=4),
+    leader_quantity=magnitudes(-4, 3),
     multiplier=st.decimals(min_value=D("0.0001"), max_value=D("1"), places=4),
-    free=st.decimals(min_value=D("0"), max_value=D("1000000"), places=8),
+    free=magnitudes(1, 6),
 )
 def test_a_placed_spot_limit_buy_never_reserves_more_than_is_free(step, price, leader_quantity, multiplier, free):
     market = _market(step)
@@ -516,7 +519,7 @@ def test_a_placed_spot_limit_buy_never_reserves_more_than_is_free(step, price, l
     price=prices,
     new_price=prices,
     quantity=st.decimals(min_value=D("0.001"), max_value=D("100"), places=3),
-    free=st.decimals(min_value=D("0"), max_value=D("1000000"), places=8),
+    free=st.just(D("0")) | magnitudes(-2, 6),
 )
 def test_a_repriced_spot_limit_buy_never_reserves_more_than_it_held_plus_free(price, new_price, quantity, free):
     order = MirrorOrderView(d.ORDER_OPEN, quantity, price, 1, q8_up(quantity * price))

@@ -1,5 +1,7 @@
 """Prove the ledger: Σ balances = 0, every cached balance = Σ of its transfers,
-no bounded account negative. Exits non-zero when any of it fails."""
+no bounded account negative, and every locked amount or reserved holding equal
+to what open positions and resting orders hold. Exits non-zero when any of it
+fails."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -10,7 +12,7 @@ MAX_LISTED = 20
 
 
 class Command(BaseCommand):
-    help = "Check the ledger invariants (Σ = 0, cached balances, no negatives)."
+    help = "Check the ledger invariants (Σ = 0, cached balances, no negatives, reservations)."
 
     def handle(self, *args, **options):
         report = ledger_check()
@@ -21,6 +23,9 @@ class Command(BaseCommand):
         self.stdout.write(f"negative balances: {len(report.negative)}")
         for account_id in report.negative[:MAX_LISTED]:
             self.stdout.write(f"  account #{account_id}")
+        self.stdout.write(f"mismatched reservations: {len(report.unreserved)}")
+        for what, pk, cached, expected in report.unreserved[:MAX_LISTED]:
+            self.stdout.write(f"  {what} #{pk}: holds {cached:f}, its positions and orders say {expected:f}")
         if not report.ok:
             raise CommandError("the ledger is NOT balanced")
         self.stdout.write(self.style.SUCCESS("ledger OK"))
