@@ -9,7 +9,7 @@ import pytest
 
 from copytrading import decisions, tasks
 from copytrading.ledger import ledger_check
-from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, Transfer
+from copytrading.models import Account, Holding, Order, OrderStatus, Position, PositionStatus, Transfer
 from copytrading.reconcile import orphans_repair
 from tests.copytrading.world import ETH_PERP, World
 
@@ -84,5 +84,28 @@ def test_a_mirror_order_left_resting_behind_a_cancelled_leader_order_is_cancelle
     assert (orphan.status, orphan.reserved) == (OrderStatus.CANCELLED, D("0"))
     assert Account.objects.get(pk=stranded.copy_account_id).locked == D("0")
     assert Order.objects.get(subscription_id=kept.pk).status == OrderStatus.CANCELLED
+    assert orphans_repair(older_than=timedelta(0)).cancelled_orders == 0
+    assert ledger_check().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_spot_mirror_sell_left_resting_behind_a_cancelled_leader_order_gives_its_holding_back(world):
+    portfolio = world.leader(mode="spot")
+    kept, stranded = world.follower(portfolio), world.follower(portfolio)
+    world.trade(portfolio, "ETH/USDT", "buy", "2", leverage=1)  # 1 ETH each
+    world.limit(portfolio, "ETH/USDT", "sell", "1", "3300", leverage=1)  # half of it, resting
+    leader_order = Order.objects.get(account_id=portfolio.trading_account_id, status=OrderStatus.OPEN)
+    with failing_for(stranded.pk):
+        world.cancel(portfolio, leader_order.pk)
+    orphan = Order.objects.get(subscription_id=stranded.pk, status=OrderStatus.OPEN)
+    holding = Holding.objects.get(account_id=stranded.copy_account_id, asset="ETH")
+    assert (holding.quantity, holding.reserved, orphan.reserved) == (D("1"), D("0.5"), D("0.5"))
+
+    assert orphans_repair(older_than=timedelta(0)).cancelled_orders == 1
+    orphan.refresh_from_db()
+    holding.refresh_from_db()
+    assert (orphan.status, orphan.reserved) == (OrderStatus.CANCELLED, D("0"))
+    assert (holding.quantity, holding.reserved) == (D("1"), D("0"))
+    assert Holding.objects.get(account_id=kept.copy_account_id, asset="ETH").reserved == D("0")
     assert orphans_repair(older_than=timedelta(0)).cancelled_orders == 0
     assert ledger_check().ok
