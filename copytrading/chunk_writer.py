@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from copytrading import bulk, decisions, ledger, reservations, trade_math
+from copytrading import bulk, decisions, ledger, trade_math
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
 from copytrading.models import Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
 from copytrading.money import ZERO, parse_decimal
@@ -58,7 +58,7 @@ class ChunkWriter:
         self.tpsl: list[tuple] = []  # (position pk, take profit, stop loss)
         self.reserved: dict[int, Decimal] = defaultdict(lambda: ZERO)  # account -> locked delta
         self.holdings: dict[int, Holding] = {}  # holdings whose reserved part changed (spot sells)
-        self.reserves_holding = reservations.reserved_asset(instrument, view.order_side) is not None
+        self.reserves_holding = instrument.reserved_asset(view.order_side) is not None
 
     def _reserve(self, account_id: int, holding: Holding | None, amount: Decimal) -> None:
         """Hold (negative: give back) a mirror limit's reservation, in the

@@ -24,12 +24,11 @@ from copytrading.models import (
     Account,
     AccountKind,
     Holding,
+    Instrument,
     Order,
     OrderStatus,
     Position,
     PositionStatus,
-    Product,
-    Side,
     Transfer,
 )
 from copytrading.money import Q8, ZERO
@@ -227,21 +226,22 @@ def ledger_check() -> LedgerReport:
 def _reservation_mismatches() -> list[tuple[str, int, Decimal, Decimal]]:
     """Every account's ``locked`` = Σ margin of its open positions + Σ what its
     resting orders paying in the primary currency reserve; every holding's
-    ``reserved`` = Σ what its resting spot orders reserve of that asset (the
-    rule of copytrading.reservations). Summed in Python: exact everywhere."""
-    primary = settings.PRIMARY_CURRENCY
+    ``reserved`` = Σ what its resting spot orders reserve of that asset
+    (``Instrument.reserved_asset``). Summed in Python: exact everywhere."""
     cash: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for account_id, margin in Position.objects.filter(status=PositionStatus.OPEN).values_list("account_id", "margin"):
         cash[account_id] += margin
     held: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
+    instruments = Instrument.objects.in_bulk()
     resting = Order.objects.filter(status=OrderStatus.OPEN).values_list(
-        "account_id", "side", "reserved", "instrument__product", "instrument__base", "instrument__quote"
+        "account_id", "instrument_id", "side", "reserved"
     )
-    for account_id, side, reserved, product, base, quote in resting:
-        if product != Product.SPOT or (side == Side.BUY and quote == primary):
+    for account_id, instrument_id, side, reserved in resting:
+        asset = instruments[instrument_id].reserved_asset(side)
+        if asset is None:
             cash[account_id] += reserved
         else:
-            held[(account_id, base if side == Side.SELL else quote)] += reserved
+            held[(account_id, asset)] += reserved
     out: list[tuple[str, int, Decimal, Decimal]] = []
     for pk, locked in Account.objects.filter(Q(locked__gt=0) | Q(pk__in=list(cash))).values_list("pk", "locked"):
         if locked != cash.get(pk, ZERO):

@@ -160,6 +160,17 @@ class Instrument(models.Model):
     def __str__(self) -> str:
         return self.symbol
 
+    def reserved_asset(self, side: str) -> str | None:
+        """The holding a resting order of ``side`` reserves what it pays with
+        from, or None for the primary currency (``Account.locked``): a spot
+        sell holds its base, a spot buy on a pair quoted in another asset
+        (ETH/BTC) that asset; margin orders and other buys hold cash."""
+        if self.product != Product.SPOT:
+            return None
+        if side == Side.SELL:
+            return self.base
+        return None if self.quote == settings.PRIMARY_CURRENCY else self.quote
+
 
 class Side(models.TextChoices):
     BUY = "buy", "Buy"

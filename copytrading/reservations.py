@@ -9,29 +9,19 @@
   in the quote asset's ``Holding.reserved``.
 
 So a reservation never leaves the account: placing one moves free into
-reserved, and a fill or a cancellation gives it back exactly.
+reserved, and a fill or a cancellation gives it back exactly. The rule
+itself is ``Instrument.reserved_asset``.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Q
 
-from copytrading import bulk, ledger, trade_math
-from copytrading.models import Holding, Instrument, Product
+from copytrading import bulk, ledger
+from copytrading.models import Holding, Instrument
 from copytrading.money import ZERO
-
-
-def reserved_asset(instrument: Instrument, side: str) -> str | None:
-    """The holding a resting order on ``instrument`` reserves from, or None
-    for the primary currency (``Account.locked``)."""
-    if instrument.product != Product.SPOT:
-        return None
-    if side == trade_math.SELL:
-        return instrument.base
-    return None if instrument.quote == settings.PRIMARY_CURRENCY else instrument.quote
 
 
 def release(
@@ -50,7 +40,7 @@ def release(
     for account_id, instrument, side, reserved in orders:
         if not reserved:
             continue
-        asset = reserved_asset(instrument, side)
+        asset = instrument.reserved_asset(side)
         if asset is None:
             locked[account_id] -= reserved
         else:

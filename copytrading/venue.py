@@ -178,7 +178,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     changed_holdings: dict[int, Holding] = {}
 
     for f in fills:
-        if not _releases_holding(f):
+        if f.instrument.reserved_asset(f.order_side) is None:  # else a holding's, released below
             locked[f.account_id] -= f.reserved_release
         if f.action == trade_math.OPEN:
             margin = trade_math.margin_for(f.quantity, f.price, f.leverage)
@@ -309,15 +309,6 @@ def _notify_closes(changed_positions: list, fills: list[Fill]) -> None:
     if closed:
         for listener in _close_listeners:
             listener(closed)
-
-
-def _releases_holding(f: Fill) -> bool:
-    """Whether the resting order ``f`` fills held a holding rather than
-    ledger money (copytrading.reservations: a spot sell, or a spot buy paid
-    in a non-primary quote asset)."""
-    if f.action == SPOT_SELL:
-        return True
-    return f.action == SPOT_BUY and f.instrument.quote != settings.PRIMARY_CURRENCY
 
 
 def _holding(

@@ -74,12 +74,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
 )
 from copytrading.decisions.positions import position_open, position_reduce, tpsl_set
 from copytrading.decisions.rules import slippage_exceeded  # noqa: F401 - re-exported
-from copytrading.decisions.spot import (  # noqa: F401 - spot_limit_reserve re-exported
-    mirror_spot_limit_fill,
-    spot_limit_event,
-    spot_limit_reserve,
-    spot_trade,
-)
+from copytrading.decisions.spot import mirror_spot_limit_fill, spot_limit_event, spot_trade
 from copytrading.money import ZERO
 
 # Events that fill something: a leader's limit fill is one of them.

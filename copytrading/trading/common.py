@@ -96,13 +96,13 @@ def lock_own_open_position(position_id: int, account_id: int) -> Position:
     return position
 
 
-def margin_delta_lock(account_id: int, delta: Decimal, *, needs: str, field: str) -> None:
-    """Lock (or, negative, release) the extra margin an edit of a resting
-    order or an open position needs, refused if more than the account has
-    free. The account is already row-locked. ``needs`` starts the message,
-    e.g. "This leverage needs"."""
+def margin_delta_lock(account_id: int, delta: Decimal, *, needs: str, field: str, of: str = "margin") -> None:
+    """Lock (or, negative, release) the extra margin (``of``: or cash) an
+    order or an edit of a resting order or an open position needs, refused
+    if more than the account has free. The account is already row-locked.
+    ``needs`` starts the message, e.g. "This leverage needs"."""
     free = Account.objects.get(pk=account_id).free
     if delta > free:
-        raise InsufficientFunds(f"{needs} {delta} more margin; {free} is available.", field=field)
+        raise InsufficientFunds(f"{needs} {delta} more {of}; {free} is available.", field=field)
     if delta:
         ledger.apply_transfers([], locked_deltas={account_id: delta})

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from copytrading import ledger, reservations, trade_math
 from copytrading.decisions.spot import spot_limit_reserve
-from copytrading.errors import DomainError, InsufficientFunds
+from copytrading.errors import DomainError
 from copytrading.models import Holding, Instrument, Order, OrderStatus, OrderType, Product
 from copytrading.money import ZERO
 from copytrading.trading.common import (
@@ -35,20 +35,23 @@ def _refuse_marketable(instrument: Instrument, side: str, price: Decimal) -> Non
         )
 
 
+def _reservation(instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int) -> Decimal:
+    """What a resting order holds (copytrading.reservations). A margin order
+    is reserved as if it opened a position: enough for any netting it fills
+    into (a reduce or close frees margin, a flip opens less)."""
+    if instrument.product == Product.SPOT:
+        return spot_limit_reserve(quantity, price, side)
+    return trade_math.margin_for(quantity, price, leverage)
+
+
 def _reserve(account_id: int, instrument: Instrument, side: str, amount: Decimal, *, field: str, what: str) -> None:
     """Move ``amount`` (negative: give back) from free into reserved, in the
     asset the order pays with; refused if more than is free. The account is
     already row-locked."""
-    asset = reservations.reserved_asset(instrument, side)
+    asset = instrument.reserved_asset(side)
     if asset is None:
-        if instrument.product == Product.MARGIN:
-            margin_delta_lock(account_id, amount, needs=f"{what} reserves", field=field)
-            return
-        free = ledger.lock_accounts([account_id])[account_id].free
-        if amount > free:
-            raise InsufficientFunds(f"{what} costs {amount} more; {free} is available.", field=field)
-        if amount:
-            ledger.apply_transfers([], locked_deltas={account_id: amount})
+        of = "margin" if instrument.product == Product.MARGIN else "cash"
+        margin_delta_lock(account_id, amount, needs=f"{what} reserves", field=field, of=of)
         return
     holding = Holding.objects.select_for_update().filter(account_id=account_id, asset=asset).first()
     free = holding.free if holding else ZERO
@@ -79,9 +82,7 @@ def limit_order_place(
     validate_quantity(instrument, quantity, price)
     _refuse_marketable(instrument, side, price)
     ledger.lock_accounts([account_id])
-    # A margin order is reserved as if it opened a position: enough for any
-    # netting it fills into (a reduce or close frees margin, a flip opens less).
-    reserved = spot_limit_reserve(quantity, price, side) if spot else trade_math.margin_for(quantity, price, leverage)
+    reserved = _reservation(instrument, side, quantity, price, leverage)
     _reserve(account_id, instrument, side, reserved, field="quantity", what="This order")
     return Order.objects.create(
         account_id=account_id,
@@ -125,10 +126,7 @@ def limit_order_reprice(*, order_id: int, account_id: int, price: Decimal) -> tu
     _refuse_marketable(instrument, order.side, price)
     if price == order.price:
         raise DomainError("PRICE_UNCHANGED", "The order already rests at this price.", field="price")
-    if instrument.product == Product.SPOT:
-        reserved = spot_limit_reserve(order.quantity, price, order.side)
-    else:
-        reserved = trade_math.margin_for(order.quantity, price, order.leverage)
+    reserved = _reservation(instrument, order.side, order.quantity, price, order.leverage)
     _reserve(account_id, instrument, order.side, reserved - order.reserved, field="price", what="The new price")
     old_price = order.price
     order.price, order.reserved = price, reserved

@@ -21,7 +21,7 @@ D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
 
 
-def _propagate(event_id: int) -> None:
+def propagate_by_hand(event_id: int) -> None:
     for chunk_id in propagation.event_start(event_id):
         propagation.chunk_propagate(chunk_id)
     propagation.event_complete(event_id)
@@ -39,7 +39,7 @@ def _one_chunk_queries(settings, followers: int, *, close: bool) -> tuple[int, i
     # Placed without the on-commit dispatch: the engine is driven by hand.
     (event,) = portfolio_order_place(portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10)
     if close:
-        _propagate(event.pk)
+        propagate_by_hand(event.pk)
         price_set(instrument=eth, price=D("3250"))
         event = portfolio_position_close(portfolio=portfolio, position_id=event.payload["leader_position_id"])
     (chunk_id,) = propagation.event_start(event.pk)  # one chunk holds every follower

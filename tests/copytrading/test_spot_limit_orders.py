@@ -18,7 +18,7 @@ from copytrading.services import price_set
 from followers.services import subscription_unfollow
 from portfolios import services as portfolio_services
 from tests.acceptance.test_bad_input import client_for, ok, refused
-from tests.copytrading.test_chunk_queries_scale import statements
+from tests.copytrading.test_chunk_queries_scale import propagate_by_hand, statements
 from tests.copytrading.world import World, footprint, mirror_orders_of, outcomes, wallet
 
 D = Decimal
@@ -262,7 +262,7 @@ def _spot_chunk_queries(settings, monkeypatch, followers: int, stage: str) -> tu
     eth = Instrument.objects.get(symbol=ETH)
     price_set(instrument=eth, price=D("3200"))
     (bought,) = portfolio_services.portfolio_order_place(portfolio=portfolio, symbol=ETH, side="buy", quantity=D("2"))
-    _propagate(bought.pk)
+    propagate_by_hand(bought.pk)
     (event,) = portfolio_services.portfolio_order_place(
         portfolio=portfolio, symbol=ETH, side="sell", quantity=D("1"), order_type="limit", price=D("3300")
     )
@@ -270,7 +270,7 @@ def _spot_chunk_queries(settings, monkeypatch, followers: int, stage: str) -> tu
         price_set(instrument=eth, price=D("3300"))  # the leader fills before its mirrors exist
         with monkeypatch.context() as patched:  # the fill event is driven by hand below
             patched.setattr(propagation, "dispatch", lambda event_id: None)
-            _propagate(event.pk)
+            propagate_by_hand(event.pk)
         event = LeaderEvent.objects.get(portfolio_id=portfolio.pk, kind="spot_sell")
     (chunk_id,) = propagation.event_start(event.pk)
     with CaptureQueriesContext(connection) as queries:
@@ -283,12 +283,6 @@ def _spot_chunk_queries(settings, monkeypatch, followers: int, stage: str) -> tu
     assert mirrors.count() == followers
     assert ledger_check().ok
     return statements(queries.captured_queries)
-
-
-def _propagate(event_id: int) -> None:
-    for chunk_id in propagation.event_start(event_id):
-        propagation.chunk_propagate(chunk_id)
-    propagation.event_complete(event_id)
 
 
 @pytest.mark.parametrize("stage", ["placed", "fill"])
