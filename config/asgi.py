@@ -6,6 +6,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The web process pools its database connections (see DB_POOL_MAX in settings).
 os.environ.setdefault("DB_POOL_MAX", "8")
+# Web requests are short: a statement limit and a request deadline (config/deadline.py)
+# keep an outage from holding them; workers keep their own (longer) limits.
+os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "4000")
+os.environ.setdefault("REQUEST_DEADLINE_SECONDS", "5")
 
 django_asgi_app = get_asgi_application()
 if settings.SERVE_STATIC:
@@ -17,6 +21,7 @@ if settings.SERVE_STATIC:
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
+from config.deadline import RequestDeadline  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
 
 # Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).
@@ -26,5 +31,8 @@ django_asgi_app = MicroCache(
     ttl=settings.CATALOG_CACHE_SECONDS,
     session_cookie=settings.SESSION_COOKIE_NAME,
 )
+
+# Outermost, so a micro-cache waiting on a stuck refresh is bounded too.
+django_asgi_app = RequestDeadline(django_asgi_app, seconds=settings.REQUEST_DEADLINE_SECONDS)
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_decimal, env_int, env_list, env_str
+from config.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # An outage under /api/ or /graphql/ answers JSON 503, not a 500 page.
+    "copytrading.outages.OutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,6 +80,37 @@ TEMPLATES = [
     },
 ]
 
+# --- timeouts: every network call is bounded (README "Outages", docs/operations.md) ---
+# Redis (broker publish, cache, channel layer): connect and socket timeouts.
+REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 1.0)
+# PostgreSQL: libpq's connect_timeout (whole seconds, at least 2), the wait for a
+# pooled connection, and a server-side statement_timeout (0: none). The web
+# process sets DB_STATEMENT_TIMEOUT_MS and REQUEST_DEADLINE_SECONDS (config/asgi.py);
+# workers and commands keep no statement limit unless told.
+DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 2)
+DB_POOL_TIMEOUT_SECONDS = env_float("DB_POOL_TIMEOUT_SECONDS", 2.0)
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 0)
+# A frozen server ACKs at the TCP level, so nothing in the driver ends a query
+# in flight: the web process answers 503 after this many seconds (0: no deadline).
+REQUEST_DEADLINE_SECONDS = env_float("REQUEST_DEADLINE_SECONDS", 0)
+
+
+def _postgres_options() -> dict:
+    options = {
+        "connect_timeout": DB_CONNECT_TIMEOUT_SECONDS,
+        # A vanished host (not a frozen one: its kernel still ACKs) is noticed
+        # within seconds instead of the kernel's ~15 minutes.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
+    if DB_STATEMENT_TIMEOUT_MS > 0:
+        options["options"] = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+    return options
+
+
 # A psycopg connection pool of at most DB_POOL_MAX connections per process (0:
 # none, persistent connections instead). The web process turns it on (config/asgi.py):
 # Django's ASGI handler runs each request in a thread of its own, so a persistent
@@ -85,7 +118,11 @@ TEMPLATES = [
 DB_POOL_MAX = env_int("DB_POOL_MAX", 0)
 if DATABASE_URL and DB_POOL_MAX > 0:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX, "timeout": 10}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX,
+        "timeout": DB_POOL_TIMEOUT_SECONDS,
+    }
 elif DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
@@ -103,6 +140,8 @@ else:
             },
         }
     }
+if DATABASE_URL:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(_postgres_options())
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -123,16 +162,26 @@ SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", EMBEDDED)
 
 # --- cache and channel layer -------------------------------------------------
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # Bounded (see the timeouts above) and never retried: a cache is an
+    # optimisation, its callers fall back to the database on an error.
+    _redis_timeouts = {
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+    }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            "OPTIONS": {**_redis_timeouts, "retry": Retry(NoBackoff(), 0)},
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **_redis_timeouts}]},
         }
     }
 else:
@@ -155,6 +204,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # hop (event -> chunk) to the demo's copy latency.
         "polling_interval": 0.1,
     }
+else:
+    # Bounded publish: a frozen broker costs a request ~2 s, not forever
+    # (the outbox relay re-dispatches what a failed publish left behind).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

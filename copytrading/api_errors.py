@@ -3,12 +3,13 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import IntegrityError, OperationalError
+from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from copytrading.errors import DomainError
+from copytrading.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE_BODY, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,17 @@ def exception_handler(exc, context):
             {"code": "CONFLICT", "detail": "The request conflicts with the current state; retry.", "field": None},
             status=status.HTTP_409_CONFLICT,
         )
-    if isinstance(exc, OperationalError):
-        # The database is unreachable or saturated (pool exhausted, failover,
-        # connection dropped): transient, and the transaction did not commit.
-        log.error("database unavailable: %s", exc)
-        return Response(
-            {"code": "SERVICE_UNAVAILABLE", "detail": "The service is busy; retry shortly.", "field": None},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
-        )
+    if is_outage(exc):
+        # The database, the cache or the broker is unreachable or too slow
+        # (pool exhausted, failover, statement_timeout): transient, retry.
+        log.error("service unavailable: %r", exc)
+        return service_unavailable_response()
     return None
+
+
+def service_unavailable_response() -> Response:
+    return Response(
+        SERVICE_UNAVAILABLE_BODY,
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -10,6 +10,7 @@ from django.db.models import Max
 from copytrading import trade_math
 from copytrading.errors import DomainError
 from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventKind, LeaderEventStatus, PropagationChunk
+from copytrading.outages import dispatch_on_commit
 
 
 def leader_event_record(*, portfolio_id: int, kind: str, payload: dict[str, Any]) -> LeaderEvent:
@@ -20,7 +21,7 @@ def leader_event_record(*, portfolio_id: int, kind: str, payload: dict[str, Any]
         raise RuntimeError("leader events must be recorded inside the leader change's transaction")
     last = LeaderEvent.objects.filter(portfolio_id=portfolio_id).aggregate(m=Max("seq"))["m"] or 0
     event = LeaderEvent.objects.create(portfolio_id=portfolio_id, seq=last + 1, kind=kind, payload=payload)
-    transaction.on_commit(lambda: dispatch(event.pk))
+    dispatch_on_commit(lambda: dispatch(event.pk), what=f"leader event {event.pk}; the outbox relay redelivers it")
     return event
 
 
@@ -160,7 +161,7 @@ def leader_event_replay(*, event_id: int) -> int:
     if event is None:
         raise DomainError("NOT_FOUND", "No such leader event.", status=404)
     if event.status == LeaderEventStatus.PENDING:
-        transaction.on_commit(lambda: dispatch(event.pk))
+        dispatch_on_commit(lambda: dispatch(event.pk), what=f"replay of leader event {event.pk}; the outbox relay")
         return 0
     chunks = PropagationChunk.objects.filter(event_id=event.pk)
     chunk_ids = list(chunks.order_by("index").values_list("pk", flat=True))
@@ -175,5 +176,5 @@ def leader_event_replay(*, event_id: int) -> int:
         for chunk_id in chunk_ids:
             propagate_chunk.delay(chunk_id)
 
-    transaction.on_commit(enqueue)
+    dispatch_on_commit(enqueue, what=f"replay of leader event {event.pk}; the reconciler resumes its chunks")
     return len(chunk_ids)

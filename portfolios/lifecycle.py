@@ -26,6 +26,7 @@ from copytrading import ledger
 from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
 from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
+from copytrading.outages import dispatch_on_commit
 from fees.models import AccrualStatus, FeeAccrual
 from portfolios.models import Portfolio, PortfolioStatus
 from risk.models import Severity
@@ -83,7 +84,10 @@ def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bo
     from portfolios.lifecycle_tasks import wind_down_portfolio
 
     portfolio_id = portfolio.pk
-    transaction.on_commit(lambda: wind_down_portfolio.delay(portfolio_id))
+    dispatch_on_commit(
+        lambda: wind_down_portfolio.delay(portfolio_id),
+        what=f"wind-down of portfolio {portfolio_id}; the closing reconciler finishes it",
+    )
     return portfolio
 
 

@@ -1,0 +1,74 @@
+"""A deadline for every HTTP request of the web process, at the ASGI layer.
+
+A frozen server (SIGSTOP, a VM paused, a dead peer behind a NAT that still
+answers) completes TCP handshakes and ACKs data from its kernel, so no driver
+timeout, keepalive or ``tcp_user_timeout`` ends a query already in flight: the
+request's thread waits until the server comes back. The connect, pool and
+socket timeouts bound everything else; this bounds that last case. When the
+deadline passes before the application has started its response, the client
+gets ``503 SERVICE_UNAVAILABLE`` JSON with ``Retry-After``; the application
+keeps running in the background (its thread cannot be interrupted) and
+whatever it sends later is dropped. A response already started is left alone.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Scope = dict
+Message = dict
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+BODY = json.dumps(
+    {"code": "SERVICE_UNAVAILABLE", "detail": "The service is temporarily unavailable; retry shortly.", "field": None}
+).encode()
+
+
+class RequestDeadline:
+    def __init__(self, app: ASGIApp, *, seconds: float, retry_after: int = 5):
+        self.app = app
+        self.seconds = seconds
+        self.retry_after = retry_after
+        # Requests that outlived their deadline and still run (for /healthz and logs).
+        self.abandoned: set[asyncio.Task] = set()
+
+    async def __call__(self, scope: Scope, receive, send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            return await self.app(scope, receive, send)
+        state = {"started": False, "expired": False}
+
+        async def guarded_send(message: Message) -> None:
+            if state["expired"]:
+                return  # the client already has its 503
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if done or state["started"]:
+            return await task
+        state["expired"] = True
+        self.abandoned.add(task)
+        task.add_done_callback(self._forget)
+        log.error("request deadline (%.1f s) passed: %s %s answered 503", self.seconds, scope["method"], scope["path"])
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(self.retry_after).encode()),
+                    (b"content-length", str(len(BODY)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": BODY})
+
+    def _forget(self, task: asyncio.Task) -> None:
+        self.abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("request finished after its deadline with an error: %r", task.exception())

@@ -1,0 +1,102 @@
+"""Meeting an outage: which errors mean "a backing service is down", the one
+way to dispatch work after a commit, and the count of dispatches that failed.
+
+A committed change is never answered with a 500: after the commit the change
+stands, so a failed enqueue (broker stopped or frozen) is logged and counted,
+and the outbox relay or the reconciler delivers it once the broker is back.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+
+import kombu.exceptions
+import redis.exceptions
+from django.db import transaction
+from django.db.utils import InterfaceError, OperationalError
+from django.http import JsonResponse
+
+log = logging.getLogger(__name__)
+
+# Errors that say a backing service (PostgreSQL, Redis, the broker) is unreachable
+# or too slow, not that the request was wrong: the client should retry later.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,  # database down, pool exhausted, statement_timeout
+    InterfaceError,  # a pooled connection the server dropped
+    redis.exceptions.ConnectionError,  # includes redis' TimeoutError
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,  # broker publish after its retries
+)
+
+RETRY_AFTER_SECONDS = 5
+SERVICE_UNAVAILABLE_BODY = {
+    "code": "SERVICE_UNAVAILABLE",
+    "detail": "The service is temporarily unavailable; retry shortly.",
+    "field": None,
+}
+
+
+def is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+def service_unavailable_json() -> JsonResponse:
+    """The 503 for code outside DRF (middleware, GraphQL, plain views)."""
+    response = JsonResponse(SERVICE_UNAVAILABLE_BODY, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class OutageMiddleware:
+    """An outage error that escapes a view under /api/ or /graphql/ (DRF's
+    handler maps its own; this catches plain Django views and anything DRF's
+    handler lets through) is a JSON 503 with Retry-After, not a 500 page."""
+
+    PREFIXES = ("/api/", "/graphql/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        if request.path.startswith(self.PREFIXES) and is_outage(exc):
+            log.error("service unavailable (%s %s): %r", request.method, request.path, exc)
+            return service_unavailable_json()
+        return None
+
+
+class _Counter:
+    """A per-process count, shown by /healthz (``dispatch_failures``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    def increment(self) -> None:
+        with self._lock:
+            self._value += 1
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+
+dispatch_failures = _Counter()
+
+
+def dispatch_on_commit(fn: Callable[[], None], *, what: str) -> None:
+    """Run ``fn`` (an enqueue) once the current transaction commits. If it
+    raises, the change is committed anyway: log, count and carry on, so the
+    caller answers its normal success. ``what`` names it in the log and must
+    say what redelivers it (the outbox relay, the reconciler)."""
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            dispatch_failures.increment()
+            log.exception("post-commit dispatch failed (%s); it will be redelivered", what)
+
+    transaction.on_commit(run)
