@@ -22,6 +22,12 @@ app.conf.beat_schedule = {
         "task": "copytrading.tasks.relay_outbox",
         "schedule": 5.0,
     },
+    # Worker liveness for /healthz: a worker that runs it writes its heartbeat.
+    "worker-heartbeat": {
+        "task": "backoffice.tasks.worker_heartbeat",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
     "reconcile-propagations": {
         "task": "copytrading.tasks.reconcile_propagations",
         "schedule": 600.0,

@@ -1,6 +1,8 @@
 """The GraphQL schema at /graphql/ (read side: catalog, portfolio detail,
 my subscriptions) and its view, which also accepts the REST API's token."""
 
+import logging
+
 import graphene
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
@@ -9,6 +11,7 @@ from graphene_django.views import GraphQLView
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from copytrading.outages import OUTAGE_ERRORS, is_outage, service_unavailable_json
 from followers.schema import Query as FollowersQuery
 from portfolios.schema import Query as PortfoliosQuery
 
@@ -18,6 +21,7 @@ class Query(PortfoliosQuery, FollowersQuery, graphene.ObjectType):
 
 
 schema = graphene.Schema(query=Query)
+log = logging.getLogger(__name__)
 
 
 # Queries only (no mutations), so token clients need no CSRF token.
@@ -28,8 +32,23 @@ class TokenGraphQLView(GraphQLView):
     def dispatch(self, request, *args, **kwargs):
         try:
             authenticated = TokenAuthentication().authenticate(request)
+            if authenticated is not None:
+                request.user = authenticated[0]
+            return super().dispatch(request, *args, **kwargs)
         except AuthenticationFailed as error:
             return JsonResponse({"errors": [{"message": str(error.detail)}]}, status=401)
-        if authenticated is not None:
-            request.user = authenticated[0]
-        return super().dispatch(request, *args, **kwargs)
+        except OUTAGE_ERRORS as error:
+            # Like REST: 503 JSON with Retry-After, never a 500 page or the
+            # driver's message in a GraphQL error.
+            log.error("GraphQL: service unavailable: %r", error)
+            return service_unavailable_json()
+
+    def execute_graphql_request(self, *args, **kwargs):
+        result = super().execute_graphql_request(*args, **kwargs)
+        # graphql-core turns a resolver's exception into an error entry; an
+        # outage is not the query's fault, so it is raised to dispatch().
+        for error in getattr(result, "errors", None) or ():
+            original = getattr(error, "original_error", None)
+            if original is not None and is_outage(original):
+                raise original
+        return result

@@ -226,7 +226,8 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, recording a heartbeat per tick (/healthz).
+CELERY_BEAT_SCHEDULER = "backoffice.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- REST framework ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import kombu.exceptions
 import redis.exceptions
+from django.core.cache import cache
 from django.db import transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -65,6 +66,28 @@ class OutageMiddleware:
             log.error("service unavailable (%s %s): %r", request.method, request.path, exc)
             return service_unavailable_json()
         return None
+
+
+# What a cache backend raises when its server is down or frozen.
+CACHE_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+
+
+def cache_get(key: str, default=None):
+    """``cache.get`` for a cache that is an optimisation: when the cache
+    server is down the caller gets ``default`` and recomputes."""
+    try:
+        return cache.get(key, default)
+    except CACHE_ERRORS as exc:
+        log.warning("cache unavailable, reading %s from the database: %r", key, exc)
+        return default
+
+
+def cache_set(key: str, value, timeout: float) -> None:
+    """``cache.set`` that gives up quietly (logged) when the cache is down."""
+    try:
+        cache.set(key, value, timeout)
+    except CACHE_ERRORS as exc:
+        log.warning("cache unavailable, %s not stored: %r", key, exc)
 
 
 class _Counter:

@@ -4,7 +4,6 @@ import hashlib
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
@@ -14,6 +13,7 @@ from rest_framework.views import APIView
 
 from copytrading.errors import DomainError
 from copytrading.money import CENT, Q8
+from copytrading.outages import cache_get, cache_set
 from portfolios import catalog, stats
 from portfolios.api import my_portfolio
 from portfolios.catalog_serializers import (
@@ -94,10 +94,10 @@ def cached_catalog_body(query: catalog.CatalogQuery, user) -> dict:
     if query.list == "favorites" or ttl <= 0:
         return catalog_body(catalog.catalog_page(query, user))
     key = "catalog:v1:" + hashlib.sha256(repr(query).encode()).hexdigest()
-    body = cache.get(key)
+    body = cache_get(key)  # a cache error reads the database instead
     if body is None:
         body = catalog_body(catalog.catalog_page(query, None))
-        cache.set(key, body, ttl)
+        cache_set(key, body, ttl)
     if user is not None and user.is_authenticated and body["results"]:
         favorites = catalog.favorite_ids(user, [item["id"] for item in body["results"]])
         body = {**body, "results": [{**item, "is_favorite": item["id"] in favorites} for item in body["results"]]}
