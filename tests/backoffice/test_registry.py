@@ -29,7 +29,9 @@ def test_every_admin_changelist_opens_for_staff(admin_client):
 def test_health_schema_and_docs_answer(client):
     health = client.get("/healthz")
     assert health.status_code == 200
-    assert health.json()["status"] == "ok"
+    # No worker or beat has run in this test: reported, not critical.
+    assert health.json()["db"] == "ok"
+    assert health.json()["status"] == "degraded"
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"openapi" in schema.content
