@@ -8,6 +8,7 @@ and the outbox relay or the reconciler delivers it once the broker is back.
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import kombu.exceptions
@@ -70,24 +71,38 @@ class OutageMiddleware:
 
 # What a cache backend raises when its server is down or frozen.
 CACHE_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+# After a cache error the cache is skipped for this long, so a frozen Redis
+# costs one socket timeout per process every few seconds, not one per call.
+CACHE_BACKOFF_SECONDS = 5.0
+_cache_skip_until = 0.0
+
+
+def _cache_failed(action: str, key: str, exc: BaseException) -> None:
+    global _cache_skip_until
+    _cache_skip_until = time.monotonic() + CACHE_BACKOFF_SECONDS
+    log.warning("cache unavailable (%s %s), using the database for %.0f s: %r", action, key, CACHE_BACKOFF_SECONDS, exc)
 
 
 def cache_get(key: str, default=None):
     """``cache.get`` for a cache that is an optimisation: when the cache
     server is down the caller gets ``default`` and recomputes."""
+    if time.monotonic() < _cache_skip_until:
+        return default
     try:
         return cache.get(key, default)
     except CACHE_ERRORS as exc:
-        log.warning("cache unavailable, reading %s from the database: %r", key, exc)
+        _cache_failed("get", key, exc)
         return default
 
 
 def cache_set(key: str, value, timeout: float) -> None:
     """``cache.set`` that gives up quietly (logged) when the cache is down."""
+    if time.monotonic() < _cache_skip_until:
+        return
     try:
         cache.set(key, value, timeout)
     except CACHE_ERRORS as exc:
-        log.warning("cache unavailable, %s not stored: %r", key, exc)
+        _cache_failed("set", key, exc)
 
 
 class _Counter:
