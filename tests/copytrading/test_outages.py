@@ -1,0 +1,232 @@
+"""Meeting an outage in-process (both modes): a failed post-commit dispatch
+never turns a committed change into an error, outage errors are 503 JSON with
+Retry-After everywhere under /api/ and /graphql/, and a cache error reads the
+database. tests/outages/ does the same against real stopped and frozen servers."""
+
+import asyncio
+from datetime import timedelta
+
+import kombu.exceptions
+import pytest
+import redis.exceptions
+from django.db import OperationalError
+
+from copytrading import outages
+from copytrading.models import LeaderEvent, LeaderEventStatus
+from portfolios.models import Portfolio
+from tests.acceptance.test_signal_webhook import BTC_PERP, Desk, post_signal, signal
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Every publish fails the way kombu fails with the broker stopped."""
+    from copytrading.tasks import propagate_event
+    from portfolios.lifecycle_tasks import wind_down_portfolio
+
+    def refuse(*args, **kwargs):
+        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(propagate_event, "delay", refuse)
+    monkeypatch.setattr(wind_down_portfolio, "delay", refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_order_signal_and_close_answer_success_when_the_dispatch_fails(instruments, broker_down):
+    desk = Desk()
+    before = outages.dispatch_failures.value
+    r = desk.leader.post(
+        f"/api/v1/portfolios/{desk.portfolio_id}/orders",
+        {"symbol": BTC_PERP, "side": "buy", "quantity": "0.1", "leverage": 10},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    secret = desk.rotate()
+    r = post_signal(desk.portfolio_id, secret, signal("outage-1"))
+    assert r.status_code == 201, r.content
+    # Committed, not dispatched: the outbox relay finds them pending.
+    events = LeaderEvent.objects.filter(portfolio_id=desk.portfolio_id)
+    assert events.count() == 2
+    assert set(events.values_list("status", flat=True)) == {LeaderEventStatus.PENDING}
+    assert outages.dispatch_failures.value == before + 2
+
+    r = desk.leader.post(f"/api/v1/portfolios/{desk.portfolio_id}/close", {}, format="json")
+    assert r.status_code == 202, r.content
+    assert Portfolio.objects.get(pk=desk.portfolio_id).status == "closing"
+    assert outages.dispatch_failures.value == before + 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_outbox_relay_delivers_what_a_failed_dispatch_left(instruments, broker_down, monkeypatch):
+    desk = Desk()
+    r = desk.leader.post(
+        f"/api/v1/portfolios/{desk.portfolio_id}/orders",
+        {"symbol": BTC_PERP, "side": "buy", "quantity": "0.1", "leverage": 10},
+        format="json",
+    )
+    assert r.status_code == 201
+    monkeypatch.undo()  # the broker is back
+    from copytrading.propagation import relay_undispatched
+
+    assert relay_undispatched(older_than=timedelta(0)) == 1
+    assert set(LeaderEvent.objects.filter(portfolio_id=desk.portfolio_id).values_list("status", flat=True)) == {
+        LeaderEventStatus.DONE
+    }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("connection refused"),
+        redis.exceptions.ConnectionError("Error 111 connecting"),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        kombu.exceptions.OperationalError("broker down"),
+    ],
+)
+@pytest.mark.django_db
+def test_outage_errors_in_a_rest_view_are_503_json(api, monkeypatch, error):
+    from copytrading import api as core_api
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(core_api.InstrumentListView, "get", fail)
+    api.force_authenticate(user=UserFactory())
+    r = api.get("/api/v1/market/instruments")
+    assert r.status_code == 503
+    assert r.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert r.json()["field"] is None
+    assert int(r["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+def test_outage_errors_in_plain_django_views_under_api_are_503_json(client, monkeypatch):
+    """Anything under /api/ that is not a DRF view (and so escapes its handler)."""
+    from django.urls import path
+
+    import config.urls
+
+    def plain(request):
+        raise redis.exceptions.ConnectionError("down")
+
+    monkeypatch.setattr(config.urls, "urlpatterns", [path("api/v1/plain", plain), *config.urls.urlpatterns])
+    from django.urls import clear_url_caches
+
+    clear_url_caches()
+    try:
+        r = client.get("/api/v1/plain")
+    finally:
+        monkeypatch.undo()
+        clear_url_caches()
+    assert r.status_code == 503
+    assert r["Content-Type"] == "application/json"
+    assert r.json()["code"] == "SERVICE_UNAVAILABLE"
+
+
+@pytest.mark.django_db
+def test_graphql_answers_503_json_when_the_database_is_down(client, monkeypatch):
+    from portfolios import catalog
+
+    def down(*args, **kwargs):
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+    monkeypatch.setattr(catalog, "catalog_page", down)
+    r = client.post("/graphql/", {"query": "{ catalog(first: 1) { edges { node { id } } } }"}, "application/json")
+    assert r.status_code == 503
+    assert r.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert "5432" not in r.content.decode()  # no driver message leaks
+    assert int(r["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+def test_graphql_token_check_meeting_a_database_outage_is_503(client, monkeypatch):
+    from rest_framework.authentication import TokenAuthentication
+
+    def down(self, request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(TokenAuthentication, "authenticate", down)
+    r = client.post("/graphql/", {"query": "{ __typename }"}, "application/json", HTTP_AUTHORIZATION="Token x")
+    assert r.status_code == 503
+    assert r.json()["code"] == "SERVICE_UNAVAILABLE"
+
+
+class _BrokenCache:
+    def __init__(self):
+        self.calls = 0
+
+    def get(self, *args, **kwargs):
+        self.calls += 1
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    set = get
+
+
+@pytest.mark.django_db
+def test_the_catalog_reads_the_database_when_the_cache_is_down(api, settings, monkeypatch, caplog):
+    from portfolios.services import portfolio_create
+
+    settings.CATALOG_CACHE_SECONDS = 5
+    portfolio_create(leader=UserFactory(), name="Cacheless", mode="margin")
+    from portfolios.stats import stats_refresh
+
+    stats_refresh()
+    broken = _BrokenCache()
+    monkeypatch.setattr(outages, "cache", broken)
+    monkeypatch.setattr(outages, "_cache_skip_until", 0.0)
+    api.force_authenticate(user=UserFactory())
+    r = api.get("/api/v1/catalog?list=all")
+    assert r.status_code == 200, r.content
+    assert [item["name"] for item in r.json()["results"]] == ["Cacheless"]
+    assert "cache unavailable" in caplog.text
+    # The next calls skip the cache for a few seconds instead of waiting on it again.
+    calls = broken.calls
+    assert api.get("/api/v1/catalog?list=all").status_code == 200
+    assert broken.calls == calls
+
+
+def test_the_request_deadline_answers_503_and_drops_the_late_response():
+    from config.deadline import RequestDeadline
+
+    release = asyncio.Event()
+    sent: list[dict] = []
+
+    async def stuck_app(scope, receive, send):
+        await release.wait()  # a query in flight on a frozen server
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    async def send(message):
+        sent.append(message)
+
+    async def scenario():
+        app = RequestDeadline(stuck_app, seconds=0.05)
+        await app({"type": "http", "method": "GET", "path": "/api/v1/me"}, None, send)
+        assert len(app.abandoned) == 1
+        release.set()
+        await asyncio.sleep(0.05)
+        assert not app.abandoned
+
+    asyncio.run(scenario())
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [503]
+    assert b"SERVICE_UNAVAILABLE" in sent[1]["body"]
+    assert (b"retry-after", b"5") in sent[0]["headers"]
+    assert len(sent) == 2  # the late 200 never reached the client
+
+
+def test_the_request_deadline_leaves_a_started_response_alone():
+    from config.deadline import RequestDeadline
+
+    sent: list[dict] = []
+
+    async def slow_stream(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.sleep(0.1)
+        await send({"type": "http.response.body", "body": b"done"})
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(RequestDeadline(slow_stream, seconds=0.02)({"type": "http", "method": "GET", "path": "/"}, None, send))
+    assert [m.get("status") for m in sent] == [200, None]
+    assert sent[1]["body"] == b"done"
