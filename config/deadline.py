@@ -9,12 +9,19 @@ deadline passes before the application has started its response, the client
 gets ``503 SERVICE_UNAVAILABLE`` JSON with ``Retry-After``; the application
 keeps running in the background (its thread cannot be interrupted) and
 whatever it sends later is dropped. A response already started is left alone.
+
+``DeadlineGuardMiddleware`` then stops that request's database work: once its
+deadline has passed, its next query raises, so its transaction rolls back
+instead of committing when the server resumes (only a statement already in
+flight, a COMMIT included, may still complete).
 """
 
 import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+
+from django.db import OperationalError, connection
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ class RequestDeadline:
         if scope["type"] != "http" or self.seconds <= 0:
             return await self.app(scope, receive, send)
         state = {"started": False, "expired": False}
+        scope = {**scope, "deadline": state}  # read by DeadlineGuardMiddleware
 
         async def guarded_send(message: Message) -> None:
             if state["expired"]:
@@ -72,3 +80,23 @@ class RequestDeadline:
         self.abandoned.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("request finished after its deadline with an error: %r", task.exception())
+
+
+class DeadlineGuardMiddleware:
+    """Refuses the database work of a request whose deadline has passed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        state = getattr(request, "scope", {}).get("deadline")
+        if state is None:
+            return self.get_response(request)
+
+        def guard(execute, sql, params, many, context):
+            if state["expired"]:
+                raise OperationalError("the request's deadline passed; its transaction is abandoned")
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(guard):
+            return self.get_response(request)

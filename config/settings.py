@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # An outage under /api/ or /graphql/ answers JSON 503, not a 500 page.
     "copytrading.outages.OutageMiddleware",
+    # After the web process's request deadline (config/deadline.py) a request's queries stop.
+    "config.deadline.DeadlineGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
