@@ -110,7 +110,8 @@ def test_redis_outage_commits_answer_success_and_reads_fall_back(live, state):
 
 
 def _last_order_id(stack) -> int:
-    answer = stack.web.request("GET", f"/api/v1/portfolios/{stack.seed['portfolio_id']}/orders", token=stack.seed["token"])
+    path = f"/api/v1/portfolios/{stack.seed['portfolio_id']}/orders"
+    answer = stack.web.request("GET", path, token=stack.seed["token"])
     assert answer.status == 200, answer.body
     orders = answer.body if isinstance(answer.body, list) else answer.body["results"]
     return max((order["id"] for order in orders), default=0)
