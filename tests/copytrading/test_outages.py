@@ -230,3 +230,28 @@ def test_the_request_deadline_leaves_a_started_response_alone():
     asyncio.run(RequestDeadline(slow_stream, seconds=0.02)({"type": "http", "method": "GET", "path": "/"}, None, send))
     assert [m.get("status") for m in sent] == [200, None]
     assert sent[1]["body"] == b"done"
+
+
+@pytest.mark.django_db
+def test_after_the_deadline_a_request_runs_no_more_queries(rf):
+    """What keeps a request answered 503 at its deadline from committing when
+    a frozen database resumes (tests/outages checks it for real)."""
+    from django.contrib.auth import get_user_model
+
+    from config.deadline import DeadlineGuardMiddleware
+
+    state = {"expired": False}
+    seen = []
+
+    def view(request):
+        seen.append(get_user_model().objects.count())
+        state["expired"] = True  # the deadline passes while the view runs
+        get_user_model().objects.count()
+
+    request = rf.get("/api/v1/me")
+    request.scope = {"type": "http", "deadline": state}
+    with pytest.raises(OperationalError, match="deadline"):
+        DeadlineGuardMiddleware(view)(request)
+    assert seen == [0]
+    # Without a deadline in the scope (tests, WSGI) the middleware does nothing.
+    assert DeadlineGuardMiddleware(lambda r: "answer")(rf.get("/")) == "answer"
