@@ -255,3 +255,24 @@ def test_after_the_deadline_a_request_runs_no_more_queries(rf):
     assert seen == [0]
     # Without a deadline in the scope (tests, WSGI) the middleware does nothing.
     assert DeadlineGuardMiddleware(lambda r: "answer")(rf.get("/")) == "answer"
+
+
+def test_every_post_commit_dispatch_goes_through_the_one_helper():
+    """A raw ``transaction.on_commit``/``delay_on_commit`` would turn a broker
+    outage into a 500 after the commit; ``outages.dispatch_on_commit`` is the
+    one place that may register one."""
+    import re
+    from pathlib import Path
+
+    raw = re.compile(r"(?<!dispatch_)on_commit\(")
+    root = Path(__file__).resolve().parents[2]
+    apps = ["config", "copytrading", "portfolios", "followers", "risk", "fees", "backoffice"]
+    offenders = [
+        str(path.relative_to(root))
+        for app in apps
+        for path in (root / app).rglob("*.py")
+        if "migrations" not in path.parts
+        and path != root / "copytrading" / "outages.py"
+        and raw.search(path.read_text())
+    ]
+    assert offenders == []
