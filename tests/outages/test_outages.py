@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.outages.conftest import TIMINGS
-from tests.outages.stack import wait_until
+from tests.outages.stack import run_django, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +154,17 @@ def test_postgres_outage_answers_503_json_within_seconds(live, state):
     wait_until(lambda: _me(stack).status == 200, timeout=60, what="recovery", interval=0.5)
     time.sleep(2)  # the abandoned request's thread resumes with the server
     assert _last_order_id(stack) == last_order
+
+
+@pytest.mark.parametrize("state", ["stopped", "frozen"])
+def test_every_redis_client_gives_up_within_seconds(live, state):
+    """The cache, the channel layer and the broker publish, as configured in
+    settings, each end with an error instead of waiting on the frozen server."""
+    stack = live
+    _break(stack.redis, state)
+    out = run_django(stack.web.env, "-m", "tests.outages.probe")
+    results = json.loads(out.strip().splitlines()[-1])
+    for call, result in results.items():
+        TIMINGS[("redis", state, f"client: {call}")] = (0, result["seconds"])
+        assert result["outcome"] != "ok", call
+        assert result["seconds"] < FEW_SECONDS, (call, result)
