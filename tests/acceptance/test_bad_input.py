@@ -307,5 +307,9 @@ def test_a_saturated_database_answers_503_with_a_code_not_500():
     with mock.patch.object(catalog, "catalog_page", side_effect=OperationalError("couldn't get a connection")):
         r = APIClient().get("/api/v1/catalog")
     assert r.status_code == 503
-    assert r.json() == {"code": "SERVICE_UNAVAILABLE", "detail": "The service is busy; retry shortly.", "field": None}
-    assert r["Retry-After"] == "1"
+    assert r.json() == {
+        "code": "SERVICE_UNAVAILABLE",
+        "detail": "The service is temporarily unavailable; retry shortly.",
+        "field": None,
+    }
+    assert r["Retry-After"] == "5"
