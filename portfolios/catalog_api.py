@@ -17,14 +17,15 @@ from copytrading.money import CENT, Q8
 from portfolios import catalog, stats
 from portfolios.api import my_portfolio
 from portfolios.catalog_serializers import (
+    CatalogDetailSerializer,
     CatalogPageSerializer,
     ClosedTradePageSerializer,
+    FavoriteSerializer,
     PortfolioStatsSerializer,
     ScoreSerializer,
 )
 from portfolios.models import Portfolio, StatsLine
 from portfolios.ranking import SCORE_PLACES
-from portfolios.serializers import PortfolioSerializer
 
 drf_datetime = DateTimeField().to_representation
 
@@ -120,15 +121,14 @@ class CatalogListView(APIView):
 class CatalogDetailView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=PortfolioStatsSerializer)
+    @extend_schema(responses=CatalogDetailSerializer)
     def get(self, request, pk):
         portfolio = public_portfolio(pk)
-        body = PortfolioSerializer(portfolio).data
-        body["stats"] = PortfolioStatsSerializer(stats.portfolio_stats(portfolio_id=portfolio.pk)).data
-        body["is_favorite"] = bool(
-            request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists()
-        )
-        return Response(body)
+        context = {
+            "stats": stats.portfolio_stats(portfolio_id=portfolio.pk),
+            "is_favorite": request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists(),
+        }
+        return Response(CatalogDetailSerializer(portfolio, context=context).data)
 
 
 class CatalogScoreHistoryView(APIView):
@@ -193,11 +193,12 @@ class FavoriteListView(APIView):
 
 
 class FavoriteDetailView(APIView):
-    @extend_schema(request=None, responses={201: dict, 200: dict})
+    @extend_schema(request=None, responses={201: FavoriteSerializer, 200: FavoriteSerializer})
     def put(self, request, pk):
         _, created = catalog.favorite_add(user=request.user, portfolio_id=pk)
         return Response(
-            {"portfolio": pk, "is_favorite": True}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            FavoriteSerializer({"portfolio": pk, "is_favorite": True}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(request=None, responses={204: None})

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading.serializers import MONEY
+from copytrading.serializers import MoneyField
 from copytrading.sizing import SizingModel
 from portfolios import copy_templates
 from portfolios.models import CopyTemplate, Portfolio
@@ -30,7 +30,7 @@ class TemplateSerializer(serializers.Serializer):
     platform = serializers.BooleanField()
     sizing_model = serializers.CharField()
     multiplier = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, allow_null=True)
+    fixed_notional = MoneyField(allow_null=True)
     risk_factor = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
     leverage_override = serializers.IntegerField(allow_null=True)
     copy_margin = serializers.BooleanField()
@@ -58,7 +58,7 @@ class TemplateWriteSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, required=False)
     multiplier = serializers.DecimalField(**PCT, required=False, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    fixed_notional = MoneyField(required=False, allow_null=True)
     risk_factor = serializers.DecimalField(**PCT, required=False, allow_null=True)
     leverage_override = serializers.IntegerField(required=False, allow_null=True)
     copy_margin = OptionalBooleanField(required=False)
