@@ -202,6 +202,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Request components of their own: a required string there has minLength 1.
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body's required fields are required (a re-price needs its price).
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- the product ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from portfolios.serializers import (
     PortfolioSerializer,
     PortfolioUpdateSerializer,
     PositionEditSerializer,
+    TpslBatchRequestSerializer,
     TpslBatchSerializer,
     TpslItemSerializer,
     TpslSerializer,
@@ -224,7 +225,7 @@ class PortfolioPositionTpslBatchView(APIView):
     """TP/SL for several positions at once: all of them or none."""
 
     @extend_schema(
-        request=TpslBatchSerializer,
+        request=TpslBatchRequestSerializer,
         responses={200: LeaderEventsSerializer},
         operation_id="v1_portfolios_positions_tpsl_batch",
     )

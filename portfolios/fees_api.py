@@ -80,7 +80,6 @@ class PortfolioEarningsView(APIView):
 
 class PortfolioWithdrawalListView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses=inline_serializer(
             "WithdrawalPage",
             {

@@ -128,7 +128,14 @@ class TpslItemSerializer(TpslSerializer):
 
 
 class TpslBatchSerializer(serializers.Serializer):
+    # Each item is checked by the view (multi-level TP/SL has its own code).
     items = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+class TpslBatchRequestSerializer(serializers.Serializer):
+    """The batch's documented shape: 1 to 100 items, one per position."""
+
+    items = serializers.ListField(child=TpslItemSerializer(), min_length=1, max_length=100)
 
 
 class PositionEditSerializer(serializers.Serializer):

@@ -72,6 +72,10 @@ class TemplateWriteSerializer(serializers.Serializer):
     max_exposure_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
 
 
+class TemplateCreateSerializer(TemplateWriteSerializer):
+    name = serializers.CharField(max_length=60)
+
+
 def _readable_portfolio(request, pk) -> Portfolio:
     return get_object_or_404(Portfolio.objects.filter(Q(is_public=True) | Q(leader=request.user)), pk=pk)
 
@@ -91,14 +95,12 @@ class PortfolioTemplateListView(APIView):
     def get(self, request, pk):
         return Response([_body(t) for t in copy_templates.templates_of(_readable_portfolio(request, pk))])
 
-    @extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer})
+    @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateSerializer})
     def post(self, request, pk):
         portfolio = _own_portfolio(request, pk)
-        s = TemplateWriteSerializer(data=request.data)
+        s = TemplateCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = dict(s.validated_data)
-        if "name" not in data:
-            raise serializers.ValidationError({"name": ["This field is required."]}, code="required")
         template = copy_templates.copy_template_create(portfolio=portfolio, **data)
         view = copy_templates.template_resolve(portfolio=portfolio, template=template.pk)
         return Response(_body(view), status=status.HTTP_201_CREATED)
