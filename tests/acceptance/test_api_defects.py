@@ -217,3 +217,38 @@ def test_catalog_detail_body_matches_its_schema(scene, openapi):
     assert set(component["required"]) <= set(body)
     assert {"average_follower", "lines"} <= set(body["stats"])
     assert body["id"] == scene.portfolio
+
+
+def test_an_empty_catalog_parameter_is_refused_not_read_as_left_out(scene):
+    anonymous = Client()
+    for query, code, field in (
+        ("list=&cursor=", "INVALID_LIST", "list"),
+        ("cursor=", "INVALID_CURSOR", "cursor"),
+        ("limit=", "INVALID_LIMIT", "limit"),
+        ("limit=+5", "INVALID_LIMIT", "limit"),
+    ):
+        refused(anonymous.get(f"/api/v1/catalog?{query}"), 400, code, field)
+    assert anonymous.get("/api/v1/catalog?list=all&limit=5").status_code == 200
+
+
+def test_a_blank_quantity_is_no_quantity_and_closes_nothing(scene):
+    """``{"quantity": ""}`` was read as null: the whole position closed."""
+    from copytrading.models import Position
+
+    position = Position.objects.get(account__portfolio__pk=scene.portfolio)
+    url = f"/api/v1/portfolios/{scene.portfolio}/positions/{position.pk}/close"
+    refused(scene.leader.post(url, {"quantity": ""}), 400, "INVALID", "quantity")
+    mirror = f"/api/v1/subscriptions/{scene.subscription}/positions/{scene.mirror}/close"
+    refused(scene.copier.post(mirror, {"quantity": " "}), 400, "INVALID", "quantity")
+    assert set(Position.objects.values_list("status", flat=True)) == {"open"}
+
+
+@pytest.mark.parametrize(("field", "value"), [("amount", 10), ("amount", 10.5), ("amount", True)])
+def test_decimals_are_json_strings(scene, field, value):
+    refused(scene.other.post("/api/v1/wallets/main/deposit", {field: value}), 400, "INVALID", field)
+
+
+@pytest.mark.parametrize("leverage", ["5", 5.0, True])
+def test_integers_are_json_integers(scene, leverage):
+    body = {"symbol": "BTC/USDT:USDT", "side": "buy", "quantity": "0.01", "leverage": leverage}
+    refused(scene.leader.post(f"/api/v1/portfolios/{scene.portfolio}/orders", body), 400, "INVALID", "leverage")
