@@ -245,14 +245,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Shared error answers, JSON-only bodies, honest decimal patterns (copytrading/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "copytrading.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "copytrading.api_errors.exception_handler",
-    # JSON bodies with NUL or unpaired surrogates are refused (copytrading/parsers.py).
-    "DEFAULT_PARSER_CLASSES": [
-        "copytrading.parsers.StrictJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form or multipart body answers 415 (docs/decisions.md). JSON
+    # bodies with NUL or unpaired surrogates are refused (copytrading/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["copytrading.parsers.StrictJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -262,6 +261,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Leaders trade; followers' isolated copy wallets mirror them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request components of their own: a required string there has minLength 1.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body's required fields are required (a re-price needs its price).
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- the product ----------------------------------------------------------------

@@ -81,7 +81,7 @@ api_v1 = [
         name="portfolio-withdrawals-csv",
     ),
     path("fees/caps", fees_api.MyCapsView.as_view(), name="fees-caps"),
-    path("fees/earnings", fees_api.MyEarningsView.as_view(), name="fees-earnings"),
+    path("fees/earnings", portfolios_fees_api.LeaderEarningsView.as_view(), name="fees-earnings"),
     path("subscriptions/<int:pk>/fees", followers_fees_api.SubscriptionFeesView.as_view(), name="subscription-fees"),
     path("catalog", catalog_api.CatalogListView.as_view(), name="catalog"),
     path("catalog/<int:pk>", catalog_api.CatalogDetailView.as_view(), name="catalog-detail"),

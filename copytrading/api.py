@@ -13,6 +13,7 @@ from copytrading.models import Instrument
 from copytrading.serializers import (
     AmountSerializer,
     InstrumentSerializer,
+    PriceSerializer,
     PriceSetSerializer,
     RegisterSerializer,
     TokenSerializer,
@@ -99,12 +100,11 @@ class PriceView(APIView):
             return [permissions.IsAdminUser()]
         return [permissions.AllowAny()]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=PriceSerializer(many=True))
     def get(self, request):
-        rows = Instrument.objects.filter(is_active=True).values_list("symbol", "mark_price", "price_updated_at")
-        return Response(
-            [{"symbol": s, "price": str(p) if p is not None else None, "updated_at": t} for s, p, t in rows]
-        )
+        rows = Instrument.objects.filter(is_active=True).values("symbol", "mark_price", "price_updated_at")
+        prices = [{"symbol": r["symbol"], "price": r["mark_price"], "updated_at": r["price_updated_at"]} for r in rows]
+        return Response(PriceSerializer(prices, many=True).data)
 
     @extend_schema(request=PriceSetSerializer, responses=InstrumentSerializer)
     def post(self, request):

@@ -6,4 +6,6 @@ class CopytradingConfig(AppConfig):
     verbose_name = "Trading core"
 
     def ready(self) -> None:
-        from copytrading import lookups  # noqa: F401  (registers the __any lookup)
+        from copytrading import lookups, strict_fields  # noqa: F401  (lookups registers the __any lookup)
+
+        strict_fields.install()

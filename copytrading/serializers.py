@@ -5,6 +5,25 @@ from copytrading.models import Account, Execution, Holding, Instrument, Order, P
 MONEY = {"max_digits": 28, "decimal_places": 8}
 
 
+class MoneyField(serializers.DecimalField):
+    """Every amount of money in the API: a string with exactly 8 places
+    ("0.00000000", never "0E-8"), at most 20 whole digits."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**MONEY, **kwargs})
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """A model's 8-place decimal columns (money, quantities) render through
+    MoneyField, like every hand-declared amount."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, field_kwargs = super().build_standard_field(field_name, model_field)
+        if field_class is serializers.DecimalField and field_kwargs.get("decimal_places") == MONEY["decimal_places"]:
+            field_class = MoneyField
+        return field_class, field_kwargs
+
+
 class RegisterSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
     password = serializers.CharField(max_length=128, write_only=True)
@@ -17,18 +36,18 @@ class TokenSerializer(serializers.Serializer):
 
 
 class AmountSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
 
 
-class WalletSerializer(serializers.ModelSerializer):
-    free = serializers.DecimalField(**MONEY, read_only=True)
+class WalletSerializer(ModelSerializer):
+    free = MoneyField(read_only=True)
 
     class Meta:
         model = Account
         fields = ["id", "kind", "currency", "balance", "locked", "free"]
 
 
-class InstrumentSerializer(serializers.ModelSerializer):
+class InstrumentSerializer(ModelSerializer):
     class Meta:
         model = Instrument
         fields = [
@@ -47,12 +66,18 @@ class InstrumentSerializer(serializers.ModelSerializer):
         ]
 
 
+class PriceSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    price = MoneyField(allow_null=True, help_text="The latest mark; null before the first price.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
 class PriceSetSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=40)
-    price = serializers.DecimalField(**MONEY)
+    price = MoneyField()
 
 
-class PositionSerializer(serializers.ModelSerializer):
+class PositionSerializer(ModelSerializer):
     symbol = serializers.CharField(source="instrument.symbol", read_only=True)
 
     class Meta:
@@ -76,13 +101,13 @@ class PositionSerializer(serializers.ModelSerializer):
         ]
 
 
-class HoldingSerializer(serializers.ModelSerializer):
+class HoldingSerializer(ModelSerializer):
     class Meta:
         model = Holding
         fields = ["asset", "quantity", "reserved", "cost_basis"]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ModelSerializer):
     symbol = serializers.CharField(source="instrument.symbol", read_only=True)
 
     class Meta:
@@ -103,7 +128,7 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
 
 
-class ExecutionSerializer(serializers.ModelSerializer):
+class ExecutionSerializer(ModelSerializer):
     event_kind = serializers.CharField(source="event.kind", read_only=True)
     event_seq = serializers.IntegerField(source="event.seq", read_only=True)
 
@@ -126,4 +151,4 @@ class ExecutionSerializer(serializers.ModelSerializer):
 
 
 class ClosePositionSerializer(serializers.Serializer):
-    quantity = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    quantity = MoneyField(required=False, allow_null=True)

@@ -2,18 +2,18 @@
 
 from rest_framework import serializers
 
+from copytrading.serializers import ModelSerializer, MoneyField
 from fees.models import FeeModel, LeaderWithdrawal
 
-MONEY = {"max_digits": 28, "decimal_places": 8}
 PCT = {"max_digits": 5, "decimal_places": 2}
 
 
 class WithdrawalCreateSerializer(serializers.Serializer):
     # Omitted: withdraw everything available (rounded down to whole cents).
-    amount = serializers.DecimalField(**MONEY, required=False, min_value=0)
+    amount = MoneyField(required=False, min_value=0)
 
 
-class WithdrawalSerializer(serializers.ModelSerializer):
+class WithdrawalSerializer(ModelSerializer):
     class Meta:
         model = LeaderWithdrawal
         fields = ["id", "portfolio_id", "amount", "requested_amount", "currency", "created_at"]
@@ -38,14 +38,14 @@ class CapsSerializer(serializers.Serializer):
 
 class FeeTotalSerializer(serializers.Serializer):
     count = serializers.IntegerField()
-    fees = serializers.DecimalField(**MONEY)
-    fees_due = serializers.DecimalField(**MONEY, required=False)
+    fees = MoneyField()
+    fees_due = MoneyField(required=False)
 
 
 class FeePeriodSerializer(serializers.Serializer):
     period = serializers.DateField()
     count = serializers.IntegerField()
-    fees = serializers.DecimalField(**MONEY)
+    fees = MoneyField()
 
 
 class SubscriptionFeesSerializer(serializers.Serializer):
@@ -58,26 +58,26 @@ class SubscriptionFeesSerializer(serializers.Serializer):
 class EarningPeriodSerializer(serializers.Serializer):
     period = serializers.DateField()
     count = serializers.IntegerField()
-    earned = serializers.DecimalField(**MONEY)
+    earned = MoneyField()
 
 
 class EarningFollowerSerializer(serializers.Serializer):
     subscription_id = serializers.IntegerField()
     follower = serializers.CharField()
     count = serializers.IntegerField()
-    earned = serializers.DecimalField(**MONEY)
-    fees = serializers.DecimalField(**MONEY)
+    earned = MoneyField()
+    fees = MoneyField()
 
 
 class EarningsSerializer(serializers.Serializer):
-    total_earned = serializers.DecimalField(**MONEY)
-    fees_charged = serializers.DecimalField(**MONEY)
-    platform_cut = serializers.DecimalField(**MONEY)
+    total_earned = MoneyField()
+    fees_charged = MoneyField()
+    platform_cut = MoneyField()
     accruals = serializers.IntegerField()
-    settled = serializers.DecimalField(**MONEY)
-    pending = serializers.DecimalField(**MONEY)
-    withdrawn = serializers.DecimalField(**MONEY)
-    available = serializers.DecimalField(**MONEY)
+    settled = MoneyField()
+    pending = MoneyField()
+    withdrawn = MoneyField()
+    available = MoneyField()
     follower_count = serializers.IntegerField()
     by_day = EarningPeriodSerializer(many=True)
     by_month = EarningPeriodSerializer(many=True)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from copytrading.serializers import MONEY
+from copytrading.serializers import ModelSerializer, MoneyField
 from copytrading.sizing import SizingModel
 from followers.models import Subscription, profit_share_due
 from followers.selectors import pause_detail, risk_views
@@ -17,9 +17,17 @@ class OptionalBooleanField(serializers.BooleanField):
     default_empty_html = serializers.empty
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class CopyWalletSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    balance = MoneyField()
+    locked = MoneyField()
+    free = MoneyField()
+    is_closed = serializers.BooleanField()
+
+
+class SubscriptionSerializer(ModelSerializer):
     portfolio_name = serializers.CharField(source="portfolio.name", read_only=True)
-    wallet = serializers.SerializerMethodField()
+    wallet = CopyWalletSerializer(source="copy_account", read_only=True)
     pause_detail = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
     profit_share_pct = serializers.SerializerMethodField(
@@ -54,16 +62,6 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "ended_at",
         ]
 
-    def get_wallet(self, obj) -> dict:
-        account = obj.copy_account
-        return {
-            "id": account.pk,
-            "balance": str(account.balance),
-            "locked": str(account.locked),
-            "free": str(account.free),
-            "is_closed": account.is_closed,
-        }
-
     def _risk(self, obj) -> dict:
         # The list view loads every subscription's risk at once; a single
         # one is loaded here, once for both fields.
@@ -87,14 +85,14 @@ class SettingsSerializer(serializers.Serializer):
 
     sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, required=False)
     multiplier = serializers.DecimalField(**WIDE, required=False, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    fixed_notional = MoneyField(required=False, allow_null=True)
     risk_factor = serializers.DecimalField(**WIDE, required=False, allow_null=True)
     leverage_override = serializers.IntegerField(required=False, allow_null=True)
     copy_margin = OptionalBooleanField(required=False)
     copy_spot = OptionalBooleanField(required=False)
     slippage_tolerance_pct = serializers.DecimalField(**WIDE, required=False, help_text="Percent, [0, 100].")
-    daily_loss_limit_realized = serializers.DecimalField(**MONEY, required=False, allow_null=True)
-    daily_loss_limit_unrealized = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    daily_loss_limit_realized = MoneyField(required=False, allow_null=True)
+    daily_loss_limit_unrealized = MoneyField(required=False, allow_null=True)
     margin_call_level_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
     max_drawdown_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
     max_open_positions = serializers.IntegerField(required=False, allow_null=True)
@@ -103,7 +101,7 @@ class SettingsSerializer(serializers.Serializer):
 
 class SubscribeSerializer(SettingsSerializer):
     portfolio = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
     template = serializers.CharField(
         max_length=40,
         required=False,
@@ -117,7 +115,7 @@ class SubscribeSerializer(SettingsSerializer):
 
 
 class MoneyMoveSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
     idempotency_key = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
 
 
@@ -126,15 +124,15 @@ class UnfollowResultSerializer(serializers.Serializer):
     closed_positions = serializers.IntegerField()
     cancelled_orders = serializers.IntegerField()
     sold_holdings = serializers.IntegerField()
-    returned = serializers.DecimalField(**MONEY)
+    returned = MoneyField()
     already_ended = serializers.BooleanField()
 
 
 class CommitmentSerializer(serializers.Serializer):
-    main_balance = serializers.DecimalField(**MONEY)
-    main_free = serializers.DecimalField(**MONEY)
-    committed = serializers.DecimalField(**MONEY, help_text="Σ balances of the live copy wallets.")
-    invested = serializers.DecimalField(**MONEY, help_text="Σ capital paid into live copies, net of withdrawals.")
+    main_balance = MoneyField()
+    main_free = MoneyField()
+    committed = MoneyField(help_text="Σ balances of the live copy wallets.")
+    invested = MoneyField(help_text="Σ capital paid into live copies, net of withdrawals.")
     active = serializers.IntegerField()
     paused = serializers.IntegerField()
     ended = serializers.IntegerField()

@@ -51,6 +51,12 @@ def subscription_create(
     return _subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
 
 
+# Subscribing with neither a template nor any sizing setting copies with this
+# platform template (docs/api.md, "Copy templates").
+DEFAULT_TEMPLATE = "balanced"
+SIZING_FIELDS = frozenset({"sizing_model", "multiplier", "fixed_notional", "risk_factor"})
+
+
 @transaction.atomic
 def _subscription_open(
     *,
@@ -77,6 +83,9 @@ def _subscription_open(
         raise DomainError(
             "BELOW_MIN_INVESTMENT", f"This portfolio needs at least {portfolio.min_investment}.", field="amount"
         )
+    if template in (None, "") and not SIZING_FIELDS & explicit.keys():
+        # Nothing says how to size the copies: the documented default applies.
+        template = DEFAULT_TEMPLATE
     chosen = template_resolve(portfolio=portfolio, template=template) if template not in (None, "") else None
     resolved = copy_settings.resolve(
         template_values=chosen.values if chosen else None, explicit=explicit, amount=amount

@@ -18,12 +18,15 @@ from copytrading.serializers import (
 from portfolios import services
 from portfolios.models import Portfolio
 from portfolios.serializers import (
+    LeaderEventsSerializer,
     OrderPlaceSerializer,
     OrderRepriceSerializer,
     PortfolioCreateSerializer,
+    PortfolioDetailSerializer,
     PortfolioSerializer,
     PortfolioUpdateSerializer,
     PositionEditSerializer,
+    TpslBatchRequestSerializer,
     TpslBatchSerializer,
     TpslItemSerializer,
     TpslSerializer,
@@ -37,7 +40,7 @@ def my_portfolio(request, pk) -> Portfolio:
 
 
 def _events_body(events):
-    return {"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind, "payload": e.payload} for e in events]}
+    return LeaderEventsSerializer({"events": events}).data
 
 
 class PortfolioListView(APIView):
@@ -54,15 +57,9 @@ class PortfolioListView(APIView):
 
 
 class PortfolioDetailView(APIView):
-    @extend_schema(responses=PortfolioSerializer)
+    @extend_schema(responses=PortfolioDetailSerializer)
     def get(self, request, pk):
-        portfolio = my_portfolio(request, pk)
-        body = PortfolioSerializer(portfolio).data
-        account = portfolio.trading_account
-        body["trading_account"] = TradingAccountSerializer(
-            {"id": account.pk, "balance": account.balance, "locked": account.locked, "free": account.free}
-        ).data
-        return Response(body)
+        return Response(PortfolioDetailSerializer(my_portfolio(request, pk)).data)
 
     @extend_schema(request=PortfolioUpdateSerializer, responses=PortfolioSerializer)
     def patch(self, request, pk):
@@ -103,7 +100,7 @@ class PortfolioOrderView(APIView):
         orders = Order.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
         return Response(OrderSerializer(orders.order_by("-id")[:200], many=True).data)
 
-    @extend_schema(request=OrderPlaceSerializer, responses={201: dict})
+    @extend_schema(request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer})
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
         if isinstance(request.data, dict) and isinstance(request.data.get("type"), str):
@@ -128,7 +125,7 @@ class PortfolioOrderView(APIView):
 class PortfolioOrderDetailView(APIView):
     """A resting limit order: PATCH re-prices it, DELETE cancels it."""
 
-    @extend_schema(request=OrderRepriceSerializer, responses={200: dict})
+    @extend_schema(request=OrderRepriceSerializer, responses={200: LeaderEventsSerializer})
     def patch(self, request, pk, order_pk):
         portfolio = my_portfolio(request, pk)
         s = OrderRepriceSerializer(data=request.data)
@@ -138,7 +135,7 @@ class PortfolioOrderDetailView(APIView):
         )
         return Response(_events_body([event]))
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: LeaderEventsSerializer})
     def delete(self, request, pk, order_pk):
         portfolio = my_portfolio(request, pk)
         event = services.portfolio_order_cancel(portfolio=portfolio, order_id=order_pk)
@@ -146,7 +143,7 @@ class PortfolioOrderDetailView(APIView):
 
 
 class PortfolioOrderCancelView(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: LeaderEventsSerializer})
     def post(self, request, pk, order_pk):
         portfolio = my_portfolio(request, pk)
         event = services.portfolio_order_cancel(portfolio=portfolio, order_id=order_pk)
@@ -165,15 +162,16 @@ class PortfolioPositionListView(APIView):
 
 
 class PortfolioPositionCloseView(APIView):
-    @extend_schema(request=ClosePositionSerializer, responses={201: dict})
+    @extend_schema(request=ClosePositionSerializer, responses={200: LeaderEventsSerializer})
     def post(self, request, pk, position_pk):
+        # 200: an action on an existing position (201 is for a new resource; docs/api.md).
         portfolio = my_portfolio(request, pk)
         s = ClosePositionSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         event = services.portfolio_position_close(
             portfolio=portfolio, position_id=position_pk, quantity=s.validated_data.get("quantity")
         )
-        return Response(_events_body([event]), status=status.HTTP_201_CREATED)
+        return Response(_events_body([event]))
 
 
 MULTI_LEVEL_KEYS = ("take_profits", "stop_losses", "levels", "tp_levels", "sl_levels")
@@ -215,7 +213,7 @@ def _tpsl_values(body, serializer_class, prefix: str = "") -> dict:
 
 
 class PortfolioPositionTpslView(APIView):
-    @extend_schema(request=TpslSerializer, responses={200: dict})
+    @extend_schema(request=TpslSerializer, responses={200: LeaderEventsSerializer})
     def post(self, request, pk, position_pk):
         portfolio = my_portfolio(request, pk)
         values = _tpsl_values(request.data, TpslSerializer)
@@ -227,7 +225,9 @@ class PortfolioPositionTpslBatchView(APIView):
     """TP/SL for several positions at once: all of them or none."""
 
     @extend_schema(
-        request=TpslBatchSerializer, responses={200: dict}, operation_id="v1_portfolios_positions_tpsl_batch"
+        request=TpslBatchRequestSerializer,
+        responses={200: LeaderEventsSerializer},
+        operation_id="v1_portfolios_positions_tpsl_batch",
     )
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
@@ -242,7 +242,7 @@ class PortfolioPositionTpslBatchView(APIView):
 
 
 class PortfolioPositionDetailView(APIView):
-    @extend_schema(request=PositionEditSerializer, responses={200: dict})
+    @extend_schema(request=PositionEditSerializer, responses={200: LeaderEventsSerializer})
     def patch(self, request, pk, position_pk):
         """Edit the leader's open position's leverage (not propagated to followers)."""
         portfolio = my_portfolio(request, pk)

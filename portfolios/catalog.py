@@ -113,7 +113,8 @@ def parse_sort(raw: str) -> tuple[tuple[str, bool], ...]:
 
 def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
     """Validate query parameters (REST query string or GraphQL arguments)."""
-    list_name = str(params.get("list") or "all")
+    # A parameter given empty is not a parameter left out: "list=" is no list.
+    list_name = str(params["list"] if params.get("list") is not None else "all")
     if list_name not in LISTS:
         raise _invalid("INVALID_LIST", f"list is one of {', '.join(LISTS)}.", "list")
     modes: tuple[str, ...] = ()
@@ -138,14 +139,16 @@ def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
             raise _invalid("INVALID_FILTER", "has_open_slots is true or false.", "has_open_slots")
         open_slots = open_slots.lower() in ("true", "1")
     sort = parse_sort(str(params.get("sort") or DEFAULT_SORT))
-    try:
-        limit = int(params.get("limit") or DEFAULT_LIMIT)
-    except (TypeError, ValueError):
-        raise _invalid("INVALID_LIMIT", f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
+    limit = params["limit"] if params.get("limit") is not None else DEFAULT_LIMIT
+    if isinstance(limit, str):  # a query string: plain ASCII digits ("+5", " 5" are no limit)
+        limit = int(limit) if limit.isascii() and limit.isdigit() else 0
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise _invalid("INVALID_LIMIT", f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit")
     query = CatalogQuery(list_name, modes, tuple(ranges), open_slots, sort, limit)
     cursor = params.get("cursor")
+    if cursor == "":
+        detail = "cursor is the next_cursor of the previous page; leave it out for the first."
+        raise _invalid("INVALID_CURSOR", detail, "cursor")
     if cursor:
         query = CatalogQuery(**{**query.__dict__, "after": decode_cursor(str(cursor), query)})
     return query

@@ -17,33 +17,37 @@ from copytrading.outages import cache_get, cache_set
 from portfolios import catalog, stats
 from portfolios.api import my_portfolio
 from portfolios.catalog_serializers import (
+    CatalogDetailSerializer,
     CatalogPageSerializer,
     ClosedTradePageSerializer,
+    FavoriteSerializer,
     PortfolioStatsSerializer,
     ScoreSerializer,
 )
 from portfolios.models import Portfolio, StatsLine
 from portfolios.ranking import SCORE_PLACES
-from portfolios.serializers import PortfolioSerializer
 
 drf_datetime = DateTimeField().to_representation
+
+# A range bound: any decimal (exponent allowed; clamped, see docs/api.md), or empty for none.
+RANGE_BOUND = {"type": "string", "pattern": r"^(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?$"}
 
 CATALOG_PARAMETERS = [
     OpenApiParameter("list", str, enum=list(catalog.LISTS), description="margin / spot / all / favorites"),
     OpenApiParameter("mode", str, description="portfolio mode(s), comma-separated: margin, spot, all"),
     *[
-        OpenApiParameter(f"{prefix}_{end}", str, description=f"{end}imum {prefix.replace('_', ' ')}")
+        OpenApiParameter(f"{prefix}_{end}", RANGE_BOUND, description=f"{end}imum {prefix.replace('_', ' ')}")
         for prefix in catalog.RANGES
         for end in ("min", "max")
     ],
-    OpenApiParameter("has_open_slots", bool),
+    OpenApiParameter("has_open_slots", str, enum=["true", "false", "1", "0"]),
     OpenApiParameter(
         "sort",
         str,
         description="comma-separated keys (score, roi, pnl, followers, win_rate, created_at, newest); '-' descending",
     ),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": catalog.MAX_LIMIT}),
+    OpenApiParameter("cursor", {"type": "string", "minLength": 1}, description="next_cursor of the previous page"),
 ]
 
 
@@ -120,15 +124,14 @@ class CatalogListView(APIView):
 class CatalogDetailView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=PortfolioStatsSerializer)
+    @extend_schema(responses=CatalogDetailSerializer)
     def get(self, request, pk):
         portfolio = public_portfolio(pk)
-        body = PortfolioSerializer(portfolio).data
-        body["stats"] = PortfolioStatsSerializer(stats.portfolio_stats(portfolio_id=portfolio.pk)).data
-        body["is_favorite"] = bool(
-            request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists()
-        )
-        return Response(body)
+        context = {
+            "stats": stats.portfolio_stats(portfolio_id=portfolio.pk),
+            "is_favorite": request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists(),
+        }
+        return Response(CatalogDetailSerializer(portfolio, context=context).data)
 
 
 class CatalogScoreHistoryView(APIView):
@@ -144,21 +147,22 @@ def closed_trades_body(request, portfolio: Portfolio) -> dict:
     line = request.query_params.get("line", StatsLine.MARGIN)
     if line not in (StatsLine.MARGIN, StatsLine.SPOT):
         raise DomainError("INVALID_LINE", "line is margin or spot.", field="line")
-    try:
-        before = int(request.query_params["before"]) if request.query_params.get("before") else None
-        limit = int(request.query_params.get("limit") or 50)
-    except ValueError:
-        raise DomainError("INVALID_FILTER", "before and limit are whole numbers.", field="before") from None
-    if not 1 <= limit <= 200:
+    before = request.query_params.get("before")
+    if before is not None:
+        if not before.isascii() or not before.isdigit():
+            raise DomainError("INVALID_FILTER", "before is a trade id (a whole number).", field="before")
+        before = int(before)
+    limit = request.query_params.get("limit", "50")
+    if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= 200:
         raise DomainError("INVALID_LIMIT", "limit is a whole number from 1 to 200.", field="limit")
-    trades, next_before = stats.closed_trades_page(portfolio=portfolio, line=line, before=before, limit=limit)
+    trades, next_before = stats.closed_trades_page(portfolio=portfolio, line=line, before=before, limit=int(limit))
     return ClosedTradePageSerializer({"line": line, "results": trades, "next_before": next_before}).data
 
 
 CLOSED_PARAMETERS = [
     OpenApiParameter("line", str, enum=["margin", "spot"]),
-    OpenApiParameter("before", int, description="next_before of the previous page"),
-    OpenApiParameter("limit", int),
+    OpenApiParameter("before", {"type": "integer", "minimum": 0}, description="next_before of the previous page"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
 ]
 
 
@@ -193,11 +197,12 @@ class FavoriteListView(APIView):
 
 
 class FavoriteDetailView(APIView):
-    @extend_schema(request=None, responses={201: dict, 200: dict})
+    @extend_schema(request=None, responses={201: FavoriteSerializer, 200: FavoriteSerializer})
     def put(self, request, pk):
         _, created = catalog.favorite_add(user=request.user, portfolio_id=pk)
         return Response(
-            {"portfolio": pk, "is_favorite": True}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            FavoriteSerializer({"portfolio": pk, "is_favorite": True}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(request=None, responses={204: None})

@@ -1,15 +1,17 @@
 """Response shapes of the catalog, statistics and favorites endpoints."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from copytrading.serializers import MONEY
+from copytrading.serializers import MoneyField
+from portfolios.serializers import PortfolioSerializer
 
 PCT2 = {"max_digits": 16, "decimal_places": 2}
 SCORE = {"max_digits": 7, "decimal_places": 6}
 
 
 class CatalogStatsSerializer(serializers.Serializer):
-    pnl = serializers.DecimalField(**MONEY)
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
     win_rate_pct = serializers.DecimalField(**PCT2)
     trade_count = serializers.IntegerField()
@@ -27,7 +29,7 @@ class CatalogItemSerializer(serializers.Serializer):
     leader = serializers.CharField(source="portfolio.leader.username")
     description = serializers.CharField(source="portfolio.description")
     mode = serializers.CharField(source="portfolio.mode")
-    min_investment = serializers.DecimalField(**MONEY, source="portfolio.min_investment")
+    min_investment = MoneyField(source="portfolio.min_investment")
     profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, source="portfolio.profit_share_pct")
     created_at = serializers.DateTimeField(source="portfolio.created_at")
     line = serializers.CharField()
@@ -51,7 +53,7 @@ class CatalogPageSerializer(serializers.Serializer):
 
 
 class LineStatsSerializer(serializers.Serializer):
-    pnl = serializers.DecimalField(**MONEY)
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
     win_rate_pct = serializers.DecimalField(**PCT2)
     trade_count = serializers.IntegerField()
@@ -66,13 +68,13 @@ class LineStatsSerializer(serializers.Serializer):
 class FollowerDaySerializer(serializers.Serializer):
     day = serializers.DateField()
     followers = serializers.IntegerField()
-    pnl = serializers.DecimalField(**MONEY)
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
 
 
 class AverageFollowerSerializer(serializers.Serializer):
     followers = serializers.IntegerField()
-    pnl = serializers.DecimalField(**MONEY)
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
     series = FollowerDaySerializer(many=True)
 
@@ -98,7 +100,7 @@ class ScoreSerializer(serializers.Serializer):
 class ClosedTradeSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="ref")
     closed_at = serializers.DateTimeField(source="at")
-    pnl = serializers.DecimalField(**MONEY)
+    pnl = MoneyField()
 
 
 class ClosedTradePageSerializer(serializers.Serializer):
@@ -110,22 +112,45 @@ class ClosedTradePageSerializer(serializers.Serializer):
 class FollowerStatsRowSerializer(serializers.Serializer):
     subscription = serializers.IntegerField()
     portfolio = serializers.IntegerField()
-    funded = serializers.DecimalField(**MONEY)
-    withdrawn = serializers.DecimalField(**MONEY)
-    equity = serializers.DecimalField(**MONEY)
-    pnl = serializers.DecimalField(**MONEY)
+    funded = MoneyField()
+    withdrawn = MoneyField()
+    equity = MoneyField()
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
-    fees_paid = serializers.DecimalField(**MONEY)
+    fees_paid = MoneyField()
 
 
 class FollowerTotalSerializer(serializers.Serializer):
-    funded = serializers.DecimalField(**MONEY)
-    withdrawn = serializers.DecimalField(**MONEY)
-    pnl = serializers.DecimalField(**MONEY)
+    funded = MoneyField()
+    withdrawn = MoneyField()
+    pnl = MoneyField()
     roi_pct = serializers.DecimalField(**PCT2)
-    fees_paid = serializers.DecimalField(**MONEY)
+    fees_paid = MoneyField()
 
 
 class FollowerStatsSerializer(serializers.Serializer):
     subscriptions = FollowerStatsRowSerializer(many=True)
     total = FollowerTotalSerializer()
+
+
+class CatalogDetailSerializer(PortfolioSerializer):
+    """GET catalog/{id}: the public portfolio, its statistics (context
+    ``stats``) and whether the reader marked it (context ``is_favorite``)."""
+
+    stats = serializers.SerializerMethodField()
+    is_favorite = serializers.SerializerMethodField()
+
+    class Meta(PortfolioSerializer.Meta):
+        fields = [*PortfolioSerializer.Meta.fields, "stats", "is_favorite"]
+
+    @extend_schema_field(PortfolioStatsSerializer)
+    def get_stats(self, obj) -> dict:
+        return PortfolioStatsSerializer(self.context["stats"]).data
+
+    def get_is_favorite(self, obj) -> bool:
+        return bool(self.context["is_favorite"])
+
+
+class FavoriteSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField()
+    is_favorite = serializers.BooleanField()

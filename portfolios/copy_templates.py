@@ -63,6 +63,11 @@ def template_resolve(*, portfolio: Portfolio, template: str | int) -> TemplateVi
         t = DEFAULT_TEMPLATES[key]
         return TemplateView(t.key, t.name, t.description, True, dict(t.values))
     found = CopyTemplate.objects.filter(portfolio=portfolio, pk=int(key)).first() if key.isdigit() else None
+    if found is None and key.isdigit():
+        # An id: another portfolio's template is not found, like any foreign id.
+        raise DomainError(
+            "UNKNOWN_TEMPLATE", f"There is no template {template!r} for this portfolio.", field="template", status=404
+        )
     if found is None:
         raise DomainError(
             "UNKNOWN_TEMPLATE",

@@ -6,13 +6,14 @@ import csv
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading.errors import DomainError
+from copytrading.errors import DomainError, NotFound
 from fees import selectors, services
 from fees.serializers import EarningsSerializer, FeeModelSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
 from portfolios.fee_settings import portfolio_fee_model_set
@@ -24,6 +25,28 @@ CSV_COLUMNS = ["id", "created_at", "portfolio_id", "amount", "requested_amount",
 def _owned_portfolio_id(request, pk: int) -> int:
     # Another leader's portfolio is simply not found.
     return get_object_or_404(Portfolio.objects.only("pk"), pk=pk, leader=request.user).pk
+
+
+class LeaderEarningsView(APIView):
+    """Profit share the caller earned as a leader, over all their portfolios
+    or one (``?portfolio=ID``). Another leader's portfolio is not found (404),
+    as on ``portfolios/{id}/earnings``."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("portfolio", int, required=False, description="one of your portfolios")],
+        responses=EarningsSerializer,
+    )
+    def get(self, request):
+        raw = request.query_params.get("portfolio")
+        portfolio_id = None
+        if raw not in (None, ""):
+            if not raw.isdigit():
+                raise DomainError("INVALID", "portfolio must be a portfolio id.", field="portfolio")
+            if not Portfolio.objects.filter(pk=int(raw), leader=request.user).exists():
+                raise NotFound("portfolio", field="portfolio")
+            portfolio_id = int(raw)
+        body = selectors.leader_earnings(leader_id=request.user.pk, portfolio_id=portfolio_id)
+        return Response(EarningsSerializer(body).data)
 
 
 class PortfolioFeeModelView(APIView):
@@ -56,7 +79,17 @@ class PortfolioEarningsView(APIView):
 
 
 class PortfolioWithdrawalListView(APIView):
-    @extend_schema(responses=WithdrawalSerializer(many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "WithdrawalPage",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.CharField(allow_null=True),
+                "previous": serializers.CharField(allow_null=True),
+                "results": WithdrawalSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request, pk):
         portfolio_id = _owned_portfolio_id(request, pk)
         paginator = LimitOffsetPagination()
@@ -87,7 +120,27 @@ class _Echo:
         return value
 
 
+class CSVRenderer(BaseRenderer):
+    """Lets content negotiation accept ``Accept: text/csv``. The view streams
+    its own CSV body; only errors reach a renderer, and they are JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
+
+
 class PortfolioWithdrawalCsvView(APIView):
+    renderer_classes = [CSVRenderer, JSONRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response):  # an error: JSON, like every error under /api/
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="One row per withdrawal, newest first")})
     def get(self, request, pk):
         portfolio_id = _owned_portfolio_id(request, pk)

@@ -1,10 +1,10 @@
 from rest_framework import serializers
 
-from copytrading.serializers import MONEY
+from copytrading.serializers import ModelSerializer, MoneyField
 from portfolios.models import Portfolio, PortfolioMode
 
 
-class PortfolioSerializer(serializers.ModelSerializer):
+class PortfolioSerializer(ModelSerializer):
     leader = serializers.CharField(source="leader.username", read_only=True)
     profit_share_pct = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, help_text='Percent of each profit, e.g. "15.00" for 15 %.'
@@ -41,7 +41,7 @@ class PortfolioCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=PortfolioMode.choices, default=PortfolioMode.MARGIN)
-    min_investment = serializers.DecimalField(**MONEY, min_value=0, required=False, default=0)
+    min_investment = MoneyField(min_value=0, required=False, default=0)
     profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, min_value=0, max_value=100, default=0)
     is_public = serializers.BooleanField(default=True)
     # Shape only here; portfolios/validation.py gives the stable codes.
@@ -58,7 +58,7 @@ class PortfolioUpdateSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    min_investment = serializers.DecimalField(**MONEY, required=False)
+    min_investment = MoneyField(required=False)
     profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, required=False)
     is_public = serializers.BooleanField(required=False)
     passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
@@ -73,31 +73,54 @@ class PortfolioCloseSerializer(serializers.Serializer):
 
 class TradingAccountSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    balance = serializers.DecimalField(**MONEY)
-    locked = serializers.DecimalField(**MONEY)
-    free = serializers.DecimalField(**MONEY)
+    balance = MoneyField()
+    locked = MoneyField()
+    free = MoneyField()
+
+
+class PortfolioDetailSerializer(PortfolioSerializer):
+    """The leader's own view: the portfolio and its trading account."""
+
+    trading_account = TradingAccountSerializer(read_only=True)
+
+    class Meta(PortfolioSerializer.Meta):
+        fields = [*PortfolioSerializer.Meta.fields, "trading_account"]
+
+
+class LeaderEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    seq = serializers.IntegerField(help_text="The event's sequence number within its portfolio.")
+    kind = serializers.CharField(help_text="position_open, position_close, limit_placed, tpsl_set, ...")
+    payload = serializers.DictField(help_text="What followers are copied from (instrument, side, sizes, prices).")
+
+
+class LeaderEventsSerializer(serializers.Serializer):
+    """What a leader's order, close, cancel or TP/SL change committed: the
+    leader events propagated to followers, in order."""
+
+    events = LeaderEventSerializer(many=True)
 
 
 class OrderPlaceSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=40)
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    quantity = serializers.DecimalField(**MONEY)
+    quantity = MoneyField()
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     # market or limit; other types are refused by the service with their own
     # codes (ADVANCED_ORDER_NOT_SUPPORTED, STOP_ORDER_NOT_SUPPORTED_FOR_COPY).
     type = serializers.CharField(max_length=20, default="market")
-    price = serializers.DecimalField(**MONEY, required=False, allow_null=True, help_text="The limit price.")
+    price = MoneyField(required=False, allow_null=True, help_text="The limit price.")
 
 
 class OrderRepriceSerializer(serializers.Serializer):
-    price = serializers.DecimalField(**MONEY)
+    price = MoneyField()
 
 
 class TpslSerializer(serializers.Serializer):
     """One TP and one SL; an omitted one stays, null clears it."""
 
-    take_profit = serializers.DecimalField(**MONEY, required=False, allow_null=True)
-    stop_loss = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    take_profit = MoneyField(required=False, allow_null=True)
+    stop_loss = MoneyField(required=False, allow_null=True)
 
 
 class TpslItemSerializer(TpslSerializer):
@@ -105,7 +128,14 @@ class TpslItemSerializer(TpslSerializer):
 
 
 class TpslBatchSerializer(serializers.Serializer):
+    # Each item is checked by the view (multi-level TP/SL has its own code).
     items = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+class TpslBatchRequestSerializer(serializers.Serializer):
+    """The batch's documented shape: 1 to 100 items, one per position."""
+
+    items = serializers.ListField(child=TpslItemSerializer(), min_length=1, max_length=100)
 
 
 class PositionEditSerializer(serializers.Serializer):

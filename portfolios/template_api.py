@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading.serializers import MONEY
+from copytrading.serializers import MoneyField
 from copytrading.sizing import SizingModel
 from portfolios import copy_templates
 from portfolios.models import CopyTemplate, Portfolio
@@ -30,7 +30,7 @@ class TemplateSerializer(serializers.Serializer):
     platform = serializers.BooleanField()
     sizing_model = serializers.CharField()
     multiplier = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, allow_null=True)
+    fixed_notional = MoneyField(allow_null=True)
     risk_factor = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
     leverage_override = serializers.IntegerField(allow_null=True)
     copy_margin = serializers.BooleanField()
@@ -58,7 +58,7 @@ class TemplateWriteSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, required=False)
     multiplier = serializers.DecimalField(**PCT, required=False, allow_null=True)
-    fixed_notional = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    fixed_notional = MoneyField(required=False, allow_null=True)
     risk_factor = serializers.DecimalField(**PCT, required=False, allow_null=True)
     leverage_override = serializers.IntegerField(required=False, allow_null=True)
     copy_margin = OptionalBooleanField(required=False)
@@ -70,6 +70,10 @@ class TemplateWriteSerializer(serializers.Serializer):
     max_drawdown_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
     max_open_positions = serializers.IntegerField(required=False, allow_null=True)
     max_exposure_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
+
+
+class TemplateCreateSerializer(TemplateWriteSerializer):
+    name = serializers.CharField(max_length=60)
 
 
 def _readable_portfolio(request, pk) -> Portfolio:
@@ -91,14 +95,12 @@ class PortfolioTemplateListView(APIView):
     def get(self, request, pk):
         return Response([_body(t) for t in copy_templates.templates_of(_readable_portfolio(request, pk))])
 
-    @extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer})
+    @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateSerializer})
     def post(self, request, pk):
         portfolio = _own_portfolio(request, pk)
-        s = TemplateWriteSerializer(data=request.data)
+        s = TemplateCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = dict(s.validated_data)
-        if "name" not in data:
-            raise serializers.ValidationError({"name": ["This field is required."]}, code="required")
         template = copy_templates.copy_template_create(portfolio=portfolio, **data)
         view = copy_templates.template_resolve(portfolio=portfolio, template=template.pk)
         return Response(_body(view), status=status.HTTP_201_CREATED)

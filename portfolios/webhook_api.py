@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from copytrading.errors import DomainError, NotFound
 from copytrading.parsers import DETAIL as INVALID_TEXT_DETAIL
 from copytrading.parsers import invalid_text_path
-from copytrading.serializers import MONEY
+from copytrading.serializers import MoneyField
 from copytrading.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_verify
 from portfolios.models import Portfolio
 from portfolios.webhooks import MARKET, SIGNAL_TYPES, portfolio_signal_receive, portfolio_webhook_secret_rotate
@@ -36,12 +36,10 @@ class SignalSerializer(serializers.Serializer):
             ("sell", "sell: go short or reduce a long (spot: sell the asset)"),
         ]
     )
-    quantity = serializers.DecimalField(**MONEY)
+    quantity = MoneyField()
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     type = serializers.ChoiceField(choices=SIGNAL_TYPES, default=MARKET)
-    price = serializers.DecimalField(
-        **MONEY, required=False, help_text="The limit price (type limit); optional for not-copied types."
-    )
+    price = MoneyField(required=False, help_text="The limit price (type limit); optional for not-copied types.")
 
 
 class WebhookSecretSerializer(serializers.Serializer):

@@ -192,7 +192,7 @@ def test_subscribing_to_another_leaders_private_portfolio(scene, unchanged):
         ({"multiplier": "0"}, "multiplier"),
         ({"multiplier": "-0.1"}, "multiplier"),
         ({"multiplier": "1.00000001"}, "multiplier"),
-        ({}, "multiplier"),  # progressive without a multiplier
+        # Nothing at all is the Balanced default (test_api_defects.py), not an error.
         ({"sizing_model": "fixed", "fixed_notional": "0"}, "fixed_notional"),
         ({"sizing_model": "adaptive", "risk_factor": "3.01"}, "risk_factor"),
         ({"sizing_model": "adaptive", "risk_factor": "-0.01"}, "risk_factor"),

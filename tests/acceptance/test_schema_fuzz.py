@@ -1,13 +1,23 @@
-"""Schemathesis over the whole OpenAPI schema, in process: no generated
-request, valid or not, may get a 5xx, and every JSON 4xx is our error format.
+"""Schemathesis over the whole OpenAPI schema, in process, with ALL its
+checks: no server error, every status code, content type, header and body
+documented, schema-valid requests accepted and schema-invalid ones refused,
+auth not ignored, every JSON 4xx in our error format.
 
 Each operation gets a few derandomized examples (schemathesis's coverage-phase
 boundary cases plus hypothesis draws), sent twice: once as generated and once
 with the path's ids pointing at real rows of a small world (a leader's
-portfolio with an open position and a resting order, a subscription with a
-mirror), so the handlers behind the 404s are reached too. The caller is a
-staff user who is both a leader and a follower. About 6,500 requests over the
-65 operations, ~40 s on SQLite or PostgreSQL.
+portfolio with an open position, a resting order and a webhook secret, a
+subscription with a mirror), so the handlers behind the 404s are reached too.
+The caller is a staff user who is both a leader and a follower. About 6,500
+requests over the 65 operations (plus the checks' own re-sends, e.g. without
+auth): about 2 minutes on SQLite on a quiet machine, 4-8 when it is busy.
+
+Tuned checks (docs/decisions.md, "the schema tells the truth"):
+- positive_data_acceptance: a schema-valid request may be refused with 400 when
+  the error's code is a domain rule (INSUFFICIENT_FUNDS, OUT_OF_RANGE,
+  UNKNOWN_INSTRUMENT, ...): rules over balances, other fields or the market
+  that no JSON Schema can state. A shape code (INVALID_REQUIRED, INVALID_BLANK,
+  INVALID, ...) on a schema-valid request is still a failure: the schema lied.
 
 The first full fuzz (against PostgreSQL, over HTTP) and the bugs it found are in
 docs/decisions.md; tests/acceptance/test_fuzz_regressions.py pins each of them.
@@ -24,6 +34,7 @@ from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import content_type_conformance, positive_data_acceptance
 
 from copytrading.models import Order, Position
 from followers.models import Subscription
@@ -31,6 +42,41 @@ from tests.acceptance.test_bad_input import BTC_PERP, client_for, ok
 from tests.factories import StaffFactory, UserFactory
 
 EXAMPLES = 3  # per operation; each example is sent twice
+
+# The codes DRF's fields (and the catalog's parameter parsing) give a body or
+# query the schema should already have refused: on a schema-valid request they
+# mean the schema and the serializer disagree. (INVALID_CURSOR is not one: a
+# cursor is an opaque token only the server can tell from a forged one.)
+SHAPE_CODES = frozenset(
+    {
+        "INVALID",
+        "INVALID_REQUIRED",
+        "INVALID_NULL",
+        "INVALID_BLANK",
+        "INVALID_MAX_LENGTH",
+        "INVALID_MIN_LENGTH",
+        "INVALID_MAX_VALUE",
+        "INVALID_MIN_VALUE",
+        "INVALID_MAX_DIGITS",
+        "INVALID_MAX_DECIMAL_PLACES",
+        "INVALID_MAX_WHOLE_DIGITS",
+        "INVALID_MAX_STRING_LENGTH",
+        "INVALID_CHOICE",
+        "INVALID_NOT_A_LIST",
+        "INVALID_NOT_A_DICT",
+        "INVALID_EMPTY",
+        "INVALID_LIMIT",
+        "INVALID_FILTER",
+        "INVALID_LIST",
+        "PARSE_ERROR",
+        "UNSUPPORTED_MEDIA_TYPE",
+    }
+)
+
+# Issue #11 point 10 (another branch) makes a path the URL resolver does not
+# match (``/subscriptions/-1``) answer JSON; until it is merged, that one HTML
+# 404 is not held against the schema. Set to False after merging.
+RESOLVER_HTML_404_TOLERATED = True
 
 
 def _load_schema():
@@ -73,6 +119,7 @@ class World:
             )
         )["id"]
         ok(me.put(f"/api/v1/favorites/{theirs}"))
+        ok(me.post(f"/api/v1/portfolios/{mine}/webhook-secret"))  # the webhook's checks are reached
         with capture(execute=True):
             ok(leader.post(f"/api/v1/portfolios/{theirs}/orders", order, format="json"))
 
@@ -126,13 +173,55 @@ def world(instruments, django_capture_on_commit_callbacks):
         request_finished.connect(close_old_connections)
 
 
-def _assert_no_server_error(case, response) -> None:
+def _resolver_html_404(response) -> bool:
+    content_type = response.headers.get("Content-Type") or response.headers.get("content-type") or ""
+    if isinstance(content_type, list):
+        content_type = content_type[0]
+    return RESOLVER_HTML_404_TOLERATED and response.status_code == 404 and content_type.startswith("text/html")
+
+
+def positive_data_acceptance_but_domain_rules(ctx, response, case):
+    """positive_data_acceptance, except a 400 with a domain rule's code."""
+    if response.status_code == 400 and case.meta is not None and case.meta.generation.mode.is_positive:
+        try:
+            code = json.loads(response.content).get("code")
+        except (ValueError, AttributeError):
+            code = None
+        if code and code not in SHAPE_CODES:
+            return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+def content_type_conformance_but_resolver_404(ctx, response, case):
+    if _resolver_html_404(response):
+        return None
+    return content_type_conformance(ctx, response, case)
+
+
+TUNED = [positive_data_acceptance_but_domain_rules, content_type_conformance_but_resolver_404]
+REPLACED = [positive_data_acceptance, content_type_conformance]
+
+
+def _assert_error_shape(case, response) -> None:
     body = response.content or b""
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}\n{body[:2000]!r}"
-    content_type = (response.headers.get("content-type") or [""])[0]
+    content_type = response.headers.get("content-type") or ""
+    if isinstance(content_type, list):
+        content_type = content_type[0]
     if 400 <= response.status_code < 500 and content_type.startswith("application/json"):
         error = json.loads(body) if body else {}
         assert {"code", "detail", "field"} <= set(error), f"{case.method} {case.formatted_path}: {error}"
+
+
+def _call_and_check(case, headers) -> None:
+    response = case.call(headers=headers)
+    case.validate_response(
+        response,
+        headers=headers,
+        transport_kwargs={"headers": headers},
+        excluded_checks=REPLACED,
+        additional_checks=TUNED,
+    )
+    _assert_error_shape(case, response)
 
 
 @pytest.mark.django_db
@@ -144,9 +233,9 @@ def _assert_no_server_error(case, response) -> None:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_request_gets_a_server_error(case, world):
+def test_every_check_passes(case, world):
     headers = {"Authorization": f"Token {world.token}"}
-    _assert_no_server_error(case, case.call(headers=headers))
+    _call_and_check(case, headers)
     if case.path_parameters:
         case.path_parameters = world.real_path_parameters(case.path, case.path_parameters)
-        _assert_no_server_error(case, case.call(headers=headers))
+        _call_and_check(case, headers)

@@ -58,9 +58,9 @@ def test_another_user_cannot_see_or_touch_a_portfolios_earnings(api, earned):
     response = intruder.post(f"/api/v1/portfolios/{portfolio.pk}/withdrawals", {"amount": "5"}, format="json")
     assert response.status_code == 404
     assert not LeaderWithdrawal.objects.exists()
-    # The leader-wide view filters by the caller: a foreign portfolio shows nothing.
-    foreign = intruder.get(f"/api/v1/fees/earnings?portfolio={portfolio.pk}").json()
-    assert (foreign["total_earned"], foreign["accruals"], foreign["by_follower"]) == ("0.00000000", 0, [])
+    # The leader-wide view names a foreign portfolio not found too (it answered zeros).
+    foreign = intruder.get(f"/api/v1/fees/earnings?portfolio={portfolio.pk}")
+    assert (foreign.status_code, foreign.json()["code"], foreign.json()["field"]) == (404, "NOT_FOUND", "portfolio")
 
 
 def test_withdrawals_create_list_and_replay(api, earned):

@@ -203,14 +203,17 @@ def test_a_custom_template_is_copied_and_later_edits_change_no_running_copy(worl
     assert (sub.status, sub.fixed_notional) == ("active", D("320"))
 
 
-def test_an_unknown_template_is_a_400_not_a_500(world):
+def test_an_unknown_template_is_a_400_and_a_foreign_one_a_404(world):
     portfolio = world.leader()
     other = world.leader()
     foreign = CopyTemplate.objects.create(portfolio=other, name="Theirs", multiplier=D("0.3"))
     client = client_for(world.person(deposit="1000"))
-    for template in ("reckless", "999999", str(foreign.pk), "-1"):
+    # A name that is no template is bad input; an id that is not this
+    # portfolio's (missing, or another portfolio's) is not found.
+    for template, status in (("reckless", 400), ("-1", 400), ("999999", 404), (str(foreign.pk), 404)):
         r = client.post(
             "/api/v1/subscriptions", {"portfolio": portfolio.pk, "amount": "100", "template": template}, format="json"
         )
-        assert (r.status_code, r.json()["code"], r.json()["field"]) == (400, "UNKNOWN_TEMPLATE", "template"), template
+        body = r.json()
+        assert (r.status_code, body["code"], body["field"]) == (status, "UNKNOWN_TEMPLATE", "template"), template
     assert not Subscription.objects.exists()
