@@ -6,9 +6,9 @@ from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from copytrading.auth.authentication import ExpiringTokenAuthentication
 from followers.schema import Query as FollowersQuery
 from portfolios.schema import Query as PortfoliosQuery
 
@@ -27,7 +27,7 @@ class TokenGraphQLView(GraphQLView):
 
     def dispatch(self, request, *args, **kwargs):
         try:
-            authenticated = TokenAuthentication().authenticate(request)
+            authenticated = ExpiringTokenAuthentication().authenticate(request)
         except AuthenticationFailed as error:
             return JsonResponse({"errors": [{"message": str(error.detail)}]}, status=401)
         if authenticated is not None:
