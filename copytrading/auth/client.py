@@ -43,6 +43,8 @@ def client_address(request) -> str:
             client = address
             if not _trusted(address, networks):
                 break
-    if client.version == 6 and client.ipv4_mapped is None:
+    if client.version == 6:
+        if client.ipv4_mapped is not None:
+            return str(client.ipv4_mapped)
         return str(ipaddress.ip_network(f"{client}/64", strict=False))
-    return str(client.ipv4_mapped or client)
+    return str(client)
