@@ -148,7 +148,8 @@ def login_check(*, username: str, address: str | None, check: Callable[[], T]) -
 
 @transaction.atomic
 def login_throttle_succeeded(*, username: str, address: str | None) -> None:
-    LoginThrottle.objects.filter(key=username_key(username)).update(attempts=0, locked_until=None)
+    # Rows are locked in key order, as throttle_count does ("addr:" < "user:"),
+    # or two logins of one user from one address deadlock.
     if address:
         limit = settings.LOGIN_MAX_FAILURES_PER_ADDRESS
         LoginThrottle.objects.filter(key=address_key(address), attempts__gt=0).update(
@@ -156,6 +157,7 @@ def login_throttle_succeeded(*, username: str, address: str | None) -> None:
             locked_until=Case(When(attempts__lte=limit, then=None), default=F("locked_until")),
             attempts=F("attempts") - 1,
         )
+    LoginThrottle.objects.filter(key=username_key(username)).update(attempts=0, locked_until=None)
 
 
 def registration_count(*, address: str) -> None:
