@@ -1,5 +1,6 @@
 """``Authorization: Token <key>`` against AuthToken (hashed, expiring, revocable)."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -27,3 +28,19 @@ class ExpiringTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # makes DRF answer 401 (not 403) to a request without credentials
         return self.keyword
+
+
+class ExpiringTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of ExpiringTokenAuthentication (the same
+    name and shape drf-spectacular gives DRF's own token scheme)."""
+
+    target_class = ExpiringTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'Token from POST /api/v1/auth/token, with the prefix "Token": `Authorization: Token <key>`',
+        }
