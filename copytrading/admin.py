@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from copytrading import events
 from copytrading.auth.models import AuthToken, LoginThrottle
-from copytrading.auth.services import auth_token_revoke
+from copytrading.auth.services import auth_token_revoke, login_throttle_clear
 from copytrading.models import (
     Account,
     Execution,
@@ -327,3 +327,9 @@ class AuthTokenAdmin(ReadOnlyAdmin):
 class LoginThrottleAdmin(ReadOnlyAdmin):
     list_display = ["key", "attempts", "window_started_at", "locked_until"]
     search_fields = ["key"]
+    actions = ["unlock"]
+
+    @admin.action(description="Unlock: forget the selected counts and lockouts")
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        cleared = login_throttle_clear(keys=list(queryset.values_list("key", flat=True)))
+        self.message_user(request, f"{cleared} lockout(s) lifted.")

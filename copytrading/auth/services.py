@@ -160,6 +160,11 @@ def login_throttle_succeeded(*, username: str, address: str | None) -> None:
     LoginThrottle.objects.filter(key=username_key(username)).update(attempts=0, locked_until=None)
 
 
+def login_throttle_clear(*, keys: list[str]) -> int:
+    """Lift lockouts and forget the counts (staff, from the admin)."""
+    return LoginThrottle.objects.filter(key__in=keys).delete()[0]
+
+
 def registration_count(*, address: str) -> None:
     """Count one registration from the address (429 REGISTRATION_THROTTLED
     beyond the limit per window)."""

@@ -189,6 +189,18 @@ def test_registration_is_throttled_per_address(settings, instruments):
         assert register("new5").status_code == 201
 
 
+def test_staff_lift_a_lockout_from_the_admin(alice, admin_client):
+    for n in range(10):
+        login(password=f"wrong-{n}")
+    assert_locked(login())
+    row = LoginThrottle.objects.get(key="user:alice")
+    r = admin_client.post(
+        "/admin/copytrading/loginthrottle/", {"action": "unlock", "_selected_action": [row.pk]}, follow=True
+    )
+    assert r.status_code == 200
+    assert login().status_code == 200
+
+
 @pytest.mark.parametrize(
     ("remote", "forwarded", "trusted", "expected"),
     [
