@@ -2,7 +2,7 @@
 everywhere, password change, me."""
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -28,9 +28,6 @@ from copytrading.auth.services import (
 from copytrading.errors import DomainError
 from copytrading.serializers import RegisterSerializer, TokenSerializer
 
-TOO_MANY = OpenApiResponse(description="Locked out or throttled: `Retry-After` says for how many seconds.")
-
-
 class RegistrationThrottle(BaseThrottle):
     """Registrations per client address, counted in the database like logins
     (429 REGISTRATION_THROTTLED with Retry-After)."""
@@ -48,7 +45,7 @@ class RegisterView(APIView):
     permission_classes = [permissions.AllowAny]
     throttle_classes = [RegistrationThrottle]
 
-    @extend_schema(request=RegisterSerializer, responses={201: RegisterResponseSerializer, 429: TOO_MANY})
+    @extend_schema(request=RegisterSerializer, responses={201: RegisterResponseSerializer})
     def post(self, request):
         s = RegisterSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -63,7 +60,7 @@ class TokenView(APIView):
 
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=TokenSerializer, responses={200: TokenResponseSerializer, 429: TOO_MANY})
+    @extend_schema(request=TokenSerializer, responses={200: TokenResponseSerializer})
     def post(self, request):
         s = TokenSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -96,7 +93,7 @@ class PasswordView(APIView):
     """Change the password: every token of the user is revoked; the response
     carries a new one."""
 
-    @extend_schema(request=PasswordChangeSerializer, responses={200: TokenResponseSerializer, 429: TOO_MANY})
+    @extend_schema(request=PasswordChangeSerializer, responses={200: TokenResponseSerializer})
     def post(self, request):
         s = PasswordChangeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
