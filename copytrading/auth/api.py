@@ -28,6 +28,7 @@ from copytrading.auth.services import (
 from copytrading.errors import DomainError
 from copytrading.serializers import RegisterSerializer, TokenSerializer
 
+
 class RegistrationThrottle(BaseThrottle):
     """Registrations per client address, counted in the database like logins
     (429 REGISTRATION_THROTTLED with Retry-After)."""
