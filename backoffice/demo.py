@@ -18,7 +18,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from copytrading import market_sim, trade_math
 from copytrading.errors import DomainError
@@ -118,11 +117,10 @@ class SeedReport:
     users: int = 0
     portfolios: int = 0
     subscriptions: int = 0
-    tokens: int = 0
 
     @property
     def created_anything(self) -> bool:
-        return any((self.instruments, self.users, self.portfolios, self.subscriptions, self.tokens))
+        return any((self.instruments, self.users, self.portfolios, self.subscriptions))
 
 
 def _demo_user(username: str, password: str, report: SeedReport):
@@ -130,8 +128,6 @@ def _demo_user(username: str, password: str, report: SeedReport):
     if user is None:
         user = user_register(username=username, password=password, email=f"{username}@demo.invalid")
         report.users += 1
-    _, created = Token.objects.get_or_create(user=user)
-    report.tokens += created
     return user
 
 

@@ -2,6 +2,7 @@
 and a real Celery worker against Redis."""
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ def prepare_database() -> str:
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # services mode refuses to start without a key; the bench has nothing to protect
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     import django
 
     django.setup()

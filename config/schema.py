@@ -8,9 +8,9 @@ from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from copytrading.auth.authentication import ExpiringTokenAuthentication
 from copytrading.outages import OUTAGE_ERRORS, is_outage, service_unavailable_json
 from followers.schema import Query as FollowersQuery
 from portfolios.schema import Query as PortfoliosQuery
@@ -31,7 +31,7 @@ class TokenGraphQLView(GraphQLView):
 
     def dispatch(self, request, *args, **kwargs):
         try:
-            authenticated = TokenAuthentication().authenticate(request)
+            authenticated = ExpiringTokenAuthentication().authenticate(request)
             if authenticated is not None:
                 request.user = authenticated[0]
             return super().dispatch(request, *args, **kwargs)

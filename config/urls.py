@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from backoffice.views import healthz
 from config.schema import TokenGraphQLView
 from copytrading import api as core_api
+from copytrading.auth import api as auth_api
 from fees import api as fees_api
 from followers import api as followers_api
 from followers import fees_api as followers_fees_api
@@ -14,9 +15,12 @@ from portfolios import catalog_api, lifecycle_api, template_api, webhook_api
 from portfolios import fees_api as portfolios_fees_api
 
 api_v1 = [
-    path("auth/register", core_api.RegisterView.as_view(), name="auth-register"),
-    path("auth/token", core_api.TokenView.as_view(), name="auth-token"),
-    path("me", core_api.MeView.as_view(), name="me"),
+    path("auth/register", auth_api.RegisterView.as_view(), name="auth-register"),
+    path("auth/token", auth_api.TokenView.as_view(), name="auth-token"),
+    path("auth/logout", auth_api.LogoutView.as_view(), name="auth-logout"),
+    path("auth/logout-all", auth_api.LogoutAllView.as_view(), name="auth-logout-all"),
+    path("auth/password", auth_api.PasswordView.as_view(), name="auth-password"),
+    path("me", auth_api.MeView.as_view(), name="me"),
     path("wallets/main", core_api.MainWalletView.as_view(), name="wallet-main"),
     path("wallets/main/deposit", core_api.DepositView.as_view(), name="wallet-deposit"),
     path("market/instruments", core_api.InstrumentListView.as_view(), name="market-instruments"),

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from copytrading import events
+from copytrading.auth.models import AuthToken, LoginThrottle
+from copytrading.auth.services import auth_token_revoke, login_throttle_clear
 from copytrading.models import (
     Account,
     Execution,
@@ -299,3 +301,35 @@ class InboxMessageAdmin(ReadOnlyAdmin):
     search_fields = ["=external_id", "=portfolio_id"]
     date_hierarchy = "received_at"
     show_full_result_count = False
+
+
+# --- the auth room ------------------------------------------------------------------
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(ReadOnlyAdmin):
+    """Tokens are shown by prefix only (the key itself is never stored)."""
+
+    list_display = ["prefix", "user", "created_at", "expires_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "prefix"]
+    list_select_related = ["user"]
+    exclude = ["key_hash", "session_hash"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked = sum(auth_token_revoke(token=token) for token in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.")
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(ReadOnlyAdmin):
+    list_display = ["key", "attempts", "window_started_at", "locked_until"]
+    search_fields = ["key"]
+    actions = ["unlock"]
+
+    @admin.action(description="Unlock: forget the selected counts and lockouts")
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        cleared = login_throttle_clear(keys=list(queryset.values_list("key", flat=True)))
+        self.message_user(request, f"{cleared} lockout(s) lifted.")

@@ -1,9 +1,7 @@
-"""REST endpoints of the core: auth, me, wallets, market."""
+"""REST endpoints of the core: wallets, market (auth and me: copytrading/auth/api.py)."""
 
-from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
-from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,52 +13,8 @@ from copytrading.serializers import (
     InstrumentSerializer,
     PriceSerializer,
     PriceSetSerializer,
-    RegisterSerializer,
-    TokenSerializer,
     WalletSerializer,
 )
-
-
-class RegisterView(APIView):
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(request=RegisterSerializer, responses={201: dict})
-    def post(self, request):
-        s = RegisterSerializer(data=request.data)
-        s.is_valid(raise_exception=True)
-        user = services.user_register(**s.validated_data)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"id": user.pk, "username": user.username, "token": token.key}, status=status.HTTP_201_CREATED)
-
-
-class TokenView(APIView):
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(request=TokenSerializer, responses={200: dict})
-    def post(self, request):
-        s = TokenSerializer(data=request.data)
-        s.is_valid(raise_exception=True)
-        user = authenticate(request, **s.validated_data)
-        if user is None:
-            raise DomainError("INVALID_CREDENTIALS", "Wrong username or password.", status=400)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
-
-
-class MeView(APIView):
-    @extend_schema(responses={200: dict})
-    def get(self, request):
-        user = request.user
-        wallet = ledger.main_account_for(user)
-        return Response(
-            {
-                "id": user.pk,
-                "username": user.username,
-                "email": user.email,
-                "is_staff": user.is_staff,
-                "main_wallet": WalletSerializer(wallet).data,
-            }
-        )
 
 
 class MainWalletView(APIView):

@@ -56,6 +56,8 @@ def exception_handler(exc, context):
         headers = {}
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
+        if getattr(exc, "auth_header", None):  # a 401 names its scheme (set by DRF's APIView)
+            headers["WWW-Authenticate"] = exc.auth_header
         return Response({"code": code, "detail": str(detail), "field": None}, status=exc.status_code, headers=headers)
     if isinstance(exc, IntegrityError):
         # A constraint caught a race the service could not see coming; the

@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+# The auth room's rows belong to this app (copytrading/auth/models.py).
+from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
+
 MONEY = {"max_digits": 28, "decimal_places": 8}
 ZERO = Decimal("0")
 

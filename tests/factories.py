@@ -29,3 +29,10 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 class StaffFactory(UserFactory):
     is_staff = True
+
+
+def token_for(user) -> str:
+    """A fresh API token (the raw key) for ``user``, made by the auth service."""
+    from copytrading.auth.services import auth_token_create
+
+    return auth_token_create(user=user)[1]

@@ -5,13 +5,12 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.hashers import make_password
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from copytrading.models import Account, Execution, Instrument, LeaderEvent, Order, Position, Transfer
 from followers.models import Subscription
 from portfolios.models import Portfolio
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import StaffFactory, UserFactory, token_for
 
 D = Decimal
 BTC_PERP = "BTC/USDT:USDT"
@@ -19,8 +18,7 @@ BTC_PERP = "BTC/USDT:USDT"
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
+from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -48,7 +49,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 # Pages whose rows are read-only in the admin: every model of the three apps.
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
-    PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite,
+    PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -187,6 +188,14 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is InboxMessage:
         message, _ = inbox_accept(source="signal", external_id="sig-42", portfolio_id=portfolio.pk, payload={})
         return message, ["sig-42"]
+    if model is AuthToken:
+        from copytrading.auth.services import auth_token_create
+
+        token, key = auth_token_create(user=copied.follower)
+        return token, [key[:8], "follower-copied"]
+    if model is LoginThrottle:
+        row = LoginThrottle.objects.create(key="user:follower-copied", attempts=4, window_started_at=copied.created_at)
+        return row, ["user:follower-copied"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

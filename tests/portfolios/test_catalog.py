@@ -5,7 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from portfolios.models import PortfolioStatus
-from tests.factories import UserFactory
+from tests.factories import UserFactory, token_for
 
 
 def names(api, **params):
@@ -260,7 +260,6 @@ def test_the_hand_built_item_is_what_the_schema_says(five):
 
 def test_a_public_page_is_cached_but_favorite_flags_are_the_readers(api, shelf, settings):
     from django.core.cache import cache
-    from rest_framework.authtoken.models import Token
 
     cache.clear()
     settings.CATALOG_CACHE_SECONDS = 60
@@ -270,7 +269,7 @@ def test_a_public_page_is_cached_but_favorite_flags_are_the_readers(api, shelf, 
     assert names(api) == ["First"]  # the cached page, until it expires
     assert names(api, sort="-score,pnl") == ["Later", "First"]  # another query: fresh
     user = UserFactory()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     api.put(f"/api/v1/favorites/{first.pk}")
     assert [(i["name"], i["is_favorite"]) for i in api.get("/api/v1/catalog").json()["results"]] == [("First", True)]
     assert names(api, list="favorites") == ["First"]

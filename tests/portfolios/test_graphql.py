@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from portfolios.models import PortfolioScore
 from portfolios.services import portfolio_update
 from portfolios.stats import stats_refresh
 from tests.copytrading.world import World
-from tests.factories import UserFactory
+from tests.factories import UserFactory, token_for
 
 D = Decimal
 
@@ -59,8 +58,7 @@ def test_catalog_connection_filters_sorts_and_pages(client, shelf):
 @pytest.mark.parametrize("size", [3, 30])
 def test_catalog_queries_do_not_grow_with_the_page(client, shelf, size, django_assert_max_num_queries):
     user = UserFactory()
-    token = Token.objects.create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     for n in range(size):
         shelf.make(f"Book {n}", score=str(D(n) / 100))
     # token lookup + page + favorites of the page
@@ -90,7 +88,7 @@ def test_my_subscriptions_in_constant_queries(client, world, size, django_assert
     wallet_deposit(user=me, amount=D("10000"))
     for _ in range(size):
         subscription_create(follower=me, portfolio=world.leader(), amount=D("100"), multiplier=D("0.5"))
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=me).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(me)}")
     # token, subscriptions, and the wallets' figures (5 set-based queries)
     with django_assert_max_num_queries(7):
         body = gql(client, MINE)

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"demo seeded: {report.instruments} instruments, {report.users} users, "
-                f"{report.portfolios} portfolios, {report.subscriptions} subscriptions, {report.tokens} API tokens"
+                f"{report.portfolios} portfolios, {report.subscriptions} subscriptions"
             )
         )

@@ -1,0 +1,12 @@
+"""Settings for the test suite: config.settings with a throwaway secret key.
+
+config.settings refuses to start in services mode without DJANGO_SECRET_KEY;
+the suite runs in services mode (CI) with no secret to protect. The key goes
+into the environment so processes the tests start (workers, servers) get it too.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-key-not-a-secret-" + "x" * 32)
+
+from config.settings import *  # noqa: F403

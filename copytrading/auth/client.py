@@ -1,0 +1,50 @@
+"""The client address that throttles count against.
+
+REMOTE_ADDR, unless the request came from a proxy named in ``TRUSTED_PROXIES``:
+then ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and
+the first address no trusted proxy vouches for is the client. Everything left of
+it is whatever the client wrote, so a lie there changes nothing. IPv6 clients
+are counted per /64, the block one subscriber usually holds."""
+
+import ipaddress
+from functools import lru_cache
+
+from django.conf import settings
+
+
+@lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _parse(value: str):
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(address, networks) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
+def client_address(request) -> str:
+    remote = _parse(request.META.get("REMOTE_ADDR") or "")
+    if remote is None:
+        return "unknown"
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    client = remote
+    if networks and _trusted(remote, networks):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        for hop in reversed([h for h in forwarded.split(",") if h.strip()]):
+            address = _parse(hop)
+            if address is None:
+                break  # garbage written by the client: stop at the last good hop
+            client = address
+            if not _trusted(address, networks):
+                break
+    if client.version == 6:
+        if client.ipv4_mapped is not None:
+            return str(client.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{client}/64", strict=False))
+    return str(client)
