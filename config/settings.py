@@ -311,6 +311,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # A PATCH body's required fields are required (a re-price needs its price).
     "COMPONENT_SPLIT_PATCH": False,
+    # Several models have a "status" field; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "PortfolioStatusEnum": "portfolios.models.PortfolioStatus",
+        "SubscriptionStatusEnum": "followers.models.SubscriptionStatus",
+        "OrderStatusEnum": "copytrading.models.OrderStatus",
+        "PositionStatusEnum": "copytrading.models.PositionStatus",
+        "LeaderEventStatusEnum": "copytrading.models.LeaderEventStatus",
+    },
 }
 
 # --- the product ----------------------------------------------------------------

@@ -140,12 +140,12 @@ def test_graphql_answers_503_json_when_the_database_is_down(client, monkeypatch)
 
 @pytest.mark.django_db
 def test_graphql_token_check_meeting_a_database_outage_is_503(client, monkeypatch):
-    from rest_framework.authentication import TokenAuthentication
+    from copytrading.auth.authentication import ExpiringTokenAuthentication
 
     def down(self, request):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(TokenAuthentication, "authenticate", down)
+    monkeypatch.setattr(ExpiringTokenAuthentication, "authenticate", down)
     r = client.post("/graphql/", {"query": "{ __typename }"}, "application/json", HTTP_AUTHORIZATION="Token x")
     assert r.status_code == 503
     assert r.json()["code"] == "SERVICE_UNAVAILABLE"
