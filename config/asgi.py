@@ -17,6 +17,7 @@ if settings.SERVE_STATIC:
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
+from config.body_limit import BodyLimit, install_daphne_limit  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
 
 # Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).
@@ -26,5 +27,9 @@ django_asgi_app = MicroCache(
     ttl=settings.CATALOG_CACHE_SECONDS,
     session_cookie=settings.SESSION_COOKIE_NAME,
 )
+
+# A body over the limit is refused before it is buffered (docs/decisions.md).
+install_daphne_limit(settings.MAX_REQUEST_BODY_BYTES)
+django_asgi_app = BodyLimit(django_asgi_app, limit=settings.MAX_REQUEST_BODY_BYTES)
 
 application = ProtocolTypeRouter({"http": django_asgi_app})
