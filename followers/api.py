@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from copytrading.errors import DomainError
+from copytrading.idempotency import idempotent
 from copytrading.models import Execution, Holding, Position, PositionStatus
 from copytrading.serializers import ClosePositionSerializer, ExecutionSerializer, HoldingSerializer, PositionSerializer
 from followers import services
@@ -35,6 +36,7 @@ class SubscriptionListView(APIView):
         return Response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
 
     @extend_schema(request=SubscribeSerializer, responses={201: SubscriptionSerializer})
+    @idempotent
     def post(self, request):
         s = SubscribeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -117,6 +119,7 @@ class _MoneyMoveView(APIView):
     move = staticmethod(services.subscription_top_up)
 
     @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
+    @idempotent(body_field="idempotency_key")
     def post(self, request, pk):
         subscription = my_subscription(request, pk)
         s = MoneyMoveSerializer(data=request.data)
