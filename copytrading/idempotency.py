@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -37,6 +38,14 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_MAX_LENGTH = IdempotentRequest._meta.get_field("key").max_length
 LIFETIME = timedelta(hours=24)
+SCHEMA_PARAMETER = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retry safe: the same key and request within 24 h replays the first answer "
+    "(Idempotent-Replayed: true); another request with the key is 409 IDEMPOTENCY_KEY_REUSED.",
+)
 
 
 def request_fingerprint(request) -> str:
@@ -124,7 +133,8 @@ def idempotent(method=None, *, body_field: str | None = None):
                     )
             return response
 
-        return wrapper
+        # Documented in the schema on every endpoint that honours it.
+        return extend_schema(parameters=[SCHEMA_PARAMETER])(wrapper)
 
     return decorate(method) if method is not None else decorate
 
