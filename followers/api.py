@@ -45,7 +45,9 @@ class SubscriptionListView(APIView):
         if portfolio is None:
             raise DomainError("NOT_FOUND", "There is no such portfolio.", field="portfolio", status=404)
         # A private portfolio is reached by its id and its passcode (checked by the service).
-        subscription = services.subscription_create(follower=request.user, portfolio=portfolio, **data)
+        subscription = services.subscription_create(
+            follower=request.user, portfolio=portfolio, client_address=request.META.get("REMOTE_ADDR"), **data
+        )
         subscription = subscriptions_of(request.user).get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
