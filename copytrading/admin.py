@@ -21,6 +21,7 @@ from copytrading.models import (
     Account,
     Execution,
     Holding,
+    IdempotentRequest,
     InboxMessage,
     Instrument,
     LeaderEvent,
@@ -298,4 +299,17 @@ class InboxMessageAdmin(ReadOnlyAdmin):
     list_filter = ["source", "status", "received_at"]
     search_fields = ["=external_id", "=portfolio_id"]
     date_hierarchy = "received_at"
+    show_full_result_count = False
+
+
+@admin.register(IdempotentRequest)
+class IdempotentRequestAdmin(ReadOnlyAdmin):
+    """First answers to money-moving POSTs sent with an Idempotency-Key (kept 24 h):
+    support answers "did my retried order go through once?" here."""
+
+    list_display = ["id", "created_at", "user", "key", "status_code"]
+    list_filter = ["status_code", "created_at"]
+    search_fields = ["=key", "=user__username"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["user"]
     show_full_result_count = False

@@ -15,6 +15,7 @@ from copytrading.models import (
     ChunkStatus,
     Execution,
     Holding,
+    IdempotentRequest,
     InboxMessage,
     Instrument,
     LeaderEvent,
@@ -48,6 +49,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 # Pages whose rows are read-only in the admin: every model of the three apps.
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
+    IdempotentRequest,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite,
 ]  # fmt: skip
 
@@ -187,6 +189,11 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is InboxMessage:
         message, _ = inbox_accept(source="signal", external_id="sig-42", portfolio_id=portfolio.pk, payload={})
         return message, ["sig-42"]
+    if model is IdempotentRequest:
+        record = IdempotentRequest.objects.create(
+            user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}
+        )
+        return record, ["retry-7"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
