@@ -21,6 +21,7 @@ if settings.SERVE_STATIC:
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
+from config.body_limit import BodyLimit, install_daphne_limit  # noqa: E402
 from config.deadline import RequestDeadline  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
 
@@ -32,7 +33,10 @@ django_asgi_app = MicroCache(
     session_cookie=settings.SESSION_COOKIE_NAME,
 )
 
-# Outermost, so a micro-cache waiting on a stuck refresh is bounded too.
+# Around the micro-cache, so one waiting on a stuck refresh is bounded too.
 django_asgi_app = RequestDeadline(django_asgi_app, seconds=settings.REQUEST_DEADLINE_SECONDS)
+# A body over the limit is refused before it is buffered (docs/decisions.md).
+install_daphne_limit(settings.MAX_REQUEST_BODY_BYTES)
+django_asgi_app = BodyLimit(django_asgi_app, limit=settings.MAX_REQUEST_BODY_BYTES)
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

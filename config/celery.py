@@ -45,6 +45,11 @@ app.conf.beat_schedule = {
         "task": "copytrading.inbox_tasks.cleanup_inbox",
         "schedule": 3600.0,
     },
+    # Idempotency-Key records are kept 24 hours (copytrading/idempotency.py).
+    "idempotency-cleanup": {
+        "task": "copytrading.tasks.cleanup_idempotent_requests",
+        "schedule": 3600.0,
+    },
     # A tick not started within its slot is dropped: the next one covers it.
     "risk-watchdog": {
         "task": "risk.tasks.watchdog_tick",

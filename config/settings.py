@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it sees every response, the error handlers' included.
+    "config.error_views.ApiJsonErrors",
     "django.middleware.security.SecurityMiddleware",
     # An outage under /api/ or /graphql/ answers JSON 503, not a 500 page.
     "copytrading.outages.OutageMiddleware",
@@ -202,6 +204,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Bodies over this are refused with 413 before they are read (config/body_limit.py).
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -331,7 +337,11 @@ MAX_PORTFOLIOS_PER_LEADER = env_int("MAX_PORTFOLIOS_PER_LEADER", 5)
 # Private portfolios: wrong passcodes allowed per user (over all portfolios) and
 # per portfolio (over all users) within the window, then a lockout.
 PASSCODE_MAX_ATTEMPTS_PER_USER = env_int("PASSCODE_MAX_ATTEMPTS_PER_USER", 5)
+PASSCODE_MAX_ATTEMPTS_PER_ADDRESS = env_int("PASSCODE_MAX_ATTEMPTS_PER_ADDRESS", 20)
+# Wrong attempts on one portfolio per window before it is slowed (never locked).
 PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO = env_int("PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO", 20)
+PASSCODE_SLOWED_ATTEMPTS_PER_ACCOUNT = env_int("PASSCODE_SLOWED_ATTEMPTS_PER_ACCOUNT", 1)
+PASSCODE_SLOWED_ATTEMPTS_PER_ADDRESS = env_int("PASSCODE_SLOWED_ATTEMPTS_PER_ADDRESS", 2)
 PASSCODE_WINDOW_SECONDS = env_int("PASSCODE_WINDOW_SECONDS", 900)
 PASSCODE_LOCKOUT_SECONDS = env_int("PASSCODE_LOCKOUT_SECONDS", 900)
 RISK_WATCHDOG_INTERVAL_SECONDS = env_int("RISK_WATCHDOG_INTERVAL_SECONDS", 30)

@@ -158,3 +158,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("graphql/", TokenGraphQLView.as_view(graphiql=True), name="graphql"),
 ]
+
+# Errors under /api/ are JSON like every other API error (config/error_views.py).
+handler400 = "config.error_views.bad_request"
+handler403 = "config.error_views.permission_denied"
+handler404 = "config.error_views.page_not_found"
+handler500 = "config.error_views.server_error"

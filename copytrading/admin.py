@@ -23,6 +23,7 @@ from copytrading.models import (
     Account,
     Execution,
     Holding,
+    IdempotentRequest,
     InboxMessage,
     Instrument,
     LeaderEvent,
@@ -333,3 +334,16 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
     def unlock(self, request: HttpRequest, queryset) -> None:
         cleared = login_throttle_clear(keys=list(queryset.values_list("key", flat=True)))
         self.message_user(request, f"{cleared} lockout(s) lifted.")
+
+
+@admin.register(IdempotentRequest)
+class IdempotentRequestAdmin(ReadOnlyAdmin):
+    """First answers to money-moving POSTs sent with an Idempotency-Key (kept 24 h):
+    support answers "did my retried order go through once?" here."""
+
+    list_display = ["id", "created_at", "user", "key", "status_code"]
+    list_filter = ["status_code", "created_at"]
+    search_fields = ["=key", "=user__username"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["user"]
+    show_full_result_count = False

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from copytrading import ledger, services
 from copytrading.errors import DomainError
+from copytrading.idempotency import idempotent
 from copytrading.models import Instrument
 from copytrading.serializers import (
     AmountSerializer,
@@ -27,6 +28,7 @@ class DepositView(APIView):
     """Paper deposit. Send an ``Idempotency-Key`` header to make retries safe."""
 
     @extend_schema(request=AmountSerializer, responses={201: WalletSerializer})
+    @idempotent
     def post(self, request):
         s = AmountSerializer(data=request.data)
         s.is_valid(raise_exception=True)

@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -28,9 +29,35 @@ def _first_error(detail, prefix: str = "") -> tuple[str | None, str, str]:
     return (prefix or None), str(detail), str(code)
 
 
+def _all_errors(detail, prefix: str = "") -> list[tuple[str | None, str, str]]:
+    """Every (field, message, code) in DRF's nested error detail, in order;
+    the first is what ``_first_error`` returns."""
+    if isinstance(detail, dict):
+        found = []
+        for key, value in detail.items():
+            field = key if key != "non_field_errors" else None
+            name = f"{prefix}.{field}" if prefix and field else (field or prefix or None)
+            found += [(got or name, message, code) for got, message, code in _all_errors(value, name or "")]
+        return found
+    if isinstance(detail, list):
+        return [error for item in detail for error in _all_errors(item, prefix)]
+    code = getattr(detail, "code", "invalid") or "invalid"
+    return [((prefix or None), str(detail), str(code))]
+
+
+def _stable_code(code: str) -> str:
+    # DRF codes are "invalid", "invalid_choice", "required", ...: each one
+    # becomes INVALID or INVALID_<WHAT>, never INVALID_INVALID_<WHAT>.
+    return code.upper() if code.startswith("invalid") else f"INVALID_{code.upper()}"
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         body = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+        if exc.status == 400:
+            # Every invalid field (copytrading.errors.validate_all), like DRF's.
+            errors = getattr(exc, "errors", None) or [exc]
+            body["errors"] = [{"field": e.field, "code": e.code, "detail": e.detail} for e in errors]
         retry_after = getattr(exc, "retry_after", None)  # e.g. portfolios.passcodes.PasscodeLocked
         if retry_after:
             body["retry_after"] = retry_after
@@ -40,15 +67,20 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        # Reading a body past DATA_UPLOAD_MAX_MEMORY_SIZE (config/body_limit.py
+        # refuses most of them before they are read).
+        return Response(
+            {"code": "PAYLOAD_TOO_LARGE", "detail": str(exc), "field": None},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, exceptions.ValidationError):
         field, message, code = _first_error(exc.detail)
-        # DRF codes are "invalid", "invalid_choice", "required", ...: each one
-        # becomes INVALID or INVALID_<WHAT>, never INVALID_INVALID_<WHAT>.
-        body = {
-            "code": code.upper() if code.startswith("invalid") else f"INVALID_{code.upper()}",
-            "detail": message,
-            "field": field,
-        }
+        # The first error on top (as before), and every error in "errors".
+        errors = [
+            {"field": name, "code": _stable_code(what), "detail": text} for name, text, what in _all_errors(exc.detail)
+        ]
+        body = {"code": _stable_code(code), "detail": message, "field": field, "errors": errors}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.APIException):
         code = exc.default_code.upper() if isinstance(exc.default_code, str) else "ERROR"

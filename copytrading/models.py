@@ -8,8 +8,10 @@ subscriptions by id (see docs/decisions.md).
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 # The auth room's rows belong to this app (copytrading/auth/models.py).
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
@@ -487,3 +489,26 @@ class InboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id} portfolio={self.portfolio_id} ({self.status})"
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a money-moving POST sent with an ``Idempotency-Key``
+    (copytrading/idempotency.py). Written in the same transaction as the
+    change it answers, so a crash commits both or neither."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # 100: the keys also name ledger transfers (deposit, fund), whose key column is 200.
+    key = models.CharField(max_length=100)
+    # sha256 of method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_idempotent_request_per_user_key")]
+        # The hourly cleanup deletes by age.
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key} -> {self.status_code}"

@@ -1,5 +1,7 @@
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from copytrading.bounds import max_length
 from copytrading.models import Account, Execution, Holding, Instrument, Order, Position
 
 MONEY = {"max_digits": 28, "decimal_places": 8}
@@ -25,13 +27,16 @@ class ModelSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
+    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=max_length(get_user_model(), "username"))
+    # Not stored as sent (hashed): bounded so hashing stays cheap.
     password = serializers.CharField(max_length=128, write_only=True)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = serializers.EmailField(
+        max_length=max_length(get_user_model(), "email"), required=False, allow_blank=True, default=""
+    )
 
 
 class TokenSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=max_length(get_user_model(), "username"))
     password = serializers.CharField(max_length=128, write_only=True)
 
 
@@ -73,7 +78,7 @@ class PriceSerializer(serializers.Serializer):
 
 
 class PriceSetSerializer(serializers.Serializer):
-    symbol = serializers.CharField(max_length=40)
+    symbol = serializers.CharField(max_length=max_length(Instrument, "symbol"))
     price = MoneyField()
 
 

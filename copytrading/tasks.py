@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from copytrading import propagation, reconcile
+from copytrading.idempotency import idempotent_requests_cleanup
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +49,9 @@ def reconcile_propagations(stale_after_seconds: float = 120) -> dict:
         "orphaned_mirrors_closed": repair.closed_positions,
         "orphaned_orders_cancelled": repair.cancelled_orders,
     }
+
+
+@shared_task
+def cleanup_idempotent_requests() -> int:
+    """Drop Idempotency-Key records older than 24 hours. Running it twice is harmless."""
+    return idempotent_requests_cleanup()

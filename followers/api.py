@@ -6,7 +6,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
+from copytrading.idempotency import idempotent
 from copytrading.models import Execution, Holding, Position, PositionStatus
 from copytrading.serializers import ClosePositionSerializer, ExecutionSerializer, HoldingSerializer, PositionSerializer
 from followers import services
@@ -35,6 +37,7 @@ class SubscriptionListView(APIView):
         return Response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
 
     @extend_schema(request=SubscribeSerializer, responses={201: SubscriptionSerializer})
+    @idempotent
     def post(self, request):
         s = SubscribeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -43,7 +46,9 @@ class SubscriptionListView(APIView):
         if portfolio is None:
             raise DomainError("NOT_FOUND", "There is no such portfolio.", field="portfolio", status=404)
         # A private portfolio is reached by its id and its passcode (checked by the service).
-        subscription = services.subscription_create(follower=request.user, portfolio=portfolio, **data)
+        subscription = services.subscription_create(
+            follower=request.user, portfolio=portfolio, client_address=client_address(request), **data
+        )
         subscription = subscriptions_of(request.user).get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
@@ -117,6 +122,7 @@ class _MoneyMoveView(APIView):
     move = staticmethod(services.subscription_top_up)
 
     @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
+    @idempotent(body_field="idempotency_key")
     def post(self, request, pk):
         subscription = my_subscription(request, pk)
         s = MoneyMoveSerializer(data=request.data)

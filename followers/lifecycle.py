@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from copytrading import ledger
 from copytrading.closing import account_holdings_sell, account_orders_cancel
-from copytrading.errors import Conflict, DomainError, InsufficientFunds
+from copytrading.errors import Conflict, DomainError, InsufficientFunds, validate_all
 from copytrading.models import Account, Position, PositionStatus, TransferKind
 from copytrading.money import ZERO
 from copytrading.trading import position_close
@@ -132,9 +132,11 @@ def subscription_settings_update(*, subscription: Subscription, **changes) -> Su
         name = sorted(unknown)[0]
         raise DomainError("UNKNOWN_FIELD", f"Unknown setting {name}.", field=name)
     current = {name: getattr(sub, name) for name in SETTING_FIELDS}
-    merged = validate_settings({**current, **{k: v for k, v in changes.items() if k in SETTING_FIELDS}})
     risk_changes = {k: v for k, v in changes.items() if k in RISK_FIELDS}
-    validate_risk_limits(risk_changes)
+    merged, _ = validate_all(
+        lambda: validate_settings({**current, **{k: v for k, v in changes.items() if k in SETTING_FIELDS}}),
+        lambda: validate_risk_limits(risk_changes),
+    )
     changed = [name for name in SETTING_FIELDS if merged[name] != current[name]]
     for name in changed:
         setattr(sub, name, merged[name])

@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from copytrading.bounds import ID_BOUNDS, int_bounds, max_length
 from copytrading.serializers import ModelSerializer, MoneyField
 from copytrading.sizing import SizingModel
 from followers.models import Subscription, profit_share_due
 from followers.selectors import pause_detail, risk_views
+from risk.models import RiskLimits
 
 # Generous digits: the service checks every range and names it (OUT_OF_RANGE,
 # INVALID_PRECISION), the same at subscribe and on every settings update.
@@ -87,7 +89,10 @@ class SettingsSerializer(serializers.Serializer):
     multiplier = serializers.DecimalField(**WIDE, required=False, allow_null=True)
     fixed_notional = MoneyField(required=False, allow_null=True)
     risk_factor = serializers.DecimalField(**WIDE, required=False, allow_null=True)
-    leverage_override = serializers.IntegerField(required=False, allow_null=True)
+    # Column bounds only; the service checks the product's ranges and names them.
+    leverage_override = serializers.IntegerField(
+        **int_bounds(Subscription, "leverage_override"), required=False, allow_null=True
+    )
     copy_margin = OptionalBooleanField(required=False)
     copy_spot = OptionalBooleanField(required=False)
     slippage_tolerance_pct = serializers.DecimalField(**WIDE, required=False, help_text="Percent, [0, 100].")
@@ -95,15 +100,17 @@ class SettingsSerializer(serializers.Serializer):
     daily_loss_limit_unrealized = MoneyField(required=False, allow_null=True)
     margin_call_level_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
     max_drawdown_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
-    max_open_positions = serializers.IntegerField(required=False, allow_null=True)
+    max_open_positions = serializers.IntegerField(
+        **int_bounds(RiskLimits, "max_open_positions"), required=False, allow_null=True
+    )
     max_exposure_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
 
 
 class SubscribeSerializer(SettingsSerializer):
-    portfolio = serializers.IntegerField()
+    portfolio = serializers.IntegerField(**ID_BOUNDS)
     amount = MoneyField()
     template = serializers.CharField(
-        max_length=40,
+        max_length=max_length(Subscription, "template_ref"),
         required=False,
         allow_blank=True,
         help_text='"conservative", "balanced", "aggressive", or the id of one of the portfolio\'s templates; '

@@ -42,12 +42,19 @@ def main_balance_check(*, follower, amount: Decimal):
 
 
 def subscription_create(
-    *, follower, portfolio: Portfolio, amount: Decimal, passcode: str | None = None, **options
+    *,
+    follower,
+    portfolio: Portfolio,
+    amount: Decimal,
+    passcode: str | None = None,
+    client_address: str | None = None,
+    **options,
 ) -> Subscription:
     """Subscribe (see ``_subscription_open``). A private portfolio's passcode is
     checked first, outside the subscribe transaction: its attempt count must
-    commit even when the subscribe is then refused (portfolios/passcodes.py)."""
-    passcode_check(user=follower, portfolio=portfolio, passcode=passcode)
+    commit even when the subscribe is then refused (portfolios/passcodes.py).
+    ``client_address`` (copytrading.auth.client) is counted beside the account."""
+    passcode_check(user=follower, portfolio=portfolio, passcode=passcode, client_address=client_address)
     return _subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
 
 

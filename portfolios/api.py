@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from copytrading.errors import DomainError
+from copytrading.idempotency import idempotent
 from copytrading.models import Holding, Order, Position, PositionStatus
 from copytrading.serializers import (
     AmountSerializer,
@@ -74,6 +75,7 @@ class PortfolioDetailView(APIView):
 
 class PortfolioFundView(APIView):
     @extend_schema(request=AmountSerializer, responses={201: TradingAccountSerializer})
+    @idempotent
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
         s = AmountSerializer(data=request.data)
@@ -101,6 +103,7 @@ class PortfolioOrderView(APIView):
         return Response(OrderSerializer(orders.order_by("-id")[:200], many=True).data)
 
     @extend_schema(request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer})
+    @idempotent
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
         if isinstance(request.data, dict) and isinstance(request.data.get("type"), str):

@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from copytrading import sizing
 from copytrading.decisions import DEFAULT_SLIPPAGE_TOLERANCE_PCT
-from copytrading.errors import DomainError
+from copytrading.errors import DomainError, validate_all
 from risk.services import LIMIT_RANGES, validate_limit
 
 SIZING_FIELDS = ("sizing_model", "multiplier", "fixed_notional", "risk_factor")
@@ -120,10 +120,12 @@ def _validate_flags(copy_margin, copy_spot) -> None:
 def validate_settings(values: dict) -> dict:
     """Check a complete set of SETTING_FIELDS; returns it with the parameters
     of the other sizing models cleared (the database checks the one in use)."""
-    validate_sizing(**{k: values.get(k) for k in SIZING_FIELDS})
-    validate_leverage_override(values.get("leverage_override"))
-    validate_slippage_tolerance(values.get("slippage_tolerance_pct"))
-    _validate_flags(values.get("copy_margin"), values.get("copy_spot"))
+    validate_all(
+        lambda: validate_sizing(**{k: values.get(k) for k in SIZING_FIELDS}),
+        lambda: validate_leverage_override(values.get("leverage_override")),
+        lambda: validate_slippage_tolerance(values.get("slippage_tolerance_pct")),
+        lambda: _validate_flags(values.get("copy_margin"), values.get("copy_spot")),
+    )
     out = {k: values.get(k) for k in SETTING_FIELDS}
     used = sizing.PARAMETER_RANGES[out["sizing_model"]][0]
     for name in ("multiplier", "fixed_notional", "risk_factor"):
@@ -134,26 +136,31 @@ def validate_settings(values: dict) -> dict:
 
 def validate_risk_limits(values: dict) -> None:
     """The subscription's risk limits (amounts; None switches a rule off)."""
-    for name, value in values.items():
-        if name not in LIMIT_RANGES:
-            raise DomainError("UNKNOWN_FIELD", f"Unknown risk limit {name}.", field=name)
-        validate_limit(name, value)
+    validate_all(*(lambda name=name, value=value: _validate_risk_limit(name, value) for name, value in values.items()))
+
+
+def _validate_risk_limit(name: str, value) -> None:
+    if name not in LIMIT_RANGES:
+        raise DomainError("UNKNOWN_FIELD", f"Unknown risk limit {name}.", field=name)
+    validate_limit(name, value)
 
 
 def validate_template_risk(values: dict) -> None:
-    for name in TEMPLATE_RISK_FIELDS:
-        value = values.get(name)
-        if value is None:
-            continue
-        if name in ("daily_loss_realized_pct", "daily_loss_unrealized_pct"):
-            value = _decimal(name, value)
-            low, high = DAILY_LOSS_PCT_RANGE
-            if not low < value <= high:
-                raise DomainError("OUT_OF_RANGE", f"{name} must be in ({low}, {high}] (percent).", field=name)
-            if value != value.quantize(_CENT):
-                raise DomainError("INVALID_PRECISION", f"{name} has at most 2 decimal places.", field=name)
-        else:
-            validate_limit(name, value)
+    validate_all(*(lambda name=name: _validate_template_risk(name, values.get(name)) for name in TEMPLATE_RISK_FIELDS))
+
+
+def _validate_template_risk(name: str, value) -> None:
+    if value is None:
+        return
+    if name in ("daily_loss_realized_pct", "daily_loss_unrealized_pct"):
+        value = _decimal(name, value)
+        low, high = DAILY_LOSS_PCT_RANGE
+        if not low < value <= high:
+            raise DomainError("OUT_OF_RANGE", f"{name} must be in ({low}, {high}] (percent).", field=name)
+        if value != value.quantize(_CENT):
+            raise DomainError("INVALID_PRECISION", f"{name} has at most 2 decimal places.", field=name)
+    else:
+        validate_limit(name, value)
 
 
 def risk_limits_for(template_values: dict, amount: Decimal) -> dict:
@@ -265,6 +272,5 @@ def resolve(*, template_values: dict | None, explicit: dict, amount: Decimal) ->
         raise DomainError("UNKNOWN_FIELD", f"Unknown setting {name}.", field=name)
     merged.update({k: v for k, v in explicit.items() if k in SETTING_FIELDS})
     risk.update({k: v for k, v in explicit.items() if k in RISK_FIELDS})
-    settings = validate_settings(merged)
-    validate_risk_limits(risk)
+    settings, _ = validate_all(lambda: validate_settings(merged), lambda: validate_risk_limits(risk))
     return ResolvedSettings(settings, {k: v for k, v in risk.items() if v is not None})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from copytrading.errors import Conflict, DomainError
+from copytrading.errors import Conflict, DomainError, validate_all
 from portfolios.copy_settings import (
     BASE_DEFAULTS,
     DEFAULT_TEMPLATES,
@@ -79,9 +79,10 @@ def template_resolve(*, portfolio: Portfolio, template: str | int) -> TemplateVi
 
 
 def _validated(values: dict) -> dict:
-    out = validate_settings({k: values.get(k) for k in SETTING_FIELDS})
     risk = {k: values.get(k) for k in TEMPLATE_RISK_FIELDS}
-    validate_template_risk(risk)
+    out, _ = validate_all(
+        lambda: validate_settings({k: values.get(k) for k in SETTING_FIELDS}), lambda: validate_template_risk(risk)
+    )
     return out | risk
 
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from copytrading.errors import DomainError, NotFound
+from copytrading.idempotency import idempotent
 from fees import selectors, services
 from fees.serializers import EarningsSerializer, FeeModelSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
 from portfolios.fee_settings import portfolio_fee_model_set
@@ -99,6 +100,7 @@ class PortfolioWithdrawalListView(APIView):
         return paginator.get_paginated_response(WithdrawalSerializer(page, many=True).data)
 
     @extend_schema(request=WithdrawalCreateSerializer, responses={201: WithdrawalSerializer})
+    @idempotent
     def post(self, request, pk):
         portfolio_id = _owned_portfolio_id(request, pk)
         s = WithdrawalCreateSerializer(data=request.data)

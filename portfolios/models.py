@@ -226,16 +226,21 @@ class Favorite(models.Model):
 
 
 class PasscodeThrottle(models.Model):
-    """Wrong-passcode attempts of one user (over all portfolios) or against one
-    portfolio (over all users). portfolios/passcodes.py counts an attempt
+    """Wrong-passcode attempts of one user or one client address (over all
+    portfolios), against one portfolio (over all users), or of one user / one
+    address on one portfolio. portfolios/passcodes.py counts an attempt
     under the row lock *before* checking the passcode, so parallel requests
     can never get more than the limit checked."""
 
     class Scope(models.TextChoices):
         USER = "user", "User"
+        ADDRESS = "address", "Client address"
         PORTFOLIO = "portfolio", "Portfolio"
+        USER_PORTFOLIO = "user_pf", "User on one portfolio"
+        ADDRESS_PORTFOLIO = "addr_pf", "Client address on one portfolio"
 
     scope = models.CharField(max_length=10, choices=Scope.choices)
+    # A user or portfolio id; for an address or a pair, a 63-bit hash of it.
     subject_id = models.BigIntegerField()
     attempts = models.PositiveIntegerField(default=0)
     window_started_at = models.DateTimeField(null=True, blank=True)

@@ -1,8 +1,16 @@
 """Private portfolios: the hashed 8-digit passcode and its throttled check.
 
-Throttling is per user (over every portfolio) and per portfolio (over every
-user). Each attempt is *counted before* the passcode is compared, in its own
-committed transaction, under the two counter rows' locks: N parallel wrong
+Wrong attempts are counted per account and per client address (each over
+every portfolio), and per portfolio. The first two lock *their own* account or
+address out for a while. A portfolio is never locked (docs/decisions.md): when
+its wrong attempts in the window reach PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO it
+is *slowed*: from then until the window ends, each account gets one attempt
+on it and each address PASSCODE_SLOWED_ATTEMPTS_PER_ADDRESS; a further try is
+429 with Retry-After, decided before comparing. Anyone's first try is always
+compared, so a follower who knows the code gets in whatever others guess.
+
+Each attempt is *counted before* the passcode is compared, in its own
+committed transaction, under the counter rows' locks: N parallel wrong
 attempts can never get more than the limit compared, and a refused subscribe
 cannot roll its attempt back. A right passcode gives its attempt back.
 PostgreSQL locks the rows (``SELECT ... FOR UPDATE`` in pk order); SQLite
@@ -10,6 +18,7 @@ PostgreSQL locks the rows (``SELECT ... FOR UPDATE`` in pk order); SQLite
 insert that opens the transaction takes that write lock first.
 """
 
+import hashlib
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from copytrading.auth.client import address_key
 from copytrading.errors import DomainError
 from portfolios.models import PasscodeThrottle, Portfolio
 
@@ -87,15 +97,45 @@ def attempt_give_back(counter: Counter, *, limits: Limits) -> Counter:
     return replace(counter, attempts=attempts, locked_until=locked_until)
 
 
+def attempts_in_window(counter: Counter, *, now: datetime, window: timedelta) -> int:
+    if counter.window_started_at is None or now >= counter.window_started_at + window:
+        return 0
+    return counter.attempts
+
+
+def window_end(counter: Counter, *, window: timedelta) -> datetime:
+    return counter.window_started_at + window
+
+
+# Counters that only count (they never lock by themselves): the portfolio's,
+# and one account's or one address's attempts on one portfolio.
+NEVER = 2**31 - 1
+
+
 def limits_for(scope: str) -> Limits:
-    maximum = (
-        settings.PASSCODE_MAX_ATTEMPTS_PER_USER if scope == Scope.USER else settings.PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO
-    )
+    maximum = {
+        Scope.USER: settings.PASSCODE_MAX_ATTEMPTS_PER_USER,
+        Scope.ADDRESS: settings.PASSCODE_MAX_ATTEMPTS_PER_ADDRESS,
+    }.get(scope, NEVER)
     return Limits(
         max_attempts=maximum,
         window=timedelta(seconds=settings.PASSCODE_WINDOW_SECONDS),
         lockout=timedelta(seconds=settings.PASSCODE_LOCKOUT_SECONDS),
     )
+
+
+def slowed_limit(scope: str) -> int | None:
+    """How many attempts on a slowed portfolio one account / one address gets."""
+    return {
+        Scope.USER_PORTFOLIO: settings.PASSCODE_SLOWED_ATTEMPTS_PER_ACCOUNT,
+        Scope.ADDRESS_PORTFOLIO: settings.PASSCODE_SLOWED_ATTEMPTS_PER_ADDRESS,
+    }.get(scope)
+
+
+def subject_id(*parts) -> int:
+    """A stable 63-bit id for a composite subject (an address, a pair)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 # --- the counters in the database ---------------------------------------------------
@@ -123,15 +163,31 @@ def _counter(row: PasscodeThrottle) -> Counter:
     return Counter(row.attempts, row.window_started_at, row.locked_until)
 
 
+def _retry_after(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
 def _attempt_take(subjects: list[tuple[str, int]]) -> None:
     now = timezone.now()
+    window = timedelta(seconds=settings.PASSCODE_WINDOW_SECONDS)
     with transaction.atomic():
         rows = _locked_counters(subjects)
         taken = [(row, attempt_take(_counter(row), now=now, limits=limits_for(row.scope))) for row in rows]
         lock_ends = [result for _, result in taken if isinstance(result, datetime)]
         if lock_ends:
-            # Nothing is counted while either side is locked.
-            raise PasscodeLocked(retry_after=max(1, math.ceil((max(lock_ends) - now).total_seconds())))
+            # Nothing is counted while the account or the address is locked.
+            raise PasscodeLocked(retry_after=_retry_after(max(lock_ends), now))
+        by_scope = {row.scope: row for row in rows}
+        portfolio = _counter(by_scope[Scope.PORTFOLIO])
+        if attempts_in_window(portfolio, now=now, window=window) >= settings.PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO:
+            # The portfolio is slowed: whoever already tried it in this window
+            # waits; a first try is still compared (never a lockout).
+            for row in rows:
+                allowed = slowed_limit(row.scope)
+                counter = _counter(row)
+                if allowed is not None and attempts_in_window(counter, now=now, window=window) >= allowed:
+                    until = min(window_end(counter, window=window), window_end(portfolio, window=window))
+                    raise PasscodeLocked(retry_after=_retry_after(until, now))
         for row, counter in taken:
             _save(row, counter)
 
@@ -142,10 +198,11 @@ def _attempt_give_back(subjects: list[tuple[str, int]]) -> None:
             _save(row, attempt_give_back(_counter(row), limits=limits_for(row.scope)))
 
 
-def passcode_check(*, user, portfolio: Portfolio, passcode: str | None) -> None:
+def passcode_check(*, user, portfolio: Portfolio, passcode: str | None, client_address: str | None = None) -> None:
     """Let ``user`` into ``portfolio`` or raise: PASSCODE_REQUIRED (403),
     PASSCODE_INVALID (403), PASSCODE_LOCKED (429). Public portfolios and the
-    leader's own need no passcode.
+    leader's own need no passcode. ``client_address`` is the request's
+    address (copytrading.auth.client: REMOTE_ADDR, or X-Forwarded-For from TRUSTED_PROXIES).
 
     Call it outside any transaction: the attempt count must commit even when
     the caller's work is then refused and rolled back."""
@@ -156,7 +213,14 @@ def passcode_check(*, user, portfolio: Portfolio, passcode: str | None) -> None:
         raise DomainError(
             "PASSCODE_REQUIRED", "This portfolio is private: send its passcode.", field="passcode", status=403
         )
-    subjects = [(Scope.USER, user.pk), (Scope.PORTFOLIO, portfolio.pk)]
+    address = address_key(client_address)
+    subjects = [
+        (Scope.USER, user.pk),
+        (Scope.ADDRESS, subject_id("address", address)),
+        (Scope.PORTFOLIO, portfolio.pk),
+        (Scope.USER_PORTFOLIO, subject_id("user", user.pk, portfolio.pk)),
+        (Scope.ADDRESS_PORTFOLIO, subject_id("address", address, portfolio.pk)),
+    ]
     _attempt_take(subjects)
     if check_password(passcode, row["passcode_hash"]):
         _attempt_give_back(subjects)

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from copytrading.bounds import ID_BOUNDS, max_length
+from copytrading.models import Instrument
 from copytrading.serializers import ModelSerializer, MoneyField
 from portfolios.models import Portfolio, PortfolioMode
 
@@ -38,7 +40,7 @@ class PortfolioSerializer(ModelSerializer):
 
 
 class PortfolioCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=80)
+    name = serializers.CharField(max_length=max_length(Portfolio, "name"))
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=PortfolioMode.choices, default=PortfolioMode.MARGIN)
     min_investment = MoneyField(min_value=0, required=False, default=0)
@@ -48,27 +50,39 @@ class PortfolioCreateSerializer(serializers.Serializer):
     passcode = serializers.CharField(
         max_length=32, required=False, allow_blank=True, write_only=True, help_text="8 digits; private portfolios."
     )
-    x_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
-    telegram_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
-    website_url = serializers.CharField(max_length=400, required=False, allow_blank=True, default="")
+    x_url = serializers.CharField(
+        max_length=max_length(Portfolio, "x_url"), required=False, allow_blank=True, default=""
+    )
+    telegram_url = serializers.CharField(
+        max_length=max_length(Portfolio, "telegram_url"), required=False, allow_blank=True, default=""
+    )
+    website_url = serializers.CharField(
+        max_length=max_length(Portfolio, "website_url"), required=False, allow_blank=True, default=""
+    )
 
 
 class PortfolioUpdateSerializer(serializers.Serializer):
     """PATCH: only the fields sent change (the mode is fixed at creation)."""
 
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.CharField(max_length=max_length(Portfolio, "name"), required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     min_investment = MoneyField(required=False)
     profit_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2, required=False)
     is_public = serializers.BooleanField(required=False)
     passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
-    x_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
-    telegram_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
-    website_url = serializers.CharField(max_length=400, required=False, allow_blank=True)
+    x_url = serializers.CharField(max_length=max_length(Portfolio, "x_url"), required=False, allow_blank=True)
+    telegram_url = serializers.CharField(
+        max_length=max_length(Portfolio, "telegram_url"), required=False, allow_blank=True
+    )
+    website_url = serializers.CharField(
+        max_length=max_length(Portfolio, "website_url"), required=False, allow_blank=True
+    )
 
 
 class PortfolioCloseSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=max_length(Portfolio, "close_reason"), required=False, allow_blank=True, default=""
+    )
 
 
 class TradingAccountSerializer(serializers.Serializer):
@@ -102,7 +116,7 @@ class LeaderEventsSerializer(serializers.Serializer):
 
 
 class OrderPlaceSerializer(serializers.Serializer):
-    symbol = serializers.CharField(max_length=40)
+    symbol = serializers.CharField(max_length=max_length(Instrument, "symbol"))
     side = serializers.ChoiceField(choices=["buy", "sell"])
     quantity = MoneyField()
     leverage = serializers.IntegerField(min_value=1, max_value=1000, default=1)
@@ -124,7 +138,7 @@ class TpslSerializer(serializers.Serializer):
 
 
 class TpslItemSerializer(TpslSerializer):
-    position = serializers.IntegerField(min_value=1)
+    position = serializers.IntegerField(**ID_BOUNDS)
 
 
 class TpslBatchSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading.bounds import int_bounds, max_length
 from copytrading.serializers import MoneyField
 from copytrading.sizing import SizingModel
 from portfolios import copy_templates
@@ -54,13 +55,17 @@ class TemplateWriteSerializer(serializers.Serializer):
     """Every field optional (PATCH changes only what is given); the ranges
     are checked by the service, the same as at subscribe."""
 
-    name = serializers.CharField(max_length=60, required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=max_length(CopyTemplate, "name"), required=False)
+    description = serializers.CharField(
+        max_length=max_length(CopyTemplate, "description"), required=False, allow_blank=True
+    )
     sizing_model = serializers.ChoiceField(choices=SizingModel.ALL, required=False)
     multiplier = serializers.DecimalField(**PCT, required=False, allow_null=True)
     fixed_notional = MoneyField(required=False, allow_null=True)
     risk_factor = serializers.DecimalField(**PCT, required=False, allow_null=True)
-    leverage_override = serializers.IntegerField(required=False, allow_null=True)
+    leverage_override = serializers.IntegerField(
+        **int_bounds(CopyTemplate, "leverage_override"), required=False, allow_null=True
+    )
     copy_margin = OptionalBooleanField(required=False)
     copy_spot = OptionalBooleanField(required=False)
     slippage_tolerance_pct = serializers.DecimalField(**PCT, required=False)
@@ -68,7 +73,9 @@ class TemplateWriteSerializer(serializers.Serializer):
     daily_loss_unrealized_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
     margin_call_level_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
     max_drawdown_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
-    max_open_positions = serializers.IntegerField(required=False, allow_null=True)
+    max_open_positions = serializers.IntegerField(
+        **int_bounds(CopyTemplate, "max_open_positions"), required=False, allow_null=True
+    )
     max_exposure_pct = serializers.DecimalField(**PCT, required=False, allow_null=True)
 
 

@@ -43,8 +43,22 @@ def client_address(request) -> str:
             client = address
             if not _trusted(address, networks):
                 break
-    if client.version == 6:
-        if client.ipv4_mapped is not None:
-            return str(client.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{client}/64", strict=False))
-    return str(client)
+    return address_key(str(client))
+
+
+def address_key(address: str | None) -> str:
+    """A client address as throttles count it: IPv6 by its /64 (one host's
+    usual share), IPv4 as is, an IPv4-mapped IPv6 as its IPv4; no address (a
+    test client, a unix socket) is "unknown". A key it made maps to itself."""
+    ip = _parse(address or "")
+    if ip is None:
+        try:
+            network = ipaddress.ip_network((address or "").strip())
+        except ValueError:
+            return "unknown"
+        return str(network) if network.version == 6 and network.prefixlen == 64 else "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

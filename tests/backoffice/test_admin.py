@@ -16,6 +16,7 @@ from copytrading.models import (
     ChunkStatus,
     Execution,
     Holding,
+    IdempotentRequest,
     InboxMessage,
     Instrument,
     LeaderEvent,
@@ -49,7 +50,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 # Pages whose rows are read-only in the admin: every model of the three apps.
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
-    PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle,
+    PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -196,6 +197,11 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is LoginThrottle:
         row = LoginThrottle.objects.create(key="user:follower-copied", attempts=4, window_started_at=copied.created_at)
         return row, ["user:follower-copied"]
+    if model is IdempotentRequest:
+        record = IdempotentRequest.objects.create(
+            user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}
+        )
+        return record, ["retry-7"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

@@ -68,9 +68,14 @@ def funded_user(amount: str = "1000"):
     return user
 
 
-def subscribe(user, portfolio, passcode):
+def subscribe(user, portfolio, passcode, address=None):
     return subscription_create(
-        follower=user, portfolio=portfolio, amount=D("100"), multiplier=D("0.5"), passcode=passcode
+        follower=user,
+        portfolio=portfolio,
+        amount=D("100"),
+        multiplier=D("0.5"),
+        passcode=passcode,
+        client_address=address,
     )
 
 
@@ -112,12 +117,74 @@ def test_the_user_lock_covers_every_private_portfolio(private):
     assert code_of(lambda: subscribe(user, other, "11112222")) == "PASSCODE_LOCKED"
 
 
-def test_the_portfolio_lock_stops_many_users_guessing(private, settings):
+def test_twenty_accounts_guessing_do_not_lock_out_a_follower_who_knows_the_code(private):
+    # docs/decisions.md §19 let 20 throwaway accounts lock a portfolio for 15
+    # minutes; now they only slow it down, and only for themselves.
+    outcomes = []
+    with time_machine.travel(T0, tick=False):
+        for i in range(20):
+            guesser = funded_user()
+            for n in range(5):
+                outcomes.append(
+                    code_of(lambda g=guesser, i=i, n=n: subscribe(g, private, f"9{i:05}{n:02}", f"10.0.0.{i}"))
+                )
+        compared = outcomes.count("PASSCODE_INVALID")
+        # 20 wrong attempts slow the portfolio: from then on each account gets
+        # one try and each address two; the rest is refused without comparing.
+        assert compared == 20 + 16 and outcomes.count("PASSCODE_LOCKED") == 100 - compared
+        follower = funded_user()
+        assert subscribe(follower, private, PASSCODE, "192.0.2.7").follower_id == follower.pk
+
+
+def test_a_slowed_portfolio_refuses_repeat_tries_with_retry_after_then_recovers(private, settings):
     settings.PASSCODE_MAX_ATTEMPTS_PER_PORTFOLIO = 4
     guessers = [funded_user() for _ in range(4)]
-    for user in guessers:
-        assert code_of(lambda u=user: subscribe(u, private, "99999999")) == "PASSCODE_INVALID"
-    assert code_of(lambda: subscribe(funded_user(), private, PASSCODE)) == "PASSCODE_LOCKED"
+    with time_machine.travel(T0, tick=False):
+        for i, user in enumerate(guessers):
+            assert code_of(lambda u=user, i=i: subscribe(u, private, "99999999", f"10.0.1.{i}")) == "PASSCODE_INVALID"
+    with time_machine.travel(T0 + timedelta(seconds=60), tick=False):
+        with pytest.raises(DomainError) as info:
+            subscribe(guessers[0], private, "99999998", "10.0.1.0")
+        assert (info.value.code, info.value.status, info.value.retry_after) == ("PASSCODE_LOCKED", 429, 840)
+        # A second account from an address that already tried twice waits too.
+        assert code_of(lambda: subscribe(funded_user(), private, "99999997", "10.0.1.1")) == "PASSCODE_INVALID"
+        assert code_of(lambda: subscribe(funded_user(), private, PASSCODE, "10.0.1.1")) == "PASSCODE_LOCKED"
+        # Anyone else's first try is compared: wrong is 403, right gets in.
+        assert code_of(lambda: subscribe(funded_user(), private, "99999996", "10.0.2.1")) == "PASSCODE_INVALID"
+        assert subscribe(funded_user(), private, PASSCODE, "10.0.2.2").portfolio_id == private.pk
+    with time_machine.travel(T0 + timedelta(seconds=900), tick=False):
+        # A new window: the portfolio is at full speed again.
+        assert code_of(lambda: subscribe(guessers[0], private, "99999995", "10.0.1.0")) == "PASSCODE_INVALID"
+        assert code_of(lambda: subscribe(guessers[0], private, "99999994", "10.0.1.0")) == "PASSCODE_INVALID"
+
+
+def test_wrong_attempts_are_counted_per_client_address(private, settings):
+    settings.PASSCODE_MAX_ATTEMPTS_PER_ADDRESS = 3
+    for _ in range(3):
+        assert code_of(lambda: subscribe(funded_user(), private, "99999999", "203.0.113.5")) == "PASSCODE_INVALID"
+    # A fresh account does not help from the same address (the right code waits too)...
+    assert code_of(lambda: subscribe(funded_user(), private, PASSCODE, "203.0.113.5")) == "PASSCODE_LOCKED"
+    # ... and an IPv6 host counts as its /64.
+    for n in range(3):
+        address = f"2001:db8:1:2::{n + 1}"
+        assert code_of(lambda a=address: subscribe(funded_user(), private, "99999999", a)) == "PASSCODE_INVALID"
+    assert code_of(lambda: subscribe(funded_user(), private, "99999999", "2001:db8:1:2:ffff::9")) == "PASSCODE_LOCKED"
+    # Elsewhere, nothing changed.
+    assert subscribe(funded_user(), private, PASSCODE, "198.51.100.1").portfolio_id == private.pk
+
+
+def test_the_api_counts_the_client_address(api, private, settings):
+    settings.PASSCODE_MAX_ATTEMPTS_PER_ADDRESS = 2
+    body = {"portfolio": private.pk, "amount": "100", "multiplier": "0.5", "passcode": "12341234"}
+    for _ in range(2):
+        api.force_authenticate(funded_user())
+        r = api.post("/api/v1/subscriptions", body, format="json", REMOTE_ADDR="203.0.113.9")
+        assert (r.status_code, r.json()["code"]) == (403, "PASSCODE_INVALID")
+    api.force_authenticate(funded_user())
+    r = api.post("/api/v1/subscriptions", {**body, "passcode": PASSCODE}, format="json", REMOTE_ADDR="203.0.113.9")
+    assert (r.status_code, r.json()["code"]) == (429, "PASSCODE_LOCKED") and int(r["Retry-After"]) > 0
+    r = api.post("/api/v1/subscriptions", {**body, "passcode": PASSCODE}, format="json", REMOTE_ADDR="203.0.113.10")
+    assert r.status_code == 201, r.content
 
 
 def test_a_refused_subscribe_after_the_right_passcode_costs_nothing(private):

@@ -53,9 +53,14 @@ def private(settings):
     return portfolio_create(leader=UserFactory(), name="Secret", is_public=False, passcode=PASSCODE)
 
 
-def attempt(user, portfolio, passcode):
+def attempt(user, portfolio, passcode, address=None):
     return lambda: subscription_create(
-        follower=user, portfolio=portfolio, amount=D("100"), multiplier=D("0.5"), passcode=passcode
+        follower=user,
+        portfolio=portfolio,
+        amount=D("100"),
+        multiplier=D("0.5"),
+        passcode=passcode,
+        client_address=address,
     )
 
 
@@ -75,13 +80,24 @@ def test_one_user_guessing_in_parallel_gets_exactly_five_tries(private):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_many_users_guessing_in_parallel_get_exactly_the_portfolio_limit(private):
+def test_many_users_guessing_in_parallel_slow_the_portfolio_never_lock_it(private):
+    # Each first try is compared (8 slow the portfolio down, the other 6 are
+    # still first tries); a second round by the same accounts is refused whole.
     users = [UserFactory() for _ in range(14)]
-    outcomes = run_in_parallel([attempt(user, private, "99999999") for user in users])
-    assert sorted(outcomes) == sorted(["PASSCODE_INVALID"] * 8 + ["PASSCODE_LOCKED"] * 6), outcomes
-    assert PasscodeThrottle.objects.get(scope="portfolio", subject_id=private.pk).attempts == 8
-    per_user = PasscodeThrottle.objects.filter(scope="user").values_list("attempts", flat=True)
-    assert sorted(per_user) == [1] * 8  # a refused (locked) request counts nowhere
+    outcomes = run_in_parallel([attempt(user, private, "99999999", f"10.9.0.{i}") for i, user in enumerate(users)])
+    assert outcomes == ["PASSCODE_INVALID"] * 14, outcomes
+    outcomes = run_in_parallel([attempt(user, private, "99999998", f"10.9.0.{i}") for i, user in enumerate(users)])
+    assert outcomes == ["PASSCODE_LOCKED"] * 14, outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_account_on_a_slowed_portfolio_gets_one_try_in_parallel(private):
+    for i in range(8):
+        run_in_parallel([attempt(UserFactory(), private, "99999999", f"10.8.0.{i}")])
+    user = UserFactory()
+    outcomes = run_in_parallel([attempt(user, private, f"1111111{n}", f"10.7.0.{n}") for n in range(6)])
+    assert sorted(outcomes) == ["PASSCODE_INVALID"] + ["PASSCODE_LOCKED"] * 5, outcomes
 
 
 @pytest.mark.postgres
