@@ -80,7 +80,7 @@ class TemplateWriteSerializer(serializers.Serializer):
 
 
 class TemplateCreateSerializer(TemplateWriteSerializer):
-    name = serializers.CharField(max_length=60)
+    name = serializers.CharField(max_length=max_length(CopyTemplate, "name"))
 
 
 def _readable_portfolio(request, pk) -> Portfolio:

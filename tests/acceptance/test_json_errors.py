@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 
 from config.body_limit import BodyLimit
 from config.error_views import ApiJsonErrors
-from copytrading import api as core_api
+from copytrading.auth import api as auth_api
 from tests.acceptance.test_bad_input import client_for
 from tests.factories import UserFactory
 
@@ -51,7 +51,7 @@ def test_a_500_under_api_is_json(monkeypatch):
     def boom(self, request):
         raise RuntimeError("a bug, with internals: /secret/path")
 
-    monkeypatch.setattr(core_api.MeView, "get", boom)
+    monkeypatch.setattr(auth_api.MeView, "get", boom)
     user = UserFactory()
     client = Client(raise_request_exception=False)
     client.force_login(user)

@@ -33,7 +33,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import content_type_conformance, positive_data_acceptance
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from copytrading.models import Order, Position
 from followers.models import Subscription
@@ -71,11 +71,6 @@ SHAPE_CODES = frozenset(
         "UNSUPPORTED_MEDIA_TYPE",
     }
 )
-
-# Issue #11 point 10 (another branch) makes a path the URL resolver does not
-# match (``/subscriptions/-1``) answer JSON; until it is merged, that one HTML
-# 404 is not held against the schema. Set to False after merging.
-RESOLVER_HTML_404_TOLERATED = True
 
 
 def _load_schema():
@@ -171,13 +166,6 @@ def world(instruments, django_capture_on_commit_callbacks):
         request_finished.connect(close_old_connections)
 
 
-def _resolver_html_404(response) -> bool:
-    content_type = response.headers.get("Content-Type") or response.headers.get("content-type") or ""
-    if isinstance(content_type, list):
-        content_type = content_type[0]
-    return RESOLVER_HTML_404_TOLERATED and response.status_code == 404 and content_type.startswith("text/html")
-
-
 def positive_data_acceptance_but_domain_rules(ctx, response, case):
     """positive_data_acceptance, except a 400 with a domain rule's code."""
     if response.status_code == 400 and case.meta is not None and case.meta.generation.mode.is_positive:
@@ -190,14 +178,8 @@ def positive_data_acceptance_but_domain_rules(ctx, response, case):
     return positive_data_acceptance(ctx, response, case)
 
 
-def content_type_conformance_but_resolver_404(ctx, response, case):
-    if _resolver_html_404(response):
-        return None
-    return content_type_conformance(ctx, response, case)
-
-
-TUNED = [positive_data_acceptance_but_domain_rules, content_type_conformance_but_resolver_404]
-REPLACED = [positive_data_acceptance, content_type_conformance]
+TUNED = [positive_data_acceptance_but_domain_rules]
+REPLACED = [positive_data_acceptance]
 
 
 def _assert_error_shape(case, response) -> None:
