@@ -184,7 +184,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "copytrading.api_schema.PagedAutoSchema",
     "EXCEPTION_HANDLER": "copytrading.api_errors.exception_handler",
     # JSON bodies with NUL or unpaired surrogates are refused (copytrading/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
@@ -192,8 +192,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # Every list pages with cursors, the same way (copytrading/paging.py; docs/api.md "Paging").
+    "DEFAULT_PAGINATION_CLASS": "copytrading.paging.CursorPagination",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {

@@ -7,12 +7,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading import ledger, services
+from copytrading import ledger, paging, services
 from copytrading.errors import DomainError
 from copytrading.models import Instrument
 from copytrading.serializers import (
     AmountSerializer,
     InstrumentSerializer,
+    PriceSerializer,
     PriceSetSerializer,
     RegisterSerializer,
     TokenSerializer,
@@ -86,9 +87,11 @@ class DepositView(APIView):
 class InstrumentListView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=InstrumentSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(InstrumentSerializer))
     def get(self, request):
-        return Response(InstrumentSerializer(Instrument.objects.filter(is_active=True), many=True).data)
+        paginator = paging.CursorPagination(ordering=("symbol",))  # unique: the keyset
+        rows = paginator.paginate_queryset(Instrument.objects.filter(is_active=True), request, view=self)
+        return paginator.get_paginated_response(InstrumentSerializer(rows, many=True).data)
 
 
 class PriceView(APIView):
@@ -99,12 +102,15 @@ class PriceView(APIView):
             return [permissions.IsAdminUser()]
         return [permissions.AllowAny()]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(PriceSerializer))
     def get(self, request):
-        rows = Instrument.objects.filter(is_active=True).values_list("symbol", "mark_price", "price_updated_at")
-        return Response(
-            [{"symbol": s, "price": str(p) if p is not None else None, "updated_at": t} for s, p, t in rows]
+        paginator = paging.CursorPagination(ordering=("symbol",))  # unique: the keyset
+        rows = paginator.paginate_queryset(
+            Instrument.objects.filter(is_active=True).only("symbol", "mark_price", "price_updated_at"),
+            request,
+            view=self,
         )
+        return paginator.get_paginated_response(PriceSerializer(rows, many=True).data)
 
     @extend_schema(request=PriceSetSerializer, responses=InstrumentSerializer)
     def post(self, request):

@@ -47,6 +47,14 @@ class InstrumentSerializer(serializers.ModelSerializer):
         ]
 
 
+class PriceSerializer(serializers.Serializer):
+    """The latest price of an instrument (null until the first one)."""
+
+    symbol = serializers.CharField()
+    price = serializers.DecimalField(**MONEY, source="mark_price", allow_null=True)
+    updated_at = serializers.DateTimeField(source="price_updated_at", allow_null=True)
+
+
 class PriceSetSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=40)
     price = serializers.DecimalField(**MONEY)

@@ -46,6 +46,7 @@ class CatalogItemSerializer(serializers.Serializer):
 
 
 class CatalogPageSerializer(serializers.Serializer):
+    is_page = True  # the API's page object (copytrading/paging.py)
     results = CatalogItemSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
 
@@ -99,12 +100,6 @@ class ClosedTradeSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="ref")
     closed_at = serializers.DateTimeField(source="at")
     pnl = serializers.DecimalField(**MONEY)
-
-
-class ClosedTradePageSerializer(serializers.Serializer):
-    line = serializers.CharField()
-    results = ClosedTradeSerializer(many=True)
-    next_before = serializers.IntegerField(allow_null=True)
 
 
 class FollowerStatsRowSerializer(serializers.Serializer):

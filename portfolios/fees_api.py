@@ -8,10 +8,10 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.errors import DomainError
 from fees import selectors, services
 from fees.serializers import EarningsSerializer, FeeModelSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
@@ -56,10 +56,10 @@ class PortfolioEarningsView(APIView):
 
 
 class PortfolioWithdrawalListView(APIView):
-    @extend_schema(responses=WithdrawalSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(WithdrawalSerializer))
     def get(self, request, pk):
         portfolio_id = _owned_portfolio_id(request, pk)
-        paginator = LimitOffsetPagination()
+        paginator = paging.CursorPagination()
         page = paginator.paginate_queryset(
             selectors.withdrawals_of(leader_id=request.user.pk, portfolio_id=portfolio_id), request, view=self
         )
