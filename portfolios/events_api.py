@@ -28,12 +28,12 @@ class LeaderEventSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=LeaderEventKind.choices)
     payload = serializers.JSONField()
     status = serializers.ChoiceField(
-        choices=LeaderEventStatus.choices, help_text="pending (waiting to propagate), propagating, done"
+        choices=LeaderEventStatus.choices,
+        help_text="pending (waiting for a worker or for the portfolio's earlier events), propagating, done",
     )
     created_at = serializers.DateTimeField()
-    dispatched_at = serializers.DateTimeField(allow_null=True, help_text="handed to the workers")
-    started_at = serializers.DateTimeField(allow_null=True)
-    completed_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True, help_text="when a worker claimed it")
+    completed_at = serializers.DateTimeField(allow_null=True, help_text="when its last chunk committed")
     chunks = EventChunksSerializer(help_text="propagation checkpoints of up to FANOUT_CHUNK_SIZE followers")
     outcomes = EventOutcomesSerializer(help_text="one execution row per follower reached, by outcome")
 
@@ -62,7 +62,6 @@ class PortfolioEventListView(APIView):
                 "payload": e.payload,
                 "status": e.status,
                 "created_at": e.created_at,
-                "dispatched_at": e.dispatched_at,
                 "started_at": e.started_at,
                 "completed_at": e.completed_at,
                 "chunks": {"done": chunks[e.pk][0], "total": chunks[e.pk][1]},
