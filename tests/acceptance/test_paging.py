@@ -9,6 +9,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from copytrading import paging
+from copytrading.errors import DomainError
 from copytrading.models import Order, OrderStatus
 from followers.services import subscription_pause
 from portfolios import copy_templates
@@ -272,3 +273,16 @@ def test_graphql_catalog_still_pages_with_the_same_cursors(world, api):
     assert sorted(seen) == sorted(p.pk for p in leaders)
     # A GraphQL cursor and a REST one are the same token.
     assert APIClient().get("/api/v1/catalog", {"limit": 2}).json()["next_cursor"] == first_end
+
+
+def test_a_cursor_keeps_the_types_of_its_keys_and_is_deterministic():
+    from datetime import UTC, datetime
+
+    keys = (D("-12.50000000"), datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC), 7, "ETH")
+    cursor = paging.encode_cursor("scores", keys)
+    assert cursor == paging.encode_cursor("scores", keys)
+    assert paging.decode_cursor(cursor, "scores", 4) == keys
+    for scope, size in (("other", 4), ("scores", 3)):
+        with pytest.raises(DomainError) as refused:
+            paging.decode_cursor(cursor, scope, size)
+        assert refused.value.code == "INVALID_CURSOR"
