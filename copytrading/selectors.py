@@ -1,11 +1,11 @@
 """Reads of the core that the API layers above it share."""
 
-from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
-from copytrading.models import ChunkStatus, Execution, LeaderEvent, Outcome, PropagationChunk
+from copytrading.models import ChunkStatus, LeaderEvent, PropagationChunk
 
 
 def leader_events_of(*, portfolio_id: int) -> QuerySet[LeaderEvent]:
@@ -13,30 +13,35 @@ def leader_events_of(*, portfolio_id: int) -> QuerySet[LeaderEvent]:
     return LeaderEvent.objects.filter(portfolio_id=portfolio_id)
 
 
-def event_outcomes(event_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Execution rows per event and outcome (one grouped query for a whole
-    page, never one per event); every outcome present, 0 when none."""
-    counts: dict[int, dict[str, int]] = {pk: dict.fromkeys(Outcome.values, 0) for pk in event_ids}
-    rows = (
-        Execution.objects.filter(event_id__in=list(event_ids))
-        .values_list("event_id", "outcome")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for event_id, outcome, n in rows:
-        counts[event_id][outcome] = n
-    return counts
+@dataclass(frozen=True)
+class EventProgress:
+    chunks_done: int = 0
+    chunks_total: int = 0
+    copied: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    failed: int = 0
 
 
-def event_chunks(event_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """(done, total) propagation chunks per event (one grouped query)."""
-    found: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+def event_progress(event_ids: Sequence[int]) -> dict[int, EventProgress]:
+    """Propagation chunks (done / total) and execution outcomes per event, in
+    one grouped query over the events' chunks (each chunk counts the rows it
+    wrote), never a query per event nor a count over every follower's row."""
     rows = (
         PropagationChunk.objects.filter(event_id__in=list(event_ids))
-        .values_list("event_id")
-        .annotate(total=Count("id"), done=Count("id", filter=Q(status=ChunkStatus.DONE)))
+        .values("event_id")
+        .annotate(
+            chunks_total=Count("id"),
+            chunks_done=Count("id", filter=Q(status=ChunkStatus.DONE)),
+            copied=Sum("copied"),
+            skipped=Sum("skipped"),
+            rejected=Sum("rejected"),
+            failed=Sum("failed"),
+        )
         .order_by()
     )
-    for event_id, total, done in rows:
-        found[event_id] = (done, total)
+    found = {pk: EventProgress() for pk in event_ids}
+    for row in rows:
+        event_id = row.pop("event_id")
+        found[event_id] = EventProgress(**row)
     return found

@@ -51,9 +51,7 @@ class PortfolioEventListView(APIView):
         # seq is unique per portfolio, so it alone is the keyset.
         paginator = paging.CursorPagination(ordering=("-seq",))
         events = paginator.paginate_queryset(selectors.leader_events_of(portfolio_id=portfolio.pk), request, view=self)
-        ids = [e.pk for e in events]
-        outcomes = selectors.event_outcomes(ids)
-        chunks = selectors.event_chunks(ids)
+        progress = selectors.event_progress([e.pk for e in events])
         body = [
             {
                 "id": e.pk,
@@ -64,8 +62,13 @@ class PortfolioEventListView(APIView):
                 "created_at": e.created_at,
                 "started_at": e.started_at,
                 "completed_at": e.completed_at,
-                "chunks": {"done": chunks[e.pk][0], "total": chunks[e.pk][1]},
-                "outcomes": {outcome.lower(): n for outcome, n in outcomes[e.pk].items()},
+                "chunks": {"done": progress[e.pk].chunks_done, "total": progress[e.pk].chunks_total},
+                "outcomes": {
+                    "copied": progress[e.pk].copied,
+                    "skipped": progress[e.pk].skipped,
+                    "rejected": progress[e.pk].rejected,
+                    "failed": progress[e.pk].failed,
+                },
             }
             for e in events
         ]

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from copytrading.events import leader_event_replay
 from copytrading.models import Execution, Order
 from followers.services import subscription_pause
 from tests.copytrading.world import ETH_PERP
@@ -108,6 +109,13 @@ def test_a_leader_sees_each_event_with_its_status_and_outcome_counts(world):
         rows = Execution.objects.filter(event_id=event["id"])
         assert {o: rows.filter(outcome=o.upper()).count() for o in event["outcomes"]} == event["outcomes"]
     assert copier.pk != paused.pk
+
+    # A staff replay of a finished event serves nobody twice and counts nobody twice.
+    with world.capture(execute=True):
+        assert leader_event_replay(event_id=opened.pk) == 1
+    again = leader.get(f"/api/v1/portfolios/{portfolio.pk}/events").json()["results"][1]
+    assert (again["status"], again["chunks"], again["outcomes"]) == ("done", first["chunks"], first["outcomes"])
+    assert Execution.objects.filter(event_id=opened.pk).count() == 3
 
 
 def test_an_event_page_is_a_constant_number_of_queries(world):
