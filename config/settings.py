@@ -297,15 +297,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Shared error answers, JSON-only bodies, honest decimal patterns (copytrading/openapi.py).
+    # Shared error answers, JSON-only bodies, honest decimal patterns, page
+    # operation ids (copytrading/openapi.py).
     "DEFAULT_SCHEMA_CLASS": "copytrading.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "copytrading.api_errors.exception_handler",
     # JSON only: a form or multipart body answers 415 (docs/decisions.md). JSON
     # bodies with NUL or unpaired surrogates are refused (copytrading/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["copytrading.parsers.StrictJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # Every list pages with cursors, the same way (copytrading/paging.py; docs/api.md "Paging").
+    "DEFAULT_PAGINATION_CLASS": "copytrading.paging.CursorPagination",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {

@@ -11,7 +11,7 @@ from followers import api as followers_api
 from followers import fees_api as followers_fees_api
 from followers import stats_api as followers_stats_api
 from portfolios import api as portfolios_api
-from portfolios import catalog_api, lifecycle_api, template_api, webhook_api
+from portfolios import catalog_api, events_api, lifecycle_api, template_api, webhook_api
 from portfolios import fees_api as portfolios_fees_api
 
 api_v1 = [
@@ -64,6 +64,7 @@ api_v1 = [
         name="portfolio-position-close",
     ),
     path("portfolios/<int:pk>/holdings", portfolios_api.PortfolioHoldingListView.as_view(), name="portfolio-holdings"),
+    path("portfolios/<int:pk>/events", events_api.PortfolioEventListView.as_view(), name="portfolio-events"),
     path(
         "portfolios/<int:pk>/webhook-secret", webhook_api.WebhookSecretView.as_view(), name="portfolio-webhook-secret"
     ),
@@ -142,6 +143,9 @@ api_v1 = [
         "subscriptions/<int:pk>/holdings",
         followers_api.SubscriptionHoldingListView.as_view(),
         name="subscription-holdings",
+    ),
+    path(
+        "subscriptions/<int:pk>/orders", followers_api.SubscriptionOrderListView.as_view(), name="subscription-orders"
     ),
     path(
         "subscriptions/<int:pk>/executions",

@@ -5,7 +5,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading import ledger, services
+from copytrading import ledger, paging, services
 from copytrading.errors import DomainError
 from copytrading.idempotency import idempotent
 from copytrading.models import Instrument
@@ -43,9 +43,11 @@ class DepositView(APIView):
 class InstrumentListView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=InstrumentSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(InstrumentSerializer))
     def get(self, request):
-        return Response(InstrumentSerializer(Instrument.objects.filter(is_active=True), many=True).data)
+        paginator = paging.CursorPagination(ordering=("symbol",))  # unique: the keyset
+        rows = paginator.paginate_queryset(Instrument.objects.filter(is_active=True), request, view=self)
+        return paginator.get_paginated_response(InstrumentSerializer(rows, many=True).data)
 
 
 class PriceView(APIView):
@@ -56,11 +58,15 @@ class PriceView(APIView):
             return [permissions.IsAdminUser()]
         return [permissions.AllowAny()]
 
-    @extend_schema(responses=PriceSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(PriceSerializer))
     def get(self, request):
-        rows = Instrument.objects.filter(is_active=True).values("symbol", "mark_price", "price_updated_at")
-        prices = [{"symbol": r["symbol"], "price": r["mark_price"], "updated_at": r["price_updated_at"]} for r in rows]
-        return Response(PriceSerializer(prices, many=True).data)
+        paginator = paging.CursorPagination(ordering=("symbol",))  # unique: the keyset
+        rows = paginator.paginate_queryset(
+            Instrument.objects.filter(is_active=True).only("symbol", "mark_price", "price_updated_at"),
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(PriceSerializer(rows, many=True).data)
 
     @extend_schema(request=PriceSetSerializer, responses=InstrumentSerializer)
     def post(self, request):

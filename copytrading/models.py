@@ -411,6 +411,13 @@ class PropagationChunk(models.Model):
     status = models.CharField(max_length=8, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # Execution rows the chunk wrote, by outcome (added up per event for the
+    # leader's event history: a sum over a few chunks, not a count over every
+    # follower's row). Incremented in the chunk's own transaction.
+    copied = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event", "index"], name="one_chunk_per_index")]

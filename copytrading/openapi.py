@@ -39,6 +39,17 @@ class ErrorSerializer(ErrorItemSerializer):
 
 
 class AutoSchema(openapi.AutoSchema):
+    def get_operation_id(self) -> str:
+        """A GET answering a page is ``…_list`` (as drf-spectacular names a bare
+        list), so a list keeps its operation id now that it is an object."""
+        operation_id = super().get_operation_id()
+        response = self.get_response_serializers()
+        if isinstance(response, dict) and response:
+            response = response.get(200, next(iter(response.values())))
+        if self.method == "GET" and getattr(response, "is_page", False) and operation_id.endswith("_retrieve"):
+            return operation_id.removesuffix("_retrieve") + "_list"
+        return operation_id
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for status in ERROR_STATUSES:

@@ -16,12 +16,14 @@ The core does not import the followers app: it reads subscriptions through a
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from copytrading import decisions, ledger, trade_math
@@ -286,15 +288,20 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
             writer.add(target, decision, mirror, mirror_order, holding, leader_position_id)
 
         writer.write()
-        for _, decision, _ in writer.rows:
-            if decision.outcome == decisions.COPIED:
-                result.copied += 1
-            elif decision.outcome == decisions.SKIPPED:
-                result.skipped += 1
-            else:
-                result.rejected += 1
+        outcomes = Counter(decision.outcome for _, decision, _ in writer.rows)
+        result.copied += outcomes[decisions.COPIED]
+        result.skipped += outcomes[decisions.SKIPPED]
+        result.rejected += outcomes[decisions.REJECTED] + outcomes[decisions.FAILED]
+        # Increments, not assignments: a replayed chunk writes rows only for
+        # the followers it had not served, and counts only those.
         PropagationChunk.objects.filter(pk=chunk.pk).update(
-            status=ChunkStatus.DONE, attempts=chunk.attempts + 1, updated_at=timezone.now()
+            status=ChunkStatus.DONE,
+            attempts=chunk.attempts + 1,
+            updated_at=timezone.now(),
+            copied=F("copied") + outcomes[decisions.COPIED],
+            skipped=F("skipped") + outcomes[decisions.SKIPPED],
+            rejected=F("rejected") + outcomes[decisions.REJECTED],
+            failed=F("failed") + outcomes[decisions.FAILED],
         )
     return result
 

@@ -72,9 +72,11 @@ class InstrumentSerializer(ModelSerializer):
 
 
 class PriceSerializer(serializers.Serializer):
+    """The latest price of an instrument (null until the first one)."""
+
     symbol = serializers.CharField()
-    price = MoneyField(allow_null=True, help_text="The latest mark; null before the first price.")
-    updated_at = serializers.DateTimeField(allow_null=True)
+    price = MoneyField(source="mark_price", allow_null=True, help_text="The latest mark; null before the first price.")
+    updated_at = serializers.DateTimeField(source="price_updated_at", allow_null=True)
 
 
 class PriceSetSerializer(serializers.Serializer):

@@ -1,16 +1,23 @@
 """REST endpoints for followers: their subscriptions, mirrors and executions."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
 from copytrading.idempotency import idempotent
-from copytrading.models import Execution, Holding, Position, PositionStatus
-from copytrading.serializers import ClosePositionSerializer, ExecutionSerializer, HoldingSerializer, PositionSerializer
+from copytrading.models import Execution, Holding, Order, OrderStatus, Position, PositionStatus
+from copytrading.serializers import (
+    ClosePositionSerializer,
+    ExecutionSerializer,
+    HoldingSerializer,
+    OrderSerializer,
+    PositionSerializer,
+)
 from followers import services
 from followers.models import Subscription
 from followers.selectors import commitment_of, risk_views, subscriptions_of
@@ -24,17 +31,27 @@ from followers.serializers import (
 )
 from portfolios.models import Portfolio
 
+POSITION_PARAMETERS = [
+    OpenApiParameter("status", str, enum=list(PositionStatus.values), description="only open or closed positions"),
+    *paging.PAGE_PARAMETERS,
+]
+ORDER_PARAMETERS = [
+    OpenApiParameter("status", str, enum=list(OrderStatus.values), description="e.g. open: the resting ones"),
+    *paging.PAGE_PARAMETERS,
+]
+
 
 def my_subscription(request, pk) -> Subscription:
     return get_object_or_404(subscriptions_of(request.user), pk=pk)
 
 
 class SubscriptionListView(APIView):
-    @extend_schema(responses=SubscriptionSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(SubscriptionSerializer))
     def get(self, request):
-        subscriptions = list(subscriptions_of(request.user))
+        paginator = paging.CursorPagination()
+        subscriptions = paginator.paginate_queryset(subscriptions_of(request.user), request, view=self)
         context = {"risk": risk_views([s.pk for s in subscriptions])}
-        return Response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
+        return paginator.get_paginated_response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
 
     @extend_schema(request=SubscribeSerializer, responses={201: SubscriptionSerializer})
     @idempotent
@@ -60,14 +77,16 @@ class SubscriptionDetailView(APIView):
 
 
 class SubscriptionPositionListView(APIView):
-    @extend_schema(responses=PositionSerializer(many=True))
+    @extend_schema(parameters=POSITION_PARAMETERS, responses=paging.page_serializer(PositionSerializer))
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         positions = Position.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
         wanted = request.query_params.get("status")
         if wanted in PositionStatus.values:
             positions = positions.filter(status=wanted)
-        return Response(PositionSerializer(positions.order_by("-id")[:200], many=True).data)
+        paginator = paging.CursorPagination()
+        rows = paginator.paginate_queryset(positions, request, view=self)
+        return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)
 
 
 class SubscriptionPositionCloseView(APIView):
@@ -84,19 +103,47 @@ class SubscriptionPositionCloseView(APIView):
 
 
 class SubscriptionHoldingListView(APIView):
-    @extend_schema(responses=HoldingSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(HoldingSerializer))
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         holdings = Holding.objects.filter(account_id=subscription.copy_account_id, quantity__gt=0)
-        return Response(HoldingSerializer(holdings, many=True).data)
+        paginator = paging.CursorPagination(ordering=("asset",))  # one holding per asset: the keyset
+        rows = paginator.paginate_queryset(holdings, request, view=self)
+        return paginator.get_paginated_response(HoldingSerializer(rows, many=True).data)
 
 
 class SubscriptionExecutionListView(APIView):
-    @extend_schema(responses=ExecutionSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(ExecutionSerializer))
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
-        rows = Execution.objects.filter(subscription_id=subscription.pk).select_related("event").order_by("-id")
-        return Response(ExecutionSerializer(rows[:200], many=True).data)
+        rows = Execution.objects.filter(subscription_id=subscription.pk).select_related("event")
+        paginator = paging.CursorPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+
+class SubscriptionOrderListView(APIView):
+    """The copy wallet's orders, newest first: resting mirror limits (with the
+    amount they reserve) and every past mirror order, and the follower's own
+    closes (``leader_order`` is null for those and for market mirrors)."""
+
+    @extend_schema(
+        parameters=ORDER_PARAMETERS,
+        responses=paging.page_serializer(OrderSerializer),
+    )
+    def get(self, request, pk):
+        subscription = my_subscription(request, pk)
+        orders = Order.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
+        wanted = request.query_params.get("status")
+        if wanted is not None:
+            if wanted not in OrderStatus.values:
+                raise DomainError(
+                    "INVALID_CHOICE", f"status is one of {', '.join(OrderStatus.values)}.", field="status"
+                )
+            orders = orders.filter(status=wanted)
+        paginator = paging.CursorPagination()
+        rows = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderSerializer(rows, many=True).data)
 
 
 def _body(subscription: Subscription) -> dict:

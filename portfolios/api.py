@@ -1,11 +1,12 @@
 """REST endpoints for leaders (their portfolios) and the public catalog."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.errors import DomainError
 from copytrading.idempotency import idempotent
 from copytrading.models import Holding, Order, Position, PositionStatus
@@ -40,14 +41,22 @@ def my_portfolio(request, pk) -> Portfolio:
     return get_object_or_404(Portfolio.objects.select_related("trading_account", "leader"), pk=pk, leader=request.user)
 
 
+POSITION_PARAMETERS = [
+    OpenApiParameter("status", str, enum=list(PositionStatus.values), description="only open or closed positions"),
+    *paging.PAGE_PARAMETERS,
+]
+
+
 def _events_body(events):
     return LeaderEventsSerializer({"events": events}).data
 
 
 class PortfolioListView(APIView):
-    @extend_schema(responses=PortfolioSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(PortfolioSerializer))
     def get(self, request):
-        return Response(PortfolioSerializer(Portfolio.objects.filter(leader=request.user), many=True).data)
+        paginator = paging.CursorPagination()
+        rows = paginator.paginate_queryset(Portfolio.objects.filter(leader=request.user), request, view=self)
+        return paginator.get_paginated_response(PortfolioSerializer(rows, many=True).data)
 
     @extend_schema(request=PortfolioCreateSerializer, responses={201: PortfolioSerializer})
     def post(self, request):
@@ -96,11 +105,13 @@ class PortfolioFundView(APIView):
 
 
 class PortfolioOrderView(APIView):
-    @extend_schema(responses=OrderSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(OrderSerializer))
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
         orders = Order.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
-        return Response(OrderSerializer(orders.order_by("-id")[:200], many=True).data)
+        paginator = paging.CursorPagination()
+        rows = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderSerializer(rows, many=True).data)
 
     @extend_schema(request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer})
     @idempotent
@@ -154,14 +165,16 @@ class PortfolioOrderCancelView(APIView):
 
 
 class PortfolioPositionListView(APIView):
-    @extend_schema(responses=PositionSerializer(many=True))
+    @extend_schema(parameters=POSITION_PARAMETERS, responses=paging.page_serializer(PositionSerializer))
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
         positions = Position.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
         wanted = request.query_params.get("status")
         if wanted in PositionStatus.values:
             positions = positions.filter(status=wanted)
-        return Response(PositionSerializer(positions.order_by("-id")[:200], many=True).data)
+        paginator = paging.CursorPagination()
+        rows = paginator.paginate_queryset(positions, request, view=self)
+        return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)
 
 
 class PortfolioPositionCloseView(APIView):
@@ -264,8 +277,11 @@ class PortfolioPositionDetailView(APIView):
 
 
 class PortfolioHoldingListView(APIView):
-    @extend_schema(responses=HoldingSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(HoldingSerializer))
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
         holdings = Holding.objects.filter(account_id=portfolio.trading_account_id, quantity__gt=0)
-        return Response(HoldingSerializer(holdings, many=True).data)
+        # One holding per asset and account: the asset is the keyset.
+        paginator = paging.CursorPagination(ordering=("asset",))
+        rows = paginator.paginate_queryset(holdings, request, view=self)
+        return paginator.get_paginated_response(HoldingSerializer(rows, many=True).data)

@@ -2,19 +2,14 @@
 served from the precomputed stats rows; favorites. REST and GraphQL both call
 ``catalog_page`` with a ``CatalogQuery`` parsed by ``catalog_query``."""
 
-import base64
-import binascii
-import json
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
-from functools import reduce
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 
+from copytrading import paging
 from copytrading.errors import DomainError, NotFound
 from copytrading.money import parse_decimal
 from portfolios.models import Favorite, Portfolio, PortfolioMode, PortfolioStats, PortfolioStatus, StatsLine
@@ -53,8 +48,8 @@ PAGE_FIELDS = [
     "portfolio__min_investment", "portfolio__profit_share_pct", "portfolio__created_at", "portfolio__leader__username",
 ]  # fmt: skip
 DEFAULT_SORT = "-score"
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
+DEFAULT_LIMIT = paging.DEFAULT_LIMIT  # the API's one paging rule (copytrading/paging.py)
+MAX_LIMIT = paging.MAX_LIMIT
 # Range filter bounds beyond every range column (MONEY: 20 integer digits, 8 places).
 RANGE_LIMIT = Decimal(10) ** 20
 RANGE_STEP = Decimal("0.00000001")
@@ -89,11 +84,6 @@ def _range_bound(value: Decimal, op: str) -> Decimal:
         return RANGE_LIMIT.copy_sign(value)
     with localcontext(prec=40):  # 20 + 8 digits may round up to 29
         return value.quantize(RANGE_STEP, rounding=ROUND_CEILING if op == "gte" else ROUND_FLOOR)
-
-
-def _in_column_range(value: Decimal) -> bool:
-    """What a stats row can hold (a cursor carries a row's values)."""
-    return abs(value) < RANGE_LIMIT and value == value.quantize(RANGE_STEP, rounding=ROUND_FLOOR)
 
 
 def parse_sort(raw: str) -> tuple[tuple[str, bool], ...]:
@@ -139,59 +129,27 @@ def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
             raise _invalid("INVALID_FILTER", "has_open_slots is true or false.", "has_open_slots")
         open_slots = open_slots.lower() in ("true", "1")
     sort = parse_sort(str(params.get("sort") or DEFAULT_SORT))
-    limit = params["limit"] if params.get("limit") is not None else DEFAULT_LIMIT
-    if isinstance(limit, str):  # a query string: plain ASCII digits ("+5", " 5" are no limit)
-        limit = int(limit) if limit.isascii() and limit.isdigit() else 0
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise _invalid("INVALID_LIMIT", f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit")
+    limit = paging.parse_limit(params.get("limit"))
     query = CatalogQuery(list_name, modes, tuple(ranges), open_slots, sort, limit)
-    cursor = params.get("cursor")
-    if cursor == "":
-        detail = "cursor is the next_cursor of the previous page; leave it out for the first."
-        raise _invalid("INVALID_CURSOR", detail, "cursor")
-    if cursor:
-        query = CatalogQuery(**{**query.__dict__, "after": decode_cursor(str(cursor), query)})
+    after = paging.read_cursor(params, _cursor_scope(query), len(query.sort) + 1)
+    if after:
+        query = CatalogQuery(**{**query.__dict__, "after": after})
     return query
 
 
 # --- cursors: the last row's sort keys, bound to the sort they were made for ---------
 
 
-def _key_value(row: PortfolioStats, key: str):
-    value = row.portfolio.created_at if key == "created_at" else getattr(row, SORT_COLUMNS[key])
-    return value
+def _cursor_scope(query: CatalogQuery) -> str:
+    return f"catalog:{query.sort_signature}"
+
+
+def _ordering(query: CatalogQuery) -> list[str]:
+    return [("-" if desc else "") + SORT_COLUMNS[key] for key, desc in query.sort] + [TIEBREAK]
 
 
 def encode_cursor(row: PortfolioStats, query: CatalogQuery) -> str:
-    values = [_key_value(row, key) for key, _ in query.sort]
-    body = {
-        "s": query.sort_signature,
-        "v": [v.isoformat() if isinstance(v, datetime) else str(v) for v in values],
-        "id": row.portfolio_id,
-    }
-    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(raw: str, query: CatalogQuery) -> tuple:
-    bad = _invalid("INVALID_CURSOR", "The cursor is not one this catalog gave out for this sort.", "cursor")
-    try:
-        body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if body["s"] != query.sort_signature or len(body["v"]) != len(query.sort):
-            raise bad
-        values = []
-        for (key, _), value in zip(query.sort, body["v"], strict=True):
-            if key == "created_at":
-                values.append(datetime.fromisoformat(value))
-            elif key == "followers":
-                values.append(int(value))
-            else:
-                number = parse_decimal(value)
-                if number is None or not _in_column_range(number):
-                    raise bad
-                values.append(number)
-        return (*values, int(body["id"]))
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise bad from None
+    return paging.encode_cursor(_cursor_scope(query), paging.key_of(row, _ordering(query)))
 
 
 # --- the page ----------------------------------------------------------------------------
@@ -202,18 +160,6 @@ class CatalogPage:
     rows: list[PortfolioStats]
     next_cursor: str | None
     favorite_ids: set[int]
-
-
-def _after(query: CatalogQuery) -> Q:
-    """Rows strictly after the cursor in the sort order: (k1 beyond v1) or
-    (k1 = v1 and k2 beyond v2) or ... or (all equal and id beyond)."""
-    columns = [(SORT_COLUMNS[key], desc) for key, desc in query.sort] + [(TIEBREAK, False)]
-    branches = []
-    equal = Q()
-    for (column, desc), value in zip(columns, query.after, strict=True):
-        branches.append(equal & Q(**{f"{column}__{'lt' if desc else 'gt'}": value}))
-        equal &= Q(**{column: value})
-    return reduce(operator.or_, branches)
 
 
 def catalog_rows(query: CatalogQuery, user=None) -> QuerySet[PortfolioStats]:
@@ -236,10 +182,10 @@ def catalog_rows(query: CatalogQuery, user=None) -> QuerySet[PortfolioStats]:
     elif query.open_slots is False:
         rows = rows.filter(follower_count__gte=F("max_followers"))
     if query.after:
-        rows = rows.filter(_after(query))
-    order = [("-" if desc else "") + SORT_COLUMNS[key] for key, desc in query.sort] + [TIEBREAK]
+        # Keyset: strictly after the cursor's row in the sort order (ties broken by id).
+        rows = rows.filter(paging.keyset_after(_ordering(query), query.after))
     # Only what a page shows: the equity curve and the users' other columns stay behind.
-    return rows.select_related("portfolio", "portfolio__leader").only(*PAGE_FIELDS).order_by(*order)
+    return rows.select_related("portfolio", "portfolio__leader").only(*PAGE_FIELDS).order_by(*_ordering(query))
 
 
 def catalog_page(query: CatalogQuery, user=None) -> CatalogPage:

@@ -11,6 +11,7 @@ from rest_framework.fields import DateTimeField
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.errors import DomainError
 from copytrading.money import CENT, Q8
 from copytrading.outages import cache_get, cache_set
@@ -19,12 +20,13 @@ from portfolios.api import my_portfolio
 from portfolios.catalog_serializers import (
     CatalogDetailSerializer,
     CatalogPageSerializer,
-    ClosedTradePageSerializer,
+    ClosedTradeSerializer,
     FavoriteSerializer,
     PortfolioStatsSerializer,
     ScoreSerializer,
 )
 from portfolios.models import Portfolio, StatsLine
+from portfolios.performance import ClosedTrade
 from portfolios.ranking import SCORE_PLACES
 
 drf_datetime = DateTimeField().to_representation
@@ -46,8 +48,7 @@ CATALOG_PARAMETERS = [
         str,
         description="comma-separated keys (score, roi, pnl, followers, win_rate, created_at, newest); '-' descending",
     ),
-    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": catalog.MAX_LIMIT}),
-    OpenApiParameter("cursor", {"type": "string", "minLength": 1}, description="next_cursor of the previous page"),
+    *paging.PAGE_PARAMETERS,
 ]
 
 
@@ -137,41 +138,41 @@ class CatalogDetailView(APIView):
 class CatalogScoreHistoryView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=ScoreSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(ScoreSerializer))
     def get(self, request, pk):
         portfolio = public_portfolio(pk)
-        return Response(ScoreSerializer(stats.score_history(portfolio_id=portfolio.pk), many=True).data)
+        paginator = paging.CursorPagination(ordering=stats.SCORE_ORDERING)
+        rows = paginator.paginate_queryset(stats.score_rows(portfolio_id=portfolio.pk), request, view=self)
+        return paginator.get_paginated_response(ScoreSerializer(rows, many=True).data)
 
 
-def closed_trades_body(request, portfolio: Portfolio) -> dict:
+def closed_trades_response(request, portfolio: Portfolio) -> Response:
+    """Closed trades of one line, newest first, in the API's cursor pages."""
     line = request.query_params.get("line", StatsLine.MARGIN)
     if line not in (StatsLine.MARGIN, StatsLine.SPOT):
         raise DomainError("INVALID_LINE", "line is margin or spot.", field="line")
-    before = request.query_params.get("before")
-    if before is not None:
-        if not before.isascii() or not before.isdigit():
-            raise DomainError("INVALID_FILTER", "before is a trade id (a whole number).", field="before")
-        before = int(before)
-    limit = request.query_params.get("limit", "50")
-    if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= 200:
-        raise DomainError("INVALID_LIMIT", "limit is a whole number from 1 to 200.", field="limit")
-    trades, next_before = stats.closed_trades_page(portfolio=portfolio, line=line, before=before, limit=int(limit))
-    return ClosedTradePageSerializer({"line": line, "results": trades, "next_before": next_before}).data
+    # One scope for the leader's and the public view, one per line.
+    paginator = paging.CursorPagination(ordering=("-id",), scope=f"closed-trades:{line}")
+    if line == StatsLine.MARGIN:
+        rows = paginator.paginate_queryset(stats.closed_margin_trades(portfolio=portfolio), request)
+        trades = [ClosedTrade(p.pk, p.closed_at, p.realized_pnl) for p in rows]
+    else:
+        trades = paginator.paginate_sequence(
+            stats.closed_spot_trades(portfolio=portfolio), request, key=lambda t: (-t.ref,)
+        )
+    return paginator.get_paginated_response(ClosedTradeSerializer(trades, many=True).data)
 
 
-CLOSED_PARAMETERS = [
-    OpenApiParameter("line", str, enum=["margin", "spot"]),
-    OpenApiParameter("before", {"type": "integer", "minimum": 0}, description="next_before of the previous page"),
-    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-]
+CLOSED_PARAMETERS = [OpenApiParameter("line", str, enum=["margin", "spot"]), *paging.PAGE_PARAMETERS]
+CLOSED_PAGE = paging.page_serializer(ClosedTradeSerializer)
 
 
 class CatalogClosedTradesView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(parameters=CLOSED_PARAMETERS, responses=ClosedTradePageSerializer)
+    @extend_schema(parameters=CLOSED_PARAMETERS, responses=CLOSED_PAGE)
     def get(self, request, pk):
-        return Response(closed_trades_body(request, public_portfolio(pk)))
+        return closed_trades_response(request, public_portfolio(pk))
 
 
 class PortfolioStatsView(APIView):
@@ -184,9 +185,9 @@ class PortfolioStatsView(APIView):
 
 
 class PortfolioClosedTradesView(APIView):
-    @extend_schema(parameters=CLOSED_PARAMETERS, responses=ClosedTradePageSerializer)
+    @extend_schema(parameters=CLOSED_PARAMETERS, responses=CLOSED_PAGE)
     def get(self, request, pk):
-        return Response(closed_trades_body(request, my_portfolio(request, pk)))
+        return closed_trades_response(request, my_portfolio(request, pk))
 
 
 class FavoriteListView(APIView):

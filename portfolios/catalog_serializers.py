@@ -48,6 +48,7 @@ class CatalogItemSerializer(serializers.Serializer):
 
 
 class CatalogPageSerializer(serializers.Serializer):
+    is_page = True  # the API's page object (copytrading/paging.py)
     results = CatalogItemSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
 
@@ -101,12 +102,6 @@ class ClosedTradeSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="ref")
     closed_at = serializers.DateTimeField(source="at")
     pnl = MoneyField()
-
-
-class ClosedTradePageSerializer(serializers.Serializer):
-    line = serializers.CharField()
-    results = ClosedTradeSerializer(many=True)
-    next_before = serializers.IntegerField(allow_null=True)
 
 
 class FollowerStatsRowSerializer(serializers.Serializer):

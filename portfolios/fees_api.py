@@ -6,13 +6,13 @@ import csv
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.errors import DomainError, NotFound
 from copytrading.idempotency import idempotent
 from fees import selectors, services
@@ -80,20 +80,10 @@ class PortfolioEarningsView(APIView):
 
 
 class PortfolioWithdrawalListView(APIView):
-    @extend_schema(
-        responses=inline_serializer(
-            "WithdrawalPage",
-            {
-                "count": serializers.IntegerField(),
-                "next": serializers.CharField(allow_null=True),
-                "previous": serializers.CharField(allow_null=True),
-                "results": WithdrawalSerializer(many=True),
-            },
-        ),
-    )
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(WithdrawalSerializer))
     def get(self, request, pk):
         portfolio_id = _owned_portfolio_id(request, pk)
-        paginator = LimitOffsetPagination()
+        paginator = paging.CursorPagination()
         page = paginator.paginate_queryset(
             selectors.withdrawals_of(leader_id=request.user.pk, portfolio_id=portfolio_id), request, view=self
         )

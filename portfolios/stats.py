@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from copytrading.models import Position, PositionStatus
@@ -155,31 +156,29 @@ def portfolio_stats(*, portfolio_id: int, history_days: int = 365) -> dict:
 
 def score_history(*, portfolio_id: int, limit: int = 84) -> list[PortfolioScore]:
     """The latest rankings, newest first (84 = one week at one every 2 h)."""
-    return list(PortfolioScore.objects.filter(portfolio_id=portfolio_id).order_by("-computed_at")[:limit])
+    return list(score_rows(portfolio_id=portfolio_id)[:limit])
 
 
-def closed_trades_page(
-    *, portfolio: Portfolio, line: str, before: int | None = None, limit: int = 50
-) -> tuple[list[ClosedTrade], int | None]:
-    """Closed trades of one line, newest first, keyset-paginated by id
-    (``before``: the id the previous page ended at). Margin: closed positions;
-    spot: sells, whose PnL is replayed from the account's fills."""
-    if line == StatsLine.MARGIN:
-        rows = Position.objects.filter(
-            account_id=portfolio.trading_account_id, status=PositionStatus.CLOSED, leader_position__isnull=True
-        )
-        if before is not None:
-            rows = rows.filter(pk__lt=before)
-        trades = [
-            ClosedTrade(pk, at, pnl)
-            for pk, at, pnl in rows.order_by("-pk")[: limit + 1].values_list("pk", "closed_at", "realized_pnl")
-        ]
-    else:
-        trades = accounts_activity([portfolio.trading_account_id])[portfolio.trading_account_id].spot_closed
-        trades = sorted((t for t in trades if before is None or t.ref < before), key=lambda t: -t.ref)[: limit + 1]
-    more = len(trades) > limit
-    trades = trades[:limit]
-    return trades, (trades[-1].ref if more else None)
+SCORE_ORDERING = ("-computed_at", "-id")
+
+
+def score_rows(*, portfolio_id: int) -> QuerySet[PortfolioScore]:
+    """Every ranking of a portfolio, newest first (the REST list pages it)."""
+    return PortfolioScore.objects.filter(portfolio_id=portfolio_id).order_by(*SCORE_ORDERING)
+
+
+def closed_margin_trades(*, portfolio: Portfolio) -> QuerySet[Position]:
+    """The margin line's closed trades: the leader's own closed positions
+    (the REST list pages them newest first by id)."""
+    return Position.objects.filter(
+        account_id=portfolio.trading_account_id, status=PositionStatus.CLOSED, leader_position__isnull=True
+    ).only("pk", "closed_at", "realized_pnl")
+
+
+def closed_spot_trades(*, portfolio: Portfolio) -> list[ClosedTrade]:
+    """The spot line's closed trades: sells, whose PnL is replayed from the
+    account's fills (so they are built in Python, not read page by page)."""
+    return accounts_activity([portfolio.trading_account_id])[portfolio.trading_account_id].spot_closed
 
 
 def follower_stats(subscriptions: Sequence[tuple[int, int, int]]) -> dict:

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from copytrading import paging
 from copytrading.bounds import int_bounds, max_length
 from copytrading.serializers import MoneyField
 from copytrading.sizing import SizingModel
@@ -91,16 +92,31 @@ def _own_portfolio(request, pk) -> Portfolio:
     return get_object_or_404(Portfolio, pk=pk, leader=request.user)
 
 
+PLATFORM_ORDER = {t.id: n for n, t in enumerate(copy_templates.default_templates())}
+
+
+def _template_key(view: copy_templates.TemplateView) -> tuple[int, int]:
+    # The platform defaults first (in their fixed order), then custom ones by id.
+    return (0, PLATFORM_ORDER[view.id]) if view.platform else (1, int(view.id))
+
+
+def _template_page(request, view, templates: list[copy_templates.TemplateView]) -> Response:
+    # A handful of rows built in Python (the defaults are constants, not rows).
+    paginator = paging.CursorPagination(scope="templates")
+    rows = paginator.paginate_sequence(templates, request, key=_template_key, view=view)
+    return paginator.get_paginated_response([_body(t) for t in rows])
+
+
 class DefaultTemplateListView(APIView):
-    @extend_schema(responses=TemplateSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(TemplateSerializer))
     def get(self, request):
-        return Response([_body(t) for t in copy_templates.default_templates()])
+        return _template_page(request, self, copy_templates.default_templates())
 
 
 class PortfolioTemplateListView(APIView):
-    @extend_schema(responses=TemplateSerializer(many=True))
+    @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(TemplateSerializer))
     def get(self, request, pk):
-        return Response([_body(t) for t in copy_templates.templates_of(_readable_portfolio(request, pk))])
+        return _template_page(request, self, copy_templates.templates_of(_readable_portfolio(request, pk)))
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateSerializer})
     def post(self, request, pk):

@@ -66,7 +66,7 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
 
     wait(all_mirrored)
     for follower, sub_id in subs:
-        positions = follower.get(f"/api/v1/subscriptions/{sub_id}/positions").json()
+        positions = follower.get(f"/api/v1/subscriptions/{sub_id}/positions").json()["results"]
         assert len(positions) == 1
         mirror = positions[0]
         assert mirror["side"] == "long"
@@ -76,7 +76,7 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
         assert mirror["leader_position"] == leader_position_id
         wallet = follower.get(f"/api/v1/subscriptions/{sub_id}").json()["wallet"]
         assert Decimal(wallet["locked"]) == Decimal("300")  # 0.05 x 60000 / 10
-        executions = follower.get(f"/api/v1/subscriptions/{sub_id}/executions").json()
+        executions = follower.get(f"/api/v1/subscriptions/{sub_id}/executions").json()["results"]
         assert [(e["outcome"], e["reason_code"]) for e in executions] == [("COPIED", "")]
 
     r = staff.post("/api/v1/market/prices", {"symbol": "BTC/USDT:USDT", "price": "61000"}, format="json")
@@ -88,7 +88,7 @@ def run_copy_flow(followers: int, wait: Callable[[Callable[[], bool]], None]) ->
 
     wait(lambda: Execution.objects.filter(event_id=close_event["id"]).count() == followers)
     for follower, sub_id in subs:
-        positions = follower.get(f"/api/v1/subscriptions/{sub_id}/positions").json()
+        positions = follower.get(f"/api/v1/subscriptions/{sub_id}/positions").json()["results"]
         assert [p["status"] for p in positions] == ["closed"]
         assert Decimal(positions[0]["realized_pnl"]) == Decimal("50")  # 0.05 x 1000
         wallet = follower.get(f"/api/v1/subscriptions/{sub_id}").json()["wallet"]

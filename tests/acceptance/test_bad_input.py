@@ -241,7 +241,7 @@ def test_another_users_subscription_is_not_found(scene, unchanged):
     for path in (base, f"{base}/positions", f"{base}/holdings", f"{base}/executions"):
         refused(scene.other.get(path), 404, "NOT_FOUND", None)
     refused(scene.other.post(f"{base}/positions/{scene.mirror}/close", {}, format="json"), 404, "NOT_FOUND", None)
-    assert all(s["id"] != scene.subscription for s in scene.other.get("/api/v1/subscriptions").json())
+    assert all(s["id"] != scene.subscription for s in scene.other.get("/api/v1/subscriptions").json()["results"])
 
 
 def test_closing_someone_elses_mirror_through_your_own_subscription(scene):
@@ -266,7 +266,7 @@ def test_another_leaders_portfolio_is_not_found(scene, unchanged):
     refused(scene.copier.post(f"{base}/fund", {"amount": "10"}, format="json"), 404, "NOT_FOUND", None)
     leader_position = Position.objects.get(account__portfolio__pk=scene.portfolio).pk
     refused(scene.copier.post(f"{base}/positions/{leader_position}/close", {}, format="json"), 404, "NOT_FOUND", None)
-    assert scene.copier.get("/api/v1/portfolios").json() == []
+    assert scene.copier.get("/api/v1/portfolios").json() == {"results": [], "next_cursor": None}
 
 
 def test_setting_a_price_is_staff_only(scene, unchanged):

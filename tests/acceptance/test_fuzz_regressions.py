@@ -192,7 +192,7 @@ def test_integers_out_of_any_range_or_of_the_wrong_type(scene, unchanged, levera
         ("get", f"/api/v1/subscriptions/{HUGE}/positions"),
         ("post", f"/api/v1/subscriptions/{HUGE}/top-up"),
         ("get", f"/api/v1/catalog/{HUGE}"),
-        ("get", f"/api/v1/catalog/{2**63}/closed-trades?before={HUGE}"),
+        ("get", f"/api/v1/catalog/{2**63}/closed-trades?limit=1"),
         ("put", f"/api/v1/favorites/{HUGE}"),
         ("post", f"/api/v1/portfolios/{{portfolio}}/positions/{HUGE}/close"),
         ("delete", f"/api/v1/portfolios/{{portfolio}}/orders/{2**63}"),

@@ -102,7 +102,7 @@ class Scene:
     # --- what the follower sees --------------------------------------------------------
 
     def follower_positions(self) -> list[tuple]:
-        rows = self.follower.get(f"/api/v1/subscriptions/{self.subscription}/positions").json()
+        rows = self.follower.get(f"/api/v1/subscriptions/{self.subscription}/positions").json()["results"]
         return sorted(
             (
                 p["symbol"], p["side"], d(p["quantity"]), d(p["entry_price"]), p["leverage"], p["status"],
@@ -116,7 +116,7 @@ class Scene:
         return [(o.side, o.quantity, o.price, o.status, o.reserved) for o in rows]
 
     def follower_executions(self) -> list[tuple]:
-        rows = self.follower.get(f"/api/v1/subscriptions/{self.subscription}/executions").json()
+        rows = self.follower.get(f"/api/v1/subscriptions/{self.subscription}/executions").json()["results"]
         return [
             (e["event_kind"], e["outcome"], e["reason_code"], d(e["follower_quantity"]), d(e["follower_price"]))
             for e in reversed(rows)

@@ -364,7 +364,7 @@ def test_orders_through_the_api_reprice_cancel_and_list(book):
     body = ok(book.send("patch", f"/orders/{book.resting}", {"price": "3050.5"}), 200)
     assert [e["kind"] for e in body["events"]] == ["limit_repriced"]
     assert mirror_orders_of(book.follower).get().price == D("3050.5")
-    listed = {o["id"]: o for o in book.api.get(book.base + "/orders").json()}
+    listed = {o["id"]: o for o in book.api.get(book.base + "/orders").json()["results"]}
     assert (listed[book.resting]["status"], listed[book.resting]["price"], listed[book.resting]["reserved"]) == (
         "open",
         "3050.50000000",

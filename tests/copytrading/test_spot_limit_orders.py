@@ -79,7 +79,7 @@ def test_a_resting_buy_holds_its_cost_and_a_resting_sell_its_quantity(book):
     sell = book.limit("sell", "0.5", "3300")
     assert wallet(book.portfolio).locked == D("3100")
     assert leader_holding(book.portfolio) == (D("2"), D("0.5"))
-    listed = {o["id"]: (o["status"], o["reserved"]) for o in book.api.get(book.base + "/orders").json()}
+    listed = {o["id"]: (o["status"], o["reserved"]) for o in book.api.get(book.base + "/orders").json()["results"]}
     assert listed[buy] == ("open", "3100.00000000")
     assert listed[sell] == ("open", "0.50000000")  # in ETH: what a sell pays with
     # The mirrors hold the same, in the follower's own wallet and holding.

@@ -222,7 +222,7 @@ def test_single_and_batch_tpsl_through_the_api(desk):
     eth_mirror, btc_mirror = mirrors_of(desk.follower)
     assert tpsl_of(eth_mirror) == (D("3500"), D("3000.5"))  # the omitted SL stays
     assert tpsl_of(btc_mirror) == (D("60000"), D("66000"))
-    positions = desk.api.get(desk.base + "/positions?status=open").json()
+    positions = desk.api.get(desk.base + "/positions?status=open").json()["results"]
     assert {(p["id"], p["take_profit"], p["stop_loss"]) for p in positions} == {
         (desk.eth, "3500.00000000", "3000.50000000"),
         (desk.btc, "60000.00000000", "66000.00000000"),

@@ -239,7 +239,7 @@ def test_a_copy_paused_by_the_watchdog_says_why(world):
         "Paused by the risk watchdog: Daily loss limit (unrealized PnL) (measured 60.00000000, limit 50.00000000)."
     )
     assert RiskEvent.objects.filter(subscription_id=sub.pk).count() == 1
-    listed = client_for(user).get("/api/v1/subscriptions").json()
+    listed = client_for(user).get("/api/v1/subscriptions").json()["results"]
     assert listed[0]["risk"] == body["risk"]
 
 

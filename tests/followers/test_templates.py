@@ -54,12 +54,12 @@ def test_the_api_lists_the_platform_defaults(world, api):
     api.force_authenticate(world.person())
     r = api.get("/api/v1/templates")
     assert r.status_code == 200
-    assert [(t["id"], t["name"], t["platform"]) for t in r.json()] == [
+    assert [(t["id"], t["name"], t["platform"]) for t in r.json()["results"]] == [
         ("conservative", "Conservative", True),
         ("balanced", "Balanced", True),
         ("aggressive", "Aggressive", True),
     ]
-    balanced = r.json()[1]
+    balanced = r.json()["results"][1]
     assert (balanced["multiplier"], balanced["leverage_override"], balanced["margin_call_level_pct"]) == (
         "0.50000000",
         5,
@@ -89,7 +89,7 @@ def test_a_leader_creates_edits_and_deletes_templates_at_most_five(world):
     assert (r.status_code, r.json()["code"]) == (409, "TEMPLATE_LIMIT")
     assert CopyTemplate.objects.filter(portfolio=portfolio).count() == 5
 
-    listed = leader.get(base).json()
+    listed = leader.get(base).json()["results"]
     assert [t["id"] for t in listed][:3] == ["conservative", "balanced", "aggressive"]
     assert len(listed) == 8
 

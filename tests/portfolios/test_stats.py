@@ -112,10 +112,10 @@ def test_stats_endpoints(scenario):
     page = api.get(f"/api/v1/catalog/{portfolio.pk}/closed-trades", {"line": "margin", "limit": 1}).json()
     assert [(t["id"], t["pnl"]) for t in page["results"]] == [(btc.pk, "-100.00000000")]
     page = api.get(
-        f"/api/v1/catalog/{portfolio.pk}/closed-trades", {"line": "margin", "limit": 1, "before": page["next_before"]}
+        f"/api/v1/catalog/{portfolio.pk}/closed-trades", {"line": "margin", "limit": 1, "cursor": page["next_cursor"]}
     ).json()
     assert [(t["id"], t["pnl"]) for t in page["results"]] == [(eth.pk, "100.00000000")]
-    assert page["next_before"] is None
+    assert page["next_cursor"] is None
     spot = api.get(f"/api/v1/catalog/{portfolio.pk}/closed-trades", {"line": "spot"}).json()
     assert [t["pnl"] for t in spot["results"]] == ["50.00000000"]
     bad = api.get(f"/api/v1/catalog/{portfolio.pk}/closed-trades", {"line": "bonds"})
