@@ -139,6 +139,17 @@ def read_cursor(params: Mapping[str, Any], scope: str, size: int | None) -> tupl
     return decode_cursor(raw, scope, size)
 
 
+def filter_choice(queryset: QuerySet, params: Mapping[str, Any], name: str, choices: Sequence[str]) -> QuerySet:
+    """A list's optional ``?<name>=`` filter: absent keeps every row; anything
+    but one of ``choices`` is 400 INVALID_CHOICE (never silently ignored)."""
+    wanted = params.get(name)
+    if wanted is None:
+        return queryset
+    if wanted not in choices:
+        raise DomainError("INVALID_CHOICE", f"{name} is one of {', '.join(choices)}.", field=name)
+    return queryset.filter(**{name: wanted})
+
+
 # --- keyset ---------------------------------------------------------------------------
 
 

@@ -81,9 +81,7 @@ class SubscriptionPositionListView(APIView):
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         positions = Position.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
-        wanted = request.query_params.get("status")
-        if wanted in PositionStatus.values:
-            positions = positions.filter(status=wanted)
+        positions = paging.filter_choice(positions, request.query_params, "status", PositionStatus.values)
         paginator = paging.CursorPagination()
         rows = paginator.paginate_queryset(positions, request, view=self)
         return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)
@@ -134,13 +132,7 @@ class SubscriptionOrderListView(APIView):
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         orders = Order.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
-        wanted = request.query_params.get("status")
-        if wanted is not None:
-            if wanted not in OrderStatus.values:
-                raise DomainError(
-                    "INVALID_CHOICE", f"status is one of {', '.join(OrderStatus.values)}.", field="status"
-                )
-            orders = orders.filter(status=wanted)
+        orders = paging.filter_choice(orders, request.query_params, "status", OrderStatus.values)
         paginator = paging.CursorPagination()
         rows = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(rows, many=True).data)

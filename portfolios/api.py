@@ -169,9 +169,7 @@ class PortfolioPositionListView(APIView):
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
         positions = Position.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
-        wanted = request.query_params.get("status")
-        if wanted in PositionStatus.values:
-            positions = positions.filter(status=wanted)
+        positions = paging.filter_choice(positions, request.query_params, "status", PositionStatus.values)
         paginator = paging.CursorPagination()
         rows = paginator.paginate_queryset(positions, request, view=self)
         return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)

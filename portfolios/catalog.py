@@ -80,7 +80,9 @@ def _range_bound(value: Decimal, op: str) -> Decimal:
     most 20 integer digits and 8 decimal places, so clamping to +-10^20 and
     rounding toward the inside of the range (up for gte, down for lte) to 8
     places keeps exactly the same rows."""
-    if abs(value) >= RANGE_LIMIT:
+    # adjusted() is the exponent of the leading digit: no arithmetic, so an
+    # exponent past the context's limits ("6e654733813") cannot overflow here.
+    if value and value.adjusted() >= RANGE_LIMIT.adjusted():
         return RANGE_LIMIT.copy_sign(value)
     with localcontext(prec=40):  # 20 + 8 digits may round up to 29
         return value.quantize(RANGE_STEP, rounding=ROUND_CEILING if op == "gte" else ROUND_FLOOR)

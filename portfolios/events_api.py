@@ -22,7 +22,7 @@ class EventChunksSerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
-class LeaderEventSerializer(serializers.Serializer):
+class LeaderEventHistorySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     seq = serializers.IntegerField(help_text="the portfolio's sequence number: events apply in this order")
     kind = serializers.ChoiceField(choices=LeaderEventKind.choices)
@@ -44,7 +44,7 @@ class PortfolioEventListView(APIView):
 
     @extend_schema(
         parameters=paging.PAGE_PARAMETERS,
-        responses=paging.page_serializer(LeaderEventSerializer),
+        responses=paging.page_serializer(LeaderEventHistorySerializer),
     )
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
@@ -72,4 +72,4 @@ class PortfolioEventListView(APIView):
             }
             for e in events
         ]
-        return paginator.get_paginated_response(LeaderEventSerializer(body, many=True).data)
+        return paginator.get_paginated_response(LeaderEventHistorySerializer(body, many=True).data)

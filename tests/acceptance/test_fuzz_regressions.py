@@ -127,6 +127,10 @@ def catalog_ids(query: str) -> list[int]:
         ("pnl_min=12.5&pnl_max=12.5", True),
         (f"roi_min=-{HUGE}&score_max={HUGE}&win_rate_min=-1e999999&min_investment_max=1e999999", True),
         ("profit_share_max=1e-999999&followers_max=1e999999", True),  # profit share is 0
+        # exponents past Decimal's own limits (found by the all-checks fuzz: a 500)
+        ("followers_max=6.0176002642250e654733813", True),
+        ("pnl_min=-6e654733813&pnl_max=1e-654733813", False),
+        ("pnl_min=1e-654733813", True),
     ],
 )
 def test_huge_and_tiny_catalog_bounds_keep_the_same_rows(ranked, query, listed):
