@@ -12,8 +12,8 @@ whatever it sends later is dropped. A response already started is left alone.
 
 ``DeadlineGuardMiddleware`` then stops that request's database work: once its
 deadline has passed, its next query raises, so its transaction rolls back
-instead of committing when the server resumes (only a statement already in
-flight, a COMMIT included, may still complete).
+instead of committing when the server resumes; so does one whose statement
+outlives the deadline (only a COMMIT already in flight may still complete).
 """
 
 import asyncio
@@ -96,7 +96,13 @@ class DeadlineGuardMiddleware:
         def guard(execute, sql, params, many, context):
             if state["expired"]:
                 raise OperationalError("the request's deadline passed; its transaction is abandoned")
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
+            # Checked again after the statement: one that was in flight on a frozen
+            # server and completes after the 503 must not let its transaction go
+            # on to commit. Only a COMMIT already in flight stays ambiguous.
+            if state["expired"]:
+                raise OperationalError("the request's deadline passed during a statement; its transaction is abandoned")
+            return result
 
         with connection.execute_wrapper(guard):
             return self.get_response(request)

@@ -123,6 +123,13 @@ class _Counter:
 
 dispatch_failures = _Counter()
 
+# After a failed dispatch, further dispatches in this process are left to the
+# outbox relay and the reconcilers for this long: one request that records many
+# events (a TP/SL batch of 100) would otherwise spend a publish timeout on each,
+# far past its deadline, answering 503 for a change that committed.
+BROKER_BACKOFF_SECONDS = 5.0
+_dispatch_skip_until = 0.0
+
 
 def dispatch_on_commit(fn: Callable[[], None], *, what: str) -> None:
     """Run ``fn`` (an enqueue) once the current transaction commits. If it
@@ -131,9 +138,15 @@ def dispatch_on_commit(fn: Callable[[], None], *, what: str) -> None:
     say what redelivers it (the outbox relay, the reconciler)."""
 
     def run() -> None:
+        global _dispatch_skip_until
+        if time.monotonic() < _dispatch_skip_until:
+            dispatch_failures.increment()
+            log.warning("post-commit dispatch deferred (%s): the broker failed moments ago", what)
+            return
         try:
             fn()
         except Exception:
+            _dispatch_skip_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             dispatch_failures.increment()
             log.exception("post-commit dispatch failed (%s); it will be redelivered", what)
 

@@ -6,10 +6,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading import paging
+from copytrading import idempotency, paging
 from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
-from copytrading.idempotency import idempotent
 from copytrading.models import Execution, Holding, Order, OrderStatus, Position, PositionStatus
 from copytrading.serializers import (
     ClosePositionSerializer,
@@ -30,6 +29,7 @@ from followers.serializers import (
     UnfollowResultSerializer,
 )
 from portfolios.models import Portfolio
+from portfolios.passcodes import passcode_check
 
 POSITION_PARAMETERS = [
     OpenApiParameter("status", str, enum=list(PositionStatus.values), description="only open or closed positions"),
@@ -53,8 +53,11 @@ class SubscriptionListView(APIView):
         context = {"risk": risk_views([s.pk for s in subscriptions])}
         return paginator.get_paginated_response(SubscriptionSerializer(subscriptions, many=True, context=context).data)
 
-    @extend_schema(request=SubscribeSerializer, responses={201: SubscriptionSerializer})
-    @idempotent
+    @extend_schema(
+        request=SubscribeSerializer,
+        responses={201: SubscriptionSerializer},
+        parameters=[idempotency.SCHEMA_PARAMETER],
+    )
     def post(self, request):
         s = SubscribeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -62,10 +65,20 @@ class SubscriptionListView(APIView):
         portfolio = Portfolio.objects.filter(pk=data.pop("portfolio")).first()
         if portfolio is None:
             raise DomainError("NOT_FOUND", "There is no such portfolio.", field="portfolio", status=404)
-        # A private portfolio is reached by its id and its passcode (checked by the service).
-        subscription = services.subscription_create(
-            follower=request.user, portfolio=portfolio, client_address=client_address(request), **data
+        # A private portfolio is reached by its id and its passcode, checked here,
+        # before the Idempotency-Key's transaction: its attempt count commits on
+        # its own and its row locks are not held through the subscribe.
+        passcode_check(
+            user=request.user,
+            portfolio=portfolio,
+            passcode=data.pop("passcode", None),
+            client_address=client_address(request),
         )
+        return self._open(request, portfolio, data)
+
+    @idempotency.idempotent
+    def _open(self, request, portfolio, data):
+        subscription = services.subscription_open(follower=request.user, portfolio=portfolio, **data)
         subscription = subscriptions_of(request.user).get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
@@ -161,7 +174,7 @@ class _MoneyMoveView(APIView):
     move = staticmethod(services.subscription_top_up)
 
     @extend_schema(request=MoneyMoveSerializer, responses=SubscriptionSerializer)
-    @idempotent(body_field="idempotency_key")
+    @idempotency.idempotent(body_field="idempotency_key")
     def post(self, request, pk):
         subscription = my_subscription(request, pk)
         s = MoneyMoveSerializer(data=request.data)

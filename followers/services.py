@@ -50,12 +50,15 @@ def subscription_create(
     client_address: str | None = None,
     **options,
 ) -> Subscription:
-    """Subscribe (see ``_subscription_open``). A private portfolio's passcode is
+    """Subscribe (see ``subscription_open``). A private portfolio's passcode is
     checked first, outside the subscribe transaction: its attempt count must
-    commit even when the subscribe is then refused (portfolios/passcodes.py).
-    ``client_address`` (copytrading.auth.client) is counted beside the account."""
+    commit even when the subscribe is then refused, and its row locks must not
+    be held through the subscribe (portfolios/passcodes.py). ``client_address``
+    (copytrading.auth.client) is counted beside the account. A caller that runs
+    the subscribe inside a transaction of its own (the API's Idempotency-Key)
+    calls ``passcode_check`` before it and then ``subscription_open``."""
     passcode_check(user=follower, portfolio=portfolio, passcode=passcode, client_address=client_address)
-    return _subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
+    return subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
 
 
 # Subscribing with neither a template nor any sizing setting copies with this
@@ -65,7 +68,7 @@ SIZING_FIELDS = frozenset({"sizing_model", "multiplier", "fixed_notional", "risk
 
 
 @transaction.atomic
-def _subscription_open(
+def subscription_open(
     *,
     follower,
     portfolio: Portfolio,

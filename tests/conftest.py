@@ -37,6 +37,16 @@ def no_catalog_cache(settings):
     settings.CATALOG_CACHE_SECONDS = 0
 
 
+@pytest.fixture(autouse=True)
+def no_outage_backoff(monkeypatch):
+    """A test that fails the broker or the cache starts a per-process back-off
+    (copytrading/outages.py); the next test starts with both services trusted."""
+    from copytrading import outages
+
+    monkeypatch.setattr(outages, "_dispatch_skip_until", 0.0)
+    monkeypatch.setattr(outages, "_cache_skip_until", 0.0)
+
+
 @pytest.fixture
 def instruments(db):
     instruments_seed()

@@ -24,11 +24,15 @@ def broker_down(monkeypatch):
     from copytrading.tasks import propagate_event
     from portfolios.lifecycle_tasks import wind_down_portfolio
 
+    calls = []
+
     def refuse(*args, **kwargs):
+        calls.append(args)
         raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(propagate_event, "delay", refuse)
     monkeypatch.setattr(wind_down_portfolio, "delay", refuse)
+    return calls
 
 
 @pytest.mark.django_db(transaction=True)
@@ -54,6 +58,28 @@ def test_order_signal_and_close_answer_success_when_the_dispatch_fails(instrumen
     assert r.status_code == 202, r.content
     assert Portfolio.objects.get(pk=desk.portfolio_id).status == "closing"
     assert outages.dispatch_failures.value == before + 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_failed_dispatch_the_next_ones_wait_for_the_relay(instruments, broker_down):
+    """A TP/SL batch records one event per position: with the broker frozen,
+    each publish would cost ~1 s, past the request's deadline. After the first
+    failure the rest are left to the outbox relay at once."""
+    desk = Desk()
+    url = f"/api/v1/portfolios/{desk.portfolio_id}"
+    for symbol in (BTC_PERP, "ETH/USDT:USDT", "SOL/USDT:USDT"):
+        order = {"symbol": symbol, "side": "buy", "quantity": "0.1", "leverage": 10}
+        assert desk.leader.post(f"{url}/orders", order, format="json").status_code == 201
+    assert len(broker_down) == 1  # the first publish failed; the next two were not tried
+    positions = desk.leader.get(f"{url}/positions").json()["results"]
+    items = [{"position": p["id"], "stop_loss": "1.00000000"} for p in positions]
+    before = outages.dispatch_failures.value
+    r = desk.leader.post(f"{url}/positions/tpsl", {"items": items}, format="json")
+    assert r.status_code == 200, r.content
+    assert len(broker_down) == 1
+    assert outages.dispatch_failures.value == before + 3
+    pending = LeaderEvent.objects.filter(portfolio_id=desk.portfolio_id, status=LeaderEventStatus.PENDING)
+    assert pending.count() == 6
 
 
 @pytest.mark.django_db(transaction=True)
@@ -255,6 +281,36 @@ def test_after_the_deadline_a_request_runs_no_more_queries(rf):
     assert seen == [0]
     # Without a deadline in the scope (tests, WSGI) the middleware does nothing.
     assert DeadlineGuardMiddleware(lambda r: "answer")(rf.get("/")) == "answer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_that_outlives_the_deadline_does_not_commit(rf):
+    """The deadline passes while the transaction's last statement is in flight
+    (a frozen server that then resumes): the client got 503, so the
+    transaction must roll back instead of committing."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from config.deadline import DeadlineGuardMiddleware
+
+    state = {"expired": False}
+
+    def freeze(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith("INSERT"):
+            state["expired"] = True  # the 503 goes out while this INSERT runs
+        return result
+
+    def view(request):
+        with transaction.atomic(), connection.execute_wrapper(freeze):
+            get_user_model().objects.create_user("late", password="x")
+
+    request = rf.post("/api/v1/portfolios/1/orders")
+    request.scope = {"type": "http", "deadline": state}
+    with pytest.raises(OperationalError, match="deadline"):
+        DeadlineGuardMiddleware(view)(request)
+    assert state["expired"]
+    assert not get_user_model().objects.filter(username="late").exists()
 
 
 def test_every_post_commit_dispatch_goes_through_the_one_helper():

@@ -135,3 +135,52 @@ def test_parallel_creates_of_one_name_make_one_portfolio():
     )
     assert sorted(outcomes) == ["NAME_TAKEN"] * 3 + ["OK"], outcomes
     assert Portfolio.objects.filter(leader=leader).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_subscribe_does_not_hold_the_passcode_rows_while_it_compares(monkeypatch):
+    """With an Idempotency-Key the subscribe runs in one transaction; the
+    passcode is checked before it, so while one request compares its passcode
+    (slow by design) another follower's count is never queued behind its row
+    locks: the portfolio's row can be locked at once (NOWAIT)."""
+    from rest_framework.test import APIClient
+
+    from portfolios import passcodes
+
+    portfolio = portfolio_create(leader=UserFactory(), name="Secret", is_public=False, passcode=PASSCODE)
+    attacker = UserFactory()
+    wallet_deposit(user=attacker, amount=D("1000"))
+    comparing, probed = threading.Event(), threading.Event()
+    real = passcodes.check_password
+
+    def slow_compare(raw, hashed):
+        comparing.set()
+        probed.wait(timeout=10)
+        return real(raw, hashed)
+
+    monkeypatch.setattr(passcodes, "check_password", slow_compare)
+    answers = []
+
+    def attack():
+        client = APIClient()
+        client.force_authenticate(attacker)
+        body = {"portfolio": portfolio.pk, "amount": "100", "passcode": "11111111"}
+        answers.append(client.post("/api/v1/subscriptions", body, format="json", HTTP_IDEMPOTENCY_KEY="k1"))
+        connection.close()
+
+    thread = threading.Thread(target=attack)
+    thread.start()
+    try:
+        assert comparing.wait(timeout=10)
+        with connection.cursor() as cursor:  # would raise "could not obtain lock" if it were held
+            cursor.execute(
+                "SELECT attempts FROM portfolios_passcodethrottle"
+                " WHERE scope = %s AND subject_id = %s FOR UPDATE NOWAIT",
+                [PasscodeThrottle.Scope.PORTFOLIO, portfolio.pk],
+            )
+            assert cursor.fetchone()[0] == 1  # the attempt is counted and committed
+    finally:
+        probed.set()
+        thread.join(timeout=20)
+    assert answers[0].status_code == 403 and answers[0].json()["code"] == "PASSCODE_INVALID"
