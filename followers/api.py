@@ -102,6 +102,7 @@ class SubscriptionPositionListView(APIView):
 
 class SubscriptionPositionCloseView(APIView):
     @extend_schema(request=ClosePositionSerializer, responses={200: PositionSerializer})
+    @idempotency.idempotent  # a partial close retried after a timeout would close twice
     def post(self, request, pk, position_pk):
         subscription = my_subscription(request, pk)
         s = ClosePositionSerializer(data=request.data)

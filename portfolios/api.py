@@ -177,6 +177,7 @@ class PortfolioPositionListView(APIView):
 
 class PortfolioPositionCloseView(APIView):
     @extend_schema(request=ClosePositionSerializer, responses={200: LeaderEventsSerializer})
+    @idempotent  # a partial close retried after a timeout would close twice
     def post(self, request, pk, position_pk):
         # 200: an action on an existing position (201 is for a new resource; docs/api.md).
         portfolio = my_portfolio(request, pk)

@@ -4,6 +4,7 @@ is 409, keys are per user, and the record commits with the change or not at all.
 
 import threading
 from datetime import timedelta
+from decimal import Decimal as D
 
 import pytest
 from django.db import connection
@@ -258,3 +259,28 @@ def test_concurrent_requests_with_one_key_place_one_order(instruments, monkeypat
     retry = place(client, portfolio, key="race")
     assert retry.status_code == 201 and retry.json() == results["first"].json()
     assert Order.objects.filter(instrument__symbol=BTC_PERP).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_retried_partial_close_closes_once(follower_world, django_capture_on_commit_callbacks):
+    """A partial close is not idempotent by nature (each call takes another
+    slice): retried with its key, the leader's and the follower's close the
+    asked quantity once."""
+    from copytrading.models import Position
+
+    _, client, portfolio, leader_client = follower_world
+    sub = ok(client.post("/api/v1/subscriptions", {"portfolio": portfolio, "amount": "2000", "multiplier": "1"}))
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(leader_client.post(f"/api/v1/portfolios/{portfolio}/orders", {**ORDER, "quantity": "0.04"}))
+    leader_position = Position.objects.get(account__portfolio__pk=portfolio, status="open")
+    mirror = Position.objects.get(subscription_id=sub["id"], status="open")
+    for c, url, position in (
+        (leader_client, f"/api/v1/portfolios/{portfolio}/positions/{leader_position.pk}/close", leader_position),
+        (client, f"/api/v1/subscriptions/{sub['id']}/positions/{mirror.pk}/close", mirror),
+    ):
+        before = Position.objects.get(pk=position.pk).quantity
+        first = c.post(url, {"quantity": "0.01"}, format="json", HTTP_IDEMPOTENCY_KEY="close-1")
+        retry = c.post(url, {"quantity": "0.01"}, format="json", HTTP_IDEMPOTENCY_KEY="close-1")
+        assert first.status_code == 200, first.content
+        assert (retry.status_code, retry.json(), retry["Idempotent-Replayed"]) == (200, first.json(), "true")
+        assert Position.objects.get(pk=position.pk).quantity == before - D("0.01")
