@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from copytrading.auth.client import address_key
+from copytrading.auth.client import address_group
 from copytrading.errors import DomainError
 from portfolios.models import PasscodeThrottle, Portfolio
 
@@ -213,7 +213,7 @@ def passcode_check(*, user, portfolio: Portfolio, passcode: str | None, client_a
         raise DomainError(
             "PASSCODE_REQUIRED", "This portfolio is private: send its passcode.", field="passcode", status=403
         )
-    address = address_key(client_address)
+    address = address_group(client_address)
     subjects = [
         (Scope.USER, user.pk),
         (Scope.ADDRESS, subject_id("address", address)),

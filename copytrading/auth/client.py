@@ -43,10 +43,10 @@ def client_address(request) -> str:
             client = address
             if not _trusted(address, networks):
                 break
-    return address_key(str(client))
+    return address_group(str(client))
 
 
-def address_key(address: str | None) -> str:
+def address_group(address: str | None) -> str:
     """A client address as throttles count it: IPv6 by its /64 (one host's
     usual share), IPv4 as is, an IPv4-mapped IPv6 as its IPv4; no address (a
     test client, a unix socket) is "unknown". A key it made maps to itself."""

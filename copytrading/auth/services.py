@@ -91,11 +91,11 @@ def user_password_change(*, user, old_password: str, new_password: str, address:
 # --- throttling -----------------------------------------------------------------
 
 
-def username_key(username: str) -> str:
+def username_throttle_key(username: str) -> str:
     return f"user:{username.strip().lower()[:200]}"
 
 
-def address_key(address: str) -> str:
+def address_throttle_key(address: str) -> str:
     return f"addr:{address}"
 
 
@@ -130,9 +130,9 @@ def login_check(*, username: str, address: str | None, check: Callable[[], T]) -
     success forgets the username's failures and un-counts itself from the
     address (whose failures stay: a client cannot clear its address's count by
     logging in to an account of its own)."""
-    limits = {username_key(username): settings.LOGIN_MAX_FAILURES_PER_USERNAME}
+    limits = {username_throttle_key(username): settings.LOGIN_MAX_FAILURES_PER_USERNAME}
     if address:
-        limits[address_key(address)] = settings.LOGIN_MAX_FAILURES_PER_ADDRESS
+        limits[address_throttle_key(address)] = settings.LOGIN_MAX_FAILURES_PER_ADDRESS
     throttle_count(
         limits=limits,
         window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
@@ -152,12 +152,12 @@ def login_throttle_succeeded(*, username: str, address: str | None) -> None:
     # or two logins of one user from one address deadlock.
     if address:
         limit = settings.LOGIN_MAX_FAILURES_PER_ADDRESS
-        LoginThrottle.objects.filter(key=address_key(address), attempts__gt=0).update(
+        LoginThrottle.objects.filter(key=address_throttle_key(address), attempts__gt=0).update(
             # attempts is the value before this update: after it, below the limit
             locked_until=Case(When(attempts__lte=limit, then=None), default=F("locked_until")),
             attempts=F("attempts") - 1,
         )
-    LoginThrottle.objects.filter(key=username_key(username)).update(attempts=0, locked_until=None)
+    LoginThrottle.objects.filter(key=username_throttle_key(username)).update(attempts=0, locked_until=None)
 
 
 def login_throttle_clear(*, keys: list[str]) -> int:
