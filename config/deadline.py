@@ -23,19 +23,19 @@ from collections.abc import Awaitable, Callable
 
 from django.db import OperationalError, connection
 
+from copytrading.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE_BODY
+
 log = logging.getLogger(__name__)
 
 Scope = dict
 Message = dict
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-BODY = json.dumps(
-    {"code": "SERVICE_UNAVAILABLE", "detail": "The service is temporarily unavailable; retry shortly.", "field": None}
-).encode()
+BODY = json.dumps(SERVICE_UNAVAILABLE_BODY).encode()
 
 
 class RequestDeadline:
-    def __init__(self, app: ASGIApp, *, seconds: float, retry_after: int = 5):
+    def __init__(self, app: ASGIApp, *, seconds: float, retry_after: int = RETRY_AFTER_SECONDS):
         self.app = app
         self.seconds = seconds
         self.retry_after = retry_after

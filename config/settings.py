@@ -253,6 +253,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir / "out"),
         "data_folder_out": str(_queue_dir / "out"),
         "processed_folder": str(_queue_dir / "processed"),
+        # The exchange tables too, or kombu writes them to ./control in the checkout.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
         # The folder is polled; kombu's default 1 s would add a second per
         # hop (event -> chunk) to the demo's copy latency.

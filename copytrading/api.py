@@ -45,9 +45,10 @@ class InstrumentListView(APIView):
 
     @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(InstrumentSerializer))
     def get(self, request):
-        paginator = paging.CursorPagination(ordering=("symbol",))  # unique: the keyset
-        rows = paginator.paginate_queryset(Instrument.objects.filter(is_active=True), request, view=self)
-        return paginator.get_paginated_response(InstrumentSerializer(rows, many=True).data)
+        # unique: the keyset
+        return paging.queryset_page(
+            Instrument.objects.filter(is_active=True), InstrumentSerializer, request, self, ordering=("symbol",)
+        )
 
 
 class PriceView(APIView):

@@ -15,23 +15,8 @@ from copytrading.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE_BODY, i
 log = logging.getLogger(__name__)
 
 
-def _first_error(detail, prefix: str = "") -> tuple[str | None, str, str]:
-    """Walk DRF's nested error detail to its first (field, message, code)."""
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            field = key if key != "non_field_errors" else None
-            name = f"{prefix}.{field}" if prefix and field else (field or prefix or None)
-            got_field, message, code = _first_error(value, name or "")
-            return got_field or name, message, code
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0], prefix)
-    code = getattr(detail, "code", "invalid") or "invalid"
-    return (prefix or None), str(detail), str(code)
-
-
 def _all_errors(detail, prefix: str = "") -> list[tuple[str | None, str, str]]:
-    """Every (field, message, code) in DRF's nested error detail, in order;
-    the first is what ``_first_error`` returns."""
+    """Every (field, message, code) in DRF's nested error detail, in order."""
     if isinstance(detail, dict):
         found = []
         for key, value in detail.items():
@@ -75,12 +60,11 @@ def exception_handler(exc, context):
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, exceptions.ValidationError):
-        field, message, code = _first_error(exc.detail)
+        found = _all_errors(exc.detail) or [(None, "Invalid input.", "invalid")]
         # The first error on top (as before), and every error in "errors".
-        errors = [
-            {"field": name, "code": _stable_code(what), "detail": text} for name, text, what in _all_errors(exc.detail)
-        ]
-        body = {"code": _stable_code(code), "detail": message, "field": field, "errors": errors}
+        errors = [{"field": name, "code": _stable_code(what), "detail": text} for name, text, what in found]
+        first = errors[0]
+        body = {"code": first["code"], "detail": first["detail"], "field": first["field"], "errors": errors}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.APIException):
         code = exc.default_code.upper() if isinstance(exc.default_code, str) else "ERROR"

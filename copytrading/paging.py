@@ -249,6 +249,15 @@ class CursorPagination(BasePagination):
 
 
 @cache
+def queryset_page(
+    queryset: QuerySet, serializer: type[serializers.Serializer], request, view, *, ordering: Sequence[str] = ("-id",)
+) -> Response:
+    """The common list answer: one page of ``queryset`` through ``serializer``."""
+    paginator = CursorPagination(ordering=ordering)
+    rows = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(rows, many=True).data)
+
+
 def page_serializer(item: type[serializers.Serializer], name: str | None = None) -> type[serializers.Serializer]:
     """The schema of a page of ``item`` rows (one component per row type)."""
     base = name or item.__name__.removesuffix("Serializer")

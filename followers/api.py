@@ -95,9 +95,7 @@ class SubscriptionPositionListView(APIView):
         subscription = my_subscription(request, pk)
         positions = Position.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
         positions = paging.filter_choice(positions, request.query_params, "status", PositionStatus.values)
-        paginator = paging.CursorPagination()
-        rows = paginator.paginate_queryset(positions, request, view=self)
-        return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)
+        return paging.queryset_page(positions, PositionSerializer, request, self)
 
 
 class SubscriptionPositionCloseView(APIView):
@@ -119,9 +117,8 @@ class SubscriptionHoldingListView(APIView):
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         holdings = Holding.objects.filter(account_id=subscription.copy_account_id, quantity__gt=0)
-        paginator = paging.CursorPagination(ordering=("asset",))  # one holding per asset: the keyset
-        rows = paginator.paginate_queryset(holdings, request, view=self)
-        return paginator.get_paginated_response(HoldingSerializer(rows, many=True).data)
+        # one holding per asset: the keyset
+        return paging.queryset_page(holdings, HoldingSerializer, request, self, ordering=("asset",))
 
 
 class SubscriptionExecutionListView(APIView):
@@ -129,9 +126,7 @@ class SubscriptionExecutionListView(APIView):
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
         rows = Execution.objects.filter(subscription_id=subscription.pk).select_related("event")
-        paginator = paging.CursorPagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
+        return paging.queryset_page(rows, ExecutionSerializer, request, self)
 
 
 class SubscriptionOrderListView(APIView):
@@ -147,9 +142,7 @@ class SubscriptionOrderListView(APIView):
         subscription = my_subscription(request, pk)
         orders = Order.objects.filter(account_id=subscription.copy_account_id).select_related("instrument")
         orders = paging.filter_choice(orders, request.query_params, "status", OrderStatus.values)
-        paginator = paging.CursorPagination()
-        rows = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderSerializer(rows, many=True).data)
+        return paging.queryset_page(orders, OrderSerializer, request, self)
 
 
 def _body(subscription: Subscription) -> dict:

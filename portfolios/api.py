@@ -54,9 +54,7 @@ def _events_body(events):
 class PortfolioListView(APIView):
     @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(PortfolioSerializer))
     def get(self, request):
-        paginator = paging.CursorPagination()
-        rows = paginator.paginate_queryset(Portfolio.objects.filter(leader=request.user), request, view=self)
-        return paginator.get_paginated_response(PortfolioSerializer(rows, many=True).data)
+        return paging.queryset_page(Portfolio.objects.filter(leader=request.user), PortfolioSerializer, request, self)
 
     @extend_schema(request=PortfolioCreateSerializer, responses={201: PortfolioSerializer})
     def post(self, request):
@@ -109,9 +107,7 @@ class PortfolioOrderView(APIView):
     def get(self, request, pk):
         portfolio = my_portfolio(request, pk)
         orders = Order.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
-        paginator = paging.CursorPagination()
-        rows = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderSerializer(rows, many=True).data)
+        return paging.queryset_page(orders, OrderSerializer, request, self)
 
     @extend_schema(request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer})
     @idempotent
@@ -170,9 +166,7 @@ class PortfolioPositionListView(APIView):
         portfolio = my_portfolio(request, pk)
         positions = Position.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
         positions = paging.filter_choice(positions, request.query_params, "status", PositionStatus.values)
-        paginator = paging.CursorPagination()
-        rows = paginator.paginate_queryset(positions, request, view=self)
-        return paginator.get_paginated_response(PositionSerializer(rows, many=True).data)
+        return paging.queryset_page(positions, PositionSerializer, request, self)
 
 
 class PortfolioPositionCloseView(APIView):
@@ -281,6 +275,4 @@ class PortfolioHoldingListView(APIView):
         portfolio = my_portfolio(request, pk)
         holdings = Holding.objects.filter(account_id=portfolio.trading_account_id, quantity__gt=0)
         # One holding per asset and account: the asset is the keyset.
-        paginator = paging.CursorPagination(ordering=("asset",))
-        rows = paginator.paginate_queryset(holdings, request, view=self)
-        return paginator.get_paginated_response(HoldingSerializer(rows, many=True).data)
+        return paging.queryset_page(holdings, HoldingSerializer, request, self, ordering=("asset",))

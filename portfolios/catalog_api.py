@@ -141,9 +141,9 @@ class CatalogScoreHistoryView(APIView):
     @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(ScoreSerializer))
     def get(self, request, pk):
         portfolio = public_portfolio(pk)
-        paginator = paging.CursorPagination(ordering=stats.SCORE_ORDERING)
-        rows = paginator.paginate_queryset(stats.score_rows(portfolio_id=portfolio.pk), request, view=self)
-        return paginator.get_paginated_response(ScoreSerializer(rows, many=True).data)
+        return paging.queryset_page(
+            stats.score_rows(portfolio_id=portfolio.pk), ScoreSerializer, request, self, ordering=stats.SCORE_ORDERING
+        )
 
 
 def closed_trades_response(request, portfolio: Portfolio) -> Response:
