@@ -248,7 +248,6 @@ class CursorPagination(BasePagination):
         ]  # fmt: skip
 
 
-@cache
 def queryset_page(
     queryset: QuerySet, serializer: type[serializers.Serializer], request, view, *, ordering: Sequence[str] = ("-id",)
 ) -> Response:
@@ -258,6 +257,7 @@ def queryset_page(
     return paginator.get_paginated_response(serializer(rows, many=True).data)
 
 
+@cache
 def page_serializer(item: type[serializers.Serializer], name: str | None = None) -> type[serializers.Serializer]:
     """The schema of a page of ``item`` rows (one component per row type)."""
     base = name or item.__name__.removesuffix("Serializer")
