@@ -326,6 +326,14 @@ class Order(models.Model):
     # sell's base quantity; see copytrading.reservations).
     reserved = models.DecimalField(**MONEY, default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When it filled (a resting limit fills after it was placed); null while
+    # it rests, or if it never filled.
+    filled_at = models.DateTimeField(null=True, blank=True)
+    # What the fill realized in the primary currency, set on every fill that
+    # realizes: a margin reduce or close (the position's settled PnL part), a
+    # spot sell (proceeds less the average cost of what was sold). Null on
+    # fills that realize nothing (opens, increases, buys, cross-quote sells).
+    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -348,6 +356,13 @@ class Order(models.Model):
         indexes = [
             models.Index(
                 fields=["instrument", "price"], condition=Q(status=OrderStatus.OPEN), name="open_order_by_price"
+            ),
+            # The watchdog sums a wallet's spot sells of the day (a spot
+            # order has no position; margin PnL is read from the ledger).
+            models.Index(
+                fields=["account", "filled_at"],
+                condition=Q(realized_pnl__isnull=False, position__isnull=True),
+                name="spot_realization_by_day",
             ),
         ]
 

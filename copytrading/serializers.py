@@ -132,6 +132,8 @@ class OrderSerializer(ModelSerializer):
             "position",
             "leader_order",
             "created_at",
+            "filled_at",
+            "realized_pnl",
         ]
 
 

@@ -37,10 +37,11 @@ POSITION_FIELDS = [
 POSITION_CHANGES = ["quantity", "opened_quantity", "entry_price", "margin", "status", "realized_pnl", "closed_at"]
 ORDER_FIELDS = [
     "account", "instrument", "side", "order_type", "quantity", "price", "leverage", "status",
-    "position", "leader_event", "subscription_id", "reserved", "leader_order", "created_at",
+    "position", "leader_event", "subscription_id", "reserved", "leader_order", "created_at", "filled_at",
+    "realized_pnl",
 ]  # fmt: skip
 # A resting limit order that fills: its row is updated instead of a new one inserted.
-RESTING_FILL_CHANGES = ["status", "position", "reserved"]
+RESTING_FILL_CHANGES = ["status", "position", "reserved", "filled_at", "realized_pnl"]
 
 
 @dataclass(slots=True)
@@ -162,6 +163,7 @@ class Fill:
     # filled in by apply_fills
     order: OrderRef | None = None
     realized_pnl: Decimal = field(default=ZERO)
+    realizes: bool = False  # the fill realized PnL in the primary currency (``Order.realized_pnl``)
 
 
 def apply_fills(fills: list[Fill]) -> list[Fill]:
@@ -213,7 +215,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
                 p.closed_at = now
             changed_positions.append(p)
             locked[f.account_id] -= result.released_margin
-            f.realized_pnl = result.settled
+            f.realized_pnl, f.realizes = result.settled, True
             if result.settled:
                 settlements.append((f, result.settled, TransferKind.REALIZED_PNL))
         elif f.action == SPOT_BUY:
@@ -236,7 +238,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             proceeds = q8_down(f.quantity * f.price)
             basis = _take(h, f.quantity)
             if f.instrument.quote == settings.PRIMARY_CURRENCY:
-                f.realized_pnl = proceeds - basis
+                f.realized_pnl, f.realizes = proceeds - basis, True
                 if proceeds:
                     settlements.append((f, proceeds, TransferKind.SPOT_TRADE))
             else:  # nothing is realized in the primary currency: the basis moves on
@@ -262,7 +264,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             (
                 f.account_id, f.instrument.pk, f.order_side, f.order_type, f.quantity, f.price, f.leverage,
                 OrderStatus.FILLED, f.position.pk if f.action not in (SPOT_BUY, SPOT_SELL) else None,
-                f.event_id, f.subscription_id, ZERO, None, now,
+                f.event_id, f.subscription_id, ZERO, None, now, now, f.realized_pnl if f.realizes else None,
             )
             for f in new_orders
         ],
@@ -277,7 +279,10 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
         if f.resting_order_id is not None:
             f.order = OrderRef(f.resting_order_id)
             position_id = f.position.pk if f.position is not None else None  # None: a spot fill
-            resting[f.resting_order_id] = (f.resting_order_id, OrderStatus.FILLED, position_id, ZERO)
+            realized = f.realized_pnl if f.realizes else None
+            if f.resting_order_id in resting and resting[f.resting_order_id][-1] is not None:  # a flip's close step
+                realized = resting[f.resting_order_id][-1] + (realized or ZERO)
+            resting[f.resting_order_id] = (f.resting_order_id, OrderStatus.FILLED, position_id, ZERO, now, realized)
     bulk.update_rows(Order, RESTING_FILL_CHANGES, list(resting.values()))
 
     specs = []
