@@ -22,8 +22,9 @@ def world(settings, instruments, django_capture_on_commit_callbacks):
 
 def orders(account_id: int) -> list[tuple]:
     """(side, quantity, price, realized, filled) of the wallet's orders."""
-    return [(*row[:4], row[4] is not None) for row in
-        Order.objects.filter(account_id=account_id)
+    return [
+        (*row[:4], row[4] is not None)
+        for row in Order.objects.filter(account_id=account_id)
         .order_by("pk")
         .values_list("side", "quantity", "price", "realized_pnl", "filled_at")
     ]
