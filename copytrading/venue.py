@@ -109,16 +109,30 @@ class ClosedPosition:
     subscription_id: int | None  # set on mirrors; the listener maps accounts itself
 
 
-CloseListener = Callable[[list[ClosedPosition]], None]
+@dataclass(slots=True, frozen=True)
+class SpotSale:
+    """A spot sell of the batch that realized a result in the primary
+    currency (``Order.realized_pnl``: proceeds less the average cost of what
+    was sold), as close listeners receive it. A cross-quote sell (ETH/BTC)
+    realizes nothing in the primary currency and is not reported."""
+
+    order_id: int
+    account_id: int
+    realized_pnl: Decimal
+    subscription_id: int | None
+
+
+CloseListener = Callable[[list[ClosedPosition], list[SpotSale]], None]
 _close_listeners: list[CloseListener] = []
 
 
 def register_close_listener(listener: CloseListener) -> None:
-    """Have ``listener`` called with every batch of positions ``apply_fills``
-    closes (fees registers the profit-share accrual this way: the core imports
-    no app above it). It runs in the same transaction, after the fills are
-    written, once per batch; it must cost a constant number of queries and
-    may move money only through the ledger. Registering twice is a no-op."""
+    """Have ``listener(closed, sold)`` called with every batch of fills
+    ``apply_fills`` writes that closes positions or realizes spot sells (fees
+    registers the profit-share accrual this way: the core imports no app above
+    it). It runs in the same transaction, after the fills are written, once
+    per batch; it must cost a constant number of queries and may move money
+    only through the ledger. Registering twice is a no-op."""
     if listener not in _close_listeners:
         _close_listeners.append(listener)
 
@@ -300,7 +314,8 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
 
 def _notify_closes(changed_positions: list, fills: list[Fill]) -> None:
     """Tell the close listeners, once for the whole batch, which positions it
-    closed (a position closed and reopened by a flip is a new row)."""
+    closed (a position closed and reopened by a flip is a new row) and which
+    spot sells realized a result."""
     if not _close_listeners:
         return
     subscription_of = {f.position.pk: f.subscription_id for f in fills if f.position is not None}
@@ -311,9 +326,14 @@ def _notify_closes(changed_positions: list, fills: list[Fill]) -> None:
             seen.add(p.pk)
             subscription_id = subscription_of.get(p.pk) or getattr(p, "subscription_id", None)
             closed.append(ClosedPosition(p.pk, p.account_id, p.realized_pnl, subscription_id))
-    if closed:
+    sold = [
+        SpotSale(f.order.pk, f.account_id, f.realized_pnl, f.subscription_id)
+        for f in fills
+        if f.action == SPOT_SELL and f.realizes
+    ]
+    if closed or sold:
         for listener in _close_listeners:
-            listener(closed)
+            listener(closed, sold)
 
 
 def _holding(

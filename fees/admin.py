@@ -84,20 +84,29 @@ class AuditInline(ReadOnlyInline):
 @admin.register(FeeAccrual)
 class FeeAccrualAdmin(ReadOnlyAdmin):
     list_display = [
-        "id", "accrued_at", "status", "portfolio_id", "subscription_id", "source_position_id", "fee_model",
+        "id", "accrued_at", "status", "portfolio_id", "subscription_id", "source", "fee_model",
         "profit", "share_pct", "fee", "fee_due", "platform_part", "leader_part", "attempts", "settled_at",
     ]  # fmt: skip
     list_filter = [StuckFilter, "status", "fee_model", "accrued_at"]
-    search_fields = ["=portfolio_id", "=subscription_id", "=source_position__id"]
+    search_fields = ["=portfolio_id", "=subscription_id", "=source_position__id", "=source_order__id"]
     date_hierarchy = "accrued_at"
-    readonly_fields = ["position_link", "copy_account_link"]
-    exclude = ["source_position", "copy_account"]
+    readonly_fields = ["position_link", "order_link", "copy_account_link"]
+    exclude = ["source_position", "source_order", "copy_account"]
     inlines = [AuditInline]
     actions = ["resolve_stuck"]
+
+    @admin.display(description="source")
+    def source(self, obj):
+        """What the fee came from: a closed position or a spot sell (order)."""
+        return obj.source
 
     @admin.display(description="position")
     def position_link(self, obj):
         return change_link(obj.source_position)
+
+    @admin.display(description="spot sell")
+    def order_link(self, obj):
+        return change_link(obj.source_order)
 
     @admin.display(description="copy wallet")
     def copy_account_link(self, obj):

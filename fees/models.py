@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Round
 
-from copytrading.models import MONEY, Account, Position, Transfer
+from copytrading.models import MONEY, Account, Order, Position, Transfer
 
 PCT = {"max_digits": 5, "decimal_places": 2}
 
@@ -97,10 +97,17 @@ class AccrualStatus(models.TextChoices):
 
 
 class FeeAccrual(models.Model):
-    """The profit share of one closed mirror: every input used, what was
-    charged, and where it is (escrow until settled). One per position."""
+    """The profit share of one closed mirror or one spot sell of a copy
+    wallet: every input used, what was charged, and where it is (escrow until
+    settled). One per source: exactly one of ``source_position`` (a closed
+    margin mirror) and ``source_order`` (a spot sell) is set."""
 
-    source_position = models.OneToOneField(Position, on_delete=models.PROTECT, related_name="fee_accrual")
+    source_position = models.OneToOneField(
+        Position, null=True, blank=True, on_delete=models.PROTECT, related_name="fee_accrual"
+    )
+    source_order = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="fee_accrual"
+    )
     subscription_id = models.BigIntegerField(db_index=True)
     portfolio_id = models.BigIntegerField(db_index=True)
     copy_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
@@ -111,7 +118,9 @@ class FeeAccrual(models.Model):
     # fees) per trade, the gain above the high-water mark under that model.
     profit = models.DecimalField(**MONEY)
     fee_model = models.CharField(max_length=16, choices=FeeModel.choices, default=FeeModel.PER_TRADE)
-    position_pnl = models.DecimalField(**MONEY, null=True)  # the closed position's own realized PnL
+    # The source's own realized PnL: the closed position's, or the spot sell's
+    # (proceeds less the average cost of what was sold).
+    position_pnl = models.DecimalField(**MONEY, null=True)
     # High-water mark only: the mark before this close and the subscription's
     # cumulative realized result after it (the new mark).
     mark_before = models.DecimalField(**MONEY, null=True, blank=True)
@@ -133,6 +142,11 @@ class FeeAccrual(models.Model):
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                name="accrual_exactly_one_source",
+                condition=Q(source_position__isnull=False, source_order__isnull=True)
+                | Q(source_position__isnull=True, source_order__isnull=False),
+            ),
             models.CheckConstraint(name="accrual_profit_positive", condition=Q(profit__gt=0)),
             models.CheckConstraint(name="accrual_fee_due_positive", condition=Q(fee_due__gt=0)),
             models.CheckConstraint(name="accrual_fee_within_due", condition=Q(fee__gte=0, fee__lte=F("fee_due"))),
@@ -156,7 +170,16 @@ class FeeAccrual(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"fee {self.fee} on position {self.source_position_id} ({self.status})"
+        return f"fee {self.fee} on {self.source} ({self.status})"
+
+    @property
+    def source(self) -> str:
+        """What the fee came from: ``position <id>`` or ``order <id>``."""
+        return source_ref(self.source_position_id, self.source_order_id)
+
+
+def source_ref(position_id: int | None, order_id: int | None) -> str:
+    return f"position {position_id}" if position_id is not None else f"order {order_id}"
 
 
 class HighWaterMark(models.Model):

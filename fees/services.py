@@ -33,6 +33,7 @@ from fees.accrual import (  # noqa: F401 (re-exported: the app's write entry poi
     accrued_by_source,
     audit_insert,
     fees_accrue,
+    source_key,
 )
 from fees.models import (
     AccrualStatus,
@@ -44,6 +45,7 @@ from fees.models import (
     LeaderProfitAccount,
     LeaderWithdrawal,
     LimitsGroup,
+    source_ref,
 )
 from fees.selectors import LeaderCaps, default_fee_group, default_limits_group, leader_caps
 
@@ -61,12 +63,12 @@ def min_withdrawal() -> Decimal:
     return getattr(settings, "FEES_MIN_WITHDRAWAL", MIN_WITHDRAWAL)
 
 
-def leader_key(position_id: int) -> str:
-    return f"fee:{position_id}:leader"
+def leader_key(position_id: int | None, order_id: int | None = None) -> str:
+    return f"fee:{source_key(position_id, order_id)}:leader"
 
 
-def platform_key(position_id: int) -> str:
-    return f"fee:{position_id}:platform"
+def platform_key(position_id: int | None, order_id: int | None = None) -> str:
+    return f"fee:{source_key(position_id, order_id)}:platform"
 
 
 # --- groups and caps -----------------------------------------------------------
@@ -168,15 +170,19 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
         FeeAccrual.objects.filter(pk__any=accrual_ids)
         .exclude(status=AccrualStatus.SETTLED)
         .order_by("pk")
-        .values_list("pk", "source_position_id", "portfolio_id", "leader_user_id", "leader_part", "platform_part")
-    )
+        .values_list(
+            "pk", "source_position_id", "source_order_id", "portfolio_id", "leader_user_id", "leader_part",
+            "platform_part",
+        )
+    )  # fmt: skip
     if not rows:
         return 0
-    profit_accounts = leader_profit_accounts({(r[2], r[3]) for r in rows})
+    profit_accounts = leader_profit_accounts({(r[3], r[4]) for r in rows})
     escrow_id = ledger.system_account(AccountKind.FEE_ESCROW).pk
     platform_id = ledger.system_account(AccountKind.PLATFORM_FEES).pk
     specs = []
-    for _, position_id, portfolio_id, _, leader_part, platform_part in rows:
+    for _, position_id, order_id, portfolio_id, _, leader_part, platform_part in rows:
+        ref = source_ref(position_id, order_id)
         if leader_part:
             specs.append(
                 ledger.TransferSpec(
@@ -184,8 +190,8 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
                     profit_accounts[portfolio_id],
                     leader_part,
                     KIND_TO_LEADER,
-                    leader_key(position_id),
-                    f"position {position_id}",
+                    leader_key(position_id, order_id),
+                    ref,
                 )
             )
         if platform_part:
@@ -195,8 +201,8 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
                     platform_id,
                     platform_part,
                     KIND_TO_PLATFORM,
-                    platform_key(position_id),
-                    f"position {position_id}",
+                    platform_key(position_id, order_id),
+                    ref,
                 )
             )
     existing = Transfer.objects.filter(idempotency_key__any=[s.key for s in specs])
@@ -230,12 +236,14 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
                     "leader_account": profit_accounts[portfolio_id],
                     "platform_account": platform_id,
                     # Parts found already moved by an earlier, interrupted run.
-                    "already_moved": sorted(k for k in (leader_key(pos), platform_key(pos)) if k in replayed),
+                    "already_moved": sorted(
+                        k for k in (leader_key(pos, order), platform_key(pos, order)) if k in replayed
+                    ),
                 },
                 actor.pk if actor is not None else None,
                 now,
             )
-            for pk, pos, portfolio_id, _, leader_part, platform_part in rows
+            for pk, pos, order, portfolio_id, _, leader_part, platform_part in rows
         ],
     )
     return len(rows)

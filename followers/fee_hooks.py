@@ -1,25 +1,26 @@
-"""Profit share on closed mirrors: the close listener registered with the
-venue (followers/apps.py), which turns the venue's closed positions into
-``fees.services.fees_accrue`` calls.
+"""Profit share on closed mirrors and spot sells: the close listener
+registered with the venue (followers/apps.py), which turns the venue's closed
+positions and realizing spot sells into ``fees.services.fees_accrue`` calls.
 
 The venue calls it once per batch of fills, in the transaction that closed
-the positions. Only COPY wallets are charged: a position in any other
-account (a leader's own trading account) has no subscription and is ignored.
-Cost: nothing for a batch without a profitable close, otherwise one query
-mapping copy wallets to subscriptions and portfolios, plus ``fees_accrue``'s
-constant number.
+the positions or sold the holdings. Only COPY wallets are charged: a position
+or a sale in any other account (a leader's own trading account) has no
+subscription and is ignored. Cost: nothing for a batch without a profitable
+close or sale, otherwise one query mapping copy wallets to subscriptions and
+portfolios, plus ``fees_accrue``'s constant number.
 """
 
 from copytrading.models import AccountKind
-from copytrading.venue import ClosedPosition, register_close_listener
+from copytrading.venue import ClosedPosition, SpotSale, register_close_listener
 from fees.services import ClosedMirror, fees_accrue
 from followers.models import Subscription, profit_share_due
 
 
-def accrue_closed_mirrors(closed: list[ClosedPosition]) -> None:
+def accrue_closed_mirrors(closed: list[ClosedPosition], sold: list[SpotSale] = ()) -> None:
     # A loss or break-even never pays, under either fee model (the
-    # high-water mark reads the subscription's losses from its positions).
-    profitable = [c for c in closed if c.realized_pnl > 0]
+    # high-water mark reads the subscription's losses from its positions and
+    # spot orders).
+    profitable = [c for c in [*closed, *sold] if c.realized_pnl > 0]
     if not profitable:
         return
     rows = Subscription.objects.filter(
@@ -32,12 +33,14 @@ def accrue_closed_mirrors(closed: list[ClosedPosition]) -> None:
     closes = []
     for c in profitable:
         if c.account_id not in by_account:
-            continue  # not a copy wallet: the leader's own close
+            continue  # not a copy wallet: the leader's own close or sale
         subscription_id, portfolio_id, leader_id, share_pct, fee_model, agreed_pct = by_account[c.account_id]
         share_pct = profit_share_due(share_pct, agreed_pct)  # a later raise does not apply to this copy
+        is_sale = isinstance(c, SpotSale)
         closes.append(
             ClosedMirror(
-                position_id=c.position_id,
+                position_id=None if is_sale else c.position_id,
+                order_id=c.order_id if is_sale else None,
                 subscription_id=subscription_id,
                 portfolio_id=portfolio_id,
                 copy_account_id=c.account_id,
