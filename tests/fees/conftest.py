@@ -20,18 +20,19 @@ from tests.factories import UserFactory
 
 D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
+ETH_SPOT = "ETH/USDT"
 
 
 class FeeWorld:
     def __init__(self, capture):
         self.capture = capture
 
-    def leader(self, *, share: str = "15.00", platform_cut: str | None = "40.00", fund: str = "20000") -> Portfolio:
+    def leader(
+        self, *, share: str = "15.00", platform_cut: str | None = "40.00", fund: str = "20000", mode: str = "margin"
+    ) -> Portfolio:
         user = UserFactory()
         wallet_deposit(user=user, amount=D(fund) + D("1000"))
-        portfolio = portfolio_create(
-            leader=user, name=f"{user.username}'s book", profit_share_pct=D(share), mode="margin"
-        )
+        portfolio = portfolio_create(leader=user, name=f"{user.username}'s book", profit_share_pct=D(share), mode=mode)
         portfolio_fund(portfolio=portfolio, amount=D(fund))
         if platform_cut is not None:
             group, _ = FeeGroup.objects.get_or_create(
@@ -62,6 +63,25 @@ class FeeWorld:
             portfolio_position_close(
                 portfolio=portfolio, position_id=leader_position_id, quantity=D(quantity) if quantity else None
             )
+
+    def spot(self, portfolio: Portfolio, side: str, quantity: str = "1", symbol: str = ETH_SPOT) -> None:
+        """The leader buys or sells spot at market; copy wallets follow."""
+        with self.capture(execute=True):
+            portfolio_order_place(portfolio=portfolio, symbol=symbol, side=side, quantity=D(quantity), leverage=1)
+
+    def spot_limit(self, portfolio: Portfolio, side: str, price: str, quantity: str = "1") -> None:
+        """The leader's resting spot limit order; mirrors rest with it."""
+        with self.capture(execute=True):
+            portfolio_order_place(
+                portfolio=portfolio, symbol=ETH_SPOT, side=side, quantity=D(quantity), leverage=1,
+                order_type="limit", price=D(price),
+            )  # fmt: skip
+
+    def spot_round_trip(self, portfolio: Portfolio, entry: str, exit_: str) -> None:
+        self.price(entry, ETH_SPOT)
+        self.spot(portfolio, "buy")
+        self.price(exit_, ETH_SPOT)
+        self.spot(portfolio, "sell")
 
     def round_trip(self, portfolio: Portfolio, entry: str, exit_: str, *, side: str = "buy") -> int:
         self.price(entry)

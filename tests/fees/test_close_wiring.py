@@ -193,8 +193,13 @@ def test_the_venue_reports_each_batch_of_full_closes_once(fee_world, monkeypatch
     from copytrading import venue
 
     calls: list[list] = []
-    monkeypatch.setattr(venue, "_close_listeners", [calls.append])
-    venue.register_close_listener(calls.append)  # registering twice is a no-op
+
+    def listener(closed, sold):
+        assert sold == []  # margin fills sell nothing spot
+        calls.append(closed)
+
+    monkeypatch.setattr(venue, "_close_listeners", [listener])
+    venue.register_close_listener(listener)  # registering twice is a no-op
     portfolio = fee_world.leader()
     subs = [fee_world.follower(portfolio) for _ in range(3)]
     fee_world.price("3200")
