@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from copytrading import ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
-from copytrading.models import AccountKind, Transfer, TransferKind
+from copytrading.models import Account, AccountKind, Transfer, TransferKind
 from copytrading.money import ZERO
 from fees import math as fee_math
 from fees.accrual import (  # noqa: F401 (re-exported: the app's write entry points)
@@ -264,8 +264,10 @@ def _record_failure(accrual_id: int, exc: Exception, *, actor=None) -> None:
 
 
 @transaction.atomic
-def fees_settle(*, limit: int = 1000) -> SettleResult:
-    """Settle up to ``limit`` accrued fees, oldest first (the minute job).
+def fees_settle(*, limit: int = 1000, portfolio_id: int | None = None) -> SettleResult:
+    """Settle up to ``limit`` accrued fees, oldest first (the minute job;
+    a closing portfolio's wind-down settles its own with ``portfolio_id``
+    before it archives, the same way).
 
     Rows are claimed with FOR UPDATE SKIP LOCKED, so concurrent runs take
     disjoint batches; the batch settles in one set-based step. If that step
@@ -273,12 +275,10 @@ def fees_settle(*, limit: int = 1000) -> SettleResult:
     still fail are marked ``failed`` with the error — one stuck accrual never
     blocks the others, and staff resolve it (``fee_accrual_resolve``).
     """
-    ids = list(
-        FeeAccrual.objects.filter(status=AccrualStatus.ACCRUED)
-        .order_by("pk")
-        .select_for_update(skip_locked=True)
-        .values_list("pk", flat=True)[:limit]
-    )
+    accrued = FeeAccrual.objects.filter(status=AccrualStatus.ACCRUED)
+    if portfolio_id is not None:
+        accrued = accrued.filter(portfolio_id=portfolio_id)
+    ids = list(accrued.order_by("pk").select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
     if not ids:
         return SettleResult(0, 0, 0)
     FeeAccrual.objects.filter(pk__any=ids).update(attempts=F("attempts") + 1)
@@ -343,6 +343,12 @@ def leader_withdrawal_create(
         raise InsufficientFunds("Nothing has been earned on this portfolio yet.")
     main = ledger.main_account_for(leader)
     profit = ledger.lock_accounts([link.account_id, main.pk])[link.account_id]
+    if profit.is_closed:
+        raise Conflict(
+            "PORTFOLIO_ARCHIVED",
+            "This portfolio is archived: everything it earned was returned to your main wallet.",
+            field="portfolio",
+        )
     if idempotency_key:
         # Read after the lock: a concurrent request with the same key has
         # committed by now, and its row is visible.
@@ -380,6 +386,53 @@ def leader_withdrawal_create(
         transfer=transfer,
         idempotency_key=idempotency_key,
     )
+
+
+def profit_return_key(portfolio_id: int) -> str:
+    return f"portfolio:{portfolio_id}:archive-profit-return"
+
+
+@transaction.atomic
+def leader_profit_return(*, portfolio_id: int) -> LeaderWithdrawal | None:
+    """The archive's last step for the leader's earnings: move everything the
+    portfolio's profit account holds to the leader's main wallet and close
+    the account (nothing stays behind in a closed portfolio). All of it, to
+    the 1e-8, not whole cents like a withdrawal the leader asks for: the
+    account closes, so a rounded-off rest would be stranded (the trading
+    account's return does the same). Recorded as a withdrawal (its transfer's
+    key ``portfolio:<id>:archive-profit-return``, a name no request can
+    choose), so the leader's withdrawal list and the fee books (earned -
+    withdrawn = balance) show it. The caller has settled the portfolio's
+    accruals; idempotent: a closed account returns None."""
+    link = LeaderProfitAccount.objects.select_related("leader").filter(portfolio_id=portfolio_id).first()
+    if link is None:
+        return None  # never earned anything
+    main = ledger.main_account_for(link.leader)
+    profit = ledger.lock_accounts([link.account_id, main.pk])[link.account_id]
+    if profit.is_closed:
+        return None
+    withdrawal = None
+    if profit.balance > 0:
+        transfer, _ = ledger.transfer(
+            debit_id=profit.pk,
+            credit_id=main.pk,
+            amount=profit.balance,
+            kind=KIND_WITHDRAWAL,
+            key=profit_return_key(portfolio_id),
+            ref=f"portfolio {portfolio_id} archived",
+        )
+        withdrawal = LeaderWithdrawal.objects.create(
+            leader=link.leader,
+            portfolio_id=portfolio_id,
+            profit_account=profit,
+            main_account=main,
+            requested_amount=profit.balance,
+            amount=profit.balance,
+            currency=profit.currency,
+            transfer=transfer,
+        )
+    Account.objects.filter(pk=profit.pk).update(is_closed=True)
+    return withdrawal
 
 
 def _same_withdrawal(previous: LeaderWithdrawal, portfolio_id: int, amount: Decimal | None) -> LeaderWithdrawal:

@@ -10,10 +10,15 @@ own and each idempotent, so a crash anywhere is finished by the reconciler:
 2. every follower detached through the registered detachers (the followers
    app registers one that unfollows: mirrors closed, profit share accrued on
    the normal close path, copy wallet returned to the main wallet);
-3. archived once nothing is left: no live subscription, no open leader
-   position or order, no profit share still waiting in escrow. Archiving
-   sells the leader's spot holdings and returns the trading account's cash
-   to the leader's main wallet (docs/decisions.md).
+3. the portfolio's accrued profit share settled (the fee settlement job's
+   own step, for this portfolio only), so the leader's part is in the
+   portfolio's profit account and nothing of it waits in escrow;
+4. archived once nothing is left: no live subscription, no open leader
+   position or order, no profit share in escrow (accrued, or failed and
+   waiting for staff to resolve it). Archiving, in one transaction, sells
+   the leader's spot holdings, returns the trading account's cash and
+   everything the profit account holds to the leader's main wallet, and
+   closes both accounts (docs/decisions.md).
 """
 
 import logging
@@ -27,6 +32,7 @@ from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
 from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
 from copytrading.outages import dispatch_on_commit
+from fees import services as fee_services
 from fees.models import AccrualStatus, FeeAccrual
 from portfolios.models import Portfolio, PortfolioStatus
 from risk.models import Severity
@@ -160,9 +166,22 @@ def _what_is_left(portfolio: Portfolio) -> list[str]:
         left.append("positions")
     if Order.objects.filter(account_id=account_id, status=OrderStatus.OPEN).exists():
         left.append("orders")
-    if FeeAccrual.objects.filter(portfolio_id=portfolio.pk, status=AccrualStatus.ACCRUED).exists():
+    unsettled = FeeAccrual.objects.filter(portfolio_id=portfolio.pk).exclude(status=AccrualStatus.SETTLED)
+    if unsettled.exists():
+        # A failed one too: its leader part would reach the profit account
+        # after the archive closed it.
         left.append("unsettled profit share")
     return left
+
+
+def portfolio_fees_settle(*, portfolio_id: int) -> int:
+    """Settle the closing portfolio's accrued profit share now rather than at
+    the next minute job, so the archive is not held up by it. Own
+    transaction, idempotent (the settlement job's claim and keys). Returns
+    how many settled."""
+    if not Portfolio.objects.filter(pk=portfolio_id, status=PortfolioStatus.CLOSING).exists():
+        return 0
+    return fee_services.fees_settle(portfolio_id=portfolio_id).settled
 
 
 def _trading_account_empty(portfolio: Portfolio) -> None:
@@ -199,6 +218,7 @@ def portfolio_archive(*, portfolio_id: int) -> bool:
         log.info("closing portfolio %s not archived yet: %s left", portfolio_id, ", ".join(left))
         return False
     _trading_account_empty(portfolio)
+    fee_services.leader_profit_return(portfolio_id=portfolio.pk)
     portfolio.status = PortfolioStatus.ARCHIVED
     portfolio.archived_at = timezone.now()
     portfolio.save(update_fields=["status", "archived_at", "updated_at"])
@@ -210,6 +230,7 @@ def portfolio_wind_down(*, portfolio_id: int) -> str:
     """Every step after the close, in order; returns the status reached."""
     leader_book_close(portfolio_id=portfolio_id)
     followers_detach(portfolio_id=portfolio_id)
+    portfolio_fees_settle(portfolio_id=portfolio_id)
     try:
         portfolio_archive(portfolio_id=portfolio_id)
     except DomainError as exc:  # e.g. a holding with no market right now: the reconciler retries

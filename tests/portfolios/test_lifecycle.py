@@ -45,13 +45,10 @@ def test_the_leader_closes_followers_are_detached_once_and_it_is_archived(world,
     # Each follower got back the whole wallet: 5000 + a 1 ETH mirror's 100 profit, less the 10 % share.
     assert returned_total(subs) == D("3") * (D("5000") + D("100") - D("10"))
 
-    # The profit share waits in escrow: not archived until it is settled.
-    if FeeAccrual.objects.filter(portfolio_id=portfolio.pk, status=AccrualStatus.ACCRUED).exists():
-        assert status_of(portfolio) == PortfolioStatus.CLOSING
-        assert reconcile_closing_portfolios() == {"closing": 1, "archived": 0}
-        fees_settle()
-    assert reconcile_closing_portfolios() == {"closing": 1, "archived": 1}
+    # The wind-down settled the profit share the detaches accrued (no wait
+    # for the minute job) and archived at once.
     assert status_of(portfolio) == PortfolioStatus.ARCHIVED
+    assert fees_settle().claimed == 0
     assert not FeeAccrual.objects.filter(portfolio_id=portfolio.pk).exclude(status=AccrualStatus.SETTLED).exists()
 
     # Every step again changes nothing.
