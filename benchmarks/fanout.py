@@ -5,7 +5,11 @@ Timed from the leader's event being written (inside the leader's
 transaction, so the leader's commit is counted too) to the moment the event
 is done, i.e. the last chunk's follower orders are committed. Prints one line per N:
     fanout followers=N median_ms=… p95_ms=… queries_per_chunk=…
-and the same for the leader's full close (``fanout_close``).
+and the same for the leader's full close (``fanout_close``), and for a
+spot portfolio's sell of the whole position at a profit
+(``fanout spot_sell``: every copy wallet realizes a gain and accrues its
+15 % profit share in the chunk's transaction):
+    fanout spot_sell followers=N median_ms=… p95_ms=… queries_per_chunk=…
 """
 
 import os
@@ -67,6 +71,7 @@ def main() -> int:
 
     services.instruments_seed()
     btc = Instrument.objects.get(symbol="BTC/USDT:USDT")
+    eth = Instrument.objects.get(symbol="ETH/USDT")
     leader = services.user_register(username="bench-leader", password="bench-pass-123")
     services.wallet_deposit(user=leader, amount=Decimal("1000000"))
 
@@ -76,8 +81,14 @@ def main() -> int:
         )
         return event
 
-    portfolios = {}
-    queries = {}
+    def spot(portfolio, side):
+        (event,) = portfolio_order_place(
+            portfolio=portfolio, symbol=eth.symbol, side=side, quantity=Decimal("1"), leverage=1
+        )
+        return event
+
+    portfolios, spot_portfolios = {}, {}
+    queries, spot_queries = {}, {}
     # Warm-up and query count in this process, dispatch switched off.
     with mock.patch.object(events, "dispatch", lambda event_id: None):
         for n in SIZES:
@@ -86,6 +97,15 @@ def main() -> int:
             followers_seed_bulk(portfolio=portfolios[n], count=n)
             queries[n] = queries_per_chunk(order(portfolios[n], "buy").pk)
             queries_per_chunk(order(portfolios[n], "sell").pk)
+            spot_portfolios[n] = portfolio_create(
+                leader=leader, name=f"bench-spot-{n}", mode="spot", profit_share_pct=Decimal("15.00")
+            )
+            portfolio_fund(portfolio=spot_portfolios[n], amount=Decimal("100000"))
+            followers_seed_bulk(portfolio=spot_portfolios[n], count=n)
+            services.price_set(instrument=eth, price=Decimal("3000"))
+            queries_per_chunk(spot(spot_portfolios[n], "buy").pk)
+            services.price_set(instrument=eth, price=Decimal("3100"))
+            spot_queries[n] = queries_per_chunk(spot(spot_portfolios[n], "sell").pk)
 
     with celery_worker(concurrency=2):
         for n in SIZES:
@@ -105,6 +125,21 @@ def main() -> int:
             )
             print(
                 f"fanout_close followers={n} median_ms={statistics.median(closes):.0f} p95_ms={p95(closes):.0f}",
+                flush=True,
+            )
+            sells = []
+            for rep in range(REPETITIONS):
+                services.price_set(instrument=eth, price=Decimal("3000") + rep)
+                event = spot(spot_portfolios[n], "buy")
+                wait_done(event.pk, event.created_at.timestamp())
+                services.price_set(instrument=eth, price=Decimal("3100") + rep)  # every copy sells at a profit
+                event = spot(spot_portfolios[n], "sell")
+                sells.append(wait_done(event.pk, event.created_at.timestamp()))
+                sold = Execution.objects.filter(event=event, outcome="COPIED").count()
+                assert sold == n, f"{sold} of {n} followers sold"
+            print(
+                f"fanout spot_sell followers={n} median_ms={statistics.median(sells):.0f} p95_ms={p95(sells):.0f} "
+                f"queries_per_chunk={spot_queries[n]}",
                 flush=True,
             )
     return 0
