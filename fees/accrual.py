@@ -9,15 +9,15 @@ Two fee models (``Portfolio.fee_model``):
   nothing.
 - ``high_water_mark``: the subscription pays only on its cumulative realized
   result (Σ realized PnL of its closed mirrors and of its spot sells) above
-  the highest level it
-  was already charged up to (``HighWaterMark.mark``, starting at 0). A
-  follower who lost 100 and then won 100 is back at the mark and pays nothing.
+  the highest level it was already charged up to (``HighWaterMark.mark``,
+  starting at 0). A follower who lost 100 and then won 100 is back at the
+  mark and pays nothing.
 
 Both are idempotent per source (``FeeAccrual.source_position`` and
 ``source_order`` are UNIQUE, the escrow transfer's key is derived from the
-source), and the high-water
-mark is idempotent by construction: a replayed close does not change the
-cumulative result, which is then not above the mark it already raised.
+source), and the high-water mark is idempotent by construction: a replayed
+close does not change the cumulative result, which is then not above the
+mark it already raised.
 """
 
 import json
@@ -62,7 +62,7 @@ class ClosedMirror:
     portfolio_id: int
     copy_account_id: int
     leader_user_id: int
-    realized_pnl: Decimal  # the position's whole realized PnL, net of trading fees
+    realized_pnl: Decimal  # the position's whole realized PnL (or the sell's), net of trading fees
     profit_share_pct: Decimal  # the portfolio's profit share at the close, a percent ("15.00")
     fee_model: str = FeeModel.PER_TRADE
     order_id: int | None = None  # a spot sell: the order (its ``realized_pnl``)
@@ -226,10 +226,11 @@ def fees_accrue(*, closes: list[ClosedMirror], returning: bool = True) -> list[F
       portfolio's ``profit_share_pct`` and ``fee_model``.
     - any number of closes per call (500 per chunk is the expected size);
       it costs a constant number of queries: locks the copy wallets, one read
-      of the positions (and one of the orders) and their accruals, the leaders' caps, under the
-      high-water mark one sum of realized PnL and one read and one or two
-      writes of the marks, one insert of accruals, one of audit rows, and the
-      ledger writes.
+      of the positions (and one of the orders) and their accruals, the
+      leaders' caps, under the high-water mark two sums of realized PnL
+      (positions, spot orders) and one read and one or two writes of the
+      marks, one insert of accruals, one of audit rows, and the ledger
+      writes.
     - idempotent: a source that already has an accrual (a replayed chunk,
       the same close reported twice, a concurrent caller) is skipped; the
       wallet is debited at most once (UNIQUE source position / order and the
