@@ -166,3 +166,29 @@ def test_two_mirrors_of_one_high_water_mark_subscription_closing_at_once_raise_t
     assert HighWaterMark.objects.get(subscription_id=sub.pk).mark == D("192")
     assert balance(sub.copy_account_id) == D("5000") + D("192") - D("28.8")
     assert ledger_check().ok
+
+
+def test_the_same_spot_sell_accrued_concurrently_debits_once(fee_world, no_close_listener):
+    from copytrading.models import Order
+    from fees.services import ClosedMirror
+
+    portfolio = fee_world.leader(mode="spot")
+    sub = fee_world.follower(portfolio)
+    fee_world.spot_round_trip(portfolio, "3200", "3400")  # sold, not yet accrued (listener off)
+    sell = Order.objects.get(account_id=sub.copy_account_id, side="sell")
+    closes = [
+        ClosedMirror(
+            position_id=None, order_id=sell.pk, subscription_id=sub.pk, portfolio_id=portfolio.pk,
+            copy_account_id=sub.copy_account_id, leader_user_id=portfolio.leader_id, realized_pnl=sell.realized_pnl,
+            profit_share_pct=portfolio.profit_share_pct,
+        )
+    ]  # fmt: skip
+
+    results = race(*(lambda: fees_accrue(closes=closes) for _ in range(4)))
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    assert FeeAccrual.objects.get().source_order_id == sell.pk
+    assert Transfer.objects.filter(kind=KIND_ACCRUAL).count() == 1
+    assert balance(sub.copy_account_id) == D("5085")
+    assert ledger_check().ok

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from copytrading import ledger, propagation
 from copytrading.ledger import ledger_check
-from copytrading.models import AccountKind, Holding, Instrument, Order, Position, Transfer, TransferKind
+from copytrading.models import Account, AccountKind, Holding, Instrument, Order, Position, Transfer, TransferKind
 from copytrading.services import price_set
 from copytrading.venue import SpotSale
 from fees import tasks
@@ -348,3 +348,24 @@ def test_the_admin_shows_what_a_fee_came_from(fee_world, client):
     assert f"order {accrual.source_order_id}" in listing.content.decode()
     assert reverse("admin:copytrading_order_change", args=[accrual.source_order_id]) in page.content.decode()
     assert found.context["cl"].result_count == 1
+
+
+def test_a_wallet_short_of_a_spot_sells_fee_is_charged_its_free_balance(fee_world, no_close_listener):
+    """The available-balance cap applies as for margin: the proceeds went into
+    margin elsewhere before the fee was taken."""
+    portfolio = fee_world.leader(mode="all")
+    sub = fee_world.follower(portfolio, amount="500")
+    fee_world.price("3200", ETH_SPOT)
+    fee_world.spot(portfolio, "buy", "0.2")  # the wallet: 0.1 ETH for 320
+    fee_world.price("4200", ETH_SPOT)
+    fee_world.spot(portfolio, "sell", "0.2")  # +100: wallet 600, fee due 15 (listener off)
+    with fee_world.capture(execute=True):
+        portfolio_order_place(portfolio=portfolio, symbol="BTC/USDT:USDT", side="buy", quantity=D("0.092"), leverage=5)
+    assert Account.objects.get(pk=sub.copy_account_id).free == D("11.2")
+
+    (sell,) = sells_of(sub)
+    (accrual,) = fees_accrue(closes=[reported(sub, sell, portfolio)])
+
+    assert (accrual.fee_due, accrual.available, accrual.fee) == (D("15"), D("11.2"), D("11.2"))
+    assert (accrual.platform_part, accrual.leader_part) == (D("4.48"), D("6.72"))
+    assert ledger_check().ok
