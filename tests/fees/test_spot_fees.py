@@ -369,3 +369,19 @@ def test_a_wallet_short_of_a_spot_sells_fee_is_charged_its_free_balance(fee_worl
     assert (accrual.fee_due, accrual.available, accrual.fee) == (D("15"), D("11.2"), D("11.2"))
     assert (accrual.platform_part, accrual.leader_part) == (D("4.48"), D("6.72"))
     assert ledger_check().ok
+
+
+def test_follower_and_leader_fee_endpoints_count_spot_accruals(fee_world, api):
+    portfolio = fee_world.leader(mode="all")
+    sub = fee_world.follower(portfolio)
+    fee_world.spot_round_trip(portfolio, "3200", "3400")  # spot: fee 15
+    fee_world.round_trip(portfolio, "3200", "3300")  # margin: +50, fee 7.5
+    fees_settle()
+
+    api.force_authenticate(sub.follower)
+    paid = api.get(f"/api/v1/subscriptions/{sub.pk}/fees").json()
+    assert paid["total"] == {"count": 2, "fees": "22.50000000", "fees_due": "22.50000000"}
+    api.force_authenticate(portfolio.leader)
+    earned = api.get(f"/api/v1/portfolios/{portfolio.pk}/earnings").json()
+    assert (earned["total_earned"], earned["accruals"]) == ("13.50000000", 2)  # 9 + 4.5
+    assert earned["by_follower"][0]["fees"] == "22.50000000"
