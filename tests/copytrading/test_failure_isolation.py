@@ -87,12 +87,12 @@ def _run(event: LeaderEvent) -> list[propagation.ChunkResult]:
 
 
 def _outcomes(event: LeaderEvent) -> dict[int, tuple[str, str]]:
-    return dict(
-        (sid, (outcome, reason))
+    return {
+        sid: (outcome, reason)
         for sid, outcome, reason in Execution.objects.filter(event=event).values_list(
             "subscription_id", "outcome", "reason_code"
         )
-    )
+    }
 
 
 def _assert_exactly_once(event: LeaderEvent) -> None:
@@ -176,7 +176,7 @@ def test_an_outage_is_retried_not_turned_into_failed_rows(settings, instruments,
     """A database outage (or a deadlock: Django raises both as OperationalError)
     says nothing about the follower: the chunk raises and stays pending for
     the reconciler, as before, with nothing written."""
-    portfolio, subs = _book(settings, instruments, 20)
+    portfolio, _subs = _book(settings, instruments, 20)
 
     def down(*args, **kwargs):
         raise OperationalError("deadlock detected")
@@ -272,7 +272,7 @@ def test_a_poisoned_follower_on_a_limit_order_event_is_isolated_too(settings, in
 
 def test_the_normal_path_runs_each_follower_once(settings, instruments, poison):
     """No failure, no isolation: one decision per follower."""
-    portfolio, subs = _book(settings, instruments, 50)
+    portfolio, _subs = _book(settings, instruments, 50)
     state = poison([])
     _run(_open(portfolio))
     assert state["calls"] == 50
