@@ -10,6 +10,7 @@ unpoisoned run gives them, the event completes and the next one runs.
 import math
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import OperationalError
 from django.db.models import Count
@@ -172,20 +173,28 @@ def test_the_portfolios_next_event_runs_after_a_poisoned_one(settings, instrumen
     assert error.count == 2  # the same bug on two events
 
 
-def test_an_outage_is_retried_not_turned_into_failed_rows(settings, instruments, monkeypatch):
-    """A database outage (or a deadlock: Django raises both as OperationalError)
-    says nothing about the follower: the chunk raises and stays pending for
-    the reconciler, as before, with nothing written."""
+@pytest.mark.parametrize(
+    "outage",
+    [
+        pytest.param(OperationalError("server closed the connection unexpectedly"), id="django OperationalError"),
+        # The bulk writer's COPY raises psycopg's own errors, unwrapped by Django.
+        pytest.param(psycopg.errors.DeadlockDetected("deadlock detected"), id="deadlock mid-COPY"),
+    ],
+)
+def test_an_outage_is_retried_not_turned_into_failed_rows(settings, instruments, monkeypatch, outage):
+    """A database outage or a deadlock says nothing about the follower: the
+    chunk raises and stays pending for the reconciler, as before, with
+    nothing written."""
     portfolio, _subs = _book(settings, instruments, 20)
 
     def down(*args, **kwargs):
-        raise OperationalError("deadlock detected")
+        raise outage
 
     monkeypatch.setattr(decisions, "decide", down)
     event = _open(portfolio)
     (chunk_id,) = propagation.event_start(event.pk)
 
-    with pytest.raises(OperationalError):
+    with pytest.raises(type(outage)):
         propagation.chunk_propagate(chunk_id)
 
     assert not Execution.objects.filter(event=event).exists()
@@ -277,3 +286,41 @@ def test_the_normal_path_runs_each_follower_once(settings, instruments, poison):
     _run(_open(portfolio))
     assert state["calls"] == 50
     assert not JobError.objects.exists()
+
+
+def test_a_mirror_limit_that_breaks_the_match_does_not_stop_the_market(
+    settings, instruments, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The matching pass for resting mirror orders runs in the price update,
+    not in a chunk. A mirror that makes it raise: the match is redone without
+    the mirror pass (the leader fills, TP/SL still trigger), the failure is
+    reported, and the leader's fill event fills the mirrors through the
+    propagation instead, once each."""
+    from copytrading.matching import MIRROR_PASS_FAILURE_TASK
+    from copytrading.matching.passes import Matcher
+    from tests.copytrading.world import World, mirror_orders_of, mirrors_of, outcomes
+
+    settings.PAPER_SPREAD_BPS = D("0")
+    settings.FANOUT_CHUNK_SIZE = 2
+    world = World(instruments, django_capture_on_commit_callbacks)
+    portfolio = world.leader()
+    subs = [world.follower(portfolio) for _ in range(3)]
+    world.limit(portfolio, ETH_PERP, "buy", "2", "3100")
+
+    def broken(self, orders, leader_fills):
+        if orders:
+            raise Poisoned(f"mirror order {orders[0].pk} has a row no code expected")
+
+    monkeypatch.setattr(Matcher, "fill_mirror_orders", broken)
+    (filled,) = world.price(ETH_PERP, "3100")
+
+    assert filled.kind == "position_open" and LeaderEvent.objects.get(pk=filled.pk).status == LeaderEventStatus.DONE
+    assert outcomes(filled) == {s.pk: ("COPIED", "") for s in subs}  # filled by the propagation instead
+    for sub in subs:
+        (mirror_order,) = mirror_orders_of(sub)
+        assert mirror_order.status == "filled"
+        (mirror,) = mirrors_of(sub)
+        assert (mirror.quantity, mirror.entry_price) == (D("1"), D("3100"))
+    (error,) = JobError.objects.all()
+    assert (error.task, error.count) == (MIRROR_PASS_FAILURE_TASK, 1)
+    assert ledger_check().ok
