@@ -122,3 +122,64 @@ def test_a_poisoned_follower_fails_alone_and_the_portfolio_moves_on(instruments,
     assert (task_error.count, task_error.arguments) == (1, "987654")
     assert task_error.exception_class.endswith("DoesNotExist")
     assert JobError.objects.count() == 2
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_isolation_resumes_without_duplicate(instruments, settings):
+    """kill -9 while a worker bisects a poisoned chunk: some parts committed,
+    the chunk still pending. A new worker and the reconciler finish it: one
+    execution row and at most one order per follower, FAILED only for the
+    poisoned ones, the ledger balanced."""
+    import os
+    import signal
+
+    from backoffice.loadgen import followers_seed_bulk
+    from config.celery import app as celery_app
+    from copytrading import tasks
+    from copytrading.ledger import ledger_check
+
+    followers = 1000
+    settings.FANOUT_CHUNK_SIZE = followers  # one chunk: the longest bisection
+    settings.PAPER_SPREAD_BPS = D("0")
+    env = {"FANOUT_CHUNK_SIZE": str(followers), "PAPER_SPREAD_BPS": "0"}
+    leader = UserFactory()
+    wallet_deposit(user=leader, amount=D("21000"))
+    portfolio = portfolio_create(leader=leader, name="Killed mid-isolation", mode="margin")
+    portfolio_fund(portfolio=portfolio, amount=D("20000"))
+    subs = followers_seed_bulk(portfolio=portfolio, count=followers)
+    poisoned = [subs[700], subs[-1]]
+
+    celery_app.conf.task_always_eager = False
+    with celery_worker(extra_env=env) as first:
+        (opened,) = portfolio_order_place(
+            portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10
+        )
+        wait_until(lambda: _done(opened), timeout=120)
+        Position.objects.filter(subscription_id__in=poisoned, status=PositionStatus.OPEN).update(quantity=D("0"))
+        closed = portfolio_position_close(portfolio=portfolio, position_id=opened.payload["leader_position_id"])
+        # The first half commits once the whole chunk has failed: isolation is under way.
+        wait_until(lambda: Execution.objects.filter(event=closed).exists(), interval=0.005, timeout=120)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    served_at_kill = Execution.objects.filter(event=closed).count()
+    assert 0 < served_at_kill < followers, "the kill must land mid-isolation"
+    assert PropagationChunk.objects.get(event=closed).status == ChunkStatus.PENDING
+
+    with celery_worker(extra_env=env):
+        tasks.reconcile_propagations.delay(stale_after_seconds=0)
+        wait_until(lambda: _done(closed), timeout=120)
+
+    outcomes = _outcomes(closed)
+    assert set(outcomes) == set(subs)
+    assert {sid for sid, (outcome, _) in outcomes.items() if outcome == "FAILED"} == set(poisoned)
+    executions = Execution.objects.filter(event=closed)
+    assert not executions.values("subscription_id").annotate(n=Count("id")).filter(n__gt=1).exists()
+    orders = Order.objects.filter(leader_event=closed)
+    assert orders.count() == followers - len(poisoned)
+    assert not orders.values("subscription_id").annotate(n=Count("id")).filter(n__gt=1).exists()
+    chunk = PropagationChunk.objects.get(event=closed)
+    assert (chunk.status, chunk.copied, chunk.failed) == (ChunkStatus.DONE, followers - 2, 2)
+    report = ledger_check()
+    assert report.ok, report
