@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class BackofficeConfig(AppConfig):
     name = "backoffice"
     verbose_name = "Back office"
+
+    def ready(self) -> None:
+        from backoffice.joberrors import register
+
+        register()  # the job-error feed: Celery's task_failure and the core's isolated failures

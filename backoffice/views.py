@@ -18,7 +18,7 @@ from django.db.models import Min
 from django.http import JsonResponse
 from django.utils import timezone
 
-from backoffice.models import Heartbeat
+from backoffice.models import Heartbeat, JobError
 from config.celery import app as celery_app
 from copytrading.models import LeaderEvent, LeaderEventStatus
 from copytrading.outages import dispatch_failures
@@ -51,18 +51,20 @@ def _liveness(age: float | None, stale_after: float) -> dict:
 
 
 def _check_database() -> dict:
-    """One connection: reachability, the heartbeats and the outbox's oldest
-    pending event."""
+    """One connection: reachability, the heartbeats, the outbox's oldest
+    pending event and the count of open (unacknowledged) job errors."""
     try:
         now = timezone.now()
         beats = dict(Heartbeat.objects.values_list("name", "at"))
         oldest = LeaderEvent.objects.filter(status=LeaderEventStatus.PENDING).aggregate(m=Min("created_at"))["m"]
         lag = _age(oldest, now) or 0.0
+        open_errors = JobError.objects.filter(acknowledged_at__isnull=True).count()
         return {
             "db": "ok",
             "worker": _liveness(_age(beats.get(Heartbeat.WORKER), now), WORKER_STALE_SECONDS),
             "beat": _liveness(_age(beats.get(Heartbeat.BEAT), now), BEAT_STALE_SECONDS),
             "outbox": {"status": "ok" if lag <= OUTBOX_LAG_SECONDS else "lagging", "lag_seconds": lag},
+            "job_errors_unacknowledged": open_errors,
         }
     finally:
         connection.close()  # this thread's connection (back to the pool, if any)
@@ -94,8 +96,10 @@ def healthz(request):
     unknown = {"status": "unknown"}
     if isinstance(db, dict):
         body = {"db": db["db"], "broker": broker, "worker": db["worker"], "beat": db["beat"], "outbox": db["outbox"]}
+        body["job_errors_unacknowledged"] = db["job_errors_unacknowledged"]
     else:
         body = {"db": db, "broker": broker, "worker": unknown, "beat": unknown, "outbox": unknown}
+        body["job_errors_unacknowledged"] = None
     body["dispatch_failures"] = dispatch_failures.value
     healthy = all(body[name] == "ok" for name in CRITICAL)
     degraded = any(body[name]["status"] != "ok" for name in ("worker", "beat", "outbox"))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import kombu.exceptions
+import psycopg
 import redis.exceptions
 from django.core.cache import cache
 from django.db import transaction
@@ -28,6 +29,10 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,  # includes redis' TimeoutError
     redis.exceptions.TimeoutError,
     kombu.exceptions.OperationalError,  # broker publish after its retries
+    # The bulk writer's COPY runs on the raw psycopg cursor, whose errors
+    # Django does not wrap: a connection lost or a deadlock mid-COPY.
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
 )
 
 RETRY_AFTER_SECONDS = 5

@@ -10,6 +10,11 @@
    present) and does nothing.
 3. The last chunk to finish completes the event and dispatches the
    portfolio's next event: events of one portfolio apply in sequence order.
+4. A chunk that raises (not an outage) is bisected until the follower that
+   makes it raise is alone: that follower gets a ``FAILED`` execution row and
+   a job-error report (``copytrading.failures``), the others their normal
+   rows, and the event completes, so one poisoned follower never holds up
+   the portfolio's later events.
 
 The core does not import the followers app: it reads subscriptions through a
 ``TargetSource`` that the followers app registers at start-up.
@@ -19,6 +24,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
@@ -30,6 +36,7 @@ from copytrading import decisions, ledger, trade_math
 from copytrading.chunk_writer import ChunkWriter, MirrorOrder
 from copytrading.decisions import EventView, MarketView, MirrorOrderView, MirrorView, TargetView
 from copytrading.events import dispatch, next_pending_event
+from copytrading.failures import failure_report
 from copytrading.matching import constraints_of
 from copytrading.models import (
     ChunkStatus,
@@ -44,6 +51,7 @@ from copytrading.models import (
     PropagationChunk,
 )
 from copytrading.money import ZERO, parse_decimal
+from copytrading.outages import is_outage
 from copytrading.venue import PositionState
 
 log = logging.getLogger(__name__)
@@ -168,6 +176,7 @@ class ChunkResult:
     copied: int = 0
     skipped: int = 0
     rejected: int = 0
+    failed: int = 0
     already_done: bool = False
 
 
@@ -213,7 +222,27 @@ def _load_mirror_orders(event: LeaderEvent, first_id: int, last_id: int) -> dict
 
 
 def chunk_propagate(chunk_id: int) -> ChunkResult:
-    """Apply one chunk of one event, all or nothing."""
+    """Apply one chunk of one event, all or nothing.
+
+    If it raises for a reason other than an outage (a bug or a row no code
+    expected, for one follower), the chunk is isolated instead of failing:
+    its followers are applied in halves, each half all or nothing, until the
+    follower that raises is alone; that one gets a ``FAILED`` execution row,
+    every other one its normal row, and the chunk completes. An outage (the
+    database down, a deadlock, a statement timeout) still raises: the chunk
+    stays pending and the reconciler resumes it, as before."""
+    try:
+        return _chunk_apply(chunk_id)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        log.warning("chunk %s raised %r; isolating the follower that makes it fail", chunk_id, exc)
+        return _chunk_isolate(chunk_id)
+
+
+def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkResult:
+    """Apply the chunk (or ``part``, a sub-range of its subscription ids) in
+    one transaction. The whole chunk is then done; a part leaves it pending."""
     result = ChunkResult()
     with transaction.atomic():
         _relax_commit_durability()
@@ -234,7 +263,7 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         # A not-copied order is skipped for everyone: it needs no price (the
         # instrument may have none yet).
         market = None if event.kind == decisions.ORDER_NOT_COPIED else _market_view(instrument)
-        first_id, last_id = chunk.first_subscription_id, chunk.last_subscription_id
+        first_id, last_id = part or (chunk.first_subscription_id, chunk.last_subscription_id)
         targets = target_source().load(event.portfolio_id, first_id, last_id)
         # Execution rows and the checkpoint commit together, so a pending chunk
         # normally has none; a cheap range probe keeps a manual replay (a chunk
@@ -291,12 +320,13 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
         outcomes = Counter(decision.outcome for _, decision, _ in writer.rows)
         result.copied += outcomes[decisions.COPIED]
         result.skipped += outcomes[decisions.SKIPPED]
-        result.rejected += outcomes[decisions.REJECTED] + outcomes[decisions.FAILED]
+        result.rejected += outcomes[decisions.REJECTED]
+        result.failed += outcomes[decisions.FAILED]
         # Increments, not assignments: a replayed chunk writes rows only for
         # the followers it had not served, and counts only those.
+        done = {} if part else {"status": ChunkStatus.DONE, "attempts": chunk.attempts + 1}
         PropagationChunk.objects.filter(pk=chunk.pk).update(
-            status=ChunkStatus.DONE,
-            attempts=chunk.attempts + 1,
+            **done,
             updated_at=timezone.now(),
             copied=F("copied") + outcomes[decisions.COPIED],
             skipped=F("skipped") + outcomes[decisions.SKIPPED],
@@ -317,6 +347,136 @@ def _relax_commit_durability() -> None:
     if settings.FANOUT_ASYNC_COMMIT and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+# --- isolating a failing follower ----------------------------------------------
+
+FAILURE_TASK = "copytrading.tasks.propagate_chunk/follower"
+
+
+def _chunk_isolate(chunk_id: int) -> ChunkResult:
+    """Bisect the chunk's unserved followers until each failing one is alone.
+
+    Every part is its own transaction under the chunk's lock, and commits its
+    execution rows with it: a crash mid-isolation leaves the chunk pending and
+    its served followers served, so a replay (the reconciler) serves only the
+    rest, once. A part that raises is split in two; a single follower that
+    raises gets a ``FAILED`` row and a job-error report. The chunk is then
+    done. Cost: about 2 x log2(chunk) parts per failing follower."""
+    result = ChunkResult()
+    pending = _unserved_subscription_ids(chunk_id)
+    if pending is None:
+        result.already_done = True
+        return result
+    # The whole chunk has just failed: start with its halves.
+    stack = list(reversed(_halves(pending))) if len(pending) > 1 else [pending]
+    while stack:
+        ids = stack.pop()
+        try:
+            part = _chunk_apply(chunk_id, part=(ids[0], ids[-1]))
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            if len(ids) > 1:
+                stack.extend(reversed(_halves(ids)))
+                continue
+            if _chunk_fail_follower(chunk_id, ids[0]):
+                result.failed += 1
+                _report_failed_follower(chunk_id, ids[0], exc)
+            continue
+        if part.already_done:
+            result.already_done = True
+            return result
+        result.copied += part.copied
+        result.skipped += part.skipped
+        result.rejected += part.rejected
+        result.failed += part.failed
+    _chunk_finish(chunk_id)
+    return result
+
+
+def _halves(ids: list[int]) -> list[list[int]]:
+    middle = len(ids) // 2
+    return [ids[:middle], ids[middle:]]
+
+
+def _unserved_subscription_ids(chunk_id: int) -> list[int] | None:
+    """The chunk's reachable followers without an execution row for its event
+    yet, ascending; None if the chunk is done."""
+    chunk = PropagationChunk.objects.select_related("event").filter(pk=chunk_id, status=ChunkStatus.PENDING).first()
+    if chunk is None:
+        return None
+    first_id, last_id = chunk.first_subscription_id, chunk.last_subscription_id
+    targets = target_source().load(chunk.event.portfolio_id, first_id, last_id)
+    served = set(
+        Execution.objects.filter(
+            event_id=chunk.event_id, subscription_id__gte=first_id, subscription_id__lte=last_id
+        ).values_list("subscription_id", flat=True)
+    )
+    return [t.subscription_id for t in targets if t.subscription_id not in served]
+
+
+def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None]:
+    """The leader's quantity and price for the execution row, as the writer
+    records them; none if the payload is what made the chunk fail."""
+    try:
+        view = _event_view(event)
+    except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError):
+        return None, None
+    return view.quantity or None, view.price or None
+
+
+@transaction.atomic
+def _chunk_fail_follower(chunk_id: int, subscription_id: int) -> bool:
+    """Record ``FAILED`` for one follower of a pending chunk (once: the unique
+    execution row and the chunk's lock make a second call a no-op). Nothing
+    else is written for the follower: its part rolled back whole."""
+    chunk = (
+        PropagationChunk.objects.select_for_update(of=("self",))
+        .select_related("event")
+        .filter(pk=chunk_id, status=ChunkStatus.PENDING)
+        .first()
+    )
+    if chunk is None:
+        return False
+    event = chunk.event
+    if Execution.objects.filter(event=event, subscription_id=subscription_id).exists():
+        return False
+    leader_quantity, leader_price = _leader_sizes(event)
+    Execution.objects.create(
+        event=event,
+        subscription_id=subscription_id,
+        portfolio_id=event.portfolio_id,
+        outcome=decisions.FAILED,
+        reason_code=decisions.INTERNAL_ERROR,
+        leader_quantity=leader_quantity,
+        leader_price=leader_price,
+    )
+    PropagationChunk.objects.filter(pk=chunk.pk).update(failed=F("failed") + 1, updated_at=timezone.now())
+    return True
+
+
+def _chunk_finish(chunk_id: int) -> None:
+    PropagationChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).update(
+        status=ChunkStatus.DONE, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
+
+
+def _report_failed_follower(chunk_id: int, subscription_id: int, exc: Exception) -> None:
+    event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
+    log.error(
+        "follower %s failed on event %s (chunk %s): recorded FAILED %s",
+        subscription_id,
+        event_id,
+        chunk_id,
+        decisions.INTERNAL_ERROR,
+        exc_info=exc,
+    )
+    failure_report(
+        task=FAILURE_TASK,
+        arguments={"chunk_id": chunk_id, "event_id": event_id, "subscription_id": subscription_id},
+        exc=exc,
+    )
 
 
 # --- safety nets ------------------------------------------------------------

@@ -26,7 +26,7 @@ def propagate_chunk(chunk_id: int) -> dict:
 
     event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
     propagation.event_complete(event_id)
-    return {"copied": result.copied, "skipped": result.skipped, "rejected": result.rejected}
+    return {"copied": result.copied, "skipped": result.skipped, "rejected": result.rejected, "failed": result.failed}
 
 
 @shared_task

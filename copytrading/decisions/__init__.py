@@ -28,6 +28,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     FAILED,
     INSUFFICIENT_FUNDS,
     INSUFFICIENT_MARGIN,
+    INTERNAL_ERROR,
     LIMIT_CANCEL,
     LIMIT_CANCELLED,
     LIMIT_KINDS,

@@ -26,11 +26,14 @@ Lock order (no deadlock with the leader API or propagation): portfolios, then
 accounts, then positions, then orders, then holdings, each in primary-key order.
 """
 
+import logging
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Case, DecimalField, F, Q, Value, When
 
 from copytrading import ledger, trade_math
+from copytrading.failures import failure_report
 from copytrading.matching.common import (  # noqa: F401 - re-exported: the public API of matching
     RESTING_FIELDS,
     LeaderBook,
@@ -44,7 +47,10 @@ from copytrading.matching.common import (  # noqa: F401 - re-exported: the publi
 from copytrading.matching.passes import Matcher
 from copytrading.matching.spot import SpotMatcher
 from copytrading.models import MONEY, Holding, Instrument, Order, OrderStatus, Position, PositionStatus, Product
+from copytrading.outages import is_outage
 from copytrading.venue import PositionState
+
+log = logging.getLogger(__name__)
 
 # The database only pre-selects liquidation candidates (SQLite computes in
 # binary floats): a hair looser than exact, then decided exactly in Python.
@@ -70,9 +76,35 @@ def _trigger_filter(mark: Decimal) -> tuple[dict, Q]:
     return {"loss": loss}, condition
 
 
+MIRROR_PASS_FAILURE_TASK = "copytrading.matching/mirror-limit-fills"
+
+
 def match_instrument(instrument: Instrument) -> MatchResult:
     """Fill, trigger and liquidate at the instrument's current mark. Runs
-    inside the caller's transaction (the price update)."""
+    inside the caller's transaction (the price update).
+
+    A mirror limit that makes the match raise (a bug, a row no code expected;
+    not an outage) must not stop the market for everyone: the match is redone
+    without the mirror pass (and the failure reported to the job-error feed).
+    The leader fills then commit their fill events, whose propagation fills
+    the mirrors left resting, one chunk at a time, where a follower that
+    still raises is isolated (``propagation``)."""
+    try:
+        with transaction.atomic():  # a savepoint: the retry starts clean
+            return _match(instrument, mirrors=True)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        log.error("match of %s at %s raised; matching without the mirror pass", instrument, instrument.mark_price)
+        failure_report(
+            task=MIRROR_PASS_FAILURE_TASK,
+            arguments={"instrument_id": instrument.pk, "mark_price": str(instrument.mark_price)},
+            exc=exc,
+        )
+        return _match(instrument, mirrors=False)
+
+
+def _match(instrument: Instrument, *, mirrors: bool) -> MatchResult:
     result = MatchResult()
     mark = instrument.mark_price
     if mark is None:
@@ -84,7 +116,7 @@ def match_instrument(instrument: Instrument) -> MatchResult:
         .values_list("pk", "account_id", "leader_order_id")
     )
     own_ids = {pk for pk, _, leader_order_id in order_rows if leader_order_id is None}
-    order_rows = [row for row in order_rows if row[2] is None or row[2] in own_ids]
+    order_rows = [row for row in order_rows if row[2] is None or (mirrors and row[2] in own_ids)]
     spot = instrument.product == Product.SPOT
     trigger_rows = []
     if not spot:  # spot has no positions to trigger

@@ -102,3 +102,19 @@ def test_the_heartbeat_task_is_scheduled_once_by_beat():
     entries = [e for e in app.conf.beat_schedule.values() if e["task"] == "backoffice.tasks.worker_heartbeat"]
     assert len(entries) == 1
     assert entries[0]["schedule"] <= views.WORKER_STALE_SECONDS / 2
+
+
+def test_open_job_errors_are_counted_not_critical(client):
+    from backoffice.joberrors import job_error_record, job_errors_acknowledge
+    from backoffice.models import JobError
+    from tests.factories import UserFactory
+
+    heartbeat_record(name=Heartbeat.BEAT)
+    heartbeat_record(name=Heartbeat.WORKER)
+    for task in ("a.task", "b.task"):
+        job_error_record(task=task, exc=RuntimeError("boom"))
+    job_errors_acknowledge(error_ids=[JobError.objects.get(task="a.task").pk], by=UserFactory(is_staff=True))
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json()["job_errors_unacknowledged"] == 1
+    assert r.json()["status"] == "ok"  # reported for alerting, never a reason to take the web process out

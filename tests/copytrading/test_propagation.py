@@ -138,7 +138,7 @@ def test_replaying_events_and_chunks_adds_nothing(world):
         assert tasks.propagate_event(event.pk) == 0
         # Each chunk again: its checkpoint is done.
         for chunk in PropagationChunk.objects.filter(event=event):
-            assert tasks.propagate_chunk(chunk.pk) == {"copied": 0, "skipped": 0, "rejected": 0}
+            assert tasks.propagate_chunk(chunk.pk) == {"copied": 0, "skipped": 0, "rejected": 0, "failed": 0}
         # A chunk whose checkpoint was lost (worker died after commit, before the
         # checkpoint was seen): the execution rows make the rerun a no-op.
         PropagationChunk.objects.filter(event=event).update(status=ChunkStatus.PENDING)
