@@ -140,6 +140,7 @@ def _event_view(event: LeaderEvent) -> EventView:
         order_side=p.get("order_side", ""),
         price=parse_decimal(p.get("price", "0")),
         quantity=parse_decimal(p.get("quantity", "0")),
+        quantity_before=parse_decimal(p.get("quantity_before", "0")),
         fraction=parse_decimal(p.get("fraction", "0")),
         leverage=int(p.get("leverage", 1)),
         leader_equity=parse_decimal(p.get("leader_equity", "0")),

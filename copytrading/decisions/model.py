@@ -64,8 +64,16 @@ class EventView:
     kind: str
     order_side: str
     price: Decimal  # the leader's fill price (the limit price for limit events)
-    quantity: Decimal = ZERO  # the leader's quantity for opens/increases/buys and limit orders
-    fraction: Decimal = ZERO  # the share of the position/holding closed or sold
+    # The leader's quantity: opened, bought, closed, reduced or sold, or of
+    # its limit order.
+    quantity: Decimal = ZERO
+    # Reduces, closes and sells (and spot limit sells): the leader's position
+    # or holding before, so a follower's share is sized exactly as
+    # held x quantity ÷ quantity_before (rules.Share). Zero in events
+    # recorded before it existed: those are sized by ``fraction``, the share
+    # as a quotient rounded to 28 digits.
+    quantity_before: Decimal = ZERO
+    fraction: Decimal = ZERO
     leverage: int = 1
     leader_equity: Decimal = ZERO
     # A fill of the leader's limit order: which order, its whole quantity (a
