@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('copytrading', '0009_chunk_outcome_counts'),
+        ('copytrading', '0010_order_fill_time_and_realized_pnl'),
     ]
 
     operations = [
