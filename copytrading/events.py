@@ -52,7 +52,7 @@ def _closed_part(quantity: Decimal, quantity_before: Decimal) -> dict[str, str]:
     """What a reduce, close or sell carries for the followers: the leader's
     quantity and what it held before, exact, so a follower's share is sized
     as mirror x quantity ÷ quantity_before with one division
-    (decisions.rules.Share). ``fraction`` (a quotient rounded to 28
+    (decisions.Share). ``fraction`` (a quotient rounded to 28
     digits) is for people reading the event; events recorded before the
     quantities were added carry only it, and are still sized from it."""
     return {

@@ -181,7 +181,7 @@ def portfolio_order_place(
         }
         if instrument.product == Product.SPOT and side == SELL:
             # Followers rest a sell of the same share of their own holding:
-            # holding x quantity ÷ quantity_before (decisions.rules.Share).
+            # holding x quantity ÷ quantity_before (decisions.Share).
             held = Holding.objects.get(account_id=account_id, asset=instrument.base).quantity
             payload |= {"quantity_before": str(held), "fraction": str(order.quantity / held)}
         return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]

@@ -69,6 +69,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     MirrorOrderView,
     MirrorView,
     PreTradeCheck,
+    Share,
     TargetView,
     skip,
 )

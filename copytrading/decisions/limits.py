@@ -4,6 +4,7 @@ fills (used by both the propagation and the price-driven matching). Pure."""
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from copytrading import sizing, trade_math
 from copytrading.decisions.model import (
@@ -32,10 +33,11 @@ from copytrading.decisions.model import (
     MirrorOrderView,
     MirrorView,
     PreTradeCheck,
+    Share,
     TargetView,
     skip,
 )
-from copytrading.decisions.rules import Share, reduce_by, size
+from copytrading.decisions.rules import reduce_by, size
 from copytrading.money import ZERO
 
 
@@ -46,7 +48,11 @@ class LeaderStep:
     kind: str  # POSITION_OPEN (open or increase), POSITION_REDUCE or POSITION_CLOSE
     quantity: Decimal = ZERO  # opened, reduced or closed quantity
     fraction: Decimal = ZERO  # share of the position reduced (events recorded before quantity_before)
-    quantity_before: Decimal = ZERO  # the leader's position before a reduce (rules.Share)
+    quantity_before: Decimal = ZERO  # the leader's position before a reduce (model.Share)
+
+    @cached_property
+    def share(self) -> Share:
+        return Share(self.quantity, self.quantity_before, self.fraction)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def mirror_limit_steps(
             else:
                 reason = NO_MIRROR_POSITION
         elif step.kind == POSITION_REDUCE:
-            planned = reduce_by(held, Share.of_event(step), constraints) if held > 0 else None
+            planned = reduce_by(held, step.share, constraints) if held > 0 else None
             if planned is None:
                 reason = NO_MIRROR_POSITION if held <= 0 else sizing.BELOW_MIN_QUANTITY
                 continue

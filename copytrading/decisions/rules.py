@@ -2,55 +2,10 @@
 a follower's share of a leader's reduce or sell, and the slippage
 tolerance. Pure."""
 
-from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from copytrading import sizing, trade_math
-from copytrading.decisions.model import EventView, MarketView, TargetView
-from copytrading.money import ZERO
-
-# Enough digits that a product of two quantities (28 significant digits
-# each at most) is exact, and so is the integer part of its quotient.
-_EXACT_DIGITS = 60
-
-
-@dataclass(frozen=True)
-class Share:
-    """The part of its position or holding the leader reduced, closed or sold.
-
-    ``quantity`` of ``before``, both exact. Events recorded before those were
-    carried have ``before`` = 0 and only ``fraction``, the quotient rounded to
-    28 digits: they are still sized from it."""
-
-    quantity: Decimal
-    before: Decimal
-    fraction: Decimal = ZERO
-
-    @classmethod
-    def of_event(cls, event) -> "Share":
-        """The share an ``EventView`` or ``LeaderStep`` describes."""
-        return cls(event.quantity, event.quantity_before, event.fraction)
-
-    @property
-    def is_all(self) -> bool:
-        """The leader left nothing: every follower closes or sells all of it."""
-        if self.before > 0:
-            return self.quantity >= self.before
-        return self.fraction >= 1
-
-    def of(self, held: Decimal, step: Decimal) -> Decimal:
-        """held x quantity ÷ before, rounded down to the step. Multiplied
-        first and divided once, exactly: a follower holding what the leader
-        held gets the leader's quantity, to the last step (a rounded quotient
-        first, 0.78 ÷ 3.13 = 0.24920…, made 3.13 x 0.24920… = 0.77999… and
-        floored it to 0.77)."""
-        part, whole = (self.quantity, self.before) if self.before > 0 else (self.fraction, Decimal(1))
-        if held <= 0 or part <= 0:
-            return ZERO
-        with localcontext() as exact:
-            exact.prec = _EXACT_DIGITS
-            steps = (held * part) // (whole * step)
-        return steps * step
+from copytrading.decisions.model import EventView, MarketView, Share, TargetView
 
 
 def slippage_exceeded(leader_price: Decimal, follower_price: Decimal, tolerance_pct: Decimal) -> bool:

@@ -1,7 +1,7 @@
 """Copying the leader's spot buys and sells, market and limit. Pure.
 
 A follower's sell is the leader's share of its whole holding (holding x
-leader's sell ÷ leader's holding before, ``rules.Share``), capped at the
+leader's sell ÷ leader's holding before, ``model.Share``), capped at the
 part no resting sell of its own holds (``free``)."""
 
 from decimal import Decimal
@@ -31,10 +31,11 @@ from copytrading.decisions.model import (
     EventView,
     MarketView,
     MirrorOrderView,
+    Share,
     TargetView,
     skip,
 )
-from copytrading.decisions.rules import Share, size, slippage_exceeded
+from copytrading.decisions.rules import size, slippage_exceeded
 from copytrading.money import ZERO, q8_up
 
 
@@ -86,7 +87,7 @@ def spot_trade(
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
             return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price)
         return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price)
-    quantity, reason = _sell_size(Share.of_event(event), holding, holding_reserved, market)
+    quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
     if reason:
         return skip(reason)
     return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price)
@@ -114,7 +115,7 @@ def spot_limit_event(
         if buy:
             quantity, reason = _buy_size(event, target, event.price, equity, market)
         else:
-            quantity, reason = _sell_size(Share.of_event(event), holding, holding_reserved, market)
+            quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
         if reason:
             return skip(reason)
         reserved = spot_limit_reserve(quantity, event.price, event.order_side)

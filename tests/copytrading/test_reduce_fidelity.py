@@ -5,7 +5,7 @@ A reduce used to travel as a rounded quotient: 0.78 of 3.13 ETH became
 reduced by floor(3.13 x 0.24920127795…) = floor(0.77999…) = 0.77, then closed
 2.36 against the leader's 2.35. Events now carry the leader's quantity and
 its size before; a follower's share is mirror x quantity / before, divided
-once and floored to the step (decisions.rules.Share). Events recorded before
+once and floored to the step (decisions.Share). Events recorded before
 carry only the fraction and are still sized from it.
 
 Every execution row says what the leader did: its quantity, and for reduces,

@@ -28,9 +28,9 @@ from copytrading.decisions import (
     EventView,
     MarketView,
     MirrorView,
+    Share,
     TargetView,
 )
-from copytrading.decisions.rules import Share
 from copytrading.money import q8_up
 
 D = Decimal
