@@ -5,7 +5,9 @@ Timed from the leader's event being written (inside the leader's
 transaction, so the leader's commit is counted too) to the moment the event
 is done, i.e. the last chunk's follower orders are committed. Prints one line per N:
     fanout followers=N median_ms=… p95_ms=… queries_per_chunk=…
-and the same for the leader's full close (``fanout_close``).
+and the same for the leader's partial close (``fanout_reduce``: 0.07 of the
+0.2 BTC position, every mirror reduced by its share) and full close of the
+rest (``fanout_close``).
 """
 
 import os
@@ -70,9 +72,9 @@ def main() -> int:
     leader = services.user_register(username="bench-leader", password="bench-pass-123")
     services.wallet_deposit(user=leader, amount=Decimal("1000000"))
 
-    def order(portfolio, side):
+    def order(portfolio, side, quantity="0.2"):
         (event,) = portfolio_order_place(
-            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal("0.2"), leverage=10
+            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal(quantity), leverage=10
         )
         return event
 
@@ -85,22 +87,29 @@ def main() -> int:
             portfolio_fund(portfolio=portfolios[n], amount=Decimal("100000"))
             followers_seed_bulk(portfolio=portfolios[n], count=n)
             queries[n] = queries_per_chunk(order(portfolios[n], "buy").pk)
-            queries_per_chunk(order(portfolios[n], "sell").pk)
+            queries_per_chunk(order(portfolios[n], "sell", "0.07").pk)
+            queries_per_chunk(order(portfolios[n], "sell", "0.13").pk)
 
     with celery_worker(concurrency=2):
         for n in SIZES:
-            opens, closes = [], []
+            opens, reduces, closes = [], [], []
             for rep in range(REPETITIONS):
                 services.price_set(instrument=btc, price=Decimal("60000") + rep)
                 event = order(portfolios[n], "buy")
                 opens.append(wait_done(event.pk, event.created_at.timestamp()))
                 copied = Execution.objects.filter(event=event, outcome="COPIED").count()
                 assert copied == n, f"{copied} of {n} followers copied"
-                event = order(portfolios[n], "sell")
+                event = order(portfolios[n], "sell", "0.07")
+                reduces.append(wait_done(event.pk, event.created_at.timestamp()))
+                event = order(portfolios[n], "sell", "0.13")
                 closes.append(wait_done(event.pk, event.created_at.timestamp()))
             print(
                 f"fanout followers={n} median_ms={statistics.median(opens):.0f} p95_ms={p95(opens):.0f} "
                 f"queries_per_chunk={queries[n]}",
+                flush=True,
+            )
+            print(
+                f"fanout_reduce followers={n} median_ms={statistics.median(reduces):.0f} p95_ms={p95(reduces):.0f}",
                 flush=True,
             )
             print(
