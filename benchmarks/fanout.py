@@ -5,8 +5,9 @@ Timed from the leader's event being written (inside the leader's
 transaction, so the leader's commit is counted too) to the moment the event
 is done, i.e. the last chunk's follower orders are committed. Prints one line per N:
     fanout followers=N median_ms=… p95_ms=… queries_per_chunk=…
-and the same for the leader's full close (``fanout_close``), and for a
-spot portfolio's sell of the whole position at a profit
+and the same for the leader's partial close (``fanout_reduce``: 0.07 of the
+0.2 BTC position, every mirror reduced by its share) and full close of the
+rest (``fanout_close``), and for a spot portfolio's sell of the whole position at a profit
 (``fanout spot_sell``: every copy wallet realizes a gain and accrues its
 15 % profit share in the chunk's transaction):
     fanout spot_sell followers=N median_ms=… p95_ms=… queries_per_chunk=…
@@ -75,9 +76,9 @@ def main() -> int:
     leader = services.user_register(username="bench-leader", password="bench-pass-123")
     services.wallet_deposit(user=leader, amount=Decimal("1000000"))
 
-    def order(portfolio, side):
+    def order(portfolio, side, quantity="0.2"):
         (event,) = portfolio_order_place(
-            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal("0.2"), leverage=10
+            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal(quantity), leverage=10
         )
         return event
 
@@ -96,7 +97,8 @@ def main() -> int:
             portfolio_fund(portfolio=portfolios[n], amount=Decimal("100000"))
             followers_seed_bulk(portfolio=portfolios[n], count=n)
             queries[n] = queries_per_chunk(order(portfolios[n], "buy").pk)
-            queries_per_chunk(order(portfolios[n], "sell").pk)
+            queries_per_chunk(order(portfolios[n], "sell", "0.07").pk)
+            queries_per_chunk(order(portfolios[n], "sell", "0.13").pk)
             spot_portfolios[n] = portfolio_create(
                 leader=leader, name=f"bench-spot-{n}", mode="spot", profit_share_pct=Decimal("15.00")
             )
@@ -109,18 +111,24 @@ def main() -> int:
 
     with celery_worker(concurrency=2):
         for n in SIZES:
-            opens, closes = [], []
+            opens, reduces, closes = [], [], []
             for rep in range(REPETITIONS):
                 services.price_set(instrument=btc, price=Decimal("60000") + rep)
                 event = order(portfolios[n], "buy")
                 opens.append(wait_done(event.pk, event.created_at.timestamp()))
                 copied = Execution.objects.filter(event=event, outcome="COPIED").count()
                 assert copied == n, f"{copied} of {n} followers copied"
-                event = order(portfolios[n], "sell")
+                event = order(portfolios[n], "sell", "0.07")
+                reduces.append(wait_done(event.pk, event.created_at.timestamp()))
+                event = order(portfolios[n], "sell", "0.13")
                 closes.append(wait_done(event.pk, event.created_at.timestamp()))
             print(
                 f"fanout followers={n} median_ms={statistics.median(opens):.0f} p95_ms={p95(opens):.0f} "
                 f"queries_per_chunk={queries[n]}",
+                flush=True,
+            )
+            print(
+                f"fanout_reduce followers={n} median_ms={statistics.median(reduces):.0f} p95_ms={p95(reduces):.0f}",
                 flush=True,
             )
             print(

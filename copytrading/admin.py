@@ -267,6 +267,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "outcome",
         "reason_code",
         "leader_quantity",
+        "leader_fraction",
         "leader_price",
         "follower_quantity",
         "follower_price",

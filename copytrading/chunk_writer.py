@@ -16,7 +16,7 @@ from django.utils import timezone
 from copytrading import bulk, decisions, ledger, trade_math
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
 from copytrading.models import Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
-from copytrading.money import ZERO, parse_decimal
+from copytrading.money import ZERO, parse_decimal, q_fraction
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
 
 EXECUTION_FIELDS = [
@@ -26,6 +26,7 @@ EXECUTION_FIELDS = [
     "outcome",
     "reason_code",
     "leader_quantity",
+    "leader_fraction",
     "leader_price",
     "follower_quantity",
     "follower_price",
@@ -40,6 +41,20 @@ FILL_ACTIONS = (trade_math.OPEN, trade_math.INCREASE, trade_math.REDUCE, trade_m
 class MirrorOrder:
     pk: int
     view: MirrorOrderView
+
+
+def leader_fraction(view: EventView) -> Decimal | None:
+    """The share of its position or holding the leader reduced, closed or
+    sold, for the execution log (display only, rounded): quantity ÷ quantity
+    before; events recorded before those were carried give their stored
+    fraction (a close: all of it)."""
+    if view.quantity_before > 0:
+        return q_fraction(view.quantity / view.quantity_before)
+    if view.fraction > 0:
+        return q_fraction(view.fraction)
+    if view.kind == decisions.POSITION_CLOSE:
+        return q_fraction(Decimal(1))
+    return None
 
 
 class ChunkWriter:
@@ -146,14 +161,15 @@ class ChunkWriter:
             target, decision, _ = self.rows[row]
             self.rows[row] = (target, decision, fill.order.pk)
         view = self.view
+        # What the leader did is the same on every row of the event.
+        leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
         bulk.insert_rows(
             Execution,
             EXECUTION_FIELDS,
             [
                 (
                     self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
-                    view.quantity or None, view.price or None, decision.quantity or None, decision.price, order_id,
-                    now,
+                    leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
                 )
                 for target, decision, order_id in self.rows
             ],

@@ -48,6 +48,20 @@ _KIND_FOR_ACTION = {
 }
 
 
+def _closed_part(quantity: Decimal, quantity_before: Decimal) -> dict[str, str]:
+    """What a reduce, close or sell carries for the followers: the leader's
+    quantity and what it held before, exact, so a follower's share is sized
+    as mirror x quantity ÷ quantity_before with one division
+    (decisions.Share). ``fraction`` (a quotient rounded to 28
+    digits) is for people reading the event; events recorded before the
+    quantities were added carry only it, and are still sized from it."""
+    return {
+        "quantity": str(quantity),
+        "quantity_before": str(quantity_before),
+        "fraction": str(quantity / quantity_before),
+    }
+
+
 def position_step_event(
     *,
     portfolio_id: int,
@@ -72,8 +86,8 @@ def position_step_event(
     }
     if action in (trade_math.OPEN, trade_math.INCREASE):
         payload |= {"quantity": str(fill.quantity), "leverage": fill.leverage, "leader_equity": str(equity)}
-    elif action == trade_math.REDUCE:
-        payload["fraction"] = str(fill.quantity / quantity_before)
+    else:
+        payload |= _closed_part(fill.quantity, quantity_before)
     payload |= extra or {}
     return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)
 
@@ -88,8 +102,9 @@ def spot_step_event(
 ) -> LeaderEvent:
     """The leader event of a leader's spot fill (``fill`` already applied;
     ``quantity_before`` is the base holding before it): a buy carries its
-    quantity for sizing, a sell the fraction of the holding it sold. Market
-    orders and limit fills both describe their fills this way."""
+    quantity for sizing, a sell its quantity and the holding before it (the
+    followers sell the same share of theirs). Market orders and limit fills
+    both describe their fills this way."""
     instrument = fill.instrument
     payload: dict[str, Any] = {
         "instrument_id": instrument.pk,
@@ -102,7 +117,7 @@ def spot_step_event(
         payload |= {"quantity": str(fill.quantity), "leader_equity": str(equity)}
         kind = LeaderEventKind.SPOT_BUY
     else:
-        payload["fraction"] = str(fill.quantity / quantity_before)
+        payload |= _closed_part(fill.quantity, quantity_before)
         kind = LeaderEventKind.SPOT_SELL
     payload |= extra or {}
     return leader_event_record(portfolio_id=portfolio_id, kind=kind, payload=payload)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 # The auth room's rows belong to this app (copytrading/auth/models.py).
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
+from copytrading.money import FRACTION_PLACES
 
 MONEY = {"max_digits": 28, "decimal_places": 8}
 ZERO = Decimal("0")
@@ -458,7 +459,15 @@ class Execution(models.Model):
     portfolio_id = models.BigIntegerField(db_index=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     reason_code = models.CharField(max_length=50, blank=True)
+    # The leader's quantity the row was copied from: opened, bought, reduced,
+    # closed or sold (or of the leader's limit order).
     leader_quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    # Reduces, closes and sells: the leader's quantity ÷ what it held before,
+    # rounded to money.FRACTION_PLACES places for display (the follower's size
+    # was computed from the exact quantities).
+    leader_fraction = models.DecimalField(
+        max_digits=FRACTION_PLACES + 4, decimal_places=FRACTION_PLACES, null=True, blank=True
+    )
     leader_price = models.DecimalField(**MONEY, null=True, blank=True)
     follower_quantity = models.DecimalField(**MONEY, null=True, blank=True)
     follower_price = models.DecimalField(**MONEY, null=True, blank=True)

@@ -3,6 +3,10 @@
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 Q8 = Decimal("0.00000001")
+# A leader's reduce or sell as a share of what it held, shown on execution
+# rows: 10 places, for people only (sizing uses the exact quantities).
+FRACTION_PLACES = 10
+Q_FRACTION = Decimal(1).scaleb(-FRACTION_PLACES)
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 
@@ -10,6 +14,11 @@ ZERO = Decimal("0")
 def q8(value: Decimal) -> Decimal:
     """Quote amounts: 8 dp, banker's rounding."""
     return value.quantize(Q8, rounding=ROUND_HALF_EVEN)
+
+
+def q_fraction(value: Decimal) -> Decimal:
+    """A share for display: FRACTION_PLACES places, banker's rounding."""
+    return value.quantize(Q_FRACTION, rounding=ROUND_HALF_EVEN)
 
 
 def q8_up(value: Decimal) -> Decimal:

@@ -33,7 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from copytrading import decisions, ledger, trade_math
-from copytrading.chunk_writer import ChunkWriter, MirrorOrder
+from copytrading.chunk_writer import ChunkWriter, MirrorOrder, leader_fraction
 from copytrading.decisions import EventView, MarketView, MirrorOrderView, MirrorView, TargetView
 from copytrading.events import dispatch, next_pending_event
 from copytrading.failures import failure_report
@@ -148,6 +148,7 @@ def _event_view(event: LeaderEvent) -> EventView:
         order_side=p.get("order_side", ""),
         price=parse_decimal(p.get("price", "0")),
         quantity=parse_decimal(p.get("quantity", "0")),
+        quantity_before=parse_decimal(p.get("quantity_before", "0")),
         fraction=parse_decimal(p.get("fraction", "0")),
         leverage=int(p.get("leverage", 1)),
         leader_equity=parse_decimal(p.get("leader_equity", "0")),
@@ -416,14 +417,14 @@ def _unserved_subscription_ids(chunk_id: int) -> list[int] | None:
     return [t.subscription_id for t in targets if t.subscription_id not in served]
 
 
-def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None]:
-    """The leader's quantity and price for the execution row, as the writer
-    records them; none if the payload is what made the chunk fail."""
+def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """The leader's quantity, share and price for the execution row, as the
+    writer records them; none if the payload is what made the chunk fail."""
     try:
         view = _event_view(event)
+        return view.quantity or None, leader_fraction(view), view.price or None
     except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError):
-        return None, None
-    return view.quantity or None, view.price or None
+        return None, None, None
 
 
 @transaction.atomic
@@ -442,7 +443,7 @@ def _chunk_fail_follower(chunk_id: int, subscription_id: int) -> bool:
     event = chunk.event
     if Execution.objects.filter(event=event, subscription_id=subscription_id).exists():
         return False
-    leader_quantity, leader_price = _leader_sizes(event)
+    leader_quantity, fraction, leader_price = _leader_sizes(event)
     Execution.objects.create(
         event=event,
         subscription_id=subscription_id,
@@ -450,6 +451,7 @@ def _chunk_fail_follower(chunk_id: int, subscription_id: int) -> bool:
         outcome=decisions.FAILED,
         reason_code=decisions.INTERNAL_ERROR,
         leader_quantity=leader_quantity,
+        leader_fraction=fraction,
         leader_price=leader_price,
     )
     PropagationChunk.objects.filter(pk=chunk.pk).update(failed=F("failed") + 1, updated_at=timezone.now())

@@ -151,6 +151,7 @@ class ExecutionSerializer(ModelSerializer):
             "outcome",
             "reason_code",
             "leader_quantity",
+            "leader_fraction",
             "leader_price",
             "follower_quantity",
             "follower_price",

@@ -180,9 +180,10 @@ def portfolio_order_place(
             "leader_order_id": order.pk,
         }
         if instrument.product == Product.SPOT and side == SELL:
-            # Followers rest a sell of the same share of their own holding.
+            # Followers rest a sell of the same share of their own holding:
+            # holding x quantity ÷ quantity_before (decisions.Share).
             held = Holding.objects.get(account_id=account_id, asset=instrument.base).quantity
-            payload["fraction"] = str(order.quantity / held)
+            payload |= {"quantity_before": str(held), "fraction": str(order.quantity / held)}
         return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]
     if instrument.product == Product.MARGIN:
         for step in margin_market_order(

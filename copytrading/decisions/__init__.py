@@ -5,7 +5,7 @@ every follower, then writes the results set-based. Callers reach it as
 ``decisions.decide`` (tests patch that attribute).
 
 - ``model``: outcomes, event kinds, reason codes, the views and ``Decision``
-- ``rules``: sizing, reducing by a fraction, the slippage tolerance
+- ``rules``: sizing, a follower's share of a reduce or sell, the slippage tolerance
 - ``positions``: margin position events (open/increase, reduce/close, TP/SL)
 - ``spot``: spot buys and sells
 - ``limits``: mirror limit orders, and how they follow a leader's limit fill
@@ -70,6 +70,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     MirrorOrderView,
     MirrorView,
     PreTradeCheck,
+    Share,
     TargetView,
     skip,
 )

@@ -4,6 +4,7 @@ fills (used by both the propagation and the price-driven matching). Pure."""
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from copytrading import sizing, trade_math
 from copytrading.decisions.model import (
@@ -32,6 +33,7 @@ from copytrading.decisions.model import (
     MirrorOrderView,
     MirrorView,
     PreTradeCheck,
+    Share,
     TargetView,
     skip,
 )
@@ -44,8 +46,13 @@ class LeaderStep:
     """One step of a leader's fill, as its event describes it."""
 
     kind: str  # POSITION_OPEN (open or increase), POSITION_REDUCE or POSITION_CLOSE
-    quantity: Decimal = ZERO  # opened quantity
-    fraction: Decimal = ZERO  # share of the position reduced
+    quantity: Decimal = ZERO  # opened, reduced or closed quantity
+    fraction: Decimal = ZERO  # share of the position reduced (events recorded before quantity_before)
+    quantity_before: Decimal = ZERO  # the leader's position before a reduce (model.Share)
+
+    @cached_property
+    def share(self) -> Share:
+        return Share(self.quantity, self.quantity_before, self.fraction)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def mirror_limit_steps(
 ) -> tuple[list[MirrorStep], str]:
     """What a follower's mirror limit does when the leader's limit order fills
     in ``steps``: the mirror follows each step the way a copied market order
-    would (close → close, reduce → the same fraction, open → the mirror
+    would (close → close, reduce → the same share, open → the mirror
     order's size, scaled to the opened part of a flip), so it never ends up
     on another side than the leader. Returns the steps and, if a step could
     not be mirrored, the reason."""
@@ -80,7 +87,7 @@ def mirror_limit_steps(
             else:
                 reason = NO_MIRROR_POSITION
         elif step.kind == POSITION_REDUCE:
-            planned = reduce_by(held, step.fraction, constraints) if held > 0 else None
+            planned = reduce_by(held, step.share, constraints) if held > 0 else None
             if planned is None:
                 reason = NO_MIRROR_POSITION if held <= 0 else sizing.BELOW_MIN_QUANTITY
                 continue
@@ -162,7 +169,7 @@ def mirror_limit_fill(
     limit, at the mirror's price. The last step ends the mirror order: filled
     if it traded, else cancelled (its reservation is released either way)."""
     steps, reason = mirror_limit_steps(
-        [LeaderStep(event.kind, event.quantity, event.fraction)],
+        [LeaderStep(event.kind, event.quantity, event.fraction, event.quantity_before)],
         order_quantity=event.order_quantity,
         mirror_order_quantity=order.quantity,
         mirror_quantity=mirror.quantity if mirror else None,

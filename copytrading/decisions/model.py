@@ -4,7 +4,8 @@ statuses, reason codes, and the frozen views ``decide`` reads and the
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
+from functools import cached_property
 
 from copytrading import sizing
 from copytrading.money import ZERO
@@ -62,13 +63,59 @@ DEFAULT_SLIPPAGE_TOLERANCE_PCT = Decimal("1.00")
 PreTradeCheck = Callable[..., str | None]
 
 
+# Enough digits that a product of two quantities (28 significant digits
+# each at most) is exact, and so is the integer part of its quotient. Its
+# methods are called directly: no context switch per follower.
+_EXACT = Context(prec=60)
+
+
+@dataclass(frozen=True)
+class Share:
+    """The part of its position or holding the leader reduced, closed or sold.
+
+    ``quantity`` of ``before``, both exact. Events recorded before those were
+    carried have ``before`` = 0 and only ``fraction``, the quotient rounded to
+    28 digits: they are still sized from it."""
+
+    quantity: Decimal
+    before: Decimal
+    fraction: Decimal = ZERO
+
+    @cached_property
+    def is_all(self) -> bool:
+        """The leader left nothing: every follower closes or sells all of it."""
+        if self.before > 0:
+            return self.quantity >= self.before
+        return self.fraction >= 1
+
+    def of(self, held: Decimal, step: Decimal) -> Decimal:
+        """held x quantity ÷ before, rounded down to the step. Multiplied
+        first and divided once, exactly: a follower holding what the leader
+        held gets the leader's quantity, to the last step (a rounded quotient
+        first, 0.78 ÷ 3.13 = 0.24920…, made 3.13 x 0.24920… = 0.77999… and
+        floored it to 0.77)."""
+        part, whole = (self.quantity, self.before) if self.before > 0 else (self.fraction, Decimal(1))
+        if held <= 0 or part <= 0:
+            return ZERO
+        steps = _EXACT.divide_int(_EXACT.multiply(held, part), _EXACT.multiply(whole, step))
+        return _EXACT.multiply(steps, step)
+
+
 @dataclass(frozen=True)
 class EventView:
     kind: str
     order_side: str
     price: Decimal  # the leader's fill price (the limit price for limit events)
-    quantity: Decimal = ZERO  # the leader's quantity for opens/increases/buys and limit orders
-    fraction: Decimal = ZERO  # the share of the position/holding closed or sold
+    # The leader's quantity: opened, bought, closed, reduced or sold, or of
+    # its limit order.
+    quantity: Decimal = ZERO
+    # Reduces, closes and sells (and spot limit sells): the leader's position
+    # or holding before, so a follower's share is sized exactly as
+    # held x quantity ÷ quantity_before (Share, above). Zero in events
+    # recorded before it existed: those are sized by ``fraction``, the share
+    # as a quotient rounded to 28 digits.
+    quantity_before: Decimal = ZERO
+    fraction: Decimal = ZERO
     leverage: int = 1
     leader_equity: Decimal = ZERO
     # A fill of the leader's limit order: which order, its whole quantity (a
@@ -79,6 +126,12 @@ class EventView:
     limit_final: bool = False
     # An order_not_copied event: why the leader's order is not copied.
     reason_code: str = ""
+
+    @cached_property
+    def share(self) -> Share:
+        """What a reduce, close or sell takes of every follower's mirror or
+        holding (built once per event, not per follower)."""
+        return Share(self.quantity, self.quantity_before, self.fraction)
 
 
 @dataclass(frozen=True)

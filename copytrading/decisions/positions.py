@@ -60,14 +60,14 @@ def position_open(
 
 
 def position_reduce(event: EventView, *, price: Decimal, mirror: MirrorView | None, market: MarketView) -> Decision:
-    """Close the mirror, or reduce it by the leader's fraction."""
+    """Close the mirror, or reduce it by the leader's share (model.Share)."""
     # Closing copies ignore the slippage tolerance: it protects entries,
     # and must never keep a follower in a position the leader has left.
     if mirror is None:
         return skip(NO_MIRROR_POSITION)
     if event.kind == POSITION_CLOSE:
         return Decision(COPIED, "", trade_math.CLOSE, event.order_side, mirror.quantity, price, mirror.leverage)
-    planned = reduce_by(mirror.quantity, event.fraction, market.constraints)
+    planned = reduce_by(mirror.quantity, event.share, market.constraints)
     if planned is None:
         return skip(sizing.BELOW_MIN_QUANTITY)
     action, quantity = planned

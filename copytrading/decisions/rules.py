@@ -1,11 +1,11 @@
 """Rules every kind of copy shares: sizing to the venue's constraints,
-reducing by the leader's fraction, and the slippage tolerance. Pure."""
+a follower's share of a leader's reduce or sell, and the slippage
+tolerance. Pure."""
 
 from decimal import Decimal
 
 from copytrading import sizing, trade_math
-from copytrading.decisions.model import EventView, MarketView, TargetView
-from copytrading.money import floor_to_step
+from copytrading.decisions.model import EventView, MarketView, Share, TargetView
 
 
 def slippage_exceeded(leader_price: Decimal, follower_price: Decimal, tolerance_pct: Decimal) -> bool:
@@ -16,10 +16,13 @@ def slippage_exceeded(leader_price: Decimal, follower_price: Decimal, tolerance_
     return abs(follower_price - leader_price) * 100 > tolerance_pct * leader_price
 
 
-def reduce_by(mirror_quantity: Decimal, fraction: Decimal, c: sizing.Constraints) -> tuple[str, Decimal] | None:
-    """The same fraction of the mirror, or all of it if the rest would be
-    below what the venue keeps open; None if the fraction rounds to nothing."""
-    quantity = floor_to_step(mirror_quantity * fraction, c.qty_step)
+def reduce_by(mirror_quantity: Decimal, share: Share, c: sizing.Constraints) -> tuple[str, Decimal] | None:
+    """The leader's share of the mirror (never more than it holds), or all of
+    it if the leader left nothing or the rest would be below what the venue
+    keeps open; None if the share rounds to nothing."""
+    if share.is_all:
+        return trade_math.CLOSE, mirror_quantity
+    quantity = share.of(mirror_quantity, c.qty_step)
     if quantity <= 0:
         return None
     if quantity >= mirror_quantity or mirror_quantity - quantity < c.min_qty:

@@ -1,7 +1,8 @@
 """Copying the leader's spot buys and sells, market and limit. Pure.
 
-A follower's sell is the leader's fraction of its whole holding, capped at
-the part no resting sell of its own holds (``free``)."""
+A follower's sell is the leader's share of its whole holding (holding x
+leader's sell ÷ leader's holding before, ``model.Share``), capped at the
+part no resting sell of its own holds (``free``)."""
 
 from decimal import Decimal
 
@@ -30,11 +31,12 @@ from copytrading.decisions.model import (
     EventView,
     MarketView,
     MirrorOrderView,
+    Share,
     TargetView,
     skip,
 )
 from copytrading.decisions.rules import size, slippage_exceeded
-from copytrading.money import ZERO, floor_to_step, q8_up
+from copytrading.money import ZERO, q8_up
 
 
 def spot_limit_reserve(quantity: Decimal, price: Decimal, side: str) -> Decimal:
@@ -51,12 +53,12 @@ def _buy_size(event: EventView, target: TargetView, price: Decimal, equity: Deci
     return size(event, target, price, equity, market)
 
 
-def _sell_size(fraction: Decimal, holding: Decimal, reserved: Decimal, market: MarketView):
-    """(quantity, reason): the leader's fraction of the holding, within its free part."""
+def _sell_size(share: Share, holding: Decimal, reserved: Decimal, market: MarketView):
+    """(quantity, reason): the leader's share of the holding, within its free part."""
     free = holding - reserved
     if holding <= 0:
         return ZERO, NO_HOLDING_TO_SELL
-    quantity = free if fraction >= 1 else min(free, floor_to_step(holding * fraction, market.constraints.qty_step))
+    quantity = free if share.is_all else min(free, share.of(holding, market.constraints.qty_step))
     if quantity <= 0:
         return ZERO, sizing.BELOW_MIN_QUANTITY
     return quantity, ""
@@ -73,7 +75,7 @@ def spot_trade(
     market: MarketView,
     holding_reserved: Decimal = ZERO,
 ) -> Decision:
-    """Buy a sized amount, or sell the leader's fraction of the holding."""
+    """Buy a sized amount, or sell the leader's share of the holding."""
     if market.quote != market.primary_currency:
         return skip(SPOT_PAIR_QUOTE_MISMATCH)
     if event.kind == SPOT_BUY:
@@ -85,7 +87,7 @@ def spot_trade(
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
             return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price)
         return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price)
-    quantity, reason = _sell_size(event.fraction, holding, holding_reserved, market)
+    quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
     if reason:
         return skip(reason)
     return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price)
@@ -104,7 +106,7 @@ def spot_limit_event(
 ) -> Decision:
     """Place, re-price or cancel the follower's mirror of a leader's spot
     limit. A buy is sized like a market buy at the limit price and reserves
-    its cost; a sell rests the leader's fraction of the holding and reserves
+    its cost; a sell rests the leader's share of the holding and reserves
     that quantity. Sells reach paused followers, as market sells do."""
     buy = event.order_side == trade_math.BUY
     if event.kind == LIMIT_PLACED:
@@ -113,7 +115,7 @@ def spot_limit_event(
         if buy:
             quantity, reason = _buy_size(event, target, event.price, equity, market)
         else:
-            quantity, reason = _sell_size(event.fraction, holding, holding_reserved, market)
+            quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
         if reason:
             return skip(reason)
         reserved = spot_limit_reserve(quantity, event.price, event.order_side)

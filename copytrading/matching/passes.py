@@ -151,8 +151,9 @@ class Matcher:
                         open_position_id = state.pk
                         own[order.account_id] = state
                     elif fill.action == trade_math.REDUCE:
-                        fraction = fill.quantity / quantity_before
-                        leader_steps.append(LeaderStep(decisions.POSITION_REDUCE, fraction=fraction))
+                        leader_steps.append(
+                            LeaderStep(decisions.POSITION_REDUCE, fill.quantity, quantity_before=quantity_before)
+                        )
                     else:
                         leader_steps.append(LeaderStep(decisions.POSITION_CLOSE))
                         own.pop(order.account_id, None)

@@ -28,6 +28,7 @@ REDUCE = EventView(kind=d.POSITION_REDUCE, order_side="sell", price=D("59990"), 
 CLOSE = EventView(kind=d.POSITION_CLOSE, order_side="sell", price=D("59990"))
 SPOT_BUY = EventView(kind=d.SPOT_BUY, order_side="buy", price=D("3200"), quantity=D("2"))
 SPOT_SELL = EventView(kind=d.SPOT_SELL, order_side="sell", price=D("3199"), fraction=D("0.5"))
+EXACT_REDUCE = replace(REDUCE, quantity=D("0.070"), quantity_before=D("0.137"), fraction=D("0.070") / D("0.137"))
 
 ACTIVE = TargetView(subscription_id=1, account_id=1, active=True, sizing_model="progressive", multiplier=D("0.5"))
 PAUSED = replace(ACTIVE, active=False)
@@ -136,6 +137,23 @@ CASES = {
         {"event": replace(REDUCE, fraction=D("0.01")), "mirror": LONG_MIRROR},
         Decision(d.SKIPPED, BELOW_MIN_QUANTITY),
     ),
+    # Events carry the leader's quantity and its position before; REDUCE above
+    # (fraction only) is how events recorded before that look, still sized.
+    "reduce by the leader's exact quantities: a mirror the leader's size reduces the same": (
+        # 0.137 x 0.070 / 0.137 = 0.070 exactly (the rounded fraction gave 0.069).
+        {"event": EXACT_REDUCE, "mirror": replace(LONG_MIRROR, quantity=D("0.137"))},
+        Decision(d.COPIED, "", "reduce", "sell", D("0.070"), D("59990"), 5),
+    ),
+    "reduce by the leader's exact quantities: a smaller mirror gets the floor of its share": (
+        # 0.05 x 0.070 / 0.137 = 0.02554… → 0.025
+        {"event": EXACT_REDUCE, "mirror": LONG_MIRROR},
+        Decision(d.COPIED, "", "reduce", "sell", D("0.025"), D("59990"), 5),
+    ),
+    "reduce by exact quantities never takes more than the mirror holds": (
+        # 0.068 x 0.070 / 0.137 = 0.0347… → 0.034; the rest, 0.034, stays open
+        {"event": EXACT_REDUCE, "mirror": replace(LONG_MIRROR, quantity=D("0.068"))},
+        Decision(d.COPIED, "", "reduce", "sell", D("0.034"), D("59990"), 5),
+    ),
     # --- spot ---------------------------------------------------------------------
     "spot buy": (
         {"event": SPOT_BUY, "market": SPOT},
@@ -144,6 +162,19 @@ CASES = {
     "spot sell the leader's fraction of the holding": (
         {"event": SPOT_SELL, "market": SPOT, "holding": D("1.5")},
         Decision(d.COPIED, "", "spot_sell", "sell", D("0.75"), D("3199"), 1),
+    ),
+    "spot sell the leader's exact share of the holding": (
+        # 3.13 x 0.78 / 3.13 = 0.78 (the rounded fraction gave 0.7799 on a 0.0001 step)
+        {
+            "event": replace(SPOT_SELL, quantity=D("0.78"), quantity_before=D("3.13"), fraction=D("0.78") / D("3.13")),
+            "market": replace(SPOT, constraints=replace(SPOT.constraints, qty_step=D("0.0001"))),
+            "holding": D("3.13"),
+        },
+        Decision(d.COPIED, "", "spot_sell", "sell", D("0.78"), D("3199"), 1),
+    ),
+    "spot sell of the leader's whole holding sells all of the follower's": (
+        {"event": replace(SPOT_SELL, quantity=D("2"), quantity_before=D("2")), "market": SPOT, "holding": D("0.12345")},
+        Decision(d.COPIED, "", "spot_sell", "sell", D("0.12345"), D("3199"), 1),
     ),
     "spot sell everything": (
         {"event": replace(SPOT_SELL, fraction=D("1")), "market": SPOT, "holding": D("0.12345")},

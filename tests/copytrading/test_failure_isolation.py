@@ -324,3 +324,24 @@ def test_a_mirror_limit_that_breaks_the_match_does_not_stop_the_market(
     (error,) = JobError.objects.all()
     assert (error.task, error.count) == (MIRROR_PASS_FAILURE_TASK, 1)
     assert ledger_check().ok
+
+
+def test_a_failed_row_records_what_the_leader_did_like_its_neighbours(settings, instruments, poison):
+    """The execution log compares a follower with the leader: a FAILED row of
+    a reduce carries the leader's quantity, share and price as the COPIED
+    rows of the same event do."""
+    portfolio, subs = _book(settings, instruments, 6)
+    _run(_open(portfolio))
+    poison([subs[2]])
+    (reduce,) = portfolio_order_place(portfolio=portfolio, symbol=ETH_PERP, side="sell", quantity=D("0.25"))
+    _run(reduce)
+
+    rows = {
+        sid: (outcome, quantity, fraction, price)
+        for sid, outcome, quantity, fraction, price in Execution.objects.filter(event=reduce).values_list(
+            "subscription_id", "outcome", "leader_quantity", "leader_fraction", "leader_price"
+        )
+    }
+    failed = rows.pop(subs[2])
+    assert failed[0] == "FAILED"
+    assert {row[1:] for row in rows.values()} == {failed[1:]} == {(D("0.25"), D("0.25"), D("3200"))}

@@ -133,7 +133,7 @@ def _leader_steps(plan: list[trade_math.Step], before: Decimal) -> list[LeaderSt
         if step.action in (trade_math.OPEN, trade_math.INCREASE):
             steps.append(LeaderStep(decisions.POSITION_OPEN, quantity=step.quantity))
         elif step.action == trade_math.REDUCE:
-            steps.append(LeaderStep(decisions.POSITION_REDUCE, fraction=step.quantity / before))
+            steps.append(LeaderStep(decisions.POSITION_REDUCE, step.quantity, quantity_before=before))
         else:
             steps.append(LeaderStep(decisions.POSITION_CLOSE))
     return steps

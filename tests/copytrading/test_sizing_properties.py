@@ -5,7 +5,10 @@ maximum leverage, and never needs more margin (or spot cash) than is free;
 anything else is REJECTED INSUFFICIENT_MARGIN/FUNDS or SKIPPED below the
 minimum, with a reason."""
 
+import math
+from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import event as observe
 from hypothesis import given
@@ -25,6 +28,7 @@ from copytrading.decisions import (
     EventView,
     MarketView,
     MirrorView,
+    Share,
     TargetView,
 )
 from copytrading.money import q8_up
@@ -218,18 +222,28 @@ def mirrors(draw) -> tuple[sizing.Constraints, Decimal]:
     return c, min_qty + step * draw(st.sampled_from(range(0, 100)) | st.sampled_from(range(0, 1_000_000)))
 
 
-fractions = st.sampled_from([D("1"), D("0.5"), D("0.3"), D("0.9999")]) | st.builds(
-    lambda n: D(n) / 10000, st.sampled_from(range(1, 10001))
-)
+@st.composite
+def leader_reduces(draw) -> tuple[EventView, Fraction]:
+    """A leader's reduce and its exact share. New events carry the leader's
+    quantity and its position before; events recorded before those existed
+    carry only the fraction, a quotient rounded to 28 digits (still sized)."""
+    scale = draw(st.sampled_from([D("0.00001"), D("0.001"), D("0.01"), D("1")]))
+    before_units = draw(st.integers(min_value=1, max_value=10**6))
+    units = draw(st.integers(min_value=1, max_value=before_units) | st.just(before_units))
+    quantity, before = units * scale, before_units * scale
+    base = EventView(kind=decisions.POSITION_REDUCE, order_side=trade_math.SELL, price=D("100"))
+    if draw(st.booleans()):
+        return replace(base, quantity=quantity, quantity_before=before, fraction=quantity / before), Fraction(
+            units, before_units
+        )
+    fraction = quantity / before
+    return replace(base, fraction=fraction), Fraction(fraction)
 
 
-@given(mirror=mirrors(), fraction=fractions)
-def test_a_copied_reduce_is_on_the_closing_side_on_the_step_and_never_exceeds_the_mirror(mirror, fraction):
-    c, held = mirror
+def _reduce(event: EventView, held: Decimal, c: sizing.Constraints):
     market = MarketView("X", "USDT", "USDT", D("100"), D("100"), 10, c)
-    event = EventView(kind=decisions.POSITION_REDUCE, order_side=trade_math.SELL, price=D("100"), fraction=fraction)
     target = TargetView(subscription_id=1, account_id=1, active=True, sizing_model=sizing.SizingModel.PROGRESSIVE)
-    decision = decisions.decide(
+    return decisions.decide(
         event,
         target,
         free=D("0"),
@@ -238,33 +252,60 @@ def test_a_copied_reduce_is_on_the_closing_side_on_the_step_and_never_exceeds_th
         holding=D("0"),
         market=market,
     )
-    observe(f"{decision.outcome} {decision.action}")
+
+
+@given(mirror=mirrors(), reduce=leader_reduces())
+def test_a_copied_reduce_is_the_exact_share_floored_on_the_closing_side_and_never_exceeds_the_mirror(mirror, reduce):
+    c, held = mirror
+    event, share = reduce
+    decision = _reduce(event, held, c)
+    # The exact share of the mirror rounded down to the step, computed with
+    # rationals: no quotient is rounded before the floor.
+    floored = math.floor(Fraction(held) * share / Fraction(c.qty_step)) * c.qty_step
+    observe(f"{decision.outcome} {decision.action} {'exact' if event.quantity_before else 'old payload'}")
     if decision.outcome == SKIPPED:
-        # Only when the fraction of the mirror rounds down to nothing.
+        # Only when the share of the mirror rounds down to nothing.
         assert decision.reason == sizing.BELOW_MIN_QUANTITY
-        assert held * fraction < c.qty_step
+        assert floored == 0 and share < 1
         return
     assert decision.outcome == COPIED
     assert (decision.order_side, decision.leverage) == (trade_math.SELL, 5)
-    assert 0 < decision.quantity <= held
-    left = held - decision.quantity
+    assert 0 < decision.quantity <= held  # never more than the mirror holds
     if decision.action == trade_math.CLOSE:
-        # All of it: the fraction was everything, or the rest would be below the minimum.
+        # All of it: the leader closed everything, or the rest would be below the minimum.
         assert decision.quantity == held
-        assert fraction == 1 or held - (held * fraction // c.qty_step) * c.qty_step < c.min_qty
+        assert share >= 1 or held - floored < c.min_qty
     else:
         assert decision.action == trade_math.REDUCE
-        assert decision.quantity % c.qty_step == 0
-        assert decision.quantity <= held * fraction < decision.quantity + c.qty_step  # rounded down
-        assert left >= c.min_qty
+        assert decision.quantity == floored
+        assert held - decision.quantity >= c.min_qty
+
+
+@given(mirror=mirrors(), data=st.data())
+def test_a_mirror_the_size_of_the_leaders_position_reduces_by_exactly_the_leaders_quantity(mirror, data):
+    """Progressive 1.0: the mirror holds what the leader holds, on the step;
+    whatever the leader reduces (on the step), the mirror reduces the same."""
+    c, held = mirror
+    units = data.draw(st.integers(min_value=1, max_value=int(held / c.qty_step)))
+    quantity = units * c.qty_step
+    event = EventView(
+        kind=decisions.POSITION_REDUCE, order_side=trade_math.SELL, price=D("100"), quantity=quantity,
+        quantity_before=held, fraction=quantity / held,
+    )  # fmt: skip
+    decision = _reduce(event, held, c)
+    if quantity == held or held - quantity < c.min_qty:
+        assert (decision.action, decision.quantity) == (trade_math.CLOSE, held)
+    else:
+        assert (decision.action, decision.quantity) == (trade_math.REDUCE, quantity)
 
 
 @given(mirror=mirrors())
 def test_thirty_then_fifty_percent_leaves_at_least_35_percent_within_two_steps(mirror):
     c, held = mirror
     left = held
-    for fraction in (D("0.3"), D("0.5")):
-        planned = decisions.rules.reduce_by(left, fraction, c)
+    # 30 % of the position, then 50 % of the rest, as the leader's quantities.
+    for share in (Share(D("3"), D("10")), Share(D("3.5"), D("7"))):
+        planned = decisions.rules.reduce_by(left, share, c)
         if planned is None:
             continue
         action, quantity = planned
