@@ -430,12 +430,13 @@ def _hold_paused(ids: list[int], states: dict[int, _State], now: datetime) -> li
     held = subscription_hooks().hold_paused_subscriptions(ids, unrealized, watchdog_reasons)
     if not held:
         return []
-    wanted = Q()
-    for sid in held:
-        wanted |= Q(pk=sid, paused_by_rule=states[sid].paused_by, paused_at=states[sid].paused_at)
-    RiskState.objects.filter(wanted).update(
-        paused_by_rule=Rule.DAILY_LOSS_UNREALIZED, paused_day=utc_day(now), paused_at=now
-    )
+    for start in range(0, len(held), 500):
+        wanted = Q()
+        for sid in held[start : start + 500]:
+            wanted |= Q(pk=sid, paused_by_rule=states[sid].paused_by, paused_at=states[sid].paused_at)
+        RiskState.objects.filter(wanted).update(
+            paused_by_rule=Rule.DAILY_LOSS_UNREALIZED, paused_day=utc_day(now), paused_at=now
+        )
     # ``now`` is this chunk's own instant: the rows stamped with it are ours.
     return list(
         RiskState.objects.filter(pk__any=held, paused_by_rule=Rule.DAILY_LOSS_UNREALIZED, paused_at=now).values_list(
