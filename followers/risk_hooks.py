@@ -24,7 +24,12 @@ _ACTIVE = Q(status=SubscriptionStatus.ACTIVE)
 
 class FollowerRiskHooks:
     def watched_subscription_ids(self) -> list[int]:
-        return list(_watched().order_by("pk").values_list("pk", flat=True))
+        # Two queries: one OR over every subscription is estimated so costly
+        # (an EXISTS pair per row) that PostgreSQL JIT-compiles it, which
+        # alone costs more than reading 100,000 ids.
+        active = Subscription.objects.filter(_ACTIVE).values_list("pk", flat=True)
+        paused = _with_exposure().values_list("pk", flat=True)
+        return sorted([*active, *paused])
 
     def watched_subscriptions(
         self, first_id: int, last_id: int, only: Sequence[int] | None = None
@@ -74,16 +79,21 @@ class FollowerRiskHooks:
         return held
 
 
-def _exposure(account: str) -> Q:
+def _exposure() -> Q:
     """The copy wallet holds something that can lose money."""
     return Q(
-        Exists(Position.objects.filter(account_id=OuterRef(account), status=PositionStatus.OPEN))
-        | Exists(Holding.objects.filter(account_id=OuterRef(account), quantity__gt=0))
+        Exists(Position.objects.filter(account_id=OuterRef("copy_account_id"), status=PositionStatus.OPEN))
+        | Exists(Holding.objects.filter(account_id=OuterRef("copy_account_id"), quantity__gt=0))
     )
 
 
+def _with_exposure():
+    """The paused subscriptions whose copy wallet holds open exposure."""
+    return Subscription.objects.filter(Q(status=SubscriptionStatus.PAUSED) & _exposure())
+
+
 def _watched():
-    return Subscription.objects.filter(_ACTIVE | (Q(status=SubscriptionStatus.PAUSED) & _exposure("copy_account_id")))
+    return Subscription.objects.filter(_ACTIVE | (Q(status=SubscriptionStatus.PAUSED) & _exposure()))
 
 
 def _watched_in_range(first_id: int, last_id: int):
