@@ -13,7 +13,7 @@ resting order carries no PnL, and once it fills the copy is watched again.
 
 from collections.abc import Sequence
 
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Value
 
 from copytrading.models import Holding, Position, PositionStatus
 from followers.models import Subscription, SubscriptionStatus
@@ -45,14 +45,15 @@ class FollowerRiskHooks:
         ]
 
     def watched_subscriptions_sql(self, first_id: int, last_id: int) -> tuple[str, tuple]:
-        query = (
-            _watched_in_range(first_id, last_id)
-            .annotate(active=_active_flag())
-            .order_by()
-            .values_list("pk", "copy_account_id", "active")
-            .query
-        )
-        return query.sql_with_params()
+        # The active ones, then the few paused ones with exposure: as one OR
+        # PostgreSQL would hash every open position and holding of the
+        # platform to test a handful of paused rows.
+        in_range = Q(pk__gte=first_id, pk__lte=last_id)
+        active = Subscription.objects.filter(_ACTIVE, in_range).annotate(active=Value(True))
+        paused = _with_exposure().filter(in_range).annotate(active=Value(False))
+        columns = ("pk", "copy_account_id", "active")
+        query = active.order_by().values_list(*columns).union(paused.order_by().values_list(*columns), all=True)
+        return query.query.sql_with_params()
 
     def pause_subscriptions(self, ids: Sequence[int], reason: str) -> list[int]:
         return _switch(ids, SubscriptionStatus.ACTIVE, None, SubscriptionStatus.PAUSED, reason)

@@ -16,6 +16,7 @@ from django.db.models import F
 
 from copytrading.models import Account, Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus
 from followers.models import SubscriptionStatus
+from followers.selectors import risk_views
 from risk import rules, selectors, services, watchdog
 from risk.models import Notification, RiskEvent, RiskLimits
 from tests.risk.conftest import ETH_PERP, status_of
@@ -199,8 +200,12 @@ def test_the_forced_sale_rounds_down_to_the_step_and_records_the_dust(world, clo
     assert left == D(1) + extra - sold == sum((D(q) for q in dust.values()), D(0))
     event = last_event(sub)
     assert event.dust == dust and event.sold_holdings == (1 if sold else 0)
-    if dust:
-        assert "left in the wallet" in Notification.objects.get(user_id=sub.follower_id).body
+    # The follower sees it on the subscription and in the notification.
+    pause_event = risk_views([sub.pk])[sub.pk]["pause_event"]
+    assert (pause_event["dust"], pause_event["sold_holdings"]) == (dust, event.sold_holdings)
+    note = Notification.objects.get(user_id=sub.follower_id)
+    assert note.data["dust"] == dust
+    assert ("left in the wallet" in note.body) == bool(dust)
 
 
 def test_the_forced_sale_cancels_resting_orders_first(world, clock):
