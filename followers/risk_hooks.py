@@ -27,8 +27,8 @@ class FollowerRiskHooks:
         # Two queries: one OR over every subscription is estimated so costly
         # (an EXISTS pair per row) that PostgreSQL JIT-compiles it, which
         # alone costs more than reading 100,000 ids.
-        active = Subscription.objects.filter(_ACTIVE).values_list("pk", flat=True)
-        paused = _with_exposure().values_list("pk", flat=True)
+        active = Subscription.objects.filter(_ACTIVE).order_by().values_list("pk", flat=True)
+        paused = _with_exposure().order_by().values_list("pk", flat=True)
         return sorted([*active, *paused])
 
     def watched_subscriptions(
