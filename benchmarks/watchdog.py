@@ -1,6 +1,9 @@
-"""Watchdog benchmark: one full tick over N active subscriptions, each with
-open mirrors, on PostgreSQL, through Redis and a real Celery worker (2
-processes on this 2-core machine, draining the tick's chunks in parallel).
+"""Watchdog benchmark: one full tick over N active subscriptions on
+PostgreSQL, through Redis and a real Celery worker (2 processes on this
+2-core machine, draining the tick's chunks in parallel). Half of them are
+margin copies with open mirrors, half spot copies with holdings and a spot
+sell realized today (``BENCH_WATCHDOG_SPOT_SHARE``, 0.5 by default; 0 gives
+the margin-only mix of earlier measurements).
 
 Timed from the tick task's enqueue to the tick's completion stamp (written by
 whichever worker finishes its last chunk). Between ticks the marks move, up
@@ -20,6 +23,7 @@ from decimal import Decimal
 from benchmarks.setup import celery_worker, prepare_database
 
 SUBSCRIPTIONS = int(os.environ.get("BENCH_WATCHDOG_SUBSCRIPTIONS", "100000"))
+SPOT_SHARE = float(os.environ.get("BENCH_WATCHDOG_SPOT_SHARE", "0.5"))
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "7"))
 D = Decimal
 
@@ -30,16 +34,28 @@ def p95(values: list[float]) -> float:
 
 
 def seed(count: int) -> None:
-    """``count`` funded followers of one portfolio, each with two open mirrors
-    (a long ETH and a short BTC, entries spread out) and a third with limits."""
+    """``count`` funded followers of one portfolio: the margin copies with two
+    open mirrors each (a long ETH and a short BTC, entries spread out), the
+    spot copies (every ``1 / SPOT_SHARE``-th) with two holdings each (ETH and
+    BTC, costs spread out, paid from the wallet) and an ETH sell realized
+    today; a third of all of them with limits."""
     from unittest import mock
 
     from django.db import connection, transaction
 
     from backoffice.loadgen import followers_seed_bulk
     from copytrading import bulk, events, ledger, services
-    from copytrading.models import Instrument, Position, PositionStatus
-    from copytrading.venue import POSITION_FIELDS
+    from copytrading.models import (
+        AccountKind,
+        Holding,
+        Instrument,
+        Order,
+        OrderStatus,
+        Position,
+        PositionStatus,
+        TransferKind,
+    )
+    from copytrading.venue import ORDER_FIELDS, POSITION_FIELDS
     from followers.models import Subscription
     from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
     from risk.models import RiskLimits
@@ -49,7 +65,8 @@ def seed(count: int) -> None:
     btc = Instrument.objects.get(symbol="BTC/USDT:USDT")
     leader = services.user_register(username="bench-leader", password="bench-pass-123")
     services.wallet_deposit(user=leader, amount=D("1000000"))
-    portfolio = portfolio_create(leader=leader, name="watchdog bench")
+    portfolio = portfolio_create(leader=leader, name="watchdog bench", mode="all")
+    eth_spot = Instrument.objects.get(symbol="ETH/USDT")
     portfolio_fund(portfolio=portfolio, amount=D("500000"))
     with mock.patch.object(events, "dispatch", lambda event_id: None):  # mirrors are written below
         portfolio_order_place(portfolio=portfolio, symbol=eth.symbol, side="buy", quantity=D("10"), leverage=10)
@@ -62,9 +79,26 @@ def seed(count: int) -> None:
         followers_seed_bulk(portfolio=portfolio, count=size)
     subs = list(Subscription.objects.order_by("pk").values_list("pk", "copy_account_id"))
     now = datetime.now(UTC)
+    every = round(1 / SPOT_SHARE) if SPOT_SHARE > 0 else 0
+    venue_id = ledger.system_account(AccountKind.VENUE).pk
     with transaction.atomic():
-        rows, locked = [], {}
+        rows, locked, holdings, orders, paid = [], {}, [], [], []
         for i, (sid, account_id) in enumerate(subs):
+            if every and i % every == 0:
+                eth_cost = D("0.5") * (D("3200") + (i % 40))
+                btc_cost = D("0.05") * (D("64000") - (i % 400))
+                holdings.append((account_id, "ETH", D("0.5"), eth_cost, D(0)))
+                holdings.append((account_id, "BTC", D("0.05"), btc_cost, D(0)))
+                # 0.1 ETH more was bought and sold today at a small loss.
+                orders.append((account_id, eth_spot.pk, "sell", "market", D("0.1"), D("3190"), 1,
+                               OrderStatus.FILLED, None, None, sid, D(0), None, now, now, D("-1")))  # fmt: skip
+                paid.append(
+                    ledger.TransferSpec(
+                        account_id, venue_id, eth_cost + btc_cost + D("1"), TransferKind.SPOT_TRADE,
+                        f"bench:spot:{sid}", "bench",
+                    )
+                )  # fmt: skip
+                continue
             eth_entry = D("3200") + (i % 40)
             btc_entry = D("64000") - (i % 400)
             eth_margin = D("0.5") * eth_entry / 10
@@ -75,7 +109,9 @@ def seed(count: int) -> None:
                          PositionStatus.OPEN, D(0), leader_btc.pk, sid, now))  # fmt: skip
             locked[account_id] = eth_margin + btc_margin
         bulk.insert_rows(Position, POSITION_FIELDS, rows)
-        ledger.apply_transfers([], locked_deltas=locked)
+        bulk.insert_rows(Holding, ["account", "asset", "quantity", "cost_basis", "reserved"], holdings)
+        bulk.insert_rows(Order, ORDER_FIELDS, orders)
+        ledger.apply_transfers(paid, locked_deltas=locked)
     # A third of the followers set every limit (far from breaching).
     RiskLimits.objects.bulk_create(
         [
@@ -103,8 +139,11 @@ def move_marks(up: bool, rep: int) -> None:
     from copytrading.models import Instrument
 
     step = rep + 1
-    Instrument.objects.filter(symbol="ETH/USDT:USDT").update(mark_price=D("3200") + (step if up else -step))
-    Instrument.objects.filter(symbol="BTC/USDT:USDT").update(mark_price=D("64000") - (10 * step if up else -step))
+    for suffix in (":USDT", ""):  # the perpetuals and the spot pairs
+        Instrument.objects.filter(symbol=f"ETH/USDT{suffix}").update(mark_price=D("3200") + (step if up else -step))
+        Instrument.objects.filter(symbol=f"BTC/USDT{suffix}").update(
+            mark_price=D("64000") - (10 * step if up else -step)
+        )
 
 
 def run_tick(at: datetime, expected: int, timeout: float = 300) -> float:
@@ -143,7 +182,8 @@ def main() -> int:
             timings.append(run_tick(base + timedelta(seconds=30 * (rep + 1)), SUBSCRIPTIONS))
     assert not RiskEvent.objects.exists(), "no wallet of the bench breaches a limit"
     print(
-        f"watchdog subscriptions={SUBSCRIPTIONS} median_ms={statistics.median(timings):.0f} p95_ms={p95(timings):.0f}",
+        f"watchdog subscriptions={SUBSCRIPTIONS} median_ms={statistics.median(timings):.0f} p95_ms={p95(timings):.0f}"
+        f" spot_share={SPOT_SHARE:g}",
         flush=True,
     )
     return 0

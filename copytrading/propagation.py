@@ -274,11 +274,12 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)
-        # Only copies that can open or grow a position are checked; the books
-        # are read under the accounts' locks.
+        # Only copies that can open or grow a position (a spot buy, a spot
+        # limit buy included) are checked; the books are read under the
+        # accounts' locks.
         pretrade = (
             target_source().pretrade_gate(targets)
-            if event.kind in (decisions.POSITION_OPEN, decisions.LIMIT_PLACED) and targets
+            if event.kind in (decisions.POSITION_OPEN, decisions.LIMIT_PLACED, decisions.SPOT_BUY) and targets
             else None
         )
 

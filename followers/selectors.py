@@ -121,6 +121,10 @@ def risk_views(subscription_ids: Sequence[int]) -> dict[int, dict]:
                 "threshold": _text(event.threshold),
                 "action": event.action,
                 "closed_positions": event.closed_positions,
+                # A pause-and-close sells the spot holdings too; dust is
+                # what was too small to sell, {asset: quantity}.
+                "sold_holdings": event.sold_holdings,
+                "dust": event.dust,
                 "at": event.created_at.isoformat(),
             }
             if event is not None and event.rule == rule

@@ -18,7 +18,10 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(RiskEvent)
 class RiskEventAdmin(ReadOnly):
-    list_display = ["created_at", "subscription_id", "rule", "measured", "threshold", "action", "closed_positions"]
+    list_display = [
+        "created_at", "subscription_id", "rule", "measured", "threshold", "action", "closed_positions",
+        "sold_holdings", "dust",
+    ]  # fmt: skip
     list_filter = ["rule", "action", "created_at"]
     search_fields = ["=subscription_id"]
 

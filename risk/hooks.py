@@ -16,31 +16,44 @@ from django.core.exceptions import ImproperlyConfigured
 
 @dataclass(frozen=True, slots=True)
 class WatchedSubscription:
-    """An active subscription as the watchdog needs it."""
+    """A watched subscription as the watchdog needs it."""
 
     subscription_id: int
     account_id: int  # the copy wallet
     follower_id: int
     leader_id: int
+    active: bool = True  # False: paused (by anyone), watched for its open exposure
 
 
 class SubscriptionHooks(Protocol):
-    def active_subscription_ids(self) -> list[int]:
-        """The ids of every active subscription, ascending."""
+    """The watchdog watches every *watched* subscription: the active ones, and
+    the paused ones (whoever paused them) whose copy wallet still holds open
+    exposure (an open position or a spot holding above zero). Pausing stops
+    new copies, not protection. Ended subscriptions are never watched."""
 
-    def active_subscriptions(
+    def watched_subscription_ids(self) -> list[int]:
+        """The ids of every watched subscription, ascending."""
+
+    def watched_subscriptions(
         self, first_id: int, last_id: int, only: Sequence[int] | None = None
     ) -> list[WatchedSubscription]:
-        """The active subscriptions with ids in [first_id, last_id] (and in
+        """The watched subscriptions with ids in [first_id, last_id] (and in
         ``only``, if given), ascending, in one query."""
 
-    def active_subscriptions_sql(self, first_id: int, last_id: int) -> tuple[str, tuple]:
-        """The same range as a SELECT of (subscription id, copy wallet id) with
-        its parameters, for the watchdog to embed in its screening statement."""
+    def watched_subscriptions_sql(self, first_id: int, last_id: int) -> tuple[str, tuple]:
+        """The same range as a SELECT of (subscription id, copy wallet id,
+        active) with its parameters, for the watchdog to embed in its
+        screening statement."""
 
     def pause_subscriptions(self, ids: Sequence[int], reason: str) -> list[int]:
         """Pause those of ``ids`` that are active (row-locked, set-based),
         recording ``reason``; returns the ids it paused."""
+
+    def hold_paused_subscriptions(self, ids: Sequence[int], reason: str, replace: Sequence[str]) -> list[int]:
+        """Row-lock those of ``ids`` that are paused (set-based) and return
+        their ids; those paused with a reason in ``replace`` (a watchdog
+        pause) now say ``reason``, every other reason (the follower's own, a
+        staff pause) stays as it is."""
 
     def resume_subscriptions(self, ids: Sequence[int], reason: str) -> list[int]:
         """Resume those of ``ids`` that are paused with exactly ``reason``;

@@ -8,7 +8,7 @@ subscription by its integer id (and pauses it through a hook that
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from copytrading.models import MONEY
 
@@ -123,6 +123,13 @@ class RiskEvent(models.Model):
     action = models.CharField(max_length=20, choices=Action.choices)
     # Mirrors closed by a pause-and-close.
     closed_positions = models.PositiveIntegerField(default=0)
+    # A pause-and-close also sells the copy wallet's spot holdings (rounded
+    # down to each pair's quantity step): how many it sold, and the dust it
+    # had to leave behind, {asset: quantity as a string}. The follower sees
+    # both on the subscription (``risk.pause_event``) and in the notification.
+    # (Database defaults too: the daily reset inserts its events by COPY.)
+    sold_holdings = models.PositiveIntegerField(default=0, db_default=0)
+    dust = models.JSONField(default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -52,8 +52,11 @@ class Snapshot:
 
     equity: Decimal  # balance + unrealized PnL of open positions + spot holdings at mark
     used_margin: Decimal  # Σ margin of the open positions
-    unrealized_pnl: Decimal  # Σ of the open positions at mark (negative: a loss)
-    realized_today: Decimal  # realized PnL since 00:00 UTC (negative: a loss)
+    # Σ of the open positions at mark, plus the spot holdings at mark less
+    # their cost basis (negative: a loss)
+    unrealized_pnl: Decimal
+    # realized PnL since 00:00 UTC, margin closes and spot sells (negative: a loss)
+    realized_today: Decimal
     peak_equity: Decimal | None = None  # from ``next_peak``: never below ``equity``
 
 
@@ -140,8 +143,8 @@ class PreTradeLimits:
 class Book:
     """The copy wallet before the copy: its open positions and their value."""
 
-    open_positions: int
-    exposure: Decimal  # Σ quantity x mark of the open positions
+    open_positions: int  # margin positions plus spot assets held above dust
+    exposure: Decimal  # Σ quantity x mark of the open positions and the spot holdings
     equity: Decimal
 
 

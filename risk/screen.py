@@ -8,7 +8,13 @@ the subscriptions that may need action:
 
 - those whose state is new, or that the watchdog paused and someone resumed
   (their state needs more than a peak: the Python path handles them);
-- those for which some rule's condition holds.
+- active ones for which some rule's condition holds;
+- paused ones (watched for their open exposure) over their unrealized daily
+  loss limit: the one rule that acts on a paused copy (it closes everything).
+
+Unrealized PnL is the margin positions' plus the spot holdings' (at the mark
+less their cost basis); realized PnL today is the ledger's REALIZED_PNL plus
+the day's spot sells (``Order.realized_pnl`` of orders without a position).
 
 The conditions are those of ``risk.rules`` written in SQL with the same
 exact arithmetic, so the screen lets every breach through; the candidates
@@ -23,23 +29,33 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 
-from copytrading.models import Account, Holding, Instrument, Position, PositionStatus, Product, Transfer, TransferKind
+from copytrading.models import (
+    Account,
+    Holding,
+    Instrument,
+    Order,
+    Position,
+    PositionStatus,
+    Product,
+    Transfer,
+    TransferKind,
+)
 from risk.hooks import subscription_hooks
 from risk.models import RiskLimits, RiskState
 from risk.selectors import FLOW_KINDS
 
 _SQL = """
 WITH subs AS MATERIALIZED (
-    SELECT * FROM ({subs}) AS active(subscription_id, account_id)
+    SELECT * FROM ({subs}) AS watched(subscription_id, account_id, active)
 ),
 -- The wallet, its state and limits are read by one index lookup per row
 -- (LATERAL; LIMIT 1 keeps the planner from flattening it into a join): the
 -- plan must not depend on statistics, which lag behind a table the first
 -- tick has just filled and would then turn a join into a quadratic scan.
 base AS (
-    SELECT s.subscription_id, s.account_id,
+    SELECT s.subscription_id, s.account_id, s.active,
            a.balance + coalesce(p.pnl, 0) + coalesce(h.value, 0) AS equity,
-           coalesce(p.margin, 0) AS margin, coalesce(p.pnl, 0) AS pnl,
+           coalesce(p.margin, 0) AS margin, coalesce(p.pnl, 0) + coalesce(h.pnl, 0) AS pnl,
            st.subscription_id IS NULL AS fresh, coalesce(st.paused_by_rule, '') AS paused_by,
            st.peak_equity AS old_peak, st.peak_flows AS old_flows,
            lim.daily_loss_limit_realized AS loss_realized, lim.daily_loss_limit_unrealized AS loss_unrealized,
@@ -55,12 +71,15 @@ base AS (
         WHERE p.account_id = s.account_id AND p.status = %(open)s
     ) p
     CROSS JOIN LATERAL (
-        SELECT sum(coalesce(h.quantity * (SELECT i.mark_price FROM {instrument} i
-                                          WHERE i.product = %(spot)s AND i.quote = %(quote)s
-                                            AND i.base = h.asset AND i.mark_price IS NOT NULL
-                                          ORDER BY i.id LIMIT 1),
-                            h.cost_basis)) AS value
+        -- Spot holdings at the mark (at cost without a priced pair: no PnL).
+        SELECT sum(coalesce(h.quantity * m.mark, h.cost_basis)) AS value,
+               sum(coalesce(h.quantity * m.mark - h.cost_basis, 0)) AS pnl
         FROM {holding} h
+        LEFT JOIN LATERAL (
+            SELECT i.mark_price AS mark FROM {instrument} i
+            WHERE i.product = %(spot)s AND i.quote = %(quote)s AND i.base = h.asset AND i.mark_price IS NOT NULL
+            ORDER BY i.id LIMIT 1
+        ) m ON true
         WHERE h.account_id = s.account_id AND h.quantity > 0
     ) h
     LEFT JOIN LATERAL (
@@ -89,15 +108,23 @@ ledger AS MATERIALIZED (
     ) moves
     GROUP BY account_id
 ),
+-- The day's spot sells of the same wallets, by the partial index
+-- spot_realization_by_day (a spot order has no position).
+spot AS MATERIALIZED (
+    SELECT account_id, sum(realized_pnl) AS realized FROM {order}
+    WHERE account_id = ANY(%(ledger_ids)s::bigint[]) AND realized_pnl IS NOT NULL AND position_id IS NULL
+      AND filled_at >= %(day)s
+    GROUP BY account_id
+),
 judged AS (
-    SELECT b.*, coalesce(l.realized, 0) AS realized, coalesce(l.flows, 0) AS flows,
+    SELECT b.*, coalesce(l.realized, 0) + coalesce(sp.realized, 0) AS realized, coalesce(l.flows, 0) AS flows,
            -- rules.next_peak, tracked under a drawdown stop only: the peak
            -- moved by the flows since, never below the equity, rounded up to
            -- 8 places.
            CASE WHEN b.drawdown IS NOT NULL THEN
                ceil(greatest(b.old_peak + (coalesce(l.flows, 0) - b.old_flows), b.equity) * 100000000) / 100000000
            END AS peak
-    FROM base b LEFT JOIN ledger l ON l.account_id = b.account_id
+    FROM base b LEFT JOIN ledger l ON l.account_id = b.account_id LEFT JOIN spot sp ON sp.account_id = b.account_id
 ),
 stored AS (
     UPDATE {state} AS t SET peak_equity = j.peak, peak_flows = j.flows
@@ -111,11 +138,12 @@ stored AS (
 )
 SELECT count(*),
        array_agg(subscription_id) FILTER (WHERE
-           fresh OR paused_by <> ''
+           fresh OR (active AND paused_by <> '')
            OR (loss_unrealized IS NOT NULL AND -pnl >= loss_unrealized)
-           OR (loss_realized IS NOT NULL AND -realized >= loss_realized)
-           OR (margin > 0 AND equity * 100 <= margin_level * margin)
-           OR (drawdown IS NOT NULL AND peak > 0 AND (peak - equity) * 100 >= drawdown * peak))
+           OR (active AND (
+               (loss_realized IS NOT NULL AND -realized >= loss_realized)
+               OR (margin > 0 AND equity * 100 <= margin_level * margin)
+               OR (drawdown IS NOT NULL AND peak > 0 AND (peak - equity) * 100 >= drawdown * peak))))
 FROM judged
 """
 
@@ -138,11 +166,11 @@ def _table(model) -> str:
 def screen_range(
     first_id: int, last_id: int, *, day_start: datetime, margin_call_default: Decimal
 ) -> tuple[int, list[int]]:
-    """Screen the active subscriptions with ids in [first_id, last_id]:
+    """Screen the watched subscriptions with ids in [first_id, last_id]:
     returns how many there are and the ids that need a closer look, having
     stored the new peak equity of every other one. Runs in the chunk's
     transaction (PostgreSQL only)."""
-    subs_sql, subs_params = subscription_hooks().active_subscriptions_sql(first_id, last_id)
+    subs_sql, subs_params = subscription_hooks().watched_subscriptions_sql(first_id, last_id)
     # The embedded SELECT's positional parameters become named ones.
     names = [f"subs_{n}" for n in range(len(subs_params))]
     subs_sql = subs_sql % tuple(f"%({name})s" for name in names)
@@ -151,6 +179,7 @@ def screen_range(
         position=_table(Position),
         instrument=_table(Instrument),
         holding=_table(Holding),
+        order=_table(Order),
         transfer=_table(Transfer),
         account=_table(Account),
         state=_table(RiskState),

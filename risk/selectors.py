@@ -15,6 +15,7 @@ from copytrading.models import (
     Account,
     Holding,
     Instrument,
+    Order,
     Position,
     PositionStatus,
     Product,
@@ -44,13 +45,22 @@ class WalletFigures:
     unrealized_pnl: Decimal = ZERO  # Σ of the open positions, each loss capped at its margin
     exposure: Decimal = ZERO  # Σ quantity x mark of the open positions
     holdings_value: Decimal = ZERO  # spot holdings at the mark of their primary-currency pair
-    # From the ledger (``watchdog_figures`` only):
-    realized_today: Decimal = ZERO  # REALIZED_PNL in minus out since the day started
+    # Spot holdings at the mark less their cost basis (an asset without a
+    # priced primary-currency pair counts 0: it is valued at its cost).
+    spot_unrealized: Decimal = ZERO
+    held_assets: int = 0  # spot holdings of at least their pair's minimum quantity: positions too
+    # From the ledger and the day's spot sells (``watchdog_figures`` only):
+    realized_today: Decimal = ZERO  # REALIZED_PNL in minus out, plus spot sells' realized PnL, since the day started
     flows: Decimal = ZERO  # capital paid in minus taken out, ever
 
     @property
     def equity(self) -> Decimal:
         return self.balance + self.unrealized_pnl + self.holdings_value
+
+    @property
+    def total_unrealized(self) -> Decimal:
+        """What the unrealized daily loss limit measures: margin and spot."""
+        return self.unrealized_pnl + self.spot_unrealized
 
 
 def wallet_figures(account_ids: Sequence[int]) -> dict[int, WalletFigures]:
@@ -60,8 +70,11 @@ def wallet_figures(account_ids: Sequence[int]) -> dict[int, WalletFigures]:
 
 
 def watchdog_figures(account_ids: Sequence[int], *, day_start: datetime) -> dict[int, WalletFigures]:
-    """``wallet_figures`` plus, from the ledger, the realized PnL since
-    ``day_start`` and the net capital flows of each wallet."""
+    """``wallet_figures`` plus the realized PnL since ``day_start`` (margin
+    from the ledger's REALIZED_PNL transfers, spot from the day's spot sells,
+    ``Order.realized_pnl``: a spot sell moves no REALIZED_PNL transfer, a
+    margin order has a position, so nothing counts twice) and the net
+    capital flows of each wallet."""
     return _figures(account_ids, day_start=day_start)
 
 
@@ -81,6 +94,8 @@ def _figures(account_ids: Sequence[int], *, day_start: datetime | None) -> dict[
         for pk, (realized, flows) in _ledger_sums(ids, day_start).items():
             f = figures.setdefault(pk, WalletFigures())
             f.realized_today, f.flows = realized, flows
+        for pk, realized in _spot_realized_python(ids, day_start).items():
+            figures.setdefault(pk, WalletFigures()).realized_today += realized
     return figures
 
 
@@ -88,7 +103,9 @@ def _figures_sql(ids: list[int], day_start: datetime | None) -> dict[int, Wallet
     """One statement: PostgreSQL sums numerics exactly, so positions are
     aggregated per wallet in the database, and the ids travel once as an
     array literal (cheaper to send than 5,000 bound integers)."""
-    t = {m.__name__: connection.ops.quote_name(m._meta.db_table) for m in (Account, Position, Instrument, Holding)}
+    t = {
+        m.__name__: connection.ops.quote_name(m._meta.db_table) for m in (Account, Position, Instrument, Holding, Order)
+    }
     params = {
         "ids": "{" + ",".join(map(str, ids)) + "}",
         "open": PositionStatus.OPEN,
@@ -111,9 +128,16 @@ def _figures_sql(ids: list[int], day_start: datetime | None) -> dict[int, Wallet
             SELECT account_id, sum(signed) FILTER (WHERE kind = %(pnl)s) AS realized,
                    sum(signed) FILTER (WHERE kind <> %(pnl)s) AS flows
             FROM moves GROUP BY account_id
+        ),
+        spot AS (
+            -- The day's spot sells, by the partial index spot_realization_by_day.
+            SELECT account_id, sum(realized_pnl) AS realized FROM {t["Order"]}
+            WHERE account_id = ANY(%(ids)s::bigint[]) AND realized_pnl IS NOT NULL AND position_id IS NULL
+              AND filled_at >= %(day)s
+            GROUP BY account_id
         )"""
-        ledger_join = "LEFT JOIN ledger l ON l.account_id = a.id"
-        ledger_cols = "coalesce(l.realized, 0), coalesce(l.flows, 0)"
+        ledger_join = "LEFT JOIN ledger l ON l.account_id = a.id LEFT JOIN spot ON spot.account_id = a.id"
+        ledger_cols = "coalesce(l.realized, 0) + coalesce(spot.realized, 0), coalesce(l.flows, 0)"
         params |= {"flows": list(FLOW_KINDS), "pnl": TransferKind.REALIZED_PNL, "day": day_start}
     sql = f"""
         WITH pos AS (
@@ -128,17 +152,21 @@ def _figures_sql(ids: list[int], day_start: datetime | None) -> dict[int, Wallet
         ),
         held AS (
             SELECT h.account_id,
-                   sum(coalesce(h.quantity * (SELECT i.mark_price FROM {t["Instrument"]} i
-                                              WHERE i.product = %(spot)s AND i.quote = %(quote)s
-                                                AND i.base = h.asset AND i.mark_price IS NOT NULL
-                                              ORDER BY i.id LIMIT 1),
-                                h.cost_basis)) AS value
+                   sum(coalesce(h.quantity * pair.mark_price, h.cost_basis)) AS value,
+                   sum(coalesce(h.quantity * pair.mark_price - h.cost_basis, 0)) AS pnl,
+                   count(*) FILTER (WHERE h.quantity >= coalesce(pair.min_qty, 0)) AS assets
             FROM {t["Holding"]} h
+            LEFT JOIN LATERAL (
+                SELECT i.mark_price, i.min_qty FROM {t["Instrument"]} i
+                WHERE i.product = %(spot)s AND i.quote = %(quote)s AND i.base = h.asset AND i.mark_price IS NOT NULL
+                ORDER BY i.id LIMIT 1
+            ) pair ON true
             WHERE h.account_id = ANY(%(ids)s::bigint[]) AND h.quantity > 0
             GROUP BY h.account_id
         ){ledger_cte}
         SELECT a.id, a.balance, coalesce(pos.n, 0), coalesce(pos.margin, 0), coalesce(pos.pnl, 0),
-               coalesce(pos.exposure, 0), coalesce(held.value, 0), {ledger_cols}
+               coalesce(pos.exposure, 0), coalesce(held.value, 0), coalesce(held.pnl, 0),
+               coalesce(held.assets, 0), {ledger_cols}
         FROM {t["Account"]} a
         LEFT JOIN pos ON pos.account_id = a.id
         LEFT JOIN held ON held.account_id = a.id
@@ -164,6 +192,18 @@ def _position_sums_python(ids: list[int], figures: dict[int, WalletFigures]) -> 
         f.exposure += quantity * mark
 
 
+def _primary_pairs() -> dict[str, tuple[Decimal, Decimal]]:
+    """(mark, min quantity) of each asset's priced primary-currency spot pair."""
+    pairs: dict[str, tuple[Decimal, Decimal]] = {}
+    for base, mark, min_qty in (
+        Instrument.objects.filter(product=Product.SPOT, quote=settings.PRIMARY_CURRENCY, mark_price__isnull=False)
+        .order_by("pk")
+        .values_list("base", "mark_price", "min_qty")
+    ):
+        pairs.setdefault(base, (mark, min_qty))
+    return pairs
+
+
 def _holdings_value(ids: list[int], figures: dict[int, WalletFigures]) -> None:
     holdings = list(
         Holding.objects.filter(account_id__any=ids, quantity__gt=0).values_list(
@@ -172,19 +212,31 @@ def _holdings_value(ids: list[int], figures: dict[int, WalletFigures]) -> None:
     )
     if not holdings:
         return
-    marks: dict[str, Decimal] = {}
-    for base, mark in (
-        Instrument.objects.filter(product=Product.SPOT, quote=settings.PRIMARY_CURRENCY, mark_price__isnull=False)
-        .order_by("pk")
-        .values_list("base", "mark_price")
-    ):
-        marks.setdefault(base, mark)
+    pairs = _primary_pairs()
     for account_id, asset, quantity, cost_basis in holdings:
-        mark = marks.get(asset)
-        # An asset without a priced pair is held at what it cost.
-        figures.setdefault(account_id, WalletFigures()).holdings_value += (
-            quantity * mark if mark is not None else cost_basis
-        )
+        f = figures.setdefault(account_id, WalletFigures())
+        pair = pairs.get(asset)
+        if pair is None:
+            # An asset without a priced pair is held at what it cost.
+            f.holdings_value += cost_basis
+            f.held_assets += 1
+            continue
+        mark, min_qty = pair
+        f.holdings_value += quantity * mark
+        f.spot_unrealized += quantity * mark - cost_basis
+        # Dust (less than the pair's minimum quantity) is no position.
+        f.held_assets += int(quantity >= min_qty)
+
+
+def _spot_realized_python(ids: list[int], day_start: datetime) -> dict[int, Decimal]:
+    """Σ realized PnL of each wallet's spot sells since ``day_start``, summed
+    in Decimal (SQLite would sum binary floats)."""
+    sums: dict[int, Decimal] = {}
+    for account_id, realized in Order.objects.filter(
+        account_id__any=ids, realized_pnl__isnull=False, position__isnull=True, filled_at__gte=day_start
+    ).values_list("account_id", "realized_pnl"):
+        sums[account_id] = sums.get(account_id, ZERO) + realized
+    return sums
 
 
 def _ledger_sums(ids: list[int], day_start: datetime) -> dict[int, tuple[Decimal, Decimal]]:
@@ -247,9 +299,14 @@ def pretrade_limits(subscription_ids: Sequence[int]) -> dict[int, rules.PreTrade
 
 
 def pretrade_books(account_ids: Sequence[int]) -> dict[int, rules.Book]:
-    """The books of a chunk's copy wallets for ``rules.pretrade_check``, in three queries."""
+    """The books of a chunk's copy wallets for ``rules.pretrade_check``, in
+    a constant number of queries. Spot holdings count as margin positions
+    do: each asset held above dust is an open position, its value at the
+    mark is exposure."""
     return {
-        pk: rules.Book(open_positions=f.open_positions, exposure=f.exposure, equity=f.equity)
+        pk: rules.Book(
+            open_positions=f.open_positions + f.held_assets, exposure=f.exposure + f.holdings_value, equity=f.equity
+        )
         for pk, f in wallet_figures(account_ids).items()
     }
 

@@ -104,16 +104,21 @@ def _pct(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))} %"
 
 
-def follower_message(breach: rules.Breach, closed: int) -> tuple[str, str, str]:
+def follower_message(
+    breach: rules.Breach, closed: int, *, sold: int = 0, dust: dict[str, str] | None = None
+) -> tuple[str, str, str]:
     """(severity, title, body) of the follower's notification for a pause."""
     m, t = breach.measured, breach.threshold
     if breach.rule == Rule.DAILY_LOSS_UNREALIZED:
-        return (
-            Severity.CRITICAL,
-            "Daily loss limit hit: copied positions closed",
-            f"The unrealized loss of your copied positions, {_money(m)}, reached your limit of {_money(t)}. "
-            f"Copying is paused and {closed} open position(s) were closed at market.",
+        body = (
+            f"The unrealized loss of your copied positions and holdings, {_money(m)}, reached your limit of "
+            f"{_money(t)}. Copying is paused, {closed} open position(s) were closed and {sold} spot holding(s) "
+            "sold at market."
         )
+        if dust:
+            left = ", ".join(f"{quantity} {asset}" for asset, quantity in dust.items())
+            body += f" Too small to sell (below the market's quantity step or minimum), left in the wallet: {left}."
+        return (Severity.CRITICAL, "Daily loss limit hit: copied positions closed", body)
     if breach.rule == Rule.MAX_DRAWDOWN:
         return (
             Severity.HIGH,

@@ -1,4 +1,6 @@
-"""The watchdog tick (every 30 s) over every active subscription.
+"""The watchdog tick (every 30 s) over every watched subscription: the
+active ones, and the paused ones whose copy wallet still holds open exposure
+(pausing stops new copies, not protection; see followers/risk_hooks.py).
 
 1. **Plan** (once per 30-second slot, whoever comes first): the slot's
    ``WatchdogTick`` row is unique, so a second start of the same slot waits
@@ -15,10 +17,13 @@
 4. **Act**: pauses go through the ``followers`` hook, which switches only
    subscriptions still active under their row lock, and only a subscription
    this transaction paused gets its events, notifications and, for the
-   unrealized daily loss limit, its mirrors closed; ``position_close``
-   re-checks each position under its own row lock. So two workers, or two
-   overlapping ticks, never act on one subscription twice or close one
-   mirror twice.
+   unrealized daily loss limit, its mirrors closed and its spot holdings
+   sold; ``position_close`` re-checks each position under its own row lock.
+   A paused copy is acted on for the unrealized daily loss limit only (the
+   other rules pause, and it is paused): the hook row-locks it if still
+   paused, and its risk state is claimed conditionally on the state this
+   tick read. So two workers, or two overlapping ticks, never act on one
+   subscription twice or close one mirror twice.
 """
 
 import logging
@@ -33,6 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from copytrading import bulk, ledger
+from copytrading.closing import ForcedSale, accounts_holdings_force_sell
 from copytrading.errors import DomainError
 from copytrading.models import Position, PositionStatus
 from copytrading.trading import position_close
@@ -40,7 +46,6 @@ from risk import rules, screen, selectors
 from risk.hooks import WatchedSubscription, subscription_hooks
 from risk.models import RiskEvent, RiskState, Rule, Severity, TickStatus, WatchdogChunk, WatchdogTick
 from risk.services import (
-    EVENT_FIELDS,
     daily_reset_apply,
     day_lock,
     follower_message,
@@ -101,7 +106,7 @@ def watchdog_tick_plan(*, now: datetime | None = None, chunk_size: int | None = 
     WatchdogTick.objects.filter(number__lt=number - 86400 // interval_seconds()).delete()
 
     size = chunk_size or chunk_size_default()
-    ids = subscription_hooks().active_subscription_ids()
+    ids = subscription_hooks().watched_subscription_ids()
     chunks = [
         WatchdogChunk(tick=tick, index=i, first_subscription_id=part[0], last_subscription_id=part[-1])
         for i, part in enumerate(ids[start : start + size] for start in range(0, len(ids), size))
@@ -178,7 +183,7 @@ class _RangeResult:
 
 
 def _check_range(first_id: int, last_id: int) -> _RangeResult:
-    """Check the active subscriptions with ids in [first_id, last_id] and act
+    """Check the watched subscriptions with ids in [first_id, last_id] and act
     on every breach. Runs inside the chunk's transaction."""
     day_lock(shared=True)
     # The clock is read under the day lock: a chunk that waited for the
@@ -189,9 +194,9 @@ def _check_range(first_id: int, last_id: int) -> _RangeResult:
         checked, candidates = screen.screen_range(
             first_id, last_id, day_start=utc_day_start(now), margin_call_default=selectors.margin_call_default()
         )
-        subs = hooks.active_subscriptions(first_id, last_id, only=candidates) if candidates else []
+        subs = hooks.watched_subscriptions(first_id, last_id, only=candidates) if candidates else []
     else:
-        subs = hooks.active_subscriptions(first_id, last_id)
+        subs = hooks.watched_subscriptions(first_id, last_id)
         checked = len(subs)
     result = _RangeResult(checked=checked)
     if subs:
@@ -250,17 +255,21 @@ def _judge(subs: list[WatchedSubscription], now: datetime, result: _RangeResult)
         wallet = wallets.get(sub.account_id, no_wallet)
         state = states[sid]
         previous_peak = state.peak
-        if state.paused_by:
+        held_by_watchdog = bool(state.paused_by) and not sub.active
+        if state.paused_by and sub.active:
             # Paused by the watchdog, active again: the follower (or staff)
             # resumed it. A drawdown stop then counts from today's equity, or
-            # resuming could never stick.
+            # resuming could never stick. (A copy still paused is watched for
+            # its open exposure: that is no resume.)
             cleared.append((sid, state.paused_at))
             if state.paused_by == Rule.MAX_DRAWDOWN:
                 previous_peak = None
         equity = wallet.equity
         sub_limits = limits.get(sid, default_limits)
         peak = None
-        if sub_limits.max_drawdown_pct is not None:
+        # No peak is kept while the watchdog holds the copy paused (as the
+        # screening statement does): resuming starts a drawdown stop afresh.
+        if sub_limits.max_drawdown_pct is not None and not held_by_watchdog:
             # The peak is tracked under a drawdown stop only: from the tick
             # the stop is set, so setting one never pauses for an old high.
             peak = rules.next_peak(previous_peak, state.flows, wallet.flows, equity)
@@ -271,18 +280,22 @@ def _judge(subs: list[WatchedSubscription], now: datetime, result: _RangeResult)
             rules.Snapshot(
                 equity=equity,
                 used_margin=wallet.used_margin,
-                unrealized_pnl=wallet.unrealized_pnl,
+                unrealized_pnl=wallet.total_unrealized,
                 realized_today=wallet.realized_today,
                 peak_equity=peak,
             ),
         )
+        if not sub.active:
+            # A paused copy is already paused: only the rule that also
+            # closes acts on it.
+            found = [b for b in found if b.action == rules.PAUSE_AND_CLOSE]
         if found:
             breaches[sid] = found
 
     _write_peaks(peak_rows)
     _clear_pauses(cleared)
     if breaches:
-        _act(subs, breaches, now, result)
+        _act(subs, breaches, states, now, result)
 
 
 def _write_peaks(rows: list[tuple]) -> None:
@@ -322,31 +335,57 @@ def _clear_pauses(cleared: list[tuple[int, datetime | None]]) -> None:
 
 
 def _act(
-    subs: list[WatchedSubscription], breaches: dict[int, list[rules.Breach]], now: datetime, result: _RangeResult
+    subs: list[WatchedSubscription],
+    breaches: dict[int, list[rules.Breach]],
+    states: dict[int, _State],
+    now: datetime,
+    result: _RangeResult,
 ) -> None:
-    """Pause the breached subscriptions (set-based), close the mirrors of those
-    over their unrealized daily loss limit, record and notify."""
+    """Pause the breached active subscriptions (set-based), hold the breached
+    paused ones, close out the wallets of those over their unrealized daily
+    loss limit, record and notify."""
     hooks = subscription_hooks()
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for sid, found in breaches.items():
-        by_reason[found[0].rule].append(sid)
-    paused: set[int] = set()
-    for rule, ids in by_reason.items():
-        paused.update(hooks.pause_subscriptions(ids, pause_reason(rule)))
-    if not paused:
-        return
     by_id = {s.subscription_id: s for s in subs}
-    closed = _force_close(
-        [by_id[sid].account_id for sid in sorted(paused) if breaches[sid][0].action == rules.PAUSE_AND_CLOSE]
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    paused_before: list[int] = []
+    for sid, found in breaches.items():
+        if by_id[sid].active:
+            by_reason[found[0].rule].append(sid)
+        else:
+            paused_before.append(sid)
+    acted: set[int] = set()
+    for rule, ids in by_reason.items():
+        acted.update(hooks.pause_subscriptions(ids, pause_reason(rule)))
+    if paused_before:
+        acted.update(_hold_paused(paused_before, states, now))
+    if not acted:
+        return
+    closed, sales = _force_close(
+        [by_id[sid].account_id for sid in sorted(acted) if breaches[sid][0].action == rules.PAUSE_AND_CLOSE]
     )
 
-    events, notes, states = [], [], []
-    for sid in sorted(paused):
+    events, notes, state_rows = [], [], []
+    no_sale = ForcedSale()
+    for sid in sorted(acted):
         sub, found = by_id[sid], breaches[sid]
         n_closed = closed.get(sub.account_id, 0)
+        sale = sales.get(sub.account_id, no_sale)
+        dust = {asset: str(quantity) for asset, quantity in sorted(sale.dust.items())}
         for breach in found:
-            n = n_closed if breach.action == rules.PAUSE_AND_CLOSE else 0
-            events.append((sid, breach.rule, breach.measured, breach.threshold, breach.action, n, now))
+            closes = breach.action == rules.PAUSE_AND_CLOSE
+            events.append(
+                RiskEvent(
+                    subscription_id=sid,
+                    rule=breach.rule,
+                    measured=breach.measured,
+                    threshold=breach.threshold,
+                    action=breach.action,
+                    closed_positions=n_closed if closes else 0,
+                    sold_holdings=sale.sold if closes else 0,
+                    dust=dust if closes else {},
+                    created_at=now,
+                )
+            )
         main = found[0]
         data = {
             "subscription_id": sid,
@@ -354,7 +393,9 @@ def _act(
             "measured": str(main.measured),
             "threshold": str(main.threshold),
         }
-        severity, title, body = follower_message(main, n_closed)
+        if main.action == rules.PAUSE_AND_CLOSE:
+            data |= {"closed_positions": n_closed, "sold_holdings": sale.sold, "dust": dust}
+        severity, title, body = follower_message(main, n_closed, sold=sale.sold, dust=dust)
         notes.append((sub.follower_id, f"risk.{main.rule}", severity, title, body, data, now))
         if main.rule in (Rule.DAILY_LOSS_REALIZED, Rule.DAILY_LOSS_UNREALIZED):
             notes.append(
@@ -368,22 +409,53 @@ def _act(
                     now,
                 )
             )
-        states.append((sid, main.rule, utc_day(now), now))
+        state_rows.append((sid, main.rule, utc_day(now), now))
         result.closed_positions += n_closed
-    bulk.insert_rows(RiskEvent, EVENT_FIELDS, events)
+    RiskEvent.objects.bulk_create(events)
     notify(notes)
-    bulk.update_rows(RiskState, ["paused_by_rule", "paused_day", "paused_at"], states)
-    result.paused.extend(sorted(paused))
+    bulk.update_rows(RiskState, ["paused_by_rule", "paused_day", "paused_at"], state_rows)
+    result.paused.extend(sorted(acted))
 
 
-def _force_close(account_ids: list[int]) -> dict[int, int]:
-    """Close every open position of these copy wallets at market; returns how
-    many each had closed. ``position_close`` locks the position and refuses
-    one already closed, so a mirror closed by anyone else meanwhile (another
-    worker, the leader's close propagating, a stop-loss) is skipped."""
+def _hold_paused(ids: list[int], states: dict[int, _State], now: datetime) -> list[int]:
+    """Claim the paused copies over their unrealized daily loss limit: those
+    still paused (row-locked by the hook) whose risk state is still the one
+    this tick read. An overlapping tick that claimed one first changed its
+    state (PostgreSQL re-checks the condition on the updated row), so only
+    one of them closes it out. The follower's own pause reason stays: only
+    a watchdog pause becomes the unrealized-loss one, which the midnight
+    reset never lifts (the realized-loss pause it replaces would be)."""
+    unrealized = pause_reason(Rule.DAILY_LOSS_UNREALIZED)
+    watchdog_reasons = [pause_reason(rule) for rule in Rule.values]
+    held = subscription_hooks().hold_paused_subscriptions(ids, unrealized, watchdog_reasons)
+    if not held:
+        return []
+    for start in range(0, len(held), 500):
+        wanted = Q()
+        for sid in held[start : start + 500]:
+            wanted |= Q(pk=sid, paused_by_rule=states[sid].paused_by, paused_at=states[sid].paused_at)
+        RiskState.objects.filter(wanted).update(
+            paused_by_rule=Rule.DAILY_LOSS_UNREALIZED, paused_day=utc_day(now), paused_at=now
+        )
+    # ``now`` is this chunk's own instant: the rows stamped with it are ours.
+    return list(
+        RiskState.objects.filter(pk__any=held, paused_by_rule=Rule.DAILY_LOSS_UNREALIZED, paused_at=now).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def _force_close(account_ids: list[int]) -> tuple[dict[int, int], dict[int, ForcedSale]]:
+    """Close out these copy wallets at market: every open position, then the
+    spot side (resting orders cancelled, holdings sold down to the step, the
+    dust reported; see ``closing.accounts_holdings_force_sell``). Returns how
+    many positions each had closed, and each one's sale. ``position_close``
+    locks the position and refuses one already closed, so a mirror closed by
+    anyone else meanwhile (another worker, the leader's close propagating, a
+    stop-loss) is skipped."""
     if not account_ids:
-        return {}
-    # The order every writer locks in: accounts (by id), then positions.
+        return {}, {}
+    # The order every writer locks in: accounts (by id), positions, orders, holdings.
     ledger.lock_accounts(account_ids)
     closed: dict[int, int] = defaultdict(int)
     positions = (
@@ -400,4 +472,5 @@ def _force_close(account_ids: list[int]) -> dict[int, int]:
                 raise
             continue
         closed[account_id] += 1
-    return dict(closed)
+    sales = accounts_holdings_force_sell(account_ids=account_ids)
+    return dict(closed), sales

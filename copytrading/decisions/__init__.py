@@ -131,7 +131,7 @@ def decide(
     if event.kind in LIMIT_KINDS and market.product == SPOT_PRODUCT:
         return spot_limit_event(
             event, target, free=free, equity=equity, holding=holding, holding_reserved=holding_reserved,
-            order=mirror_order, market=market,
+            order=mirror_order, market=market, pretrade=pretrade,
         )  # fmt: skip
     if event.kind in LIMIT_KINDS:
         return limit_event(
@@ -146,6 +146,6 @@ def decide(
     if event.kind in (SPOT_BUY, SPOT_SELL):
         return spot_trade(
             event, target, price=price, free=free, equity=equity, holding=holding, market=market,
-            holding_reserved=holding_reserved,
+            holding_reserved=holding_reserved, pretrade=pretrade,
         )  # fmt: skip
     raise ValueError(f"unknown event kind {event.kind!r}")

@@ -31,6 +31,7 @@ from copytrading.decisions.model import (
     EventView,
     MarketView,
     MirrorOrderView,
+    PreTradeCheck,
     Share,
     TargetView,
     skip,
@@ -51,6 +52,23 @@ def _buy_size(event: EventView, target: TargetView, price: Decimal, equity: Deci
     if not target.copy_spot:
         return ZERO, PRODUCT_NOT_COPIED
     return size(event, target, price, equity, market)
+
+
+def _pretrade(
+    pretrade: PreTradeCheck | None,
+    target: TargetView,
+    quantity: Decimal,
+    price: Decimal,
+    holding: Decimal,
+    market: MarketView,
+) -> str | None:
+    """The pre-trade limits, as for a margin copy: a buy of an asset not yet
+    held (or held as dust, below the minimum quantity) opens a position, one
+    of an asset held adds to it; the notional counts toward the exposure."""
+    if pretrade is None:
+        return None
+    opens = holding < market.constraints.min_qty
+    return pretrade(target.subscription_id, opens_position=opens, notional=quantity * price)
 
 
 def _sell_size(share: Share, holding: Decimal, reserved: Decimal, market: MarketView):
@@ -74,6 +92,7 @@ def spot_trade(
     holding: Decimal,
     market: MarketView,
     holding_reserved: Decimal = ZERO,
+    pretrade: PreTradeCheck | None = None,
 ) -> Decision:
     """Buy a sized amount, or sell the leader's share of the holding."""
     if market.quote != market.primary_currency:
@@ -82,6 +101,9 @@ def spot_trade(
         quantity, reason = _buy_size(event, target, price, equity, market)
         if reason:
             return skip(reason)
+        refused = _pretrade(pretrade, target, quantity, price, holding, market)
+        if refused:
+            return Decision(REJECTED, refused, quantity=quantity, price=price)
         if q8_up(quantity * price) > free:
             return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price)
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
@@ -103,11 +125,13 @@ def spot_limit_event(
     holding_reserved: Decimal,
     order: MirrorOrderView | None,
     market: MarketView,
+    pretrade: PreTradeCheck | None = None,
 ) -> Decision:
     """Place, re-price or cancel the follower's mirror of a leader's spot
     limit. A buy is sized like a market buy at the limit price and reserves
-    its cost; a sell rests the leader's share of the holding and reserves
-    that quantity. Sells reach paused followers, as market sells do."""
+    its cost (the pre-trade limits are checked when it is placed); a sell
+    rests the leader's share of the holding and reserves that quantity.
+    Sells reach paused followers, as market sells do."""
     buy = event.order_side == trade_math.BUY
     if event.kind == LIMIT_PLACED:
         if market.quote != market.primary_currency:
@@ -118,6 +142,9 @@ def spot_limit_event(
             quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
         if reason:
             return skip(reason)
+        refused = buy and _pretrade(pretrade, target, quantity, event.price, holding, market)
+        if refused:
+            return Decision(REJECTED, refused, quantity=quantity, price=event.price)
         reserved = spot_limit_reserve(quantity, event.price, event.order_side)
         if buy and reserved > free:
             return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=event.price)

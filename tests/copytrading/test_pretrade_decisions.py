@@ -6,10 +6,11 @@ from decimal import Decimal
 
 from copytrading import decisions as d
 from copytrading.decisions import Decision, EventView, MirrorOrderView, MirrorView
-from tests.copytrading.test_decisions import ACTIVE, MARGIN, OPEN, PAUSED, SPOT, SPOT_BUY
+from tests.copytrading.test_decisions import ACTIVE, MARGIN, OPEN, PAUSED, SPOT, SPOT_BUY, SPOT_SELL
 
 D = Decimal
 RICH = D("100000")
+NONE_HELD = D(0)
 
 
 class Gate:
@@ -24,9 +25,9 @@ class Gate:
         return self.reason
 
 
-def decide(event, *, gate, target=ACTIVE, free=RICH, mirror=None, market=MARGIN, order=None):
+def decide(event, *, gate, target=ACTIVE, free=RICH, mirror=None, market=MARGIN, order=None, holding=NONE_HELD):
     return d.decide(
-        event, target, free=free, equity=free, mirror=mirror, holding=D(0), market=market, mirror_order=order,
+        event, target, free=free, equity=free, mirror=mirror, holding=holding, market=market, mirror_order=order,
         pretrade=gate,
     )  # fmt: skip
 
@@ -61,7 +62,7 @@ def test_a_limit_placement_is_asked_at_its_limit_price():
     assert gate.asked == [(1, True, D("2950"))]
 
 
-def test_closes_reduces_skips_repricing_and_spot_never_ask():
+def test_closes_reduces_skips_repricing_and_spot_sells_never_ask():
     gate = Gate("RISK_MAX_EXPOSURE")
     mirror = MirrorView("long", D("0.05"), 5)
     close = EventView(kind=d.POSITION_CLOSE, order_side="sell", price=D("59990"))
@@ -72,5 +73,22 @@ def test_closes_reduces_skips_repricing_and_spot_never_ask():
     repriced = EventView(kind=d.LIMIT_REPRICED, order_side="buy", price=D("58000"))
     resting = MirrorOrderView(status="open", quantity=D("0.05"), price=D("59000"), leverage=10, reserved=D("295"))
     assert decide(repriced, gate=gate, order=resting).outcome == d.COPIED
-    assert decide(SPOT_BUY, gate=gate, market=SPOT).outcome == d.COPIED
+    assert decide(SPOT_SELL, gate=gate, market=SPOT, holding=D("1")).outcome == d.COPIED
     assert gate.asked == []
+
+
+def test_a_spot_buy_asks_as_a_new_position_unless_the_asset_is_held_above_dust():
+    """Spot counts in the pre-trade limits (issue #12): each asset held is a
+    position, so buying one not held (or held as dust, below the minimum
+    quantity) opens one; the check comes before the funds, as for margin."""
+    gate = Gate("RISK_MAX_EXPOSURE")
+    for holding, opens in ((D(0), True), (D("0.0005"), True), (D("0.001"), False), (D("3"), False)):
+        gate.asked.clear()
+        decision = decide(SPOT_BUY, gate=gate, market=SPOT, holding=holding, free=D("1"))
+        assert (decision.outcome, decision.reason) == (d.REJECTED, "RISK_MAX_EXPOSURE")
+        assert gate.asked == [(1, opens, D("3200"))]  # 1 x 3200
+    limit_buy = EventView(kind=d.LIMIT_PLACED, order_side="buy", price=D("3100"), quantity=D("2"))
+    gate.asked.clear()
+    assert decide(limit_buy, gate=gate, market=SPOT).reason == "RISK_MAX_EXPOSURE"
+    assert gate.asked == [(1, True, D("3100"))]
+    assert decide(SPOT_BUY, gate=Gate(None), market=SPOT).outcome == d.COPIED

@@ -119,7 +119,8 @@ def test_the_watchdogs_force_close_accrues(fee_world):
     fee_world.open(portfolio)
     fee_world.price("3400")
 
-    assert _force_close([sub.copy_account_id]) == {sub.copy_account_id: 1}
+    # (closed positions per wallet, spot sales per wallet: none here)
+    assert _force_close([sub.copy_account_id]) == ({sub.copy_account_id: 1}, {})
 
     (accrual,) = FeeAccrual.objects.all()
     assert (accrual.source_position_id, accrual.profit, accrual.fee) == (mirror_of(sub).pk, D("100"), D("15"))

@@ -22,23 +22,38 @@ class World:
     def __init__(self, capture):
         self.capture = capture
 
-    def leader(self, *, fund: str = "50000"):
+    def leader(self, *, fund: str = "50000", mode: str = "margin"):
         user = UserFactory()
         wallet_deposit(user=user, amount=D(fund))
-        portfolio = portfolio_create(leader=user, name=f"{user.username}'s book")
+        portfolio = portfolio_create(leader=user, name=f"{user.username}'s book", mode=mode)
         portfolio_fund(portfolio=portfolio, amount=D(fund))
         return portfolio
 
-    def follower(self, portfolio, *, amount: str = "5000", multiplier: str = "0.5") -> Subscription:
+    def follower(self, portfolio, *, amount: str = "5000", multiplier: str | None = "0.5", **options) -> Subscription:
         user = UserFactory()
         wallet_deposit(user=user, amount=D(amount))
-        return subscription_create(follower=user, portfolio=portfolio, amount=D(amount), multiplier=D(multiplier))
+        if multiplier is not None:
+            options["multiplier"] = D(multiplier)
+        return subscription_create(follower=user, portfolio=portfolio, amount=D(amount), **options)
 
     def trade(self, portfolio, symbol: str, side: str, quantity: str, leverage: int = 10):
         with self.capture(execute=True):
             return portfolio_order_place(
                 portfolio=portfolio, symbol=symbol, side=side, quantity=D(quantity), leverage=leverage
             )
+
+    def limit(self, portfolio, symbol: str, side: str, quantity: str, price: str, leverage: int = 10):
+        with self.capture(execute=True):
+            (event,) = portfolio_order_place(
+                portfolio=portfolio,
+                symbol=symbol,
+                side=side,
+                quantity=D(quantity),
+                leverage=leverage,
+                order_type="limit",
+                price=D(price),
+            )
+        return event
 
     def close(self, portfolio, position_id: int):
         with self.capture(execute=True):

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 
+from followers import services as followers_services
 from risk import rules, screen, selectors, services, watchdog
 from risk.models import RiskState
 from tests.risk.conftest import BTC_PERP, ETH_PERP
@@ -22,7 +23,9 @@ NOON = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.postgres
 
 
-def python_breaches(subs) -> set[int]:
+def python_breaches(subs, paused=frozenset()) -> set[int]:
+    """What the Python rules find; a paused copy breaches only the rule that
+    closes (the unrealized daily loss limit)."""
     ids = [s.pk for s in subs]
     limits, default = selectors.watchdog_limits(ids)
     wallets = selectors.watchdog_figures(
@@ -32,8 +35,11 @@ def python_breaches(subs) -> set[int]:
     found = set()
     for sub in subs:
         w = wallets[sub.copy_account_id]
-        snap = rules.Snapshot(w.equity, w.used_margin, w.unrealized_pnl, w.realized_today, peaks[sub.pk])
-        if rules.evaluate(limits.get(sub.pk, default), snap):
+        snap = rules.Snapshot(w.equity, w.used_margin, w.total_unrealized, w.realized_today, peaks[sub.pk])
+        found_rules = rules.evaluate(limits.get(sub.pk, default), snap)
+        if sub.pk in paused:
+            found_rules = [b for b in found_rules if b.action == rules.PAUSE_AND_CLOSE]
+        if found_rules:
             found.add(sub.pk)
     return found
 
@@ -73,6 +79,55 @@ def test_the_screen_passes_exactly_the_breaches_python_finds(world):
                 services.risk_limits_set(subscription_id=sub.pk, daily_loss_limit_realized=D("1") + nudge)
         expected = python_breaches(subs)
         assert expected and len(expected) < len(subs)  # both kinds are in the sample
+
+        first, last = min(s.pk for s in subs), max(s.pk for s in subs)
+        with transaction.atomic():
+            count, candidates = screen.screen_range(
+                first, last, day_start=NOON, margin_call_default=selectors.margin_call_default()
+            )
+            transaction.set_rollback(True)
+    assert count == len(subs)
+    assert set(candidates) == expected
+
+
+def test_the_screen_passes_exactly_the_spot_and_paused_breaches_python_finds(world):
+    """Spot wallets (holdings at the mark against their cost, the day's spot
+    sells) and paused copies (watched for their holdings, judged on the
+    unrealized limit only), each limit a hair either side of, or exactly at,
+    what the wallet measures."""
+    rng = random.Random(12)
+    with time_machine.travel(NOON, tick=False):
+        world.price("ETH/USDT", "3200")
+        world.price("BTC/USDT", "64000")
+        portfolio = world.leader(fund="500000", mode="all")
+        subs = [world.follower(portfolio, amount=str(rng.choice([6000, 7500, 9000]))) for _ in range(24)]
+        world.trade(portfolio, "ETH/USDT", "buy", "2", leverage=1)
+        world.trade(portfolio, "BTC/USDT", "buy", "0.05", leverage=1)
+        world.trade(portfolio, ETH_PERP, "buy", "1", leverage=3)  # margin too, in the same wallets
+        world.price("ETH/USDT", "3107.37")
+        world.trade(portfolio, "ETH/USDT", "sell", "0.7", leverage=1)  # a realized spot loss
+        world.price("BTC/USDT", "63411.1")
+        world.price(ETH_PERP, "3150.5")
+        watchdog.watchdog_tick()  # the states
+        paused = {sub.pk for sub in subs[1::3]}
+        for sub in subs:
+            if sub.pk in paused:
+                followers_services.subscription_pause(subscription=sub)
+
+        wallets = selectors.watchdog_figures([s.copy_account_id for s in subs], day_start=NOON)
+        for i, sub in enumerate(subs):
+            w = wallets[sub.copy_account_id]
+            assert w.spot_unrealized < 0 and w.realized_today < 0
+            nudge = (-TICK, D(0), TICK)[i % 3 if i % 6 < 3 else 2 - i % 3]
+            if i // 6 % 2 == 0:
+                services.risk_limits_set(
+                    subscription_id=sub.pk, daily_loss_limit_unrealized=-w.total_unrealized + nudge
+                )
+            else:
+                services.risk_limits_set(subscription_id=sub.pk, daily_loss_limit_realized=-w.realized_today + nudge)
+        expected = python_breaches(subs, paused)
+        assert expected and len(expected) < len(subs)
+        assert expected & paused and paused - expected  # paused copies on both sides
 
         first, last = min(s.pk for s in subs), max(s.pk for s in subs)
         with transaction.atomic():

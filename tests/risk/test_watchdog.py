@@ -382,15 +382,17 @@ def test_a_pause_for_yesterday_that_lands_after_the_reset_is_lifted_by_the_next_
 # --- the tick itself -------------------------------------------------------------------
 
 
-def test_a_tick_runs_once_per_slot_and_skips_paused_subscriptions(world, clock):
+def test_a_tick_runs_once_per_slot_and_acts_once_on_a_paused_subscription(world, clock):
     sub = margin_heavy_follower(world, clock)
     world.price(ETH_PERP, "2900")
     first = tick(clock)
     assert first.planned and first.paused == [sub.pk]
     again = watchdog.watchdog_tick()  # the same 30-second slot
     assert (again.planned, again.chunks, again.paused) == (False, 0, [])
-    later = tick(clock)  # the next slot: the paused subscription is not checked
-    assert (later.planned, later.checked, later.paused) == (True, 0, [])
+    # The next slot: the paused subscription keeps its open mirror, so it is
+    # still watched, but its margin call (a pause) does nothing more.
+    later = tick(clock)
+    assert (later.planned, later.checked, later.paused) == (True, 1, [])
     assert len(events_of(sub)) == 1
     assert WatchdogTick.objects.filter(number__in=[first.number, later.number]).count() == 2
 

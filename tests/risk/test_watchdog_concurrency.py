@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 
 from copytrading import ledger
-from copytrading.models import Order, Position, PositionStatus
+from copytrading.models import Holding, Order, Position, PositionStatus
 from followers.models import SubscriptionStatus
+from followers.services import subscription_pause
 from risk import services, watchdog
 from risk.models import Notification, RiskEvent, WatchdogChunk
 from tests.risk.conftest import BTC_PERP, ETH_PERP, open_mirrors, status_of
@@ -112,3 +113,43 @@ def test_two_overlapping_ticks_still_close_every_mirror_exactly_once(world):
     assert set(reports[0].paused).isdisjoint(reports[1].paused)
     assert sum(r.closed_positions for r in reports) == len(mirrors)
     assert_closed_exactly_once(subs, mirrors, bystander)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_ticks_close_out_a_paused_copy_exactly_once(world):
+    """Paused copies are acted on through a different claim (the hook locks
+    them if still paused, the risk state is taken conditionally on what the
+    tick read): still exactly once, spot holdings included."""
+    assert connection.vendor == "postgresql"
+    subs, mirrors, bystander = breached_followers(world, 6)
+    spot = world.leader(fund="200000", mode="spot")
+    spot_subs = [world.follower(spot) for _ in range(4)]
+    world.trade(spot, "ETH/USDT", "buy", "1", leverage=1)
+    for sub in spot_subs:
+        services.risk_limits_set(subscription_id=sub.pk, daily_loss_limit_unrealized=D("20"))
+    world.price("ETH/USDT", "3100")  # 0.5 ETH each: -50
+    for sub in subs + spot_subs:
+        subscription_pause(subscription=sub)
+
+    reports = run_concurrently(
+        lambda: watchdog.watchdog_tick(now=NOW, chunk_size=3),
+        lambda: watchdog.watchdog_tick(now=NOW + timedelta(seconds=30), chunk_size=4),
+    )
+
+    assert set(reports[0].paused).isdisjoint(reports[1].paused)
+    assert sorted(reports[0].paused + reports[1].paused) == sorted(s.pk for s in subs + spot_subs)
+    assert sum(r.closed_positions for r in reports) == len(mirrors)
+    for mirror in mirrors:
+        assert Order.objects.filter(position_id=mirror.pk, side="sell").count() == 1
+    for sub in subs + spot_subs:
+        assert status_of(sub) == (SubscriptionStatus.PAUSED, "manual")
+        events = list(RiskEvent.objects.filter(subscription_id=sub.pk).values_list("action", flat=True))
+        assert events == ["pause_and_close"]
+        assert Notification.objects.filter(user_id=sub.follower_id).count() == 1
+    for sub in spot_subs:
+        assert Order.objects.filter(account_id=sub.copy_account_id, side="sell").count() == 1
+        assert not Holding.objects.filter(account_id=sub.copy_account_id, quantity__gt=0).exists()
+    assert status_of(bystander) == (SubscriptionStatus.ACTIVE, "")
+    report = ledger.ledger_check()
+    assert report.ok, report
