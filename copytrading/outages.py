@@ -156,3 +156,17 @@ def dispatch_on_commit(fn: Callable[[], None], *, what: str) -> None:
             log.exception("post-commit dispatch failed (%s); it will be redelivered", what)
 
     transaction.on_commit(run)
+
+
+def after_commit(fn: Callable[[], None], *, what: str) -> None:
+    """Run ``fn`` (a bookkeeping write, not an enqueue) once the current
+    transaction commits, or now outside one; if it raises, log and carry on.
+    Nothing runs if the transaction rolls back."""
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("after-commit %s failed", what)
+
+    transaction.on_commit(run)

@@ -363,15 +363,26 @@ def _chunk_isolate(chunk_id: int) -> ChunkResult:
     execution rows with it: a crash mid-isolation leaves the chunk pending and
     its served followers served, so a replay (the reconciler) serves only the
     rest, once. A part that raises is split in two; a single follower that
-    raises gets a ``FAILED`` row and a job-error report. The chunk is then
-    done. Cost: about 2 x log2(chunk) parts per failing follower."""
+    raises is a culprit. Cost: about 2 x log2(chunk) parts per culprit.
+
+    Only a failure that spares someone is a follower's: if every one of two
+    or more followers raised (and none was served before, by an earlier run
+    a crash cut short), the event itself is broken (an instrument
+    without a mark, a payload no code expected, a bug every follower hits).
+    Writing ``FAILED`` for all of them would end their copy of it for good,
+    so the last error is raised instead and the chunk stays pending, as
+    before isolation existed: the job-error feed shows it, and the reconciler
+    runs it again once the cause is fixed. Otherwise each culprit gets its
+    ``FAILED`` row and the chunk is done."""
     result = ChunkResult()
-    pending = _unserved_subscription_ids(chunk_id)
-    if pending is None:
+    unserved = _unserved_subscription_ids(chunk_id)
+    if unserved is None:
         result.already_done = True
         return result
+    pending, served_before = unserved
     # The whole chunk has just failed: start with its halves.
     stack = list(reversed(_halves(pending))) if len(pending) > 1 else [pending]
+    culprits: list[tuple[int, Exception]] = []
     while stack:
         ids = stack.pop()
         try:
@@ -381,10 +392,8 @@ def _chunk_isolate(chunk_id: int) -> ChunkResult:
                 raise
             if len(ids) > 1:
                 stack.extend(reversed(_halves(ids)))
-                continue
-            if _chunk_fail_follower(chunk_id, ids[0]):
-                result.failed += 1
-                _report_failed_follower(chunk_id, ids[0], exc)
+            else:
+                culprits.append((ids[0], exc))
             continue
         if part.already_done:
             result.already_done = True
@@ -393,6 +402,11 @@ def _chunk_isolate(chunk_id: int) -> ChunkResult:
         result.skipped += part.skipped
         result.rejected += part.rejected
         result.failed += part.failed
+    if len(culprits) == len(pending) > 1 and not served_before:
+        raise culprits[-1][1]
+    for subscription_id, exc in culprits:
+        if _chunk_fail_follower(chunk_id, subscription_id, exc):
+            result.failed += 1
     _chunk_finish(chunk_id)
     return result
 
@@ -402,9 +416,9 @@ def _halves(ids: list[int]) -> list[list[int]]:
     return [ids[:middle], ids[middle:]]
 
 
-def _unserved_subscription_ids(chunk_id: int) -> list[int] | None:
+def _unserved_subscription_ids(chunk_id: int) -> tuple[list[int], int] | None:
     """The chunk's reachable followers without an execution row for its event
-    yet, ascending; None if the chunk is done."""
+    yet, ascending, and how many have one; None if the chunk is done."""
     chunk = PropagationChunk.objects.select_related("event").filter(pk=chunk_id, status=ChunkStatus.PENDING).first()
     if chunk is None:
         return None
@@ -415,7 +429,7 @@ def _unserved_subscription_ids(chunk_id: int) -> list[int] | None:
             event_id=chunk.event_id, subscription_id__gte=first_id, subscription_id__lte=last_id
         ).values_list("subscription_id", flat=True)
     )
-    return [t.subscription_id for t in targets if t.subscription_id not in served]
+    return [t.subscription_id for t in targets if t.subscription_id not in served], len(served)
 
 
 def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
@@ -429,10 +443,12 @@ def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None, D
 
 
 @transaction.atomic
-def _chunk_fail_follower(chunk_id: int, subscription_id: int) -> bool:
+def _chunk_fail_follower(chunk_id: int, subscription_id: int, exc: Exception) -> bool:
     """Record ``FAILED`` for one follower of a pending chunk (once: the unique
-    execution row and the chunk's lock make a second call a no-op). Nothing
-    else is written for the follower: its part rolled back whole."""
+    execution row and the chunk's lock make a second call a no-op), and report
+    it to the job-error feed in the same transaction, so a crash keeps both
+    or neither. Nothing else is written for the follower: its part rolled
+    back whole."""
     chunk = (
         PropagationChunk.objects.select_for_update(of=("self",))
         .select_related("event")
@@ -456,6 +472,7 @@ def _chunk_fail_follower(chunk_id: int, subscription_id: int) -> bool:
         leader_price=leader_price,
     )
     PropagationChunk.objects.filter(pk=chunk.pk).update(failed=F("failed") + 1, updated_at=timezone.now())
+    _report_failed_follower(chunk_id, event.pk, subscription_id, exc)
     return True
 
 
@@ -465,8 +482,7 @@ def _chunk_finish(chunk_id: int) -> None:
     )
 
 
-def _report_failed_follower(chunk_id: int, subscription_id: int, exc: Exception) -> None:
-    event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
+def _report_failed_follower(chunk_id: int, event_id: int, subscription_id: int, exc: Exception) -> None:
     log.error(
         "follower %s failed on event %s (chunk %s): recorded FAILED %s",
         subscription_id,

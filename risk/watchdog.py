@@ -366,10 +366,18 @@ def _act(
 
     events, notes, state_rows = [], [], []
     no_sale = ForcedSale()
-    for sid in sorted(acted):
+    for sid in sorted(set(acted)):
         sub, found = by_id[sid], breaches[sid]
         n_closed = closed.get(sub.account_id, 0)
         sale = sales.get(sub.account_id, no_sale)
+        if not sub.active and not n_closed and not sale.sold:
+            # A paused copy whose close-out found nothing it could close or
+            # sell: what is left is dust (below the step or the minimum, or
+            # without a priced pair), recorded when it was closed out. Doing
+            # nothing is not an intervention: no event, no notification, or
+            # every tick would repeat them until the price recovers.
+            acted.discard(sid)
+            continue
         dust = {asset: str(quantity) for asset, quantity in sorted(sale.dust.items())}
         for breach in found:
             closes = breach.action == rules.PAUSE_AND_CLOSE

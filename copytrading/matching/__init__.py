@@ -47,7 +47,7 @@ from copytrading.matching.common import (  # noqa: F401 - re-exported: the publi
 from copytrading.matching.passes import Matcher
 from copytrading.matching.spot import SpotMatcher
 from copytrading.models import MONEY, Holding, Instrument, Order, OrderStatus, Position, PositionStatus, Product
-from copytrading.outages import is_outage
+from copytrading.outages import after_commit, is_outage
 from copytrading.venue import PositionState
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,15 @@ def match_instrument(instrument: Instrument) -> MatchResult:
         if is_outage(exc):
             raise
         log.error("match of %s at %s raised; matching without the mirror pass", instrument, instrument.mark_price)
-        failure_report(
-            task=MIRROR_PASS_FAILURE_TASK,
-            arguments={"instrument_id": instrument.pk, "mark_price": str(instrument.mark_price)},
-            exc=exc,
+        arguments = {"instrument_id": instrument.pk, "mark_price": str(instrument.mark_price)}
+        # Reported once the price update commits: the feed's row is not held
+        # locked by a price update (others hitting the same bug would queue
+        # behind it). A price update that rolls back reports nothing, but its
+        # next one meets the same mirror and reports it then.
+        after_commit(
+            # ``exc`` is bound now: Python unbinds the except target after the block.
+            lambda error=exc: failure_report(task=MIRROR_PASS_FAILURE_TASK, arguments=arguments, exc=error),
+            what="job-error report",
         )
         return _match(instrument, mirrors=False)
 

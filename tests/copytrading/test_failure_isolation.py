@@ -113,7 +113,7 @@ def _assert_exactly_once(event: LeaderEvent) -> None:
         pytest.param(500, lambda subs: [subs[-1]], id="culprit last"),
         pytest.param(500, lambda subs: [subs[17], subs[401]], id="2 culprits"),
         pytest.param(500, lambda subs: [subs[10], subs[11]], id="2 neighbours"),
-        pytest.param(40, lambda subs: subs, id="all fail"),
+        pytest.param(40, lambda subs: subs[1:], id="all but one fail"),
     ],
 )
 def test_bisection_isolates_exactly_the_culprits(settings, instruments, poison, followers, culprits):
@@ -345,3 +345,59 @@ def test_a_failed_row_records_what_the_leader_did_like_its_neighbours(settings, 
     failed = rows.pop(subs[2])
     assert failed[0] == "FAILED"
     assert {row[1:] for row in rows.values()} == {failed[1:]} == {(D("0.25"), D("0.25"), D("3200"))}
+
+
+def test_a_failure_every_follower_hits_is_the_events_and_leaves_the_chunk_pending(settings, instruments, poison):
+    """If every follower of the chunk raises, the event is broken, not the
+    followers: nothing is written, the chunk stays pending for the
+    reconciler (the job-error feed shows the task's failure), and once the
+    cause is gone a replay copies everyone."""
+    portfolio, subs = _book(settings, instruments, 40)
+    poison(subs)
+    event = _open(portfolio)
+    (chunk_id,) = propagation.event_start(event.pk)
+
+    with pytest.raises(Poisoned):
+        propagation.chunk_propagate(chunk_id)
+
+    assert not Execution.objects.filter(event=event).exists()
+    assert not Order.objects.filter(leader_event=event).exists()
+    assert PropagationChunk.objects.get(pk=chunk_id).status == ChunkStatus.PENDING
+    assert not JobError.objects.exists()  # no follower was isolated: the task failure is the report
+
+    poison([])  # the bug is fixed
+    propagation.chunk_propagate(chunk_id)
+    propagation.event_complete(event.pk)
+    assert set(_outcomes(event).values()) == {("COPIED", "")}
+    assert LeaderEvent.objects.get(pk=event.pk).status == LeaderEventStatus.DONE
+    _assert_exactly_once(event)
+
+
+def test_a_replay_that_finds_only_the_culprits_left_still_fails_them(settings, instruments, poison, monkeypatch):
+    """A crash after the innocent parts committed but before the culprits'
+    rows leaves only culprits unserved: the replay must not take them for an
+    event-level failure, since others were served."""
+    portfolio, subs = _book(settings, instruments, 20)
+    bad = [subs[3], subs[15]]
+    poison(bad)
+    event = _open(portfolio)
+    (chunk_id,) = propagation.event_start(event.pk)
+
+    real = propagation._chunk_fail_follower
+
+    def crash(*args, **kwargs):
+        raise SystemExit("kill -9")
+
+    monkeypatch.setattr(propagation, "_chunk_fail_follower", crash)
+    with pytest.raises(SystemExit):
+        propagation.chunk_propagate(chunk_id)
+    assert Execution.objects.filter(event=event).count() == 18
+
+    monkeypatch.setattr(propagation, "_chunk_fail_follower", real)
+    propagation.chunk_propagate(chunk_id)
+    outcomes = _outcomes(event)
+    assert {sid for sid, (outcome, _) in outcomes.items() if outcome == "FAILED"} == set(bad)
+    assert PropagationChunk.objects.get(pk=chunk_id).status == ChunkStatus.DONE
+    (error,) = JobError.objects.all()
+    assert error.count == 2
+    _assert_exactly_once(event)

@@ -332,3 +332,26 @@ def test_every_post_commit_dispatch_goes_through_the_one_helper():
         and raw.search(path.read_text())
     ]
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_after_commit_runs_bookkeeping_once_committed_and_never_raises(django_capture_on_commit_callbacks):
+    """``outages.after_commit`` (the job-error report of a broken match): runs
+    after the commit, swallows its own failure, and runs nothing for a
+    transaction that rolled back."""
+    from django.db import transaction
+
+    ran = []
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        outages.after_commit(lambda: ran.append("kept"), what="a report")
+        outages.after_commit(lambda: 1 / 0, what="a broken report")
+    assert (ran, len(callbacks)) == (["kept"], 2)
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        outages.after_commit(lambda: ran.append("rolled back"), what="a report")
+        raise RuntimeError("the price update failed")
+    assert (ran, callbacks) == (["kept"], [])

@@ -199,3 +199,27 @@ def test_only_copies_with_open_exposure_are_watched_when_paused(world, clock):
     assert watched == sorted([holding_copy.sub.pk, margin_copy.sub.pk, active.pk])
     flags = {s.subscription_id: s.active for s in subscription_hooks().watched_subscriptions(0, 10**12)}
     assert flags == {holding_copy.sub.pk: False, margin_copy.sub.pk: False, active.pk: True}
+
+
+def test_a_close_out_that_leaves_unsellable_dust_is_not_repeated_every_tick(world, clock):
+    """What the forced sale cannot sell (below the pair's minimum here) stays
+    in the paused copy, still over the limit: the next ticks find nothing to
+    close or sell, so they record no new event and send no new notification."""
+    from copytrading.models import Instrument
+    from tests.risk.test_spot import buy, spot_pair
+
+    portfolio, sub = spot_pair(world)
+    buy(world, portfolio, ETH, "1")
+    Instrument.objects.filter(symbol=ETH).update(min_qty=D("2"))  # the holding cannot be sold
+    services.risk_limits_set(subscription_id=sub.pk, daily_loss_limit_unrealized=D("10"))
+    world.price(ETH, "3100")
+
+    assert tick(clock).paused == [sub.pk]  # active: paused (and the dust recorded)
+    assert RiskEvent.objects.filter(subscription_id=sub.pk).get().dust == {"ETH": "1.00000000"}
+    notes = Notification.objects.filter(user_id=sub.follower_id).count()
+    for _ in range(3):
+        report = tick(clock)
+        assert report.checked == 1 and report.paused == []
+    assert RiskEvent.objects.filter(subscription_id=sub.pk).count() == 1
+    assert Notification.objects.filter(user_id=sub.follower_id).count() == notes
+    assert status_of(sub) == (PAUSED, "risk:daily_loss_unrealized")
