@@ -130,6 +130,15 @@ class PortfolioDetail(graphene.ObjectType):
     profit_share_pct = graphene.Decimal(required=True)
     created_at = graphene.DateTime(required=True)
     score = graphene.Decimal(required=True)
+    equity = graphene.Decimal(
+        required=True,
+        description="The leader trading account now: balance + unrealized PnL + spot holdings at mark.",
+    )
+    unrealized_pnl = graphene.Decimal(
+        required=True,
+        description="Open positions at mark (each loss capped at its isolated margin) plus spot holdings at "
+        "mark less their cost; the lines' pnl is realized only.",
+    )
     lines = graphene.List(graphene.NonNull(LineStats), required=True)
     average_follower = graphene.Field(AverageFollower, required=True)
     score_history = graphene.List(graphene.NonNull(ScorePoint), required=True, limit=graphene.Int(default_value=84))
@@ -153,6 +162,8 @@ class PortfolioDetail(graphene.ObjectType):
             profit_share_pct=portfolio.profit_share_pct,
             created_at=portfolio.created_at,
             score=body["score"],
+            equity=format(body["equity"], "f"),
+            unrealized_pnl=format(body["unrealized_pnl"], "f"),
             lines=lines,
             average_follower=AverageFollower(
                 followers=average["followers"],
