@@ -2,21 +2,16 @@
 figures at the current marks and their open positions and spot holdings."""
 
 from collections import defaultdict
-from decimal import Decimal
 from functools import cached_property
 
 import graphene
 
 from copytrading import valuation
+from copytrading.graphql_types import Money
 from copytrading.models import Holding, Position, PositionStatus
 from copytrading.selectors import primary_pairs
 from followers.selectors import copy_snapshots, subscriptions_of
 from portfolios.stats import follower_stats
-
-
-def money(value: Decimal | None) -> str | None:
-    """8 places, never "0E-8" (graphene.Decimal prints str(value))."""
-    return None if value is None else format(valuation.q8(value), "f")
 
 
 class SubscriptionResult(graphene.ObjectType):
@@ -24,8 +19,8 @@ class SubscriptionResult(graphene.ObjectType):
     withdrawn = graphene.Decimal(required=True)
     equity = graphene.Decimal(required=True, description="At the current marks.")
     pnl = graphene.Decimal(required=True, description="Realized, net of fees.")
-    unrealized_pnl = graphene.Decimal(required=True, description="Open positions and spot holdings at mark.")
-    total_pnl = graphene.Decimal(required=True, description="pnl + unrealizedPnl.")
+    unrealized_pnl = Money(required=True, description="Open positions and spot holdings at mark.")
+    total_pnl = Money(required=True, description="pnl + unrealizedPnl.")
     roi_pct = graphene.Decimal(required=True)
     fees_paid = graphene.Decimal(required=True)
 
@@ -33,19 +28,19 @@ class SubscriptionResult(graphene.ObjectType):
 class CopyFigures(graphene.ObjectType):
     """The copy at the current marks: the REST subscription's ``figures``."""
 
-    balance = graphene.Decimal(required=True)
-    equity = graphene.Decimal(required=True)
-    unrealized_pnl = graphene.Decimal(required=True)
-    realized_pnl = graphene.Decimal(required=True)
-    total_pnl = graphene.Decimal(required=True)
+    balance = Money(required=True)
+    equity = Money(required=True)
+    unrealized_pnl = Money(required=True)
+    realized_pnl = Money(required=True)
+    total_pnl = Money(required=True)
     roi_pct = graphene.Decimal(required=True)
-    margin_level_pct = graphene.Decimal()
-    realized_loss_today = graphene.Decimal(required=True)
-    unrealized_loss = graphene.Decimal(required=True)
-    daily_loss_limit_realized = graphene.Decimal()
-    daily_loss_headroom_realized = graphene.Decimal()
-    daily_loss_limit_unrealized = graphene.Decimal()
-    daily_loss_headroom_unrealized = graphene.Decimal()
+    margin_level_pct = Money()
+    realized_loss_today = Money(required=True)
+    unrealized_loss = Money(required=True)
+    daily_loss_limit_realized = Money()
+    daily_loss_headroom_realized = Money()
+    daily_loss_limit_unrealized = Money()
+    daily_loss_headroom_unrealized = Money()
 
 
 class MirrorPosition(graphene.ObjectType):
@@ -54,22 +49,22 @@ class MirrorPosition(graphene.ObjectType):
     id = graphene.Int(required=True)
     symbol = graphene.String(required=True)
     side = graphene.String(required=True)
-    quantity = graphene.Decimal(required=True)
-    entry_price = graphene.Decimal(required=True)
-    margin = graphene.Decimal(required=True)
-    mark_price = graphene.Decimal()
-    unrealized_pnl = graphene.Decimal(description="Loss capped at the isolated margin, as the watchdog counts it.")
-    notional = graphene.Decimal()
-    margin_level_pct = graphene.Decimal()
+    quantity = Money(required=True)
+    entry_price = Money(required=True)
+    margin = Money(required=True)
+    mark_price = Money()
+    unrealized_pnl = Money(description="Loss capped at the isolated margin, as the watchdog counts it.")
+    notional = Money()
+    margin_level_pct = Money()
 
 
 class SpotHolding(graphene.ObjectType):
     asset = graphene.String(required=True)
-    quantity = graphene.Decimal(required=True)
-    cost_basis = graphene.Decimal(required=True)
-    mark_price = graphene.Decimal(description="Of the primary-currency pair; null without one.")
-    value = graphene.Decimal(required=True, description="At mark, or at cost without a mark.")
-    unrealized_pnl = graphene.Decimal(description="Null (not 0) without a mark.")
+    quantity = Money(required=True)
+    cost_basis = Money(required=True)
+    mark_price = Money(description="Of the primary-currency pair; null without one.")
+    value = Money(required=True, description="At mark, or at cost without a mark.")
+    unrealized_pnl = Money(description="Null (not 0) without a mark.")
 
 
 class MySubscription(graphene.ObjectType):
@@ -115,13 +110,13 @@ def _mirror(position: Position) -> MirrorPosition:
         id=position.pk,
         symbol=position.instrument.symbol,
         side=position.side,
-        quantity=money(position.quantity),
-        entry_price=money(position.entry_price),
-        margin=money(position.margin),
-        mark_price=money(v.mark_price),
-        unrealized_pnl=money(v.unrealized_pnl),
-        notional=money(v.notional),
-        margin_level_pct=money(v.margin_level_pct),
+        quantity=position.quantity,
+        entry_price=position.entry_price,
+        margin=position.margin,
+        mark_price=v.mark_price,
+        unrealized_pnl=v.unrealized_pnl,
+        notional=v.notional,
+        margin_level_pct=v.margin_level_pct,
     )
 
 
@@ -143,11 +138,11 @@ def _open_books(account_ids: list[int]) -> tuple[dict, dict]:
         holdings[h.account_id].append(
             SpotHolding(
                 asset=h.asset,
-                quantity=money(h.quantity),
-                cost_basis=money(h.cost_basis),
-                mark_price=money(v.mark_price),
-                value=money(v.value),
-                unrealized_pnl=money(v.unrealized_pnl),
+                quantity=h.quantity,
+                cost_basis=h.cost_basis,
+                mark_price=v.mark_price,
+                value=v.value,
+                unrealized_pnl=v.unrealized_pnl,
             )
         )
     return positions, holdings
@@ -203,9 +198,4 @@ class Query(graphene.ObjectType):
 
 
 def _figures(snapshot) -> CopyFigures:
-    return CopyFigures(
-        **{
-            name: (str(getattr(snapshot, name)) if name == "roi_pct" else money(getattr(snapshot, name)))
-            for name in CopyFigures._meta.fields
-        }
-    )
+    return CopyFigures(**{name: getattr(snapshot, name) for name in CopyFigures._meta.fields})
