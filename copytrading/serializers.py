@@ -32,8 +32,8 @@ class ValuedField(MoneyField):
     """A read-only figure of a row at the current mark: ``attr`` of what the
     parent serializer's ``value_of(row)`` answers (null when it is None)."""
 
-    def __init__(self, attr: str, **kwargs):
-        super().__init__(read_only=True, allow_null=True, source="*", **kwargs)
+    def __init__(self, attr: str, *, allow_null: bool = True, **kwargs):
+        super().__init__(read_only=True, allow_null=allow_null, source="*", **kwargs)
         self.attr = attr
 
     def to_representation(self, row):
@@ -166,7 +166,9 @@ class HoldingSerializer(ModelSerializer):
         "such priced pair.",
     )
     value = ValuedField(
-        "value", help_text="quantity x mark_price; the cost basis when there is no mark (the asset is held at cost)."
+        "value",
+        allow_null=False,
+        help_text="quantity x mark_price; the cost basis when there is no mark (the asset is held at cost).",
     )
     unrealized_pnl = ValuedField("unrealized_pnl", help_text="value - cost_basis; null (not 0) when there is no mark.")
 
