@@ -1,11 +1,30 @@
 """Reads of the core that the API layers above it share."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 
-from copytrading.models import ChunkStatus, LeaderEvent, PropagationChunk
+from copytrading.models import ChunkStatus, Instrument, LeaderEvent, Product, PropagationChunk
+
+
+def primary_pairs(assets: Iterable[str] | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+    """(mark, minimum quantity) of each asset's priced spot pair quoted in the
+    primary currency (the lowest id if there are several), in one query; only
+    of ``assets`` when given. A holding is valued at this mark; an asset
+    missing here (no such pair, or not priced yet) has no mark."""
+    rows = Instrument.objects.filter(product=Product.SPOT, quote=settings.PRIMARY_CURRENCY, mark_price__isnull=False)
+    if assets is not None:
+        wanted = sorted(set(assets))
+        if not wanted:
+            return {}
+        rows = rows.filter(base__in=wanted)
+    pairs: dict[str, tuple[Decimal, Decimal]] = {}
+    for base, mark, min_qty in rows.order_by("pk").values_list("base", "mark_price", "min_qty"):
+        pairs.setdefault(base, (mark, min_qty))
+    return pairs
 
 
 def leader_events_of(*, portfolio_id: int) -> QuerySet[LeaderEvent]:

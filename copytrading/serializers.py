@@ -1,8 +1,10 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from copytrading import valuation
 from copytrading.bounds import max_length
-from copytrading.models import Account, Execution, Holding, Instrument, Order, Position
+from copytrading.models import Account, Execution, Holding, Instrument, Order, Position, PositionStatus
+from copytrading.selectors import primary_pairs
 
 MONEY = {"max_digits": 28, "decimal_places": 8}
 
@@ -24,6 +26,19 @@ class ModelSerializer(serializers.ModelSerializer):
         if field_class is serializers.DecimalField and field_kwargs.get("decimal_places") == MONEY["decimal_places"]:
             field_class = MoneyField
         return field_class, field_kwargs
+
+
+class ValuedField(MoneyField):
+    """A read-only figure of a row at the current mark: ``attr`` of what the
+    parent serializer's ``value_of(row)`` answers (null when it is None)."""
+
+    def __init__(self, attr: str, *, allow_null: bool = True, **kwargs):
+        super().__init__(read_only=True, allow_null=allow_null, source="*", **kwargs)
+        self.attr = attr
+
+    def to_representation(self, row):
+        value = getattr(self.parent.value_of(row), self.attr)
+        return None if value is None else super().to_representation(value)
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -85,7 +100,25 @@ class PriceSetSerializer(serializers.Serializer):
 
 
 class PositionSerializer(ModelSerializer):
+    """A position, and for an open one its figures at the instrument's
+    current mark (no extra query: the instrument is loaded with the row)."""
+
     symbol = serializers.CharField(source="instrument.symbol", read_only=True)
+    mark_price = ValuedField(
+        "mark_price", help_text="The instrument's current mark; null for a closed position or before the first price."
+    )
+    unrealized_pnl = ValuedField(
+        "unrealized_pnl",
+        help_text="PnL if closed at the mark: (mark - entry) x quantity for a long, (entry - mark) x quantity "
+        "for a short; a loss is capped at the position's isolated margin (all closing it could cost), as the "
+        "risk watchdog counts it. Null for a closed position (see realized_pnl).",
+    )
+    notional = ValuedField("notional", help_text="quantity x mark; null for a closed position.")
+    margin_level_pct = ValuedField(
+        "margin_level_pct",
+        help_text="(margin + unrealized_pnl) / margin x 100, percent: 100 at entry, 0 when the isolated margin "
+        "is lost. Null for a closed position.",
+    )
 
     class Meta:
         model = Position
@@ -105,13 +138,55 @@ class PositionSerializer(ModelSerializer):
             "leader_position",
             "opened_at",
             "closed_at",
+            "mark_price",
+            "unrealized_pnl",
+            "notional",
+            "margin_level_pct",
         ]
+
+    def value_of(self, position: Position) -> valuation.PositionValue:
+        if position.status != PositionStatus.OPEN:
+            return valuation.NO_POSITION_VALUE
+        return valuation.position_value(
+            side=position.side,
+            quantity=position.quantity,
+            entry_price=position.entry_price,
+            margin=position.margin,
+            mark=position.instrument.mark_price,
+        )
 
 
 class HoldingSerializer(ModelSerializer):
+    """A spot holding at the mark of its primary-currency pair; the marks of
+    a whole page are loaded in one query."""
+
+    mark_price = ValuedField(
+        "mark_price",
+        help_text="The mark of the asset's spot pair quoted in the primary currency; null when there is no "
+        "such priced pair.",
+    )
+    value = ValuedField(
+        "value",
+        allow_null=False,
+        help_text="quantity x mark_price; the cost basis when there is no mark (the asset is held at cost).",
+    )
+    unrealized_pnl = ValuedField("unrealized_pnl", help_text="value - cost_basis; null (not 0) when there is no mark.")
+
     class Meta:
         model = Holding
-        fields = ["asset", "quantity", "reserved", "cost_basis"]
+        fields = ["asset", "quantity", "reserved", "cost_basis", "mark_price", "value", "unrealized_pnl"]
+
+    def value_of(self, holding: Holding) -> valuation.HoldingValue:
+        marks = self.context.get("primary_marks")
+        if marks is None:
+            # Once for the page: the assets of every row being serialized.
+            rows = self.root.instance if isinstance(self.root, serializers.ListSerializer) else [holding]
+            marks = self.context["primary_marks"] = {
+                asset: mark for asset, (mark, _) in primary_pairs(row.asset for row in rows).items()
+            }
+        return valuation.holding_value(
+            quantity=holding.quantity, cost_basis=holding.cost_basis, mark=marks.get(holding.asset)
+        )
 
 
 class OrderSerializer(ModelSerializer):

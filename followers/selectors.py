@@ -1,15 +1,20 @@
 """Reads of the followers app."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from copytrading.decisions import TargetView
 from copytrading.models import Account, AccountKind
 from followers.models import Subscription, SubscriptionStatus
+from followers.snapshot import CopyInputs, CopySnapshot, copy_snapshot
+from portfolios.stats_data import wallet_figures as wallet_results
 from risk.models import RiskEvent, RiskLimits, RiskState, Rule
-from risk.selectors import margin_call_default, pretrade_gate
+from risk.selectors import margin_call_default, pretrade_gate, watchdog_figures
+from risk.services import utc_day_start
 
 REACHABLE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
 
@@ -153,6 +158,51 @@ def pause_detail(subscription: Subscription, risk: dict | None = None) -> str:
     if reason == "staff":
         return "Paused by support."
     return f"Paused ({reason})." if reason else "Paused."
+
+
+def copy_inputs(subscriptions: Sequence[Subscription], *, now: datetime | None = None) -> dict[int, CopyInputs]:
+    """What ``copy_snapshot`` needs of each subscription, at the current marks,
+    in a constant number of queries for any number of them: the wallets as
+    the watchdog values them (one query on PostgreSQL), the money paid in and
+    out (the follower statistics' figures) and the daily loss limits."""
+    if not subscriptions:
+        return {}
+    accounts = [s.copy_account_id for s in subscriptions]
+    figures = watchdog_figures(accounts, day_start=utc_day_start(now or timezone.now()))
+    results = wallet_results(accounts)
+    limits = {
+        pk: (realized, unrealized)
+        for pk, realized, unrealized in RiskLimits.objects.filter(pk__in=[s.pk for s in subscriptions]).values_list(
+            "pk", "daily_loss_limit_realized", "daily_loss_limit_unrealized"
+        )
+    }
+    out = {}
+    for s in subscriptions:
+        f = figures[s.copy_account_id]
+        r = results[s.copy_account_id]
+        realized_limit, unrealized_limit = limits.get(s.pk, (None, None))
+        out[s.pk] = CopyInputs(
+            subscription_id=s.pk,
+            status=s.status,
+            pause_reason=s.pause_reason,
+            balance=f.balance,
+            used_margin=f.used_margin,
+            margin_unrealized=f.unrealized_pnl,
+            holdings_value=f.holdings_value,
+            spot_unrealized=f.spot_unrealized,
+            realized_today=f.realized_today,
+            funded=r.funded,
+            withdrawn=r.withdrawn,
+            daily_loss_limit_realized=realized_limit,
+            daily_loss_limit_unrealized=unrealized_limit,
+        )
+    return out
+
+
+def copy_snapshots(subscriptions: Sequence[Subscription], *, now: datetime | None = None) -> dict[int, CopySnapshot]:
+    """Each subscription's ``copy_snapshot`` (the subscriptions API; the
+    stream's ``copies`` topic starts from the same inputs)."""
+    return {pk: copy_snapshot(inputs) for pk, inputs in copy_inputs(subscriptions, now=now).items()}
 
 
 def commitment_of(user) -> dict:

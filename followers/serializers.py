@@ -1,10 +1,11 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from copytrading.bounds import ID_BOUNDS, int_bounds, max_length
 from copytrading.serializers import ModelSerializer, MoneyField
 from copytrading.sizing import SizingModel
 from followers.models import Subscription, profit_share_due
-from followers.selectors import pause_detail, risk_views
+from followers.selectors import copy_snapshots, pause_detail, risk_views
 from risk.models import RiskLimits
 
 # Generous digits: the service checks every range and names it (OUT_OF_RANGE,
@@ -27,11 +28,58 @@ class CopyWalletSerializer(serializers.Serializer):
     is_closed = serializers.BooleanField()
 
 
+class CopyFiguresSerializer(serializers.Serializer):
+    """A copy at the current marks (followers.snapshot.copy_snapshot; the
+    stream's ``copies`` topic carries the same fields)."""
+
+    balance = MoneyField(help_text="The copy wallet's cash, margin in use included.")
+    equity = MoneyField(
+        help_text="balance + unrealized PnL of the open positions + spot holdings at mark (at cost without a "
+        "priced primary-currency pair): what the risk watchdog measures."
+    )
+    unrealized_pnl = MoneyField(
+        help_text="Open positions at mark (each loss capped at its isolated margin) plus spot holdings at mark "
+        "less their cost basis."
+    )
+    realized_pnl = MoneyField(
+        help_text="Realized since the copy began, net of the fees it paid: total_pnl - unrealized_pnl."
+    )
+    total_pnl = MoneyField(help_text="realized_pnl + unrealized_pnl = equity + withdrawn - funded.")
+    roi_pct = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="total_pnl / money paid in x 100, percent (0 with nothing paid in)."
+    )
+    margin_level_pct = MoneyField(
+        allow_null=True,
+        help_text="equity / margin in use x 100, percent, as the margin-call rule measures it; null without "
+        "open positions.",
+    )
+    realized_loss_today = MoneyField(
+        help_text="The realized loss since 00:00 UTC (margin closes and spot sells), 0 after a profitable day."
+    )
+    unrealized_loss = MoneyField(help_text="The open loss, margin and spot; 0 when the copy is in profit.")
+    daily_loss_limit_realized = MoneyField(allow_null=True, help_text="The realized daily loss limit; null: none.")
+    daily_loss_headroom_realized = MoneyField(
+        allow_null=True,
+        help_text="daily_loss_limit_realized - realized_loss_today, at least 0: the loss still allowed today "
+        "before the watchdog pauses the copy (at 0 it pauses). Null without a limit.",
+    )
+    daily_loss_limit_unrealized = MoneyField(allow_null=True, help_text="The unrealized loss limit; null: none.")
+    daily_loss_headroom_unrealized = MoneyField(
+        allow_null=True,
+        help_text="daily_loss_limit_unrealized - unrealized_loss, at least 0: the open loss still allowed before "
+        "the watchdog pauses the copy and closes its positions. Null without a limit.",
+    )
+
+
 class SubscriptionSerializer(ModelSerializer):
     portfolio_name = serializers.CharField(source="portfolio.name", read_only=True)
     wallet = CopyWalletSerializer(source="copy_account", read_only=True)
     pause_detail = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
+    figures = serializers.SerializerMethodField(
+        help_text="The copy at the current marks: equity, realized and unrealized PnL, ROI and today's losses "
+        "against the daily limits (status and pause_reason are beside it)."
+    )
     profit_share_pct = serializers.SerializerMethodField(
         help_text='The profit share (percent, e.g. "15.00") this copy pays: the lower of the share agreed at '
         "subscribe and the portfolio's current one."
@@ -59,6 +107,7 @@ class SubscriptionSerializer(ModelSerializer):
             "invested",
             "profit_share_pct",
             "wallet",
+            "figures",
             "risk",
             "created_at",
             "ended_at",
@@ -71,6 +120,16 @@ class SubscriptionSerializer(ModelSerializer):
         if obj.pk not in views:
             views.update(risk_views([obj.pk]))
         return views[obj.pk]
+
+    @extend_schema_field(CopyFiguresSerializer)
+    def get_figures(self, obj) -> dict:
+        # Loaded once for every subscription being serialized (a page).
+        snapshots = self.context.get("figures")
+        if snapshots is None or obj.pk not in snapshots:
+            root = self.root
+            rows = list(root.instance) if isinstance(root, serializers.ListSerializer) else []
+            snapshots = self.context["figures"] = copy_snapshots(rows if obj in rows else [obj])
+        return CopyFiguresSerializer(snapshots[obj.pk]).data
 
     def get_pause_detail(self, obj) -> str:
         return pause_detail(obj, self._risk(obj))

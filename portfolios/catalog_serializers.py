@@ -83,6 +83,14 @@ class AverageFollowerSerializer(serializers.Serializer):
 class PortfolioStatsSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     score = serializers.DecimalField(**SCORE)
+    equity = MoneyField(
+        help_text="The leader trading account now: balance + open positions' unrealized PnL + spot holdings at "
+        "mark (at cost without a priced primary-currency pair)."
+    )
+    unrealized_pnl = MoneyField(
+        help_text="The leader's open positions at mark (each loss capped at its isolated margin) plus spot "
+        "holdings at mark less their cost; the lines' pnl is realized only."
+    )
     lines = serializers.DictField(child=LineStatsSerializer())
     average_follower = AverageFollowerSerializer()
 
@@ -104,22 +112,37 @@ class ClosedTradeSerializer(serializers.Serializer):
     pnl = MoneyField()
 
 
+EQUITY_HELP = (
+    "The copy wallet at the current marks: balance + open positions' unrealized PnL + spot holdings at mark "
+    "(at cost without a priced primary-currency pair)."
+)
+PNL_HELP = "Realized PnL net of the fees paid: the wallet with open positions and holdings at cost, less the money in."
+UNREALIZED_HELP = (
+    "Open positions at mark (each loss capped at its isolated margin) plus spot holdings at mark less their cost."
+)
+
+
 class FollowerStatsRowSerializer(serializers.Serializer):
     subscription = serializers.IntegerField()
     portfolio = serializers.IntegerField()
     funded = MoneyField()
     withdrawn = MoneyField()
-    equity = MoneyField()
-    pnl = MoneyField()
-    roi_pct = serializers.DecimalField(**PCT2)
+    equity = MoneyField(help_text=EQUITY_HELP)
+    pnl = MoneyField(help_text=PNL_HELP)
+    unrealized_pnl = MoneyField(help_text=UNREALIZED_HELP)
+    total_pnl = MoneyField(help_text="pnl + unrealized_pnl = equity + withdrawn - funded.")
+    roi_pct = serializers.DecimalField(**PCT2, help_text="pnl (realized) / funded x 100, percent.")
     fees_paid = MoneyField()
 
 
 class FollowerTotalSerializer(serializers.Serializer):
     funded = MoneyField()
     withdrawn = MoneyField()
-    pnl = MoneyField()
-    roi_pct = serializers.DecimalField(**PCT2)
+    equity = MoneyField(help_text="Σ equity of the copies.")
+    pnl = MoneyField(help_text=PNL_HELP)
+    unrealized_pnl = MoneyField(help_text=UNREALIZED_HELP)
+    total_pnl = MoneyField(help_text="pnl + unrealized_pnl.")
+    roi_pct = serializers.DecimalField(**PCT2, help_text="pnl (realized) / funded x 100, percent.")
     fees_paid = MoneyField()
 
 

@@ -8,6 +8,7 @@ import graphene
 from graphql import GraphQLError
 
 from copytrading.errors import DomainError
+from copytrading.graphql_types import Money
 from portfolios import catalog, stats
 from portfolios.models import Portfolio
 
@@ -130,6 +131,15 @@ class PortfolioDetail(graphene.ObjectType):
     profit_share_pct = graphene.Decimal(required=True)
     created_at = graphene.DateTime(required=True)
     score = graphene.Decimal(required=True)
+    equity = Money(
+        required=True,
+        description="The leader trading account now: balance + unrealized PnL + spot holdings at mark.",
+    )
+    unrealized_pnl = Money(
+        required=True,
+        description="Open positions at mark (each loss capped at its isolated margin) plus spot holdings at "
+        "mark less their cost; the lines' pnl is realized only.",
+    )
     lines = graphene.List(graphene.NonNull(LineStats), required=True)
     average_follower = graphene.Field(AverageFollower, required=True)
     score_history = graphene.List(graphene.NonNull(ScorePoint), required=True, limit=graphene.Int(default_value=84))
@@ -153,6 +163,8 @@ class PortfolioDetail(graphene.ObjectType):
             profit_share_pct=portfolio.profit_share_pct,
             created_at=portfolio.created_at,
             score=body["score"],
+            equity=body["equity"],
+            unrealized_pnl=body["unrealized_pnl"],
             lines=lines,
             average_follower=AverageFollower(
                 followers=average["followers"],

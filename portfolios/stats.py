@@ -15,6 +15,7 @@ from fees.selectors import leader_caps_many
 from portfolios.models import FollowerDailyStats, Portfolio, PortfolioScore, PortfolioStats, StatsLine
 from portfolios.performance import PCT, ClosedTrade, LineFigures, line_figures, pct
 from portfolios.stats_data import AccountActivity, accounts_activity, live_followers, wallet_figures
+from risk.selectors import wallet_figures as figures_at_marks
 
 BATCH = 1000
 STATS_FIELDS = [
@@ -131,7 +132,8 @@ def stats_row_body(row: PortfolioStats) -> dict:
 
 def portfolio_stats(*, portfolio_id: int, history_days: int = 365) -> dict:
     """Every line's figures, the score and the average follower, from the
-    precomputed tables (3 queries)."""
+    precomputed tables, and the leader account's equity and unrealized PnL at
+    the current marks (5 queries, one more on SQLite)."""
     rows = {r.line: r for r in PortfolioStats.objects.filter(portfolio_id=portfolio_id)}
     days = list(
         FollowerDailyStats.objects.filter(portfolio_id=portfolio_id)
@@ -141,9 +143,14 @@ def portfolio_stats(*, portfolio_id: int, history_days: int = 365) -> dict:
     days.reverse()
     latest = days[-1] if days else None
     any_row = next(iter(rows.values()), None)
+    account_id = Portfolio.objects.filter(pk=portfolio_id).values_list("trading_account_id", flat=True).first()
+    marked = figures_at_marks([account_id]).get(account_id) if account_id else None
     return {
         "portfolio": portfolio_id,
         "score": any_row.score if any_row else ZERO,
+        # Live, at the current marks (the lines are realized, as of refreshed_at).
+        "equity": q8(marked.equity) if marked else q8(ZERO),
+        "unrealized_pnl": q8(marked.total_unrealized) if marked else q8(ZERO),
         "lines": {line: stats_row_body(row) for line, row in sorted(rows.items())},
         "average_follower": {
             "followers": latest[1] if latest else 0,
@@ -183,20 +190,27 @@ def closed_spot_trades(*, portfolio: Portfolio) -> list[ClosedTrade]:
 
 def follower_stats(subscriptions: Sequence[tuple[int, int, int]]) -> dict:
     """Per subscription (id, portfolio id, copy wallet id) and in total:
-    money in and out, PnL net of fees, ROI, fees paid (2 + 3 queries)."""
-    wallets = wallet_figures(account_id for _, _, account_id in subscriptions)
+    money in and out, realized PnL net of fees and its ROI, fees paid, and
+    at the current marks the unrealized PnL, equity and total PnL (2 + 3
+    queries, and 1 for the marks on PostgreSQL)."""
+    accounts = [account_id for _, _, account_id in subscriptions]
+    wallets = wallet_figures(accounts)
+    marked = figures_at_marks(accounts)
     body = []
-    funded = withdrawn = pnl = fees = ZERO
+    funded = withdrawn = pnl = fees = equity = unrealized = ZERO
     for subscription_id, portfolio_id, account_id in subscriptions:
         w = wallets[account_id]
+        m = marked[account_id]
         body.append(
             {
                 "subscription": subscription_id,
                 "portfolio": portfolio_id,
                 "funded": w.funded,
                 "withdrawn": w.withdrawn,
-                "equity": w.equity,
+                "equity": q8(m.equity),
                 "pnl": w.pnl,
+                "unrealized_pnl": q8(m.total_unrealized),
+                "total_pnl": q8(w.pnl + m.total_unrealized),
                 "roi_pct": w.roi_pct,
                 "fees_paid": w.fees_paid,
             }
@@ -205,5 +219,16 @@ def follower_stats(subscriptions: Sequence[tuple[int, int, int]]) -> dict:
         withdrawn += w.withdrawn
         pnl += w.pnl
         fees += w.fees_paid
-    total = {"funded": funded, "withdrawn": withdrawn, "pnl": pnl, "roi_pct": pct(pnl, funded), "fees_paid": fees}
+        equity += m.equity
+        unrealized += m.total_unrealized
+    total = {
+        "funded": funded,
+        "withdrawn": withdrawn,
+        "equity": q8(equity),
+        "pnl": pnl,
+        "unrealized_pnl": q8(unrealized),
+        "total_pnl": q8(pnl + unrealized),
+        "roi_pct": pct(pnl, funded),
+        "fees_paid": fees,
+    }
     return {"subscriptions": body, "total": total}

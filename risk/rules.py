@@ -10,6 +10,10 @@ safe side never does. The quotients in ``Breach.measured`` are for people.
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, localcontext
 
+# The one valuation of a position at a mark (REST, GraphQL, the stream and this).
+from copytrading.valuation import margin_level_pct as margin_level_pct
+from copytrading.valuation import position_unrealized as position_unrealized
+
 # Rules (the values of risk.models.Rule) and actions (risk.models.Action).
 DAILY_LOSS_REALIZED = "daily_loss_realized"
 DAILY_LOSS_UNREALIZED = "daily_loss_unrealized"
@@ -68,14 +72,6 @@ class Breach:
     action: str
 
 
-def margin_level_pct(equity: Decimal, used_margin: Decimal) -> Decimal | None:
-    """Equity as a percentage of the margin in use; None without positions."""
-    if used_margin <= 0:
-        return None
-    with localcontext(prec=_PRECISION):
-        return _q8(equity * HUNDRED / used_margin)
-
-
 def drawdown_pct(peak: Decimal | None, equity: Decimal) -> Decimal:
     """How far ``equity`` is below ``peak``, in percent of the peak (0 at or above it)."""
     if peak is None or peak <= 0 or equity >= peak:
@@ -117,14 +113,6 @@ def evaluate(limits: Limits, snap: Snapshot) -> list[Breach]:
         if limit is not None and -snap.realized_today >= limit:
             found[DAILY_LOSS_REALIZED] = Breach(DAILY_LOSS_REALIZED, _q8(-snap.realized_today), limit, PAUSE)
     return [found[rule] for rule in PRECEDENCE if rule in found]
-
-
-def position_unrealized(side: str, quantity: Decimal, entry: Decimal, mark: Decimal, margin: Decimal) -> Decimal:
-    """One isolated position's PnL at ``mark`` (exact, unrounded); a loss is
-    capped at the position's margin, all that closing it could ever cost."""
-    with localcontext(prec=_PRECISION):
-        value = (mark - entry) * quantity if side == "long" else (entry - mark) * quantity
-    return value if value > -margin else -margin
 
 
 # --- pre-trade checks (called by the propagation engine for every copy) --------

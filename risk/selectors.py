@@ -22,6 +22,7 @@ from copytrading.models import (
     Transfer,
     TransferKind,
 )
+from copytrading.selectors import primary_pairs
 from risk import rules
 from risk.models import RiskEvent, RiskLimits, RiskState
 
@@ -192,18 +193,6 @@ def _position_sums_python(ids: list[int], figures: dict[int, WalletFigures]) -> 
         f.exposure += quantity * mark
 
 
-def _primary_pairs() -> dict[str, tuple[Decimal, Decimal]]:
-    """(mark, min quantity) of each asset's priced primary-currency spot pair."""
-    pairs: dict[str, tuple[Decimal, Decimal]] = {}
-    for base, mark, min_qty in (
-        Instrument.objects.filter(product=Product.SPOT, quote=settings.PRIMARY_CURRENCY, mark_price__isnull=False)
-        .order_by("pk")
-        .values_list("base", "mark_price", "min_qty")
-    ):
-        pairs.setdefault(base, (mark, min_qty))
-    return pairs
-
-
 def _holdings_value(ids: list[int], figures: dict[int, WalletFigures]) -> None:
     holdings = list(
         Holding.objects.filter(account_id__any=ids, quantity__gt=0).values_list(
@@ -212,7 +201,7 @@ def _holdings_value(ids: list[int], figures: dict[int, WalletFigures]) -> None:
     )
     if not holdings:
         return
-    pairs = _primary_pairs()
+    pairs = primary_pairs(asset for _, asset, _, _ in holdings)
     for account_id, asset, quantity, cost_basis in holdings:
         f = figures.setdefault(account_id, WalletFigures())
         pair = pairs.get(asset)

@@ -19,6 +19,7 @@ from copytrading.models import Position
 from portfolios.models import FollowerDailyStats, PortfolioStats
 from portfolios.stats import stats_refresh
 from tests.copytrading.world import BTC_PERP, ETH_PERP, World
+from tests.factories import StaffFactory
 
 D = Decimal
 DAY1 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -129,10 +130,39 @@ def test_stats_endpoints(scenario):
             "portfolio": portfolio.pk,
             "funded": "5000.00000000",
             "withdrawn": "0.00000000",
-            "equity": "5025.00000000",
+            # Still held: 0.025 BTC bought at 64000 (cost 1600), now 65000 (1625).
+            "equity": "5050.00000000",
             "pnl": "25.00000000",
+            "unrealized_pnl": "25.00000000",
+            "total_pnl": "50.00000000",
             "roi_pct": "0.50",
             "fees_paid": "0.00000000",
         }
     ]
     assert mine["total"]["pnl"] == "25.00000000"
+    assert (mine["total"]["equity"], mine["total"]["unrealized_pnl"], mine["total"]["total_pnl"]) == (
+        "5050.00000000",
+        "25.00000000",
+        "50.00000000",
+    )
+
+
+def test_portfolio_stats_show_equity_at_the_marks(scenario, django_capture_on_commit_callbacks):
+    """The leader holds 0.05 BTC bought at 64000 (cost 3200): at 65000 it is
+    worth 3250 (+50 unrealized); cash 20000 + 100 - 100 - 6400 + 3250 =
+    16850, equity 16850 + 3250 = 20100. A price move shows at once (the
+    lines stay as refreshed)."""
+    portfolio, _, _ = scenario
+    api = APIClient()
+    stats = api.get(f"/api/v1/catalog/{portfolio.pk}").json()["stats"]
+    assert (stats["equity"], stats["unrealized_pnl"]) == ("20100.00000000", "50.00000000")
+    staff = APIClient()
+    staff.force_authenticate(StaffFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        moved = staff.post("/api/v1/market/prices", {"symbol": "BTC/USDT", "price": "63000"}, format="json")
+    assert moved.status_code == 200
+    api.force_authenticate(portfolio.leader)
+    stats = api.get(f"/api/v1/portfolios/{portfolio.pk}/stats").json()
+    # 0.05 x 63000 = 3150: -50 unrealized, equity 16850 + 3150 = 20000.
+    assert (stats["equity"], stats["unrealized_pnl"]) == ("20000.00000000", "-50.00000000")
+    assert stats["lines"]["spot"]["pnl"] == "50.00000000"
