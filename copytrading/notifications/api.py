@@ -108,8 +108,9 @@ class NotificationReadAllView(APIView):
 
 
 class NotificationPreferencesView(APIView):
-    """Per kind: in-app and e-mail on or off. Defaults: in-app on (except
-    trade_copied), e-mail for high and critical kinds."""
+    """Per kind: in-app and e-mail on or off. Defaults: in-app on, e-mail
+    for high and critical kinds (trade_copied is only ever sent when the
+    platform turns it on)."""
 
     @extend_schema(responses=NotificationPreferencesSerializer)
     def get(self, request):

@@ -3,9 +3,9 @@ default channels and its title/body templates. Pure Python (no Django): the
 API validates preference kinds against it, ``notify`` renders from it.
 
 A kind's e-mail default follows its severity (high and critical are
-e-mailed, SPEC §8); its in-app default is on, except "trade copied", which
-is off unless the platform turns it on (NOTIFY_TRADE_COPIED) and then still
-opt-out per user."""
+e-mailed, SPEC §8); its in-app default is on. "Trade copied" is off for
+everyone unless the platform turns it on (NOTIFY_TRADE_COPIED: SPEC §8's
+triggers are enabled globally); then each follower may still turn it off."""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,7 +58,7 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("unsubscribed", Severity.LOW, "Copy ended", "Your copy of {portfolio} ended; {returned} returned.", F),
     Kind("subscriber_left", Severity.LOW, "A follower left", "A follower stopped copying {portfolio}.", L),
     # trading
-    Kind("trade_copied", Severity.LOW, "Trade copied", "A trade of {portfolio} was copied.", F, in_app=False),
+    Kind("trade_copied", Severity.LOW, "Trade copied", "A trade of {portfolio} was copied.", F),
     Kind("closed_in_profit", Severity.LOW, "Closed in profit", "A copied trade closed with a profit of {pnl}.", F),
     Kind(
         "copy_error",
