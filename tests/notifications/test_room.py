@@ -337,3 +337,27 @@ def test_the_move_keeps_every_existing_notification():
     # New rows get new ids after the copied ones.
     (new,) = notify([Note(user.pk, "subscribed", "after-the-move")])
     assert new > rows[1].pk
+
+
+# --- the back office -----------------------------------------------------------------
+
+
+def test_the_admin_filters_by_kind_severity_read_email_and_searches_usernames(admin_client):
+    alice, bob = UserFactory(username="alice-n"), UserFactory(username="bob-n")
+    (critical,) = notify([Note(alice.pk, "copy_error", "k1")])
+    (low,) = notify([Note(alice.pk, "subscribed", "k2")])
+    (bobs,) = notify([Note(bob.pk, "copy_error", "k3")])
+    Notification.objects.filter(pk=low).update(read_at=timezone.now())
+    url = "/admin/copytrading/notification/"
+
+    def listed(query: str) -> set[int]:
+        response = admin_client.get(url + query)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["cl"].result_list}
+
+    assert listed("?q=alice-n") == {critical, low}
+    assert listed("?kind=copy_error") == {critical, bobs}
+    assert listed("?severity=low") == {low}
+    assert listed("?read=yes") == {low}
+    assert listed("?read=no&q=alice") == {critical}
+    assert listed("?email_status=pending") == {critical, bobs}
