@@ -41,6 +41,12 @@ app.conf.beat_schedule = {
         "task": "fees.tasks.settle_fees",
         "schedule": 60.0,
     },
+    # E-mails of notifications nobody dispatched (broker down at the commit).
+    "notification-email-sweep": {
+        "task": "copytrading.notifications.tasks.sweep_notification_emails",
+        "schedule": 60.0,
+        "options": {"expires": 55.0},
+    },
     "inbox-cleanup": {
         "task": "copytrading.inbox_tasks.cleanup_inbox",
         "schedule": 3600.0,

@@ -6,6 +6,7 @@ from backoffice.views import healthz
 from config.schema import TokenGraphQLView
 from copytrading import api as core_api
 from copytrading.auth import api as auth_api
+from copytrading.notifications import api as notifications_api
 from fees import api as fees_api
 from followers import api as followers_api
 from followers import fees_api as followers_fees_api
@@ -21,6 +22,19 @@ api_v1 = [
     path("auth/logout-all", auth_api.LogoutAllView.as_view(), name="auth-logout-all"),
     path("auth/password", auth_api.PasswordView.as_view(), name="auth-password"),
     path("me", auth_api.MeView.as_view(), name="me"),
+    path("notifications", notifications_api.NotificationListView.as_view(), name="notification-list"),
+    path(
+        "notifications/unread-count",
+        notifications_api.NotificationUnreadCountView.as_view(),
+        name="notification-unread-count",
+    ),
+    path("notifications/read-all", notifications_api.NotificationReadAllView.as_view(), name="notification-read-all"),
+    path(
+        "notifications/preferences",
+        notifications_api.NotificationPreferencesView.as_view(),
+        name="notification-preferences",
+    ),
+    path("notifications/<int:pk>/read", notifications_api.NotificationReadView.as_view(), name="notification-read"),
     path("wallets/main", core_api.MainWalletView.as_view(), name="wallet-main"),
     path("wallets/main/deposit", core_api.DepositView.as_view(), name="wallet-deposit"),
     path("market/instruments", core_api.InstrumentListView.as_view(), name="market-instruments"),

@@ -32,6 +32,7 @@ from copytrading.models import (
     PropagationChunk,
     Transfer,
 )
+from copytrading.notifications import admin as notifications_admin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -348,3 +349,7 @@ class IdempotentRequestAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["user"]
     show_full_result_count = False
+
+
+# The notifications room's admin lives with the room.
+notifications_admin.register(admin.site)

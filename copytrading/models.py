@@ -17,6 +17,9 @@ from django.utils import timezone
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
 from copytrading.money import FRACTION_PLACES
 
+# So are the notifications room's (copytrading/notifications/models.py).
+from copytrading.notifications.models import Notification, NotificationPreference  # noqa: F401
+
 MONEY = {"max_digits": 28, "decimal_places": 8}
 ZERO = Decimal("0")
 

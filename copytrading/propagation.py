@@ -22,6 +22,7 @@ The core does not import the followers app: it reads subscriptions through a
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -81,6 +82,34 @@ def target_source() -> TargetSource:
     if _source is None:
         raise RuntimeError("no TargetSource registered (is the followers app installed?)")
     return _source
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionOutcome:
+    """One follower's result of an event, as execution listeners receive it."""
+
+    subscription_id: int
+    outcome: str  # decisions.COPIED, SKIPPED, REJECTED, FAILED
+    reason_code: str
+
+
+# (event, outcomes of one chunk): called in the chunk's transaction, once per
+# chunk, with every follower it served. It must cost nothing when nothing in
+# the list concerns it and a constant number of queries otherwise (the
+# followers app registers the notifications of copy errors this way).
+ExecutionListener = Callable[[LeaderEvent, list[ExecutionOutcome]], None]
+_execution_listeners: list[ExecutionListener] = []
+
+
+def register_execution_listener(listener: ExecutionListener) -> None:
+    if listener not in _execution_listeners:
+        _execution_listeners.append(listener)
+
+
+def _tell_execution_listeners(event: LeaderEvent, outcomes: list[ExecutionOutcome]) -> None:
+    if outcomes:
+        for listener in _execution_listeners:
+            listener(event, outcomes)
 
 
 # --- events -----------------------------------------------------------------
@@ -319,6 +348,11 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             writer.add(target, decision, mirror, mirror_order, holding, leader_position_id)
 
         writer.write()
+        if _execution_listeners:
+            _tell_execution_listeners(
+                event,
+                [ExecutionOutcome(t.subscription_id, d.outcome, d.reason) for t, d, _ in writer.rows],
+            )
         outcomes = Counter(decision.outcome for _, decision, _ in writer.rows)
         result.copied += outcomes[decisions.COPIED]
         result.skipped += outcomes[decisions.SKIPPED]
@@ -472,6 +506,7 @@ def _chunk_fail_follower(chunk_id: int, subscription_id: int, exc: Exception) ->
         leader_price=leader_price,
     )
     PropagationChunk.objects.filter(pk=chunk.pk).update(failed=F("failed") + 1, updated_at=timezone.now())
+    _tell_execution_listeners(event, [ExecutionOutcome(subscription_id, decisions.FAILED, decisions.INTERNAL_ERROR)])
     _report_failed_follower(chunk_id, event.pk, subscription_id, exc)
     return True
 

@@ -7,6 +7,7 @@ from celery import shared_task
 
 from copytrading import propagation, reconcile
 from copytrading.idempotency import idempotent_requests_cleanup
+from copytrading.notifications.tasks import send_notification_emails, sweep_notification_emails  # noqa: F401 (registers them)
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from copytrading import ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import Account, AccountKind, Transfer, TransferKind
 from copytrading.money import ZERO
+from copytrading.notifications.services import Note, notify
 from fees import math as fee_math
 from fees.accrual import (  # noqa: F401 (re-exported: the app's write entry points)
     ACCRUAL_FIELDS,
@@ -221,6 +222,19 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
     ledger.apply_transfers(missing)
     now = timezone.now()
     ids = [r[0] for r in rows]
+    notify(
+        [
+            Note(
+                leader_user_id,
+                "profit_share_credited",
+                f"fee:{pk}",
+                {"accrual_id": pk, "portfolio_id": portfolio_id, "amount": str(leader_part)},
+            )
+            for pk, _, _, portfolio_id, leader_user_id, leader_part, _ in rows
+            if leader_part
+        ],
+        now=now,
+    )
     FeeAccrual.objects.filter(pk__any=ids).exclude(status=AccrualStatus.SETTLED).update(
         status=AccrualStatus.SETTLED, settled_at=now, error=""
     )
@@ -375,7 +389,7 @@ def leader_withdrawal_create(
         key=key,
         ref=f"portfolio {portfolio_id}",
     )
-    return LeaderWithdrawal.objects.create(
+    withdrawal = LeaderWithdrawal.objects.create(
         leader=leader,
         portfolio_id=portfolio_id,
         profit_account=profit,
@@ -386,6 +400,9 @@ def leader_withdrawal_create(
         transfer=transfer,
         idempotency_key=idempotency_key,
     )
+    data = {"withdrawal_id": withdrawal.pk, "portfolio_id": portfolio_id, "amount": str(cents)}
+    notify([Note(leader.pk, "leader_withdrawal_done", f"leader_withdrawal:{withdrawal.pk}", data)])
+    return withdrawal
 
 
 def profit_return_key(portfolio_id: int) -> str:

@@ -21,3 +21,6 @@ class FollowersConfig(AppConfig):
 
         register_portfolio_hooks()
         register_fee_hooks()
+        from followers.notify_hooks import register as register_notify_hooks
+
+        register_notify_hooks()

@@ -7,10 +7,12 @@ the positions or sold the holdings. Only COPY wallets are charged: a position
 or a sale in any other account (a leader's own trading account) has no
 subscription and is ignored. Cost: nothing for a batch without a profitable
 close or sale, otherwise one query mapping copy wallets to subscriptions and
-portfolios, plus ``fees_accrue``'s constant number.
+portfolios, plus ``fees_accrue``'s constant number, plus ``notify``'s two for
+the followers' "closed in profit" notifications.
 """
 
 from copytrading.models import AccountKind
+from copytrading.notifications.services import Note, notify
 from copytrading.venue import ClosedPosition, SpotSale, register_close_listener
 from fees.services import ClosedMirror, fees_accrue
 from followers.models import Subscription, profit_share_due
@@ -27,14 +29,16 @@ def accrue_closed_mirrors(closed: list[ClosedPosition], sold: list[SpotSale] = (
         copy_account_id__any=sorted({c.account_id for c in profitable}), copy_account__kind=AccountKind.COPY
     ).values_list(
         "copy_account_id", "pk", "portfolio_id", "portfolio__leader_id", "portfolio__profit_share_pct",
-        "portfolio__fee_model", "agreed_profit_share_pct",
+        "portfolio__fee_model", "agreed_profit_share_pct", "follower_id", "portfolio__name",
     )  # fmt: skip
     by_account = {row[0]: row[1:] for row in rows}
-    closes = []
+    closes, notes = [], []
     for c in profitable:
         if c.account_id not in by_account:
             continue  # not a copy wallet: the leader's own close or sale
-        subscription_id, portfolio_id, leader_id, share_pct, fee_model, agreed_pct = by_account[c.account_id]
+        subscription_id, portfolio_id, leader_id, share_pct, fee_model, agreed_pct, follower_id, name = by_account[
+            c.account_id
+        ]
         share_pct = profit_share_due(share_pct, agreed_pct)  # a later raise does not apply to this copy
         is_sale = isinstance(c, SpotSale)
         closes.append(
@@ -50,8 +54,20 @@ def accrue_closed_mirrors(closed: list[ClosedPosition], sold: list[SpotSale] = (
                 fee_model=fee_model,
             )
         )
+        # The follower's "closed in profit", from the same rows (no extra read).
+        source = f"sold:{c.order_id}" if is_sale else f"closed:{c.position_id}"
+        data = {
+            "subscription_id": subscription_id,
+            "portfolio_id": portfolio_id,
+            "portfolio": name,
+            "pnl": str(c.realized_pnl),
+            "position_id": None if is_sale else c.position_id,
+            "order_id": c.order_id if is_sale else None,
+        }
+        notes.append(Note(follower_id, "closed_in_profit", source, data))
     if closes:
         fees_accrue(closes=closes, returning=False)
+    notify(notes)
 
 
 def register() -> None:

@@ -20,6 +20,7 @@ from copytrading.errors import Conflict, DomainError, InsufficientFunds, validat
 from copytrading.models import Account, Position, PositionStatus, TransferKind
 from copytrading.money import ZERO
 from copytrading.trading import position_close
+from followers import notify_hooks
 from followers.models import Subscription, SubscriptionStatus
 from portfolios.copy_settings import RISK_FIELDS, SETTING_FIELDS, validate_risk_limits, validate_settings
 from portfolios.models import PortfolioStatus
@@ -102,7 +103,7 @@ def subscription_withdraw(*, subscription: Subscription, amount: Decimal, idempo
             field="amount",
         )
     main = ledger.main_account_for(sub.follower)
-    _, created = ledger.transfer(
+    transfer, created = ledger.transfer(
         debit_id=sub.copy_account_id,
         credit_id=main.pk,
         amount=amount,
@@ -115,6 +116,7 @@ def subscription_withdraw(*, subscription: Subscription, amount: Decimal, idempo
         # when profits are taken out.
         sub.invested = max(sub.invested - amount, ZERO)
         sub.save(update_fields=["invested"])
+        notify_hooks.copy_withdrawal_done(sub, amount, transfer.pk)
     return sub
 
 
@@ -189,13 +191,16 @@ class SubscriptionUnfollowed:
 
 
 @transaction.atomic
-def subscription_unfollow(*, subscription: Subscription, reason: str = UNFOLLOWED) -> SubscriptionUnfollowed:
+def subscription_unfollow(
+    *, subscription: Subscription, reason: str = UNFOLLOWED, notify: bool = True
+) -> SubscriptionUnfollowed:
     """End a copy: close every open mirror at market (through the venue's
     close path, so profit share accrues as on any close), cancel its resting
     mirror orders, sell its spot holdings, return the whole copy wallet to the
     main wallet and close it. All or nothing; calling it again for an ended
     copy is a no-op, so retries (and the portfolio close detaching its
-    followers) are safe. ``reason`` is recorded as the end reason."""
+    followers) are safe. ``reason`` is recorded as the end reason. Both sides are notified
+    unless ``notify`` is off (a portfolio close sends its own notice)."""
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     if sub.status == SubscriptionStatus.ENDED:
         return SubscriptionUnfollowed(sub, 0, 0, 0, ZERO, already_ended=True)
@@ -230,4 +235,6 @@ def subscription_unfollow(*, subscription: Subscription, reason: str = UNFOLLOWE
     sub.status, sub.pause_reason = SubscriptionStatus.ENDED, ""
     sub.ended_at, sub.end_reason = timezone.now(), reason[:200]
     sub.save(update_fields=["status", "pause_reason", "ended_at", "end_reason"])
+    if notify:
+        notify_hooks.subscription_ended(sub, returned)
     return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, returned)

@@ -3,13 +3,11 @@ a closing portfolio's live subscriptions, and detaching one by unfollowing it
 (and telling the follower, with the staff's reason if any)."""
 
 from django.db import transaction
-from django.utils import timezone
 
+from copytrading.notifications.services import Note, notify
 from followers.models import Subscription, SubscriptionStatus
 from portfolios.lifecycle import CLOSED_BY_STAFF, register_detacher
 from portfolios.models import Portfolio
-from risk.models import Severity
-from risk.services import notify
 
 
 class SubscriptionDetacher:
@@ -23,7 +21,7 @@ class SubscriptionDetacher:
 
         # Unfollow locks the subscription and is a no-op for an ended one, so
         # two detaches of the same subscription end it (and notify) once.
-        result = subscription_unfollow(subscription=Subscription(pk=subscription_id), reason=reason)
+        result = subscription_unfollow(subscription=Subscription(pk=subscription_id), reason=reason, notify=False)
         if result.already_ended:
             return False
         sub = result.subscription
@@ -43,8 +41,9 @@ class SubscriptionDetacher:
             "sold_holdings": result.sold_holdings,
             "returned": str(result.returned),
             "reason": staff_reason,
+            "portfolio": name,
         }
-        notify([(sub.follower_id, "portfolio_closed", Severity.HIGH, "Portfolio closed", body, data, timezone.now())])
+        notify([Note(sub.follower_id, "portfolio_closed", f"portfolio_closed:{sub.pk}", data, body=body)])
         return True
 
 

@@ -11,6 +11,7 @@ from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import AccountKind, TransferKind
 from copytrading.trading import Executed, position_close
 from fees.services import follower_capacity_validate
+from followers import notify_hooks
 from followers.lifecycle import (  # noqa: F401 - the public write API of followers
     SubscriptionUnfollowed,
     check_amount,
@@ -131,6 +132,7 @@ def subscription_open(
     )
     if resolved.risk_limits:
         risk_limits_set(subscription_id=subscription.pk, **resolved.risk_limits)
+    notify_hooks.subscription_started(subscription, portfolio.name, portfolio.leader_id)
     return subscription
 
 

@@ -31,12 +31,11 @@ from copytrading import ledger
 from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
 from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
+from copytrading.notifications.services import Note, notify
 from copytrading.outages import dispatch_on_commit
 from fees import services as fee_services
 from fees.models import AccrualStatus, FeeAccrual
 from portfolios.models import Portfolio, PortfolioStatus
-from risk.models import Severity
-from risk.services import notify
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bo
     body = f"{portfolio.name} takes no new followers or orders; its followers are being detached."
     if forced:
         body += f" Closed by staff: {reason}"
-    _notify_leader(portfolio, "portfolio_closing", "Portfolio closing", body)
+    _notify_leader(portfolio, "portfolio_closing", body)
     from portfolios.lifecycle_tasks import wind_down_portfolio
 
     portfolio_id = portfolio.pk
@@ -97,9 +96,11 @@ def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bo
     return portfolio
 
 
-def _notify_leader(portfolio: Portfolio, kind: str, title: str, body: str) -> None:
-    data = {"portfolio_id": portfolio.pk, "reason": portfolio.close_reason}
-    notify([(portfolio.leader_id, kind, Severity.MEDIUM, title, body, data, timezone.now())])
+def _notify_leader(portfolio: Portfolio, kind: str, body: str) -> None:
+    """Closing and archiving each happen once per portfolio (both are
+    conditional on its status), so the portfolio names the source."""
+    data = {"portfolio_id": portfolio.pk, "portfolio": portfolio.name, "reason": portfolio.close_reason}
+    notify([Note(portfolio.leader_id, kind, f"{kind}:{portfolio.pk}", data, body=body)])
 
 
 def end_reason(portfolio: Portfolio) -> str:
@@ -222,7 +223,7 @@ def portfolio_archive(*, portfolio_id: int) -> bool:
     portfolio.status = PortfolioStatus.ARCHIVED
     portfolio.archived_at = timezone.now()
     portfolio.save(update_fields=["status", "archived_at", "updated_at"])
-    _notify_leader(portfolio, "portfolio_archived", "Portfolio archived", f"{portfolio.name} is closed and archived.")
+    _notify_leader(portfolio, "portfolio_archived", f"{portfolio.name} is closed and archived.")
     return True
 
 

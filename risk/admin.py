@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from risk.models import Notification, RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
+from risk.models import RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -66,9 +66,3 @@ class WatchdogTickAdmin(ReadOnly):
 class WatchdogChunkAdmin(ReadOnly):
     list_display = ["tick", "index", "first_subscription_id", "last_subscription_id", "status", "checked", "breaches"]
     list_filter = ["status"]
-
-
-@admin.register(Notification)
-class NotificationAdmin(ReadOnly):
-    list_display = ["created_at", "user", "kind", "severity", "title", "read_at"]
-    list_filter = ["kind", "severity"]

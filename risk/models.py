@@ -6,7 +6,6 @@ subscription by its integer id (and pauses it through a hook that
 ``followers`` registers, see risk/hooks.py), never by a foreign key.
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
 
@@ -137,34 +136,6 @@ class RiskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.action} sub={self.subscription_id}"
-
-
-class Severity(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
-
-
-class Notification(models.Model):
-    """An in-app notification. It lives in ``risk`` until the notifications
-    feature (delivery over WebSocket and e-mail) moves it to its own home;
-    the watchdog is its first writer."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=50)
-    severity = models.CharField(max_length=8, choices=Severity.choices)
-    title = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["user", "-id"])]
-
-    def __str__(self) -> str:
-        return f"{self.kind} → user {self.user_id}"
 
 
 class TickStatus(models.TextChoices):

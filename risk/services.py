@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from copytrading import bulk
 from copytrading.errors import DomainError
+from copytrading.notifications.kinds import Severity
+from copytrading.notifications.services import Note, notify
 from risk import rules
 from risk.hooks import subscription_hooks
-from risk.models import Action, Notification, RiskEvent, RiskLimits, RiskState, Rule, Severity
+from risk.models import Action, RiskEvent, RiskLimits, RiskState, Rule
 
 ZERO = Decimal(0)
 
@@ -141,18 +143,6 @@ def follower_message(
     )
 
 
-NOTIFICATION_FIELDS = ["user_id", "kind", "severity", "title", "body", "data", "created_at"]
-
-
-def notify(rows: list[tuple]) -> None:
-    """Insert notifications (rows in NOTIFICATION_FIELDS order). Django's bulk
-    insert, not COPY: it encodes the JSON data, and there are only as many
-    rows as interventions."""
-    Notification.objects.bulk_create(
-        [Notification(**dict(zip(NOTIFICATION_FIELDS, row, strict=True))) for row in rows], batch_size=1000
-    )
-
-
 EVENT_FIELDS = ["subscription_id", "rule", "measured", "threshold", "action", "closed_positions", "created_at"]
 
 
@@ -201,16 +191,15 @@ def daily_reset_apply(*, now: datetime | None = None) -> list[int]:
     )
     notify(
         [
-            (
+            Note(
                 users[sid],
                 "risk.daily_loss_reset",
-                Severity.LOW,
-                "Copying resumed",
-                "Your daily loss limit reset at 00:00 UTC and copying has resumed.",
+                f"risk:{sid}:resume:{today.isoformat()}",
                 {"subscription_id": sid, "rule": Rule.DAILY_LOSS_REALIZED},
-                now,
+                body="Your daily loss limit reset at 00:00 UTC and copying has resumed.",
             )
             for sid in resumed
         ],
+        now=now,
     )
     return resumed

@@ -41,15 +41,15 @@ from copytrading import bulk, ledger
 from copytrading.closing import ForcedSale, accounts_holdings_force_sell
 from copytrading.errors import DomainError
 from copytrading.models import Position, PositionStatus
+from copytrading.notifications.services import Note, notify
 from copytrading.trading import position_close
 from risk import rules, screen, selectors
 from risk.hooks import WatchedSubscription, subscription_hooks
-from risk.models import RiskEvent, RiskState, Rule, Severity, TickStatus, WatchdogChunk, WatchdogTick
+from risk.models import RiskEvent, RiskState, Rule, TickStatus, WatchdogChunk, WatchdogTick
 from risk.services import (
     daily_reset_apply,
     day_lock,
     follower_message,
-    notify,
     pause_reason,
     utc_day,
     utc_day_start,
@@ -403,24 +403,24 @@ def _act(
         }
         if main.action == rules.PAUSE_AND_CLOSE:
             data |= {"closed_positions": n_closed, "sold_holdings": sale.sold, "dust": dust}
-        severity, title, body = follower_message(main, n_closed, sold=sale.sold, dust=dust)
-        notes.append((sub.follower_id, f"risk.{main.rule}", severity, title, body, data, now))
+        _, title, body = follower_message(main, n_closed, sold=sale.sold, dust=dust)
+        # One intervention is one pause (claimed above: a replay pauses nothing), keyed by its time.
+        key = f"risk:{sid}:{main.rule}:{now.isoformat()}"
+        notes.append(Note(sub.follower_id, f"risk.{main.rule}", key, data, title=title, body=body))
         if main.rule in (Rule.DAILY_LOSS_REALIZED, Rule.DAILY_LOSS_UNREALIZED):
             notes.append(
-                (
+                Note(
                     sub.leader_id,
                     "risk.follower_daily_loss_limit",
-                    Severity.LOW,
-                    "A follower hit their daily loss limit",
-                    f"A follower's copy (subscription {sid}) reached their daily loss limit and is paused.",
+                    f"{key}:leader",
                     data,
-                    now,
+                    body=f"A follower's copy (subscription {sid}) reached their daily loss limit and is paused.",
                 )
             )
         state_rows.append((sid, main.rule, utc_day(now), now))
         result.closed_positions += n_closed
     RiskEvent.objects.bulk_create(events)
-    notify(notes)
+    notify(notes, now=now)
     bulk.update_rows(RiskState, ["paused_by_rule", "paused_day", "paused_at"], state_rows)
     result.paused.extend(sorted(acted))
 

@@ -198,7 +198,7 @@ def test_the_schema_has_no_bare_list_and_describes_every_page_exactly(api):
         "/api/v1/portfolios/{id}/closed-trades", "/api/v1/catalog", "/api/v1/catalog/{id}/scores",
         "/api/v1/catalog/{id}/closed-trades", "/api/v1/favorites", "/api/v1/subscriptions",
         "/api/v1/subscriptions/{id}/positions", "/api/v1/subscriptions/{id}/holdings",
-        "/api/v1/subscriptions/{id}/executions", "/api/v1/subscriptions/{id}/orders",
+        "/api/v1/subscriptions/{id}/executions", "/api/v1/subscriptions/{id}/orders", "/api/v1/notifications",
     }  # fmt: skip
     assert set(pages) == expected
 

@@ -35,7 +35,7 @@ from django.test import Client
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from copytrading.models import Order, Position
+from copytrading.models import Notification, Order, Position
 from followers.models import Subscription
 from tests.acceptance.test_bad_input import BTC_PERP, client_for, ok
 from tests.factories import StaffFactory, UserFactory, token_for
@@ -126,6 +126,8 @@ class World:
             "mirror": Position.objects.get(account_id=copy_account).pk,
             "order": Order.objects.get(account__portfolio__pk=mine, order_type="limit").pk,
             "template": int(template["id"]),
+            # subscribing told me so
+            "notification": Notification.objects.filter(user=self.user).values_list("pk", flat=True).first(),
         }
 
     def real_path_parameters(self, path: str, names) -> dict[str, int]:
@@ -137,6 +139,7 @@ class World:
             "catalog": ids["their_portfolio"],
             "favorites": ids["their_portfolio"],
             "webhooks": ids["portfolio"],
+            "notifications": ids["notification"],
         }[re.match(r"/api/v1/(\w+)", path).group(1)]
         position = ids["mirror"] if path.startswith("/api/v1/subscriptions") else ids["leader_position"]
         values = {

@@ -29,6 +29,7 @@ from copytrading.models import (
     Transfer,
     TransferKind,
 )
+from copytrading.notifications.models import Notification, NotificationPreference
 from copytrading.services import instruments_seed, user_register, wallet_deposit
 from followers.models import Subscription
 from followers.services import subscription_create
@@ -51,6 +52,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
+    Notification, NotificationPreference,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -197,6 +199,15 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is LoginThrottle:
         row = LoginThrottle.objects.create(key="user:follower-copied", attempts=4, window_started_at=copied.created_at)
         return row, ["user:follower-copied"]
+    if model is Notification:
+        # subscribing told the follower so
+        note = Notification.objects.get(user=copied.follower, kind="subscribed")
+        return note, ["follower-copied", note.title]
+    if model is NotificationPreference:
+        from copytrading.notifications.services import notification_preferences_set
+
+        notification_preferences_set(user=copied.follower, choices=[("copy_error", True, False)])
+        return NotificationPreference.objects.get(user=copied.follower), ["follower-copied", "copy_error"]
     if model is IdempotentRequest:
         record = IdempotentRequest.objects.create(
             user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}

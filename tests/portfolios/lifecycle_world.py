@@ -6,9 +6,17 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from copytrading import ledger
-from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, Transfer, TransferKind
+from copytrading.models import (
+    Account,
+    Notification,
+    Order,
+    OrderStatus,
+    Position,
+    PositionStatus,
+    Transfer,
+    TransferKind,
+)
 from followers.models import Subscription, SubscriptionStatus
-from risk.models import Notification
 from tests.copytrading.world import ETH_PERP, World
 
 D = Decimal

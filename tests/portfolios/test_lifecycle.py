@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from copytrading import ledger
 from copytrading.errors import DomainError
-from copytrading.models import Account, Holding, Transfer, TransferKind
+from copytrading.models import Account, Holding, Notification, Transfer, TransferKind
 from copytrading.services import wallet_deposit
 from fees.models import AccrualStatus, FeeAccrual
 from fees.services import fees_settle
@@ -16,7 +16,6 @@ from portfolios import lifecycle
 from portfolios.lifecycle_tasks import reconcile_closing_portfolios
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.services import portfolio_order_place, portfolio_update
-from risk.models import Notification
 from tests.copytrading.world import ETH_PERP, World
 from tests.factories import UserFactory
 from tests.portfolios.lifecycle_world import assert_detached_exactly_once, closing_scene, returned_total
@@ -58,7 +57,11 @@ def test_the_leader_closes_followers_are_detached_once_and_it_is_archived(world,
     assert lifecycle.portfolio_wind_down(portfolio_id=portfolio.pk) == PortfolioStatus.ARCHIVED
     assert reconcile_closing_portfolios() == {"closing": 0, "archived": 0}
     assert_detached_exactly_once(portfolio, subs, lifecycle.CLOSED_BY_LEADER)
-    kinds = Notification.objects.filter(user_id=portfolio.leader_id).order_by("pk").values_list("kind", flat=True)
+    kinds = (
+        Notification.objects.filter(user_id=portfolio.leader_id, kind__startswith="portfolio_")
+        .order_by("pk")
+        .values_list("kind", flat=True)
+    )
     assert list(kinds) == ["portfolio_closing", "portfolio_archived"]
     # The leader's trading account was emptied into their main wallet, once.
     trading = Account.objects.get(pk=portfolio.trading_account_id)

@@ -13,12 +13,12 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from copytrading.models import Holding, Order, OrderStatus, Position, PositionStatus
+from copytrading.models import Holding, Notification, Order, OrderStatus, Position, PositionStatus
 from followers.models import SubscriptionStatus
 from followers.services import subscription_pause, subscription_resume, subscription_unfollow
 from risk import services, watchdog
 from risk.hooks import subscription_hooks
-from risk.models import Notification, RiskEvent, RiskState
+from risk.models import RiskEvent, RiskState
 from tests.risk.conftest import BTC_PERP, ETH_PERP, status_of
 
 D = Decimal
@@ -111,7 +111,7 @@ def test_a_paused_copy_over_its_unrealized_limit_is_closed_and_stays_paused(worl
     sub = copy.sub
     reason = pause(copy, kind, clock)
     paused_by = RiskState.objects.filter(pk=sub.pk).values_list("paused_by_rule", flat=True).first() or ""
-    notes_before = Notification.objects.filter(user_id=sub.follower_id).count()
+    notes_before = Notification.objects.filter(user_id=sub.follower_id, kind__startswith="risk.").count()
 
     # Still paused and watched: a tick that finds nothing new changes nothing
     # (a watchdog pause still paused is no resume: its state stays).
@@ -139,7 +139,7 @@ def test_a_paused_copy_over_its_unrealized_limit_is_closed_and_stays_paused(worl
         "pause_and_close",
     )
     assert (event.closed_positions, event.sold_holdings) == ((1, 0) if product == "margin" else (0, 1))
-    notes = Notification.objects.filter(user_id=sub.follower_id).order_by("pk")
+    notes = Notification.objects.filter(user_id=sub.follower_id, kind__startswith="risk.").order_by("pk")
     assert notes.count() == notes_before + 1
     assert notes.last().kind == "risk.daily_loss_unrealized"
     assert RiskState.objects.get(pk=sub.pk).paused_by_rule == "daily_loss_unrealized"

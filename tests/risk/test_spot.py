@@ -14,11 +14,11 @@ import pytest
 import time_machine
 from django.db.models import F
 
-from copytrading.models import Account, Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus
+from copytrading.models import Account, Execution, Holding, Instrument, LeaderEvent, Notification, Order, OrderStatus
 from followers.models import SubscriptionStatus
 from followers.selectors import risk_views
 from risk import rules, selectors, services, watchdog
-from risk.models import Notification, RiskEvent, RiskLimits
+from risk.models import RiskEvent, RiskLimits
 from tests.risk.conftest import ETH_PERP, status_of
 
 D = Decimal
@@ -163,7 +163,7 @@ def test_an_unrealized_spot_loss_pauses_and_sells_the_holding(world, clock, limi
     event = last_event(sub)
     assert (event.rule, event.measured, event.action) == ("daily_loss_unrealized", D("100"), "pause_and_close")
     assert (event.closed_positions, event.sold_holdings, event.dust) == (0, 1, {})
-    note = Notification.objects.get(user_id=sub.follower_id)
+    note = Notification.objects.get(user_id=sub.follower_id, kind__startswith="risk.")
     assert note.severity == "critical" and "1 spot holding(s) sold" in note.body
     assert note.data["sold_holdings"] == 1 and note.data["dust"] == {}
     # Sold out, still paused: no exposure left, so the next tick leaves it be.
@@ -203,7 +203,7 @@ def test_the_forced_sale_rounds_down_to_the_step_and_records_the_dust(world, clo
     # The follower sees it on the subscription and in the notification.
     pause_event = risk_views([sub.pk])[sub.pk]["pause_event"]
     assert (pause_event["dust"], pause_event["sold_holdings"]) == (dust, event.sold_holdings)
-    note = Notification.objects.get(user_id=sub.follower_id)
+    note = Notification.objects.get(user_id=sub.follower_id, kind__startswith="risk.")
     assert note.data["dust"] == dust
     assert ("left in the wallet" in note.body) == bool(dust)
 

@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from copytrading import ledger
 from copytrading.errors import DomainError
-from copytrading.models import Order, Position, PositionStatus, TransferKind
+from copytrading.models import Notification, Order, Position, PositionStatus, TransferKind
 from followers.models import Subscription, SubscriptionStatus
 from risk import selectors, services, tasks, watchdog
-from risk.models import Notification, RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
+from risk.models import RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
 from tests.risk.conftest import BTC_PERP, ETH_PERP, equity, open_mirrors, status_of
 
 D = Decimal
@@ -85,10 +85,10 @@ def test_daily_realized_loss_pauses_from_the_limit_on(world, clock, offset, brea
     assert events_of(sub) == [("daily_loss_realized", loss, limit, "pause", 0)]
     state = RiskState.objects.get(pk=sub.pk)
     assert (state.paused_by_rule, state.paused_day) == ("daily_loss_realized", NOON.date())
-    follower_note = Notification.objects.get(user_id=sub.follower_id)
+    follower_note = Notification.objects.get(user_id=sub.follower_id, kind__startswith="risk.")
     assert (follower_note.kind, follower_note.severity) == ("risk.daily_loss_realized", "high")
     assert str(loss.quantize(D("0.01"))) in follower_note.body and "00:00 UTC" in follower_note.body
-    leader_note = Notification.objects.get(user_id=sub.portfolio.leader_id)
+    leader_note = Notification.objects.get(user_id=sub.portfolio.leader_id, kind__startswith="risk.")
     assert leader_note.kind == "risk.follower_daily_loss_limit"
     assert leader_note.data["subscription_id"] == sub.pk
 
@@ -138,7 +138,7 @@ def test_daily_unrealized_loss_pauses_and_closes_every_mirror(world, clock, offs
         assert Order.objects.filter(position_id=mirror.pk, side=closing).count() == 1
     assert events_of(sub) == [("daily_loss_unrealized", loss, limit, "pause_and_close", 2)]
     assert report.closed_positions == 2
-    note = Notification.objects.get(user_id=sub.follower_id)
+    note = Notification.objects.get(user_id=sub.follower_id, kind__startswith="risk.")
     assert (note.kind, note.severity) == ("risk.daily_loss_unrealized", "critical")
     assert ledger.ledger_check().ok
 
@@ -185,7 +185,7 @@ def test_margin_call_pauses_at_or_below_the_default_110_percent_only(world, cloc
     assert status_of(sub) == paused("margin_call")
     level = (equity(sub) * 100 / mirror.margin).quantize(TICK)
     assert events_of(sub) == [("margin_call", level, D("110"), "pause", 0)]
-    assert Notification.objects.get(user_id=sub.follower_id).kind == "risk.margin_call"
+    assert Notification.objects.get(user_id=sub.follower_id, kind__startswith="risk.").kind == "risk.margin_call"
 
 
 @pytest.mark.parametrize(("level", "breached"), [("112.49", False), ("112.50", True), ("112.51", True)])

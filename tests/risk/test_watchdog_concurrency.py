@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from copytrading import ledger
-from copytrading.models import Holding, Order, Position, PositionStatus
+from copytrading.models import Holding, Notification, Order, Position, PositionStatus
 from followers.models import SubscriptionStatus
 from followers.services import subscription_pause
 from risk import services, watchdog
-from risk.models import Notification, RiskEvent, WatchdogChunk
+from risk.models import RiskEvent, WatchdogChunk
 from tests.risk.conftest import BTC_PERP, ETH_PERP, open_mirrors, status_of
 
 D = Decimal
@@ -68,7 +68,7 @@ def assert_closed_exactly_once(subs, mirrors, bystander) -> None:
         assert status_of(sub) == (SubscriptionStatus.PAUSED, "risk:daily_loss_unrealized")
         events = list(RiskEvent.objects.filter(subscription_id=sub.pk).values_list("action", "closed_positions"))
         assert events == [("pause_and_close", 2)]
-        assert Notification.objects.filter(user_id=sub.follower_id).count() == 1
+        assert Notification.objects.filter(user_id=sub.follower_id, kind__startswith="risk.").count() == 1
     assert status_of(bystander) == (SubscriptionStatus.ACTIVE, "")
     report = ledger.ledger_check()
     assert report.ok, report
@@ -146,7 +146,7 @@ def test_two_overlapping_ticks_close_out_a_paused_copy_exactly_once(world):
         assert status_of(sub) == (SubscriptionStatus.PAUSED, "manual")
         events = list(RiskEvent.objects.filter(subscription_id=sub.pk).values_list("action", flat=True))
         assert events == ["pause_and_close"]
-        assert Notification.objects.filter(user_id=sub.follower_id).count() == 1
+        assert Notification.objects.filter(user_id=sub.follower_id, kind__startswith="risk.").count() == 1
     for sub in spot_subs:
         assert Order.objects.filter(account_id=sub.copy_account_id, side="sell").count() == 1
         assert not Holding.objects.filter(account_id=sub.copy_account_id, quantity__gt=0).exists()

@@ -1,0 +1,331 @@
+"""Every write of the notifications room: ``notify`` (the one way any app
+notifies), reading marks, preferences and the e-mail claim.
+
+``notify`` is set-based: a call with thousands of notes costs one query for
+the recipients' preferences and one multi-row INSERT per 1,000 notes
+(``ON CONFLICT (dedup_key) DO NOTHING RETURNING``), and nothing at all when
+there is nothing to notify. After the commit it hands the new e-mail work to
+a task (batched by recipient) and the new ids per user to the notification
+listeners (the seam the live stream subscribes to)."""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.db import connection, transaction
+from django.utils import timezone
+
+from copytrading.errors import DomainError, NotFound
+from copytrading.notifications.kinds import KINDS, kind
+from copytrading.notifications.models import EmailStatus, Notification, NotificationPreference
+from copytrading.outages import dispatch_on_commit
+
+log = logging.getLogger(__name__)
+
+# Notes per INSERT statement (PostgreSQL takes far more parameters; SQLite's
+# limit is respected below).
+INSERT_BATCH = 1000
+# Recipients per e-mail task: a leader event reaching 10,000 followers makes
+# 20 tasks, each sending at most one e-mail per recipient.
+EMAIL_USERS_PER_TASK = 500
+# A claim older than this is taken as a sender that died (see email_sweep).
+STUCK_SENDING = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One notification to write. ``key`` names its source, unique across
+    kinds (``subscribed:<subscription id>``, ``fee:<accrual id>``...): the
+    same key twice is one notification. ``title``/``body`` override the
+    kind's templates (rendered from ``data`` otherwise)."""
+
+    user_id: int
+    kind: str
+    key: str
+    data: dict = field(default_factory=dict)
+    title: str | None = None
+    body: str | None = None
+
+
+NotificationListener = Callable[[dict[int, list[int]]], None]
+_listeners: list[NotificationListener] = []
+
+
+def register_notification_listener(listener: NotificationListener) -> None:
+    """Have ``listener({user id: [new notification ids]})`` called after the
+    commit of every ``notify`` that stored visible notifications (the live
+    stream pushes them on the ``notifications`` topic). Registering twice is
+    a no-op; a listener that raises is logged, never undoes the commit."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def notification_listeners() -> tuple[NotificationListener, ...]:
+    return tuple(_listeners)
+
+
+def trade_copied_enabled() -> bool:
+    """ "Trade copied" is off unless the platform turns it on (SPEC §8:
+    triggers are enabled globally); the fan-out asks before building notes."""
+    return settings.NOTIFY_TRADE_COPIED
+
+
+# --- notify ------------------------------------------------------------------------
+
+
+def notify(notes: Sequence[Note], *, now: datetime | None = None) -> list[int]:
+    """Store ``notes`` (each once: a key already stored is skipped) in the
+    caller's transaction, honouring each recipient's preferences. Returns
+    the ids of the notifications it stored."""
+    if not notes:
+        return []
+    now = now or timezone.now()
+    prefs = _preferences({n.user_id for n in notes}, {n.kind for n in notes})
+    rows = []
+    for n in notes:
+        k = kind(n.kind)
+        in_app, email = prefs.get((n.user_id, n.kind), (k.in_app, k.email))
+        title, body = k.render(n.data)
+        rows.append(
+            (
+                n.user_id,
+                n.kind,
+                k.severity.value,
+                (n.title if n.title is not None else title)[:200],
+                n.body if n.body is not None else body,
+                n.data,
+                n.key[:200],
+                not in_app,
+                now,
+                EmailStatus.PENDING if email else EmailStatus.NONE,
+            )
+        )
+    stored = _insert(rows)
+    if not stored:
+        return []
+    emails: dict[int, list[int]] = defaultdict(list)
+    visible: dict[int, list[int]] = defaultdict(list)
+    for pk, user_id, hidden, email_status in stored:
+        if email_status == EmailStatus.PENDING:
+            emails[user_id].append(pk)
+        if not hidden:
+            visible[user_id].append(pk)
+    if emails:
+        _dispatch_emails(emails)
+    if visible and _listeners:
+        pushed = {user_id: sorted(ids) for user_id, ids in visible.items()}
+        dispatch_on_commit(
+            lambda: _call_listeners(pushed),
+            what="live push of new notifications; a client's next snapshot shows them",
+        )
+    return sorted(pk for pk, *_ in stored)
+
+
+def _preferences(users: set[int], kinds: set[str]) -> dict[tuple[int, str], tuple[bool, bool]]:
+    rows = NotificationPreference.objects.filter(user_id__any=sorted(users), kind__any=sorted(kinds))
+    return {(u, k): (in_app, email) for u, k, in_app, email in rows.values_list("user_id", "kind", "in_app", "email")}
+
+
+COLUMNS = ("user_id", "kind", "severity", "title", "body", "data", "dedup_key", "hidden", "created_at", "email_status")
+
+
+def _insert(rows: list[tuple]) -> list[tuple[int, int, bool, str]]:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL and
+    SQLite alike): the rows a replay already stored come back as nothing."""
+    meta = Notification._meta
+    fields = [meta.get_field(c.removesuffix("_id")) for c in COLUMNS]
+    qn = connection.ops.quote_name
+    names = ", ".join(qn(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    per_statement = INSERT_BATCH
+    if connection.features.max_query_params:
+        per_statement = min(per_statement, connection.features.max_query_params // len(fields))
+    stored = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            params = [
+                f.get_db_prep_save(value, connection) if value is not None else None
+                for row in batch
+                for f, value in zip(fields, row, strict=True)
+            ]
+            cursor.execute(
+                f"INSERT INTO {qn(meta.db_table)} ({names}) VALUES {', '.join([placeholders] * len(batch))} "
+                f"ON CONFLICT ({qn('dedup_key')}) DO NOTHING "
+                f"RETURNING {qn('id')}, {qn('user_id')}, {qn('hidden')}, {qn('email_status')}",
+                params,
+            )
+            stored.extend((pk, user_id, bool(hidden), status) for pk, user_id, hidden, status in cursor.fetchall())
+    return stored
+
+
+def _call_listeners(pushed: dict[int, list[int]]) -> None:
+    for listener in _listeners:
+        listener(pushed)
+
+
+def _dispatch_emails(emails: dict[int, list[int]]) -> None:
+    """One task per EMAIL_USERS_PER_TASK recipients, after the commit; a
+    recipient's notes of this call stay in one task (one e-mail)."""
+    from copytrading.notifications.tasks import send_notification_emails
+
+    users = sorted(emails)
+    for start in range(0, len(users), EMAIL_USERS_PER_TASK):
+        ids = sorted(pk for u in users[start : start + EMAIL_USERS_PER_TASK] for pk in emails[u])
+        dispatch_on_commit(
+            lambda ids=ids: send_notification_emails.delay(ids),
+            what=f"e-mail of {len(ids)} notification(s); the e-mail sweeper sends them",
+        )
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def notification_mark_read(*, user, notification_id: int) -> Notification:
+    """Mark one of ``user``'s notifications read (again: a no-op). Another
+    user's, or a hidden one, is NOT_FOUND."""
+    row = Notification.objects.filter(pk=notification_id, user=user, hidden=False).first()
+    if row is None:
+        raise NotFound("notification")
+    if row.read_at is None:
+        now = timezone.now()
+        # Conditional: two marks at once keep the first time.
+        if Notification.objects.filter(pk=row.pk, read_at__isnull=True).update(read_at=now):
+            row.read_at = now
+        else:
+            row.refresh_from_db(fields=["read_at"])
+    return row
+
+
+def notifications_mark_all_read(*, user) -> int:
+    """Mark every unread notification of ``user`` read; returns how many (0 the second time)."""
+    return Notification.objects.filter(user=user, hidden=False, read_at__isnull=True).update(read_at=timezone.now())
+
+
+# --- preferences -------------------------------------------------------------------
+
+
+def unknown_kind(code: object) -> DomainError:
+    return DomainError("UNKNOWN_NOTIFICATION_KIND", f"{code!r} is not a notification kind.", field="kind")
+
+
+@transaction.atomic
+def notification_preferences_set(*, user, choices: Iterable[tuple[str, bool, bool]]) -> None:
+    """Record ``(kind, in_app, email)`` choices (all or none: one unknown
+    kind refuses the lot). A choice equal to the kind's defaults is kept as
+    a row too: it pins the user's choice if a default changes later."""
+    chosen: dict[str, tuple[bool, bool]] = {}
+    for code, in_app, email in choices:
+        if code not in KINDS:
+            raise unknown_kind(code)
+        chosen[code] = (in_app, email)  # the same kind twice: the last one counts
+    rows = [NotificationPreference(user=user, kind=code, in_app=i, email=e) for code, (i, e) in chosen.items()]
+    NotificationPreference.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["user", "kind"], update_fields=["in_app", "email", "updated_at"]
+    )
+
+
+# --- e-mail ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EmailResult:
+    claimed: int = 0
+    sent: int = 0  # e-mails, at most one per recipient
+
+
+def notification_emails_send(*, notification_ids: Sequence[int]) -> EmailResult:
+    """Send the e-mails of these notifications, exactly once each.
+
+    Claim first (PENDING → SENDING, committed, rows another sender holds are
+    skipped), then send one e-mail per recipient (a digest if several), then
+    mark SENT. A retried or duplicated task finds nothing PENDING and sends
+    nothing. The one window: a crash after the SMTP server took the message
+    and before the SENT mark leaves the rows SENDING; the sweeper gives them
+    back after STUCK_SENDING and they are sent again (at least once there,
+    never lost). A failed send gives its rows back at once and re-raises for
+    the task's retry."""
+    result = EmailResult()
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(pk__any=sorted(set(notification_ids)), email_status=EmailStatus.PENDING)
+            .order_by("pk")
+            .values_list("pk", "user_id", "title", "body")
+        )
+        if not rows:
+            return result
+        claimed = [r[0] for r in rows]
+        Notification.objects.filter(pk__any=claimed).update(
+            email_status=EmailStatus.SENDING, email_claimed_at=timezone.now()
+        )
+    result.claimed = len(claimed)
+    by_user: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_user[row[1]].append(row)
+    addresses = dict(
+        get_user_model().objects.filter(pk__any=sorted(by_user)).exclude(email="").values_list("pk", "email")
+    )
+    messages, sent_ids, no_address = [], [], []
+    for user_id, notes in by_user.items():
+        ids = [n[0] for n in notes]
+        if user_id not in addresses:
+            no_address.extend(ids)
+            continue
+        messages.append(_message(addresses[user_id], notes))
+        sent_ids.extend(ids)
+    try:
+        if messages:
+            with mail.get_connection() as conn:
+                conn.send_messages(messages)
+    except Exception:
+        Notification.objects.filter(pk__any=sent_ids, email_status=EmailStatus.SENDING).update(
+            email_status=EmailStatus.PENDING, email_claimed_at=None
+        )
+        raise
+    now = timezone.now()
+    Notification.objects.filter(pk__any=sent_ids).update(email_status=EmailStatus.SENT, emailed_at=now)
+    Notification.objects.filter(pk__any=no_address).update(email_status=EmailStatus.NONE)
+    result.sent = len(messages)
+    return result
+
+
+def _message(address: str, notes: list[tuple]) -> mail.EmailMessage:
+    if len(notes) == 1:
+        _, _, title, body = notes[0]
+        subject, text = title, body
+    else:
+        subject = f"{len(notes)} new notifications"
+        text = "\n\n".join(f"{title}\n{body}" for _, _, title, body in notes)
+    return mail.EmailMessage(subject=subject, body=text, to=[address])
+
+
+def notification_emails_sweep(*, older_than: timedelta = timedelta(seconds=60)) -> int:
+    """Dispatch the e-mails nobody dispatched (the broker was down at the
+    commit) and give back claims of senders that died; returns how many
+    notifications it handed to tasks."""
+    now = timezone.now()
+    Notification.objects.filter(email_status=EmailStatus.SENDING, email_claimed_at__lt=now - STUCK_SENDING).update(
+        email_status=EmailStatus.PENDING, email_claimed_at=None
+    )
+    rows = list(
+        Notification.objects.filter(email_status=EmailStatus.PENDING, created_at__lt=now - older_than)
+        .order_by("pk")
+        .values_list("pk", "user_id")[:50_000]
+    )
+    by_user: dict[int, list[int]] = defaultdict(list)
+    for pk, user_id in rows:
+        by_user[user_id].append(pk)
+    from copytrading.notifications.tasks import send_notification_emails
+
+    users = sorted(by_user)
+    for start in range(0, len(users), EMAIL_USERS_PER_TASK):
+        send_notification_emails.delay(
+            sorted(pk for u in users[start : start + EMAIL_USERS_PER_TASK] for pk in by_user[u])
+        )
+    return len(rows)
