@@ -107,9 +107,19 @@ def register_execution_listener(listener: ExecutionListener) -> None:
 
 
 def _tell_execution_listeners(event: LeaderEvent, outcomes: list[ExecutionOutcome]) -> None:
-    if outcomes:
-        for listener in _execution_listeners:
-            listener(event, outcomes)
+    """Tell the listeners (notifications) what the chunk decided, in its
+    transaction. A listener that raises is rolled back to its savepoint and
+    logged: bookkeeping about copies never stops the copies themselves."""
+    if not outcomes:
+        return
+    for listener in _execution_listeners:
+        try:
+            with transaction.atomic():
+                listener(event, outcomes)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.exception("execution listener %r failed on event %s", listener, event.pk)
 
 
 # --- events -----------------------------------------------------------------

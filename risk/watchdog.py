@@ -413,7 +413,8 @@ def _act(
                     sub.leader_id,
                     "risk.follower_daily_loss_limit",
                     f"{key}:leader",
-                    data,
+                    # The leader learns that a copy paused, not the follower's figures or limits.
+                    {"subscription_id": sid, "rule": main.rule},
                     body=f"A follower's copy (subscription {sid}) reached their daily loss limit and is paused.",
                 )
             )

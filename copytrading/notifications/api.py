@@ -40,6 +40,9 @@ class NotificationPreferenceSerializer(serializers.Serializer):
     email = serializers.BooleanField()
     default_in_app = serializers.BooleanField(read_only=True)
     default_email = serializers.BooleanField(read_only=True)
+    enabled = serializers.BooleanField(
+        read_only=True, help_text="false: the platform sends this kind to no one (trade_copied unless turned on)"
+    )
 
 
 class NotificationPreferencesSerializer(serializers.Serializer):

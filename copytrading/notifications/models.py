@@ -21,6 +21,7 @@ class EmailStatus(models.TextChoices):
     PENDING = "pending", "Waiting to be sent"
     SENDING = "sending", "Claimed by a sender"
     SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (address refused, or too many attempts)"
 
 
 class Notification(models.Model):
@@ -40,7 +41,11 @@ class Notification(models.Model):
     created_at = models.DateTimeField()
     read_at = models.DateTimeField(null=True, blank=True)
     email_status = models.CharField(max_length=8, choices=EmailStatus.choices, default=EmailStatus.NONE)
+    # When a sender last claimed it (renewed before each send), or when the
+    # sweeper or a failed send last handed it back to a task: the sweeper
+    # leaves a row alone for STUCK_SENDING after that.
     email_claimed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)  # raw INSERTs omit it
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

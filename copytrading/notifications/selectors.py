@@ -1,6 +1,7 @@
 """Reads of the notifications room. A user's notifications are only ever
 read through ``notifications_of``: another user's are simply not there."""
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from copytrading.notifications.kinds import KINDS
@@ -35,6 +36,8 @@ def preferences_of(user) -> list[dict]:
             "email": chosen.get(code, (k.in_app, k.email))[1],
             "default_in_app": k.in_app,
             "default_email": k.email,
+            # "Trade copied" is sent to no one unless the platform turns it on.
+            "enabled": code != "trade_copied" or settings.NOTIFY_TRADE_COPIED,
         }
         for code, k in KINDS.items()
     ]

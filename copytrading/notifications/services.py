@@ -9,6 +9,7 @@ a task (batched by recipient) and the new ids per user to the notification
 listeners (the seam the live stream subscribes to)."""
 
 import logging
+import smtplib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from copytrading.errors import DomainError, NotFound
 from copytrading.notifications.kinds import KINDS, kind
 from copytrading.notifications.models import EmailStatus, Notification, NotificationPreference
-from copytrading.outages import dispatch_on_commit
+from copytrading.outages import after_commit, dispatch_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,13 @@ INSERT_BATCH = 1000
 # Recipients per e-mail task: a leader event reaching 10,000 followers makes
 # 20 tasks, each sending at most one e-mail per recipient.
 EMAIL_USERS_PER_TASK = 500
-# A claim older than this is taken as a sender that died (see email_sweep).
+# A claim idle this long is taken as a sender that died (a sender renews its
+# claim before each e-mail, and one send is bounded by EMAIL_TIMEOUT).
 STUCK_SENDING = timedelta(minutes=10)
+# Sends of one notification before its e-mail is given up (FAILED).
+MAX_EMAIL_ATTEMPTS = 5
+# A refused address does not get better with retries.
+PERMANENT_EMAIL_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +126,9 @@ def notify(notes: Sequence[Note], *, now: datetime | None = None) -> list[int]:
         _dispatch_emails(emails)
     if visible and _listeners:
         pushed = {user_id: sorted(ids) for user_id, ids in visible.items()}
-        dispatch_on_commit(
-            lambda: _call_listeners(pushed),
-            what="live push of new notifications; a client's next snapshot shows them",
-        )
+        # Not an enqueue: a listener's failure must not trip the broker
+        # back-off that ``dispatch_on_commit`` keeps for real dispatches.
+        after_commit(lambda: _call_listeners(pushed), what="live push of new notifications")
     return sorted(pk for pk, *_ in stored)
 
 
@@ -165,8 +171,13 @@ def _insert(rows: list[tuple]) -> list[tuple[int, int, bool, str]]:
 
 
 def _call_listeners(pushed: dict[int, list[int]]) -> None:
+    """Each listener on its own: one that fails is logged, the next still runs
+    (a client's next snapshot shows what a failed push missed)."""
     for listener in _listeners:
-        listener(pushed)
+        try:
+            listener(pushed)
+        except Exception:
+            log.exception("notification listener %r failed", listener)
 
 
 def _dispatch_emails(emails: dict[int, list[int]]) -> None:
@@ -242,14 +253,17 @@ class EmailResult:
 def notification_emails_send(*, notification_ids: Sequence[int]) -> EmailResult:
     """Send the e-mails of these notifications, exactly once each.
 
-    Claim first (PENDING → SENDING, committed, rows another sender holds are
-    skipped), then send one e-mail per recipient (a digest if several), then
-    mark SENT. A retried or duplicated task finds nothing PENDING and sends
-    nothing. The one window: a crash after the SMTP server took the message
-    and before the SENT mark leaves the rows SENDING; the sweeper gives them
-    back after STUCK_SENDING and they are sent again (at least once there,
-    never lost). A failed send gives its rows back at once and re-raises for
-    the task's retry."""
+    Claim first (PENDING → SENDING, committed; rows another sender holds are
+    skipped), then, recipient by recipient (one e-mail each, a digest if
+    several): renew the claim, send, mark SENT at once. So a failure part-way
+    never sends the earlier recipients again, and a claim the sweeper took
+    back (a sender idle for STUCK_SENDING: it died) is not sent here too. The
+    one window left: a crash after the server took one message and before its
+    SENT mark; the sweeper gives that recipient's rows back and they go again
+    (at least once there, never lost). A refused address is permanent: its
+    rows end FAILED. Any other error gives back this and the remaining
+    recipients' rows (FAILED after MAX_EMAIL_ATTEMPTS) and re-raises for the
+    task's retry."""
     result = EmailResult()
     with transaction.atomic():
         rows = list(
@@ -262,7 +276,7 @@ def notification_emails_send(*, notification_ids: Sequence[int]) -> EmailResult:
             return result
         claimed = [r[0] for r in rows]
         Notification.objects.filter(pk__any=claimed).update(
-            email_status=EmailStatus.SENDING, email_claimed_at=timezone.now()
+            email_status=EmailStatus.SENDING, email_claimed_at=timezone.now(), email_attempts=F("email_attempts") + 1
         )
     result.claimed = len(claimed)
     by_user: dict[int, list[tuple]] = defaultdict(list)
@@ -271,28 +285,42 @@ def notification_emails_send(*, notification_ids: Sequence[int]) -> EmailResult:
     addresses = dict(
         get_user_model().objects.filter(pk__any=sorted(by_user)).exclude(email="").values_list("pk", "email")
     )
-    messages, sent_ids, no_address = [], [], []
+    outgoing, no_address = [], []
     for user_id, notes in by_user.items():
         ids = [n[0] for n in notes]
-        if user_id not in addresses:
+        if user_id in addresses:
+            outgoing.append((ids, _message(addresses[user_id], notes)))
+        else:
             no_address.extend(ids)
-            continue
-        messages.append(_message(addresses[user_id], notes))
-        sent_ids.extend(ids)
-    try:
-        if messages:
-            with mail.get_connection() as conn:
-                conn.send_messages(messages)
-    except Exception:
-        Notification.objects.filter(pk__any=sent_ids, email_status=EmailStatus.SENDING).update(
-            email_status=EmailStatus.PENDING, email_claimed_at=None
-        )
-        raise
-    now = timezone.now()
-    Notification.objects.filter(pk__any=sent_ids).update(email_status=EmailStatus.SENT, emailed_at=now)
     Notification.objects.filter(pk__any=no_address).update(email_status=EmailStatus.NONE)
-    result.sent = len(messages)
+    if not outgoing:
+        return result
+    with mail.get_connection() as conn:
+        for position, (ids, message) in enumerate(outgoing):
+            mine = Notification.objects.filter(pk__any=ids, email_status=EmailStatus.SENDING)
+            if mine.update(email_claimed_at=timezone.now()) != len(ids):
+                continue  # the sweeper took this claim back: another sender has it
+            try:
+                conn.send_messages([message])
+            except PERMANENT_EMAIL_ERRORS:
+                log.warning("e-mail to user of notifications %s refused; marked failed", ids, exc_info=True)
+                mine.update(email_status=EmailStatus.FAILED)
+                continue
+            except Exception:
+                _give_back([pk for rest, _ in outgoing[position:] for pk in rest])
+                raise
+            mine.update(email_status=EmailStatus.SENT, emailed_at=timezone.now())
+            result.sent += 1
     return result
+
+
+def _give_back(ids: list[int]) -> None:
+    """Rows whose send failed: back to PENDING for the task's retry (stamped,
+    so the sweeper leaves them to it for a while), or FAILED once they have
+    had MAX_EMAIL_ATTEMPTS."""
+    mine = Notification.objects.filter(pk__any=ids, email_status=EmailStatus.SENDING)
+    mine.filter(email_attempts__gte=MAX_EMAIL_ATTEMPTS).update(email_status=EmailStatus.FAILED)
+    mine.update(email_status=EmailStatus.PENDING, email_claimed_at=timezone.now())
 
 
 def _message(address: str, notes: list[tuple]) -> mail.EmailMessage:
@@ -307,14 +335,19 @@ def _message(address: str, notes: list[tuple]) -> mail.EmailMessage:
 
 def notification_emails_sweep(*, older_than: timedelta = timedelta(seconds=60)) -> int:
     """Dispatch the e-mails nobody dispatched (the broker was down at the
-    commit) and give back claims of senders that died; returns how many
-    notifications it handed to tasks."""
+    commit), and give back claims of senders that died; returns how many
+    notifications it handed to tasks. A row it hands over is stamped
+    (``email_claimed_at``) and not handed over again for STUCK_SENDING, so a
+    backed-up queue is not fed the same rows every minute."""
     now = timezone.now()
     Notification.objects.filter(email_status=EmailStatus.SENDING, email_claimed_at__lt=now - STUCK_SENDING).update(
         email_status=EmailStatus.PENDING, email_claimed_at=None
     )
+    due = Q(email_claimed_at__isnull=True, created_at__lt=now - older_than) | Q(
+        email_claimed_at__lt=now - STUCK_SENDING
+    )
     rows = list(
-        Notification.objects.filter(email_status=EmailStatus.PENDING, created_at__lt=now - older_than)
+        Notification.objects.filter(due, email_status=EmailStatus.PENDING)
         .order_by("pk")
         .values_list("pk", "user_id")[:50_000]
     )
@@ -323,6 +356,9 @@ def notification_emails_sweep(*, older_than: timedelta = timedelta(seconds=60)) 
         by_user[user_id].append(pk)
     from copytrading.notifications.tasks import send_notification_emails
 
+    Notification.objects.filter(pk__any=[pk for pk, _ in rows], email_status=EmailStatus.PENDING).update(
+        email_claimed_at=now
+    )
     users = sorted(by_user)
     for start in range(0, len(users), EMAIL_USERS_PER_TASK):
         send_notification_emails.delay(

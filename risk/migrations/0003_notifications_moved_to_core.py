@@ -51,23 +51,34 @@ def copy_rows(apps, schema_editor):
 def copy_back(apps, schema_editor):
     old = apps.get_model("risk", "Notification")
     new = apps.get_model("copytrading", "Notification")
-    old.objects.bulk_create(
-        [
-            old(
-                pk=r.pk,
-                user_id=r.user_id,
-                kind=r.kind,
-                severity=r.severity,
-                title=r.title,
-                body=r.body,
-                data=r.data,
-                created_at=r.created_at,
-                read_at=r.read_at,
+    last = 0
+    while True:
+        rows = list(new.objects.filter(pk__gt=last).order_by("pk")[:BATCH])
+        if not rows:
+            break
+        old.objects.bulk_create(
+            [
+                old(
+                    pk=r.pk,
+                    user_id=r.user_id,
+                    kind=r.kind,
+                    severity=r.severity,
+                    title=r.title,
+                    body=r.body,
+                    data=r.data,
+                    created_at=r.created_at,
+                    read_at=r.read_at,
+                )
+                for r in rows
+            ]
+        )
+        last = rows[-1].pk
+    if last and schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('risk_notification', 'id'), "
+                "(SELECT MAX(id) FROM risk_notification))"
             )
-            for r in new.objects.order_by("pk").iterator()
-        ],
-        batch_size=BATCH,
-    )
 
 
 class Migration(migrations.Migration):

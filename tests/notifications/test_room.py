@@ -3,6 +3,7 @@ REST endpoints (own rows only), e-mail exactly once and bounded, the
 listener seam and the migration that moved the rows out of ``risk``."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core import mail
@@ -163,6 +164,7 @@ def test_preferences_defaults_changes_and_validation(api):
     assert set(prefs) == set(KINDS)
     assert (prefs["copy_error"]["in_app"], prefs["copy_error"]["email"]) == (True, True)
     assert (prefs["subscribed"]["in_app"], prefs["subscribed"]["email"]) == (True, False)
+    assert (prefs["copy_error"]["enabled"], prefs["trade_copied"]["enabled"]) == (True, False)  # off platform-wide
 
     body = {"preferences": [{"kind": "copy_error", "in_app": True, "email": False}]}
     changed = {
@@ -361,3 +363,131 @@ def test_the_admin_filters_by_kind_severity_read_email_and_searches_usernames(ad
     assert listed("?read=yes") == {low}
     assert listed("?read=no&q=alice") == {critical}
     assert listed("?email_status=pending") == {critical, bobs}
+
+
+def test_a_failure_part_way_never_mails_the_earlier_recipients_again(monkeypatch):
+    """Recipients are sent and marked one by one: the third recipient's
+    failure gives back only the third and fourth; the retry mails those two."""
+    import django.core.mail.backends.locmem as locmem
+
+    users = UserFactory.create_batch(4)
+    ids = notify([Note(u.pk, "copy_error", f"x:{u.pk}") for u in users])
+    real = locmem.EmailBackend.send_messages
+
+    def third_fails(self, messages):
+        if len(mail.outbox) == 2:
+            raise OSError("connection reset")
+        return real(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", third_fails)
+    with pytest.raises(OSError):
+        services.notification_emails_send(notification_ids=ids)
+    assert len(mail.outbox) == 2
+    statuses = dict(Notification.objects.values_list("pk", "email_status"))
+    assert [statuses[pk] for pk in ids] == ["sent", "sent", "pending", "pending"]
+
+    monkeypatch.undo()
+    assert services.notification_emails_send(notification_ids=ids).sent == 2
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in users)  # each once
+
+
+def test_a_refused_address_ends_failed_and_a_failing_server_gives_up_after_the_attempts(monkeypatch):
+    import smtplib
+
+    import django.core.mail.backends.locmem as locmem
+
+    refused, unlucky = UserFactory.create_batch(2)
+    (refused_id,) = notify([Note(refused.pk, "copy_error", "refused")])
+    (unlucky_id,) = notify([Note(unlucky.pk, "copy_error", "unlucky")])
+
+    def refuse(self, messages):
+        raise smtplib.SMTPRecipientsRefused({messages[0].to[0]: (550, b"no such user")})
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", refuse)
+    assert services.notification_emails_send(notification_ids=[refused_id]).sent == 0  # permanent: no retry
+    assert Notification.objects.get(pk=refused_id).email_status == EmailStatus.FAILED
+
+    def down(self, messages):
+        raise OSError("smtp down")
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", down)
+    for attempt in range(1, services.MAX_EMAIL_ATTEMPTS + 1):
+        with pytest.raises(OSError):
+            services.notification_emails_send(notification_ids=[unlucky_id])
+        row = Notification.objects.get(pk=unlucky_id)
+        assert row.email_attempts == attempt
+    assert row.email_status == EmailStatus.FAILED
+    assert services.notification_emails_sweep() == 0  # given up: the sweeper does not resurrect it
+
+
+def test_a_claim_the_sweeper_took_back_is_not_sent_by_its_old_sender(monkeypatch):
+    """A sender renews its claim before each e-mail; one whose claim was given
+    back (it looked dead) skips those rows instead of sending them twice."""
+    import django.core.mail.backends.locmem as locmem
+
+    first, second = UserFactory.create_batch(2)
+    ids = notify([Note(first.pk, "copy_error", "a"), Note(second.pk, "copy_error", "b")])
+    real = locmem.EmailBackend.send_messages
+
+    def slow_then_swept(self, messages):
+        sent = real(self, messages)
+        # While the first e-mail goes, the sweeper takes the second row back.
+        Notification.objects.filter(pk=ids[1]).update(email_status=EmailStatus.PENDING, email_claimed_at=None)
+        return sent
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", slow_then_swept)
+    assert services.notification_emails_send(notification_ids=ids).sent == 1
+    assert [m.to[0] for m in mail.outbox] == [first.email]
+    assert Notification.objects.get(pk=ids[1]).email_status == EmailStatus.PENDING  # for the other sender
+
+
+def test_the_sweeper_hands_a_row_over_once_not_every_minute(settings):
+    """With the queue backed up (tasks not run), a pending row is handed to a
+    task once, then left alone for STUCK_SENDING."""
+    from copytrading.notifications import tasks
+
+    sent = []
+    user = UserFactory()
+    (pk,) = notify([Note(user.pk, "copy_error", "queued")])
+    Notification.objects.filter(pk=pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    original = tasks.send_notification_emails.delay
+    tasks.send_notification_emails.delay = lambda ids: sent.append(ids)
+    try:
+        assert services.notification_emails_sweep() == 1
+        assert services.notification_emails_sweep() == 0
+        Notification.objects.filter(pk=pk).update(email_claimed_at=timezone.now() - timedelta(minutes=11))
+        assert services.notification_emails_sweep() == 1
+    finally:
+        tasks.send_notification_emails.delay = original
+    assert sent == [[pk], [pk]]
+
+
+def test_a_failing_execution_listener_never_stops_the_copies(settings, instruments, monkeypatch):
+    """Notifications are bookkeeping about copies: a listener that raises is
+    rolled back to its savepoint and logged; every follower is still copied."""
+    from backoffice.loadgen import followers_seed_bulk
+    from copytrading import propagation
+    from copytrading.models import Execution, Instrument
+    from copytrading.services import price_set, wallet_deposit
+    from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
+
+    def broken(event, outcomes):
+        Notification.objects.create(user_id=UserFactory().pk, kind="nope", severity="low", title="t")
+        raise RuntimeError("a listener bug")
+
+    monkeypatch.setattr(propagation, "_execution_listeners", [broken])
+    leader = UserFactory()
+    wallet_deposit(user=leader, amount=Decimal("21000"))
+    portfolio = portfolio_create(leader=leader, name="listener", mode="margin")
+    portfolio_fund(portfolio=portfolio, amount=Decimal("20000"))
+    subs = followers_seed_bulk(portfolio=portfolio, count=5)
+    price_set(instrument=Instrument.objects.get(symbol="ETH/USDT:USDT"), price=Decimal("3200"))
+    (event,) = portfolio_order_place(
+        portfolio=portfolio, symbol="ETH/USDT:USDT", side="buy", quantity=Decimal("1"), leverage=10
+    )
+    for chunk_id in propagation.event_start(event.pk):
+        propagation.chunk_propagate(chunk_id)
+    assert sorted(
+        Execution.objects.filter(event=event, outcome="COPIED").values_list("subscription_id", flat=True)
+    ) == sorted(subs)
+    assert not Notification.objects.filter(kind="nope").exists()  # the listener's own write rolled back
