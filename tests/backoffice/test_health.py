@@ -49,12 +49,15 @@ def test_stale_heartbeats_and_an_old_pending_event_are_reported_not_critical(cli
 
 
 def test_a_database_check_that_does_not_answer_is_a_timeout_and_503(client, monkeypatch):
-    release = threading.Event()
+    release, finished = threading.Event(), threading.Event()
     real = views._check_database
 
     def frozen():
-        release.wait(30)
-        return real()
+        try:
+            release.wait(30)
+            return real()
+        finally:
+            finished.set()
 
     monkeypatch.setattr(views, "_check_database", frozen)
     monkeypatch.setattr(views, "TOTAL_SECONDS", 0.2)
@@ -62,6 +65,10 @@ def test_a_database_check_that_does_not_answer_is_a_timeout_and_503(client, monk
         r = client.get("/healthz")
     finally:
         release.set()
+        # The late check still queries from its thread: let it end before the
+        # test's teardown empties the tables (SQLite's shared in-memory
+        # database would refuse the flush while it reads: "table is locked").
+        finished.wait(10)
     assert r.status_code == 503
     assert r["Retry-After"]
     body = r.json()
