@@ -58,12 +58,17 @@ def account_holdings_sell(*, account_id: int) -> int:
                 f"{holding.asset} has no priced {settings.PRIMARY_CURRENCY} market to sell it on; retry later.",
                 status=409,
             )
-        price = trade_math.fill_price(
-            instrument.mark_price, trade_math.SELL, settings.PAPER_SPREAD_BPS, instrument.price_tick
-        )
-        fills.append(Fill(account_id, instrument, trade_math.SELL, SPOT_SELL, holding.quantity, price, holding=holding))
+        fills.append(_market_sell(holding, instrument, holding.quantity))
     apply_fills(fills)
     return len(fills)
+
+
+def _market_sell(holding: Holding, instrument: Instrument, quantity: Decimal) -> Fill:
+    """A sell of ``quantity`` of ``holding`` at the instrument's market price."""
+    price = trade_math.fill_price(
+        instrument.mark_price, trade_math.SELL, settings.PAPER_SPREAD_BPS, instrument.price_tick
+    )
+    return Fill(holding.account_id, instrument, trade_math.SELL, SPOT_SELL, quantity, price, holding=holding)
 
 
 def _primary_pairs(assets: Sequence[str]) -> dict[str, Instrument]:
@@ -118,10 +123,7 @@ def accounts_holdings_force_sell(*, account_ids: Sequence[int]) -> dict[int, For
             sale.dust[holding.asset] = holding.quantity - quantity
         if quantity <= 0:
             continue
-        price = trade_math.fill_price(
-            instrument.mark_price, trade_math.SELL, settings.PAPER_SPREAD_BPS, instrument.price_tick
-        )
-        fills.append(Fill(holding.account_id, instrument, trade_math.SELL, SPOT_SELL, quantity, price, holding=holding))
+        fills.append(_market_sell(holding, instrument, quantity))
         sale.sold += 1
     apply_fills(fills)
     return out

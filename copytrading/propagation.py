@@ -268,7 +268,8 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
     expected, for one follower), the chunk is isolated instead of failing:
     its followers are applied in halves, each half all or nothing, until the
     follower that raises is alone; that one gets a ``FAILED`` execution row,
-    every other one its normal row, and the chunk completes. An outage (the
+    every other one its normal row, and the chunk completes (a failure every
+    follower hits is the event's: see ``_chunk_isolate``). An outage (the
     database down, a deadlock, a statement timeout) still raises: the chunk
     stays pending and the reconciler resumes it, as before."""
     try:

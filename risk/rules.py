@@ -10,9 +10,7 @@ safe side never does. The quotients in ``Breach.measured`` are for people.
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, localcontext
 
-# The one valuation of a position at a mark (REST, GraphQL, the stream and this).
-from copytrading.valuation import margin_level_pct as margin_level_pct
-from copytrading.valuation import position_unrealized as position_unrealized
+from copytrading.valuation import margin_level_pct
 
 # Rules (the values of risk.models.Rule) and actions (risk.models.Action).
 DAILY_LOSS_REALIZED = "daily_loss_realized"

@@ -23,6 +23,7 @@ from copytrading.models import (
     TransferKind,
 )
 from copytrading.selectors import primary_pairs
+from copytrading.valuation import position_unrealized
 from risk import rules
 from risk.models import RiskEvent, RiskLimits, RiskState
 
@@ -189,7 +190,7 @@ def _position_sums_python(ids: list[int], figures: dict[int, WalletFigures]) -> 
         f = figures.setdefault(account_id, WalletFigures())
         f.open_positions += 1
         f.used_margin += margin
-        f.unrealized_pnl += rules.position_unrealized(side, quantity, entry, mark, margin)
+        f.unrealized_pnl += position_unrealized(side, quantity, entry, mark, margin)
         f.exposure += quantity * mark
 
 

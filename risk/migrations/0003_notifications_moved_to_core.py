@@ -11,74 +11,44 @@ from django.db import migrations
 BATCH = 2000
 
 
-def copy_rows(apps, schema_editor):
-    old = apps.get_model("risk", "Notification")
-    new = apps.get_model("copytrading", "Notification")
+SHARED = ("pk", "user_id", "kind", "severity", "title", "body", "data", "created_at", "read_at")
+
+
+def _copy(source, target, schema_editor, **extra) -> None:
+    """Copy every row of ``source`` into ``target`` with its id, in batches,
+    then move ``target``'s id sequence past them (PostgreSQL; SQLite's
+    AUTOINCREMENT follows by itself). ``extra``: row -> value per new field."""
     last = 0
     while True:
-        rows = list(old.objects.filter(pk__gt=last).order_by("pk")[:BATCH])
+        rows = list(source.objects.filter(pk__gt=last).order_by("pk")[:BATCH])
         if not rows:
             break
-        new.objects.bulk_create(
+        target.objects.bulk_create(
             [
-                new(
-                    pk=r.pk,
-                    user_id=r.user_id,
-                    kind=r.kind,
-                    severity=r.severity,
-                    title=r.title,
-                    body=r.body,
-                    data=r.data,
-                    created_at=r.created_at,
-                    read_at=r.read_at,
-                    dedup_key=f"legacy:{r.pk}",
-                    hidden=False,
-                    email_status="none",
-                )
+                target(**{f: getattr(r, f) for f in SHARED}, **{f: value(r) for f, value in extra.items()})
                 for r in rows
             ]
         )
         last = rows[-1].pk
     if last and schema_editor.connection.vendor == "postgresql":
-        # Rows were inserted with explicit ids: move the sequence past them.
+        table = target._meta.db_table
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence('copytrading_notification', 'id'), "
-                "(SELECT MAX(id) FROM copytrading_notification))"
-            )
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+
+
+def copy_rows(apps, schema_editor):
+    _copy(
+        apps.get_model("risk", "Notification"),
+        apps.get_model("copytrading", "Notification"),
+        schema_editor,
+        dedup_key=lambda r: f"legacy:{r.pk}",
+        hidden=lambda r: False,
+        email_status=lambda r: "none",
+    )
 
 
 def copy_back(apps, schema_editor):
-    old = apps.get_model("risk", "Notification")
-    new = apps.get_model("copytrading", "Notification")
-    last = 0
-    while True:
-        rows = list(new.objects.filter(pk__gt=last).order_by("pk")[:BATCH])
-        if not rows:
-            break
-        old.objects.bulk_create(
-            [
-                old(
-                    pk=r.pk,
-                    user_id=r.user_id,
-                    kind=r.kind,
-                    severity=r.severity,
-                    title=r.title,
-                    body=r.body,
-                    data=r.data,
-                    created_at=r.created_at,
-                    read_at=r.read_at,
-                )
-                for r in rows
-            ]
-        )
-        last = rows[-1].pk
-    if last and schema_editor.connection.vendor == "postgresql":
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence('risk_notification', 'id'), "
-                "(SELECT MAX(id) FROM risk_notification))"
-            )
+    _copy(apps.get_model("copytrading", "Notification"), apps.get_model("risk", "Notification"), schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from copytrading import valuation
 from followers.snapshot import CopyInputs, copy_snapshot
-from risk import rules
+from risk import rules, selectors
 
 D = Decimal
 
@@ -56,9 +56,9 @@ def test_holding_value(qty, cost, mark, want_mark, value, pnl):
     assert v.unrealized_pnl == (None if pnl is None else D(pnl))
 
 
-def test_the_watchdog_rules_use_the_same_valuation():
-    # One formula: risk.rules re-exports it rather than holding a copy.
-    assert rules.position_unrealized is valuation.position_unrealized
+def test_the_watchdog_uses_the_same_valuation():
+    # One formula: the watchdog's rules and figures call it rather than holding a copy.
+    assert selectors.position_unrealized is valuation.position_unrealized
     assert rules.margin_level_pct is valuation.margin_level_pct
 
 

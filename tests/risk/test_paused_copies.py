@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from copytrading.ledger import ledger_check
 from copytrading.models import Holding, Notification, Order, OrderStatus, Position, PositionStatus
 from followers.models import SubscriptionStatus
 from followers.services import subscription_pause, subscription_resume, subscription_unfollow
@@ -139,6 +140,7 @@ def test_a_paused_copy_over_its_unrealized_limit_is_closed_and_stays_paused(worl
         "pause_and_close",
     )
     assert (event.closed_positions, event.sold_holdings) == ((1, 0) if product == "margin" else (0, 1))
+    assert ledger_check().ok
     notes = Notification.objects.filter(user_id=sub.follower_id, kind__startswith="risk.").order_by("pk")
     assert notes.count() == notes_before + 1
     assert notes.last().kind == "risk.daily_loss_unrealized"

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from copytrading.valuation import position_unrealized
 from risk import rules
 
 D = Decimal
@@ -108,9 +109,9 @@ def test_a_profit_never_breaches_a_loss_limit():
 
 
 def test_the_unrealized_loss_of_an_isolated_position_is_capped_at_its_margin():
-    assert rules.position_unrealized("long", D("2"), D("100"), D("90"), D("50")) == D("-20")
-    assert rules.position_unrealized("short", D("2"), D("100"), D("90"), D("50")) == D("20")
-    assert rules.position_unrealized("long", D("2"), D("100"), D("60"), D("50")) == D("-50")
+    assert position_unrealized("long", D("2"), D("100"), D("90"), D("50")) == D("-20")
+    assert position_unrealized("short", D("2"), D("100"), D("90"), D("50")) == D("20")
+    assert position_unrealized("long", D("2"), D("100"), D("60"), D("50")) == D("-50")
 
 
 def test_the_peak_follows_deposits_and_withdrawals_but_not_losses():

@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from django.db.models import F
 
+from copytrading.ledger import ledger_check
 from copytrading.models import Account, Execution, Holding, Instrument, LeaderEvent, Notification, Order, OrderStatus
 from followers.models import SubscriptionStatus
 from followers.selectors import risk_views
@@ -160,6 +161,7 @@ def test_an_unrealized_spot_loss_pauses_and_sells_the_holding(world, clock, limi
     sale = Order.objects.filter(account_id=sub.copy_account_id, side="sell").get()
     assert (sale.quantity, sale.price, sale.realized_pnl) == (D("1"), D("3100"), D("-100"))
     assert Account.objects.get(pk=sub.copy_account_id).balance == D("4900")
+    assert ledger_check().ok
     event = last_event(sub)
     assert (event.rule, event.measured, event.action) == ("daily_loss_unrealized", D("100"), "pause_and_close")
     assert (event.closed_positions, event.sold_holdings, event.dust) == (0, 1, {})
@@ -200,6 +202,7 @@ def test_the_forced_sale_rounds_down_to_the_step_and_records_the_dust(world, clo
     assert left == D(1) + extra - sold == sum((D(q) for q in dust.values()), D(0))
     event = last_event(sub)
     assert event.dust == dust and event.sold_holdings == (1 if sold else 0)
+    assert ledger_check().ok
     # The follower sees it on the subscription and in the notification.
     pause_event = risk_views([sub.pk])[sub.pk]["pause_event"]
     assert (pause_event["dust"], pause_event["sold_holdings"]) == (dust, event.sold_holdings)
