@@ -1,6 +1,8 @@
 """Writes of the core that are not trading: wallets, market data, users."""
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,6 +17,7 @@ from copytrading import ledger, matching
 from copytrading.errors import DomainError
 from copytrading.models import Account, AccountKind, Instrument, Product, Transfer, TransferKind
 from copytrading.money import Q8, round_to_tick
+from copytrading.outages import after_commit
 
 User = get_user_model()
 
@@ -51,6 +54,28 @@ def wallet_deposit(*, user, amount: Decimal, idempotency_key: str | None = None)
     )
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A mark price as committed: what price listeners receive."""
+
+    instrument_id: int
+    symbol: str
+    price: Decimal
+    at: datetime
+
+
+PriceListener = Callable[[Mark], None]
+_price_listeners: list[PriceListener] = []
+
+
+def register_price_listener(listener: PriceListener) -> None:
+    """Have ``listener(mark)`` called after the commit of every mark written by
+    ``price_set`` (the live stream broadcasts it; a listener that raises is
+    logged and never undoes the price). Registering twice is a no-op."""
+    if listener not in _price_listeners:
+        _price_listeners.append(listener)
+
+
 @transaction.atomic
 def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = None) -> Instrument:
     """Set the mark price (staff API, simulator, feeds), rounded to the tick,
@@ -66,6 +91,9 @@ def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = N
     # The update row-locks the instrument: matching of one market is serialized.
     instrument.save(update_fields=["mark_price", "price_updated_at"])
     matching.match_instrument(instrument)
+    mark = Mark(instrument.pk, instrument.symbol, instrument.mark_price, instrument.price_updated_at)
+    for listener in _price_listeners:
+        after_commit(lambda listener=listener: listener(mark), what=f"price listener for {mark.symbol}")
     return instrument
 
 
