@@ -39,4 +39,7 @@ django_asgi_app = RequestDeadline(django_asgi_app, seconds=settings.REQUEST_DEAD
 install_daphne_limit(settings.MAX_REQUEST_BODY_BYTES)
 django_asgi_app = BodyLimit(django_asgi_app, limit=settings.MAX_REQUEST_BODY_BYTES)
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from copytrading.stream.routing import websocket_application  # noqa: E402
+
+# WebSockets: /ws/stream/ (the live stream); any other path is closed with 4404.
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})

@@ -232,9 +232,15 @@ if REDIS_URL:
             "OPTIONS": {**_redis_timeouts, "retry": Retry(NoBackoff(), 0)},
         }
     }
+    # The live stream's notices to the web processes (copytrading/stream/layers.py;
+    # docs/decisions.md §54 says why the core layer over the pub/sub one).
+    STREAM_CHANNEL_LAYER = env_str("STREAM_CHANNEL_LAYER", "core")
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": {
+                "core": "copytrading.stream.layers.BoundedRedisChannelLayer",
+                "pubsub": "copytrading.stream.layers.BoundedRedisPubSubChannelLayer",
+            }[STREAM_CHANNEL_LAYER],
             "CONFIG": {"hosts": [{"address": REDIS_URL, **_redis_timeouts}]},
         }
     }
@@ -379,3 +385,16 @@ else:
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "copytrading@localhost")
 # "Trade copied" notifications (one per copied trade per follower): off by default.
 NOTIFY_TRADE_COPIED = env_bool("NOTIFY_TRADE_COPIED", False)
+
+# --- live stream (copytrading/stream; docs/api.md, "Live stream") -------------------
+# Notices reach the web processes through the channel layer (Redis), or, embedded,
+# through a table the web process polls (separate processes share no memory).
+STREAM_TRANSPORT = "layer" if REDIS_URL else "database"
+STREAM_FLUSH_SECONDS = env_float("STREAM_FLUSH_SECONDS", 0.25)  # at most one frame per socket per this
+STREAM_PING_SECONDS = env_float("STREAM_PING_SECONDS", 15)
+STREAM_MAX_LAG_SECONDS = env_float("STREAM_MAX_LAG_SECONDS", 60)  # a pong later than this closes 4008
+STREAM_RESUME_SECONDS = env_float("STREAM_RESUME_SECONDS", 30)  # a closed socket's streams are kept this long
+STREAM_BUFFER = env_int("STREAM_BUFFER", 200)  # messages kept per stream for a resume
+STREAM_AUTH_SECONDS = env_float("STREAM_AUTH_SECONDS", 10)  # time to send the auth message
+STREAM_MAX_SOCKETS_PER_USER = env_int("STREAM_MAX_SOCKETS_PER_USER", 20)  # per web process
+STREAM_POLL_SECONDS = env_float("STREAM_POLL_SECONDS", 0.2)  # embedded: how often the hub reads notices

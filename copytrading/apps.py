@@ -9,3 +9,6 @@ class CopytradingConfig(AppConfig):
         from copytrading import lookups, strict_fields  # noqa: F401  (lookups registers the __any lookup)
 
         strict_fields.install()
+        from copytrading.stream.wiring import register as register_stream
+
+        register_stream()

@@ -17,7 +17,7 @@ from django.db.models import BigIntegerField, F, Q, Sum
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
-from copytrading import bulk
+from copytrading import bulk, changes
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import (
     UNBOUNDED_KINDS,
@@ -131,6 +131,7 @@ def transfer(
         else:
             if not Account.objects.filter(pk=credit_id, is_closed=False).update(balance=_exact(F("balance") + amount)):
                 raise DomainError("ACCOUNT_CLOSED", "The receiving account is closed.")
+    changes.touch(accounts=(debit_id, credit_id))
     return row, True
 
 
@@ -165,6 +166,7 @@ def apply_transfers(specs: Iterable[TransferSpec], *, locked_deltas: dict[int, D
         ],
         add=True,
     )
+    changes.touch(accounts=touched)
     return len(specs)
 
 

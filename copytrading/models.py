@@ -546,3 +546,16 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key} -> {self.status_code}"
+
+
+class StreamNotice(models.Model):
+    """Embedded mode only: a notice for the live stream's hub in the web
+    process (copytrading.stream.publish), which polls this table; services
+    mode sends notices through the channel layer instead. Purged after
+    minutes."""
+
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"notice {self.pk}"

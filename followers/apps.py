@@ -6,6 +6,9 @@ class FollowersConfig(AppConfig):
     verbose_name = "Followers"
 
     def ready(self) -> None:
+        from followers.stream import register as register_stream_topics
+
+        register_stream_topics()
         from copytrading.propagation import register_target_source
         from followers.fee_hooks import register as register_fee_hooks
         from followers.risk_hooks import register as register_risk_hooks

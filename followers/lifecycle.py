@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from copytrading import ledger
+from copytrading.changes import touch
 from copytrading.closing import account_holdings_sell, account_orders_cancel
 from copytrading.errors import Conflict, DomainError, InsufficientFunds, validate_all
 from copytrading.models import Account, Position, PositionStatus, TransferKind
@@ -146,6 +147,7 @@ def subscription_settings_update(*, subscription: Subscription, **changes) -> Su
         sub.save(update_fields=changed)
     if risk_changes:
         risk_limits_set(subscription_id=sub.pk, **risk_changes)
+    touch(subscriptions=[sub.pk])
     return sub
 
 
@@ -161,6 +163,7 @@ def subscription_pause(*, subscription: Subscription, reason: str = PAUSED_BY_FO
         return sub
     sub.status, sub.pause_reason = SubscriptionStatus.PAUSED, reason[:50]
     sub.save(update_fields=["status", "pause_reason"])
+    touch(subscriptions=[sub.pk])
     return sub
 
 
@@ -174,6 +177,7 @@ def subscription_resume(*, subscription: Subscription) -> Subscription:
     _refuse_unless_portfolio_active(sub, "copying cannot resume")
     sub.status, sub.pause_reason = SubscriptionStatus.ACTIVE, ""
     sub.save(update_fields=["status", "pause_reason"])
+    touch(subscriptions=[sub.pk])
     return sub
 
 
@@ -237,4 +241,5 @@ def subscription_unfollow(
     sub.save(update_fields=["status", "pause_reason", "ended_at", "end_reason"])
     if notify:
         notify_hooks.subscription_ended(sub, returned)
+    touch(users=[sub.follower_id], subscriptions=[sub.pk], portfolios=[sub.portfolio_id])
     return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, returned)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Value
 
+from copytrading import changes
 from copytrading.models import Holding, Position, PositionStatus
 from followers.models import Subscription, SubscriptionStatus
 from risk.hooks import WatchedSubscription, register_subscription_hooks
@@ -114,6 +115,7 @@ def _switch(ids: Sequence[int], from_status: str, from_reason: str | None, to_st
     # Lock in primary-key order, then change exactly the rows still eligible.
     switched = list(rows.order_by("pk").select_for_update().values_list("pk", flat=True))
     Subscription.objects.filter(pk__any=switched).update(status=to_status, pause_reason=to_reason)
+    changes.touch(subscriptions=switched)
     return switched
 
 

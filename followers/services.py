@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from copytrading import ledger
+from copytrading import changes, ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import AccountKind, TransferKind
 from copytrading.trading import Executed, position_close
@@ -133,6 +133,7 @@ def subscription_open(
     if resolved.risk_limits:
         risk_limits_set(subscription_id=subscription.pk, **resolved.risk_limits)
     notify_hooks.subscription_started(subscription, portfolio.name, portfolio.leader_id)
+    changes.touch(users=[follower.pk, portfolio.leader_id], portfolios=[portfolio.pk])
     return subscription
 
 

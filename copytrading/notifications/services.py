@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from copytrading import changes
 from copytrading.errors import DomainError, NotFound
 from copytrading.notifications.kinds import KINDS, kind
 from copytrading.notifications.models import EmailStatus, Notification, NotificationPreference
@@ -208,6 +209,7 @@ def notification_mark_read(*, user, notification_id: int) -> Notification:
         # Conditional: two marks at once keep the first time.
         if Notification.objects.filter(pk=row.pk, read_at__isnull=True).update(read_at=now):
             row.read_at = now
+            changes.touch(users=[row.user_id])
         else:
             row.refresh_from_db(fields=["read_at"])
     return row
@@ -215,7 +217,10 @@ def notification_mark_read(*, user, notification_id: int) -> Notification:
 
 def notifications_mark_all_read(*, user) -> int:
     """Mark every unread notification of ``user`` read; returns how many (0 the second time)."""
-    return Notification.objects.filter(user=user, hidden=False, read_at__isnull=True).update(read_at=timezone.now())
+    marked = Notification.objects.filter(user=user, hidden=False, read_at__isnull=True).update(read_at=timezone.now())
+    if marked:
+        changes.touch(users=[user.pk])
+    return marked
 
 
 # --- preferences -------------------------------------------------------------------
