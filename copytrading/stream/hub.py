@@ -354,12 +354,12 @@ class Hub:
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
-        channel, joined_at, failing = None, 0.0, False
+        channel, joined_at, failing = None, None, False
         while True:
             try:
                 if channel is None:
                     channel = await layer.new_channel("stream.hub.")
-                if time.monotonic() - joined_at > 3600:  # the group forgets members after a day
+                if joined_at is None or time.monotonic() - joined_at > 3600:  # a group forgets members after a day
                     await layer.group_add(publish.GROUP, channel)
                     joined_at = time.monotonic()
                 message = await layer.receive(channel)
@@ -372,7 +372,7 @@ class Hub:
             except Exception:
                 if not failing:
                     log.warning("stream hub: channel layer failing; retrying", exc_info=True)
-                failing, joined_at = True, 0.0
+                failing, joined_at = True, None
                 await asyncio.sleep(1)
 
     async def _polling_source(self) -> None:
