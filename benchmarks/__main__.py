@@ -5,7 +5,13 @@ import sys
 
 from benchmarks.setup import run_module
 
-BENCHMARKS = ["benchmarks.fanout", "benchmarks.watchdog", "benchmarks.ranking", "benchmarks.catalog"]
+BENCHMARKS = [
+    "benchmarks.fanout",
+    "benchmarks.watchdog",
+    "benchmarks.ranking",
+    "benchmarks.catalog",
+    "benchmarks.stream",
+]
 
 if __name__ == "__main__":
     wanted = [f"benchmarks.{name}" for name in sys.argv[1:]] or BENCHMARKS

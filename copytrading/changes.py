@@ -2,7 +2,8 @@
 
 Writers say which rows they touched — ``touch(accounts=…)`` from the ledger
 and the venue, ``touch(subscriptions=…)`` from the fan-out, ``touch(users=…)``
-from notifications and lifecycle changes — and every registered listener is
+from notifications and lifecycle changes, ``touch(marks=…)`` from the price
+writer (the marks of a simulator tick go out together) — and every registered listener is
 called once per committed transaction with the union (``Changes``). The live
 stream is the listener: it tells the web processes which sockets must reload
 what they show. Nothing is told for a transaction that rolls back; a
@@ -16,6 +17,7 @@ fan-out touching 500 accounts per chunk costs one notice per chunk.
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import transaction
 
@@ -28,9 +30,11 @@ class Changes:
     subscriptions: set[int] = field(default_factory=set)
     users: set[int] = field(default_factory=set)
     portfolios: set[int] = field(default_factory=set)
+    # instrument id -> (mark, its time as epoch seconds): the last mark written
+    marks: dict[int, tuple[Decimal, float]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.accounts or self.subscriptions or self.users or self.portfolios)
+        return bool(self.accounts or self.subscriptions or self.users or self.portfolios or self.marks)
 
 
 ChangeListener = Callable[[Changes], None]
@@ -71,6 +75,7 @@ def touch(
     subscriptions: Iterable[int] = (),
     users: Iterable[int] = (),
     portfolios: Iterable[int] = (),
+    marks: dict[int, tuple[Decimal, float]] | None = None,
 ) -> None:
     """Record that the current transaction changed these rows (outside a
     transaction: tell the listeners now)."""
@@ -78,7 +83,7 @@ def touch(
         return
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        _tell(Changes(set(accounts), set(subscriptions), set(users), set(portfolios)))
+        _tell(Changes(set(accounts), set(subscriptions), set(users), set(portfolios), dict(marks or {})))
         return
     # The callback registered by an earlier touch in this transaction, if it
     # is still queued (a rolled-back savepoint drops it with its callbacks).
@@ -92,3 +97,5 @@ def touch(
     pending.changes.subscriptions.update(subscriptions)
     pending.changes.users.update(users)
     pending.changes.portfolios.update(portfolios)
+    if marks:
+        pending.changes.marks.update(marks)

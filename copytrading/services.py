@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from copytrading import ledger, matching
+from copytrading import changes, ledger, matching
 from copytrading.errors import DomainError
 from copytrading.models import Account, AccountKind, Instrument, Product, Transfer, TransferKind
 from copytrading.money import Q8, round_to_tick
@@ -92,6 +92,7 @@ def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = N
     instrument.save(update_fields=["mark_price", "price_updated_at"])
     matching.match_instrument(instrument)
     mark = Mark(instrument.pk, instrument.symbol, instrument.mark_price, instrument.price_updated_at)
+    changes.touch(marks={mark.instrument_id: (mark.price, mark.at.timestamp())})
     for listener in _price_listeners:
         after_commit(lambda listener=listener: listener(mark), what=f"price listener for {mark.symbol}")
     return instrument

@@ -8,18 +8,20 @@ PostgreSQL sums the same formula in SQL for the watchdog's hot path
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 HUNDRED = Decimal(100)
 _Q8 = Decimal("0.00000001")
 # Price x quantity at 8 places each carries 16; with large balances that is
 # beyond the default 28 digits.
 _PRECISION = 60
+# One context passed explicitly: the stream values every socket's rows on each
+# tick, and entering a local context per figure cost more than the figure.
+_CTX = Context(prec=_PRECISION, rounding=ROUND_HALF_EVEN)
 
 
 def q8(value: Decimal) -> Decimal:
-    with localcontext(prec=_PRECISION):
-        return value.quantize(_Q8, rounding=ROUND_HALF_EVEN)
+    return value.quantize(_Q8, rounding=ROUND_HALF_EVEN, context=_CTX)
 
 
 def position_unrealized(side: str, quantity: Decimal, entry: Decimal, mark: Decimal, margin: Decimal) -> Decimal:
@@ -27,8 +29,10 @@ def position_unrealized(side: str, quantity: Decimal, entry: Decimal, mark: Deci
     (mark - entry) x quantity for a long, (entry - mark) x quantity for a
     short; a loss is capped at the position's margin, all that closing it
     could ever cost (as the watchdog counts it)."""
-    with localcontext(prec=_PRECISION):
-        value = (mark - entry) * quantity if side == "long" else (entry - mark) * quantity
+    if side == "long":
+        value = _CTX.multiply(_CTX.subtract(mark, entry), quantity)
+    else:
+        value = _CTX.multiply(_CTX.subtract(entry, mark), quantity)
     return value if value > -margin else -margin
 
 
@@ -36,8 +40,7 @@ def margin_level_pct(equity: Decimal, used_margin: Decimal) -> Decimal | None:
     """Equity as a percentage of the margin in use (8 dp); None without margin."""
     if used_margin <= 0:
         return None
-    with localcontext(prec=_PRECISION):
-        return q8(equity * HUNDRED / used_margin)
+    return q8(_CTX.divide(_CTX.multiply(equity, HUNDRED), used_margin))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +64,8 @@ def position_value(
     if mark is None:
         return NO_POSITION_VALUE
     unrealized = position_unrealized(side, quantity, entry_price, mark, margin)
-    with localcontext(prec=_PRECISION):
-        notional = q8(quantity * mark)
-        level = margin_level_pct(margin + unrealized, margin)
+    notional = q8(_CTX.multiply(quantity, mark))
+    level = margin_level_pct(_CTX.add(margin, unrealized), margin)
     return PositionValue(mark, q8(unrealized), notional, level)
 
 
@@ -81,6 +83,5 @@ class HoldingValue:
 def holding_value(*, quantity: Decimal, cost_basis: Decimal, mark: Decimal | None) -> HoldingValue:
     if mark is None:
         return HoldingValue(None, q8(cost_basis), None)
-    with localcontext(prec=_PRECISION):
-        value = quantity * mark
-        return HoldingValue(mark, q8(value), q8(value - cost_basis))
+    value = _CTX.multiply(quantity, mark)
+    return HoldingValue(mark, q8(value), q8(_CTX.subtract(value, cost_basis)))

@@ -4,14 +4,16 @@ the subscriptions API (followers.snapshot) — and ``executions`` — the copy
 results of the user's subscriptions as they happen."""
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 
 from copytrading.models import Execution
 from copytrading.stream.selectors import book_load, marks_at
 from copytrading.stream.topics import EventTopic, Key, Marks, StateTopic, register_topic
 from followers.models import Subscription, SubscriptionStatus
 from followers.selectors import copy_inputs
-from followers.snapshot import copy_snapshot
+from followers.snapshot import CopySnapshot, copy_snapshot
+
+SNAPSHOT_FIELDS = tuple(f.name for f in fields(CopySnapshot))
 
 
 class CopiesTopic(StateTopic):
@@ -63,7 +65,10 @@ class CopiesTopic(StateTopic):
                     spot_unrealized=f.spot_unrealized,
                 )
             )
-            rows[str(pk)] = {"portfolio_id": portfolio_id, "portfolio_name": portfolio_name, **asdict(snapshot)}
+            row = {"portfolio_id": portfolio_id, "portfolio_name": portfolio_name}
+            for name in SNAPSHOT_FIELDS:  # not dataclasses.asdict: it deep-copies every figure
+                row[name] = getattr(snapshot, name)
+            rows[str(pk)] = row
         return rows
 
 

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
@@ -53,24 +53,46 @@ class Socket(Protocol):
     async def close_with(self, code: int) -> None: ...
 
 
-class Stream:
-    __slots__ = ("buffer", "detached_at", "id", "ready", "seq", "socket", "topic", "user_id")
+class Feed:
+    """One topic and the streams that show it (several when it is shared:
+    the sockets of one user on ``copies``, every socket on the same prices)."""
 
-    def __init__(self, user_id: int, topic: Topic, socket: Socket) -> None:
+    __slots__ = ("key", "streams", "topic")
+
+    def __init__(self, topic: Topic, key: Hashable | None) -> None:
+        self.topic = topic
+        self.key = key
+        self.streams: set[Stream] = set()
+
+
+class Stream:
+    """One socket's subscription to a feed: its id, its sequence numbers and
+    the short buffer of its last messages (already encoded) for a resume."""
+
+    __slots__ = ("buffer", "detached_at", "feed", "id", "seq", "socket", "user_id")
+
+    def __init__(self, user_id: int, feed: Feed, socket: Socket) -> None:
         self.id = secrets.token_urlsafe(12)
         self.user_id = user_id
-        self.topic = topic
+        self.feed = feed
         self.seq = 0
-        self.buffer: deque[dict] = deque(maxlen=settings.STREAM_BUFFER)
+        self.buffer: deque[tuple[int, str]] = deque(maxlen=settings.STREAM_BUFFER)
         self.socket: Socket | None = socket
         self.detached_at = 0.0
-        self.ready = False  # its snapshot went out
 
-    def message(self, kind: str, data: dict) -> dict:
+    @property
+    def name(self) -> str:
+        return self.feed.topic.name
+
+    def message(self, kind: str, data_json: str) -> str:
+        """The next message, encoded (the data is encoded once per feed)."""
         self.seq += 1
-        message = {"topic": self.topic.name, "stream": self.id, "seq": self.seq, "type": kind, "data": data}
-        self.buffer.append(message)
-        return message
+        text = (
+            f'{{"topic":{protocol.encode(self.name)},"stream":"{self.id}","seq":{self.seq},'
+            f'"type":"{kind}","data":{data_json}}}'
+        )
+        self.buffer.append((self.seq, text))
+        return text
 
 
 class SocketState:
@@ -88,15 +110,16 @@ class Hub:
         self.marks = Marks()
         self.sockets: dict[Socket, SocketState] = {}
         self.streams: dict[str, Stream] = {}
-        self.by_instrument: dict[int, set[Stream]] = defaultdict(set)
-        self.by_key: dict[Key, set[Stream]] = defaultdict(set)
-        self.dirty: set[Stream] = set()
-        self.to_reload: set[Stream] = set()
+        self.shared: dict[Hashable, Feed] = {}
+        self.by_instrument: dict[int, set[Feed]] = defaultdict(set)
+        self.by_key: dict[Key, set[Feed]] = defaultdict(set)
+        self.dirty: set[Feed] = set()
+        self.to_reload: set[Feed] = set()
         self._flush_at: float | None = None
         self._last_flush = 0.0
         self._reloading = False
         self._tasks: list[asyncio.Task] = []
-        self.notices = 0  # received, for tests and /healthz
+        self.notices = 0  # received, for tests
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -132,8 +155,7 @@ class Hub:
     # --- subscribe and unsubscribe -----------------------------------------------------
 
     async def subscribe(self, socket: Socket, message: Mapping) -> None:
-        name = message.get("topic")
-        topic = topic_for(socket.user_id, name, message)  # ProtocolError for a bad one
+        topic = topic_for(socket.user_id, message.get("topic"), message)  # ProtocolError for a bad one
         state = self.sockets[socket]
         self._drop(state.streams.pop(topic.name, None))
         resumed = self._resumable(socket, topic.name, message.get("resume"))
@@ -141,19 +163,30 @@ class Hub:
             stream, since = resumed
             state.streams[topic.name] = stream
             stream.socket = socket
-            await socket.send_frame(protocol.frame([m for m in stream.buffer if m["seq"] > since] or [_noop(stream)]))
+            missed = [text for seq, text in stream.buffer if seq > since]
+            await socket.send_frame(_frame(missed or [_resumed(stream)]))
             return
-        data = await database_sync_to_async(topic.read)(True)
-        if socket not in self.sockets:  # closed meanwhile
-            return
-        self._start_marks(topic.apply(data, True))
-        stream = Stream(socket.user_id, topic, socket)
+        key = topic.share_key()
+        feed = self.shared.get(key) if key is not None else None
+        if feed is None:
+            data = await database_sync_to_async(topic.read)(True)
+            if socket not in self.sockets:  # closed meanwhile
+                return
+            feed = self.shared.get(key) if key is not None else None  # made meanwhile by another socket
+        if feed is None:
+            self._start_marks(topic.apply(data, True))
+            feed = Feed(topic, key)
+            if key is not None:
+                self.shared[key] = feed
+            self._index(feed)
+            snapshot = topic.snapshot(self.marks)
+        else:
+            snapshot = feed.topic.join_snapshot(self.marks)
+        stream = Stream(socket.user_id, feed, socket)
+        feed.streams.add(stream)
         state.streams[topic.name] = stream
         self.streams[stream.id] = stream
-        self._index(stream)
-        snapshot = stream.message("snapshot", topic.snapshot(self.marks))
-        stream.ready = True
-        await socket.send_frame(protocol.frame([snapshot]))
+        await socket.send_frame(_frame([stream.message("snapshot", protocol.encode(snapshot))]))
 
     def unsubscribe(self, socket: Socket, name: object) -> bool:
         state = self.sockets.get(socket)
@@ -171,49 +204,54 @@ class Hub:
         if (
             stream is None
             or stream.user_id != socket.user_id
-            or stream.topic.name != name
+            or stream.name != name
             or stream.socket is not None
             or not isinstance(since, int)
             or isinstance(since, bool)
             or not 0 <= since <= stream.seq
         ):
             return None
-        if stream.buffer and stream.buffer[0]["seq"] > since + 1:
+        if stream.buffer and stream.buffer[0][0] > since + 1:
             return None  # what it missed is no longer buffered
         if not stream.buffer and since < stream.seq:
             return None
         return stream, since
 
-    def _index(self, stream: Stream) -> None:
-        for instrument in stream.topic.instruments():
-            self.by_instrument[instrument].add(stream)
-        for key in stream.topic.watch_keys():
-            self.by_key[key].add(stream)
+    def _index(self, feed: Feed) -> None:
+        for instrument in feed.topic.instruments():
+            self.by_instrument[instrument].add(feed)
+        for key in feed.topic.watch_keys():
+            self.by_key[key].add(feed)
 
-    def _unindex(self, stream: Stream) -> None:
-        for index in (self.by_instrument, self.by_key):
-            for key in [k for k, streams in index.items() if stream in streams]:
-                index[key].discard(stream)
-                if not index[key]:
-                    del index[key]
-
-    def _reindex(self, stream: Stream, instruments: set[int], keys: set[Key]) -> None:
-        if instruments != stream.topic.instruments() or keys != stream.topic.watch_keys():
-            self._unindex(stream)
-            self._index(stream)
+    def _unindex(self, feed: Feed, instruments: set[int], keys: set[Key]) -> None:
+        for index, names in ((self.by_instrument, instruments), (self.by_key, keys)):
+            for name in names:
+                feeds = index.get(name)
+                if feeds is not None:
+                    feeds.discard(feed)
+                    if not feeds:
+                        del index[name]
 
     def _drop(self, stream: Stream | None) -> None:
         if stream is None:
             return
         self.streams.pop(stream.id, None)
-        self._unindex(stream)
-        self.dirty.discard(stream)
-        self.to_reload.discard(stream)
+        feed = stream.feed
+        feed.streams.discard(stream)
+        if not feed.streams:  # the last one: the feed goes
+            self._unindex(feed, feed.topic.instruments(), feed.topic.watch_keys())
+            if feed.key is not None and self.shared.get(feed.key) is feed:
+                del self.shared[feed.key]
+            self.dirty.discard(feed)
+            self.to_reload.discard(feed)
 
     def _start_marks(self, marks: Mapping[int, tuple[Decimal, float]]) -> None:
         for instrument, (price, at) in marks.items():
             if at >= self.marks.at.get(instrument, 0.0):
                 self.marks[instrument], self.marks.at[instrument] = price, at
+
+    def _live(self, feed: Feed) -> bool:
+        return bool(feed.streams)
 
     # --- notices -----------------------------------------------------------------------
 
@@ -222,33 +260,28 @@ class Hub:
         if at < self.marks.at.get(instrument, 0.0):
             return  # an older mark arriving late
         self.marks[instrument], self.marks.at[instrument] = price, at
-        streams = self.by_instrument.get(instrument)
-        if streams:
-            self.dirty.update(streams)
+        feeds = self.by_instrument.get(instrument)
+        if feeds:
+            self.dirty.update(feeds)
             self._schedule_flush()
 
     def on_changes(self, notice: Mapping) -> None:
         self.notices += 1
-        found: set[Stream] = set()
-        for kind, field in (
-            ("account", "accounts"),
-            ("subscription", "subscriptions"),
-            ("user", "users"),
-            ("portfolio", "portfolios"),
-        ):
+        found: set[Feed] = set()
+        for kind, field in NOTICE_FIELDS:
             for pk in notice.get(field, ()):
-                streams = self.by_key.get((kind, pk))
-                if streams:
-                    found.update(streams)
+                feeds = self.by_key.get((kind, pk))
+                if feeds:
+                    found.update(feeds)
         if found:
-            self.to_reload.update(found)
-            if not self._reloading:
-                self._reloading = True
-                self.loop.create_task(self._reload())
+            self._reload_later(found)
 
     def reload_all(self) -> None:
-        """After notices may have been lost (the layer was down): every stream re-reads."""
-        self.to_reload.update(self.streams.values())
+        """After notices may have been lost (the layer was down): every feed re-reads."""
+        self._reload_later({stream.feed for stream in self.streams.values()})
+
+    def _reload_later(self, feeds: set[Feed]) -> None:
+        self.to_reload.update(feeds)
         if self.to_reload and not self._reloading:
             self._reloading = True
             self.loop.create_task(self._reload())
@@ -258,16 +291,19 @@ class Hub:
             while self.to_reload:
                 batch, self.to_reload = list(self.to_reload), set()
                 results = await database_sync_to_async(_read_all)(batch)
-                for stream, data in results:
-                    if stream.id not in self.streams:
+                for feed, data in results:
+                    if not self._live(feed):
                         continue  # dropped meanwhile
                     if isinstance(data, BaseException):
-                        log.warning("stream %s (%s) not reloaded: %r", stream.id, stream.topic.name, data)
+                        log.warning("stream feed %s not reloaded: %r", feed.topic.name, data)
                         continue
-                    instruments, keys = stream.topic.instruments(), stream.topic.watch_keys()
-                    self._start_marks(stream.topic.apply(data, False))
-                    self._reindex(stream, instruments, keys)
-                    self.dirty.add(stream)
+                    topic = feed.topic
+                    instruments, keys = topic.instruments(), topic.watch_keys()
+                    self._start_marks(topic.apply(data, False))
+                    if instruments != topic.instruments() or keys != topic.watch_keys():
+                        self._unindex(feed, instruments, keys)
+                        self._index(feed)
+                    self.dirty.add(feed)
                 self._schedule_flush()
         except Exception:
             log.exception("stream reload failed")
@@ -284,28 +320,31 @@ class Hub:
         self.loop.call_later(delay, lambda: self.loop.create_task(self.flush()))
 
     async def flush(self) -> None:
-        """Send every dirty stream's delta, one frame per socket."""
+        """Send every dirty feed's delta to its streams, one frame per socket.
+        A feed's delta is computed and encoded once, whatever its streams."""
         self._flush_at = None
         self._last_flush = time.monotonic()
         dirty, self.dirty = self.dirty, set()
-        frames: dict[Socket, list[dict]] = defaultdict(list)
-        for stream in dirty:
-            if not stream.ready or stream.id not in self.streams:
+        frames: dict[Socket, list[str]] = defaultdict(list)
+        for feed in dirty:
+            if not self._live(feed):
                 continue
             try:
-                data = stream.topic.delta(self.marks)
+                data = feed.topic.delta(self.marks)
             except Exception:
-                log.exception("stream %s (%s): delta failed", stream.id, stream.topic.name)
+                log.exception("stream feed %s: delta failed", feed.topic.name)
                 continue
             if data is None:
                 continue
-            message = stream.message("delta", data)
-            if stream.socket is not None:
-                frames[stream.socket].append(message)
-        for socket, messages in frames.items():
+            data_json = protocol.encode(data)
+            for stream in feed.streams:
+                text = stream.message("delta", data_json)
+                if stream.socket is not None:
+                    frames[stream.socket].append(text)
+        for socket, texts in frames.items():
             if socket in self.sockets:
                 try:
-                    await socket.send_frame(protocol.frame(messages))
+                    await socket.send_frame(_frame(texts))
                 except Exception:
                     log.warning("stream frame not sent", exc_info=True)
         self._schedule_flush()  # what became dirty while sending
@@ -344,8 +383,9 @@ class Hub:
 
     def dispatch(self, message: Mapping) -> None:
         kind = message.get("type")
-        if kind == "hub.mark":
-            self.on_mark(int(message["instrument"]), Decimal(message["price"]), float(message["at"]))
+        if kind == "hub.marks":
+            for instrument, price, at in message["marks"]:
+                self.on_mark(int(instrument), Decimal(price), float(at))
         elif kind == "hub.changes":
             self.on_changes(message)
 
@@ -393,19 +433,26 @@ class Hub:
                 self.dispatch(notice)
 
 
-def _read_all(streams: list[Stream]) -> list[tuple[Stream, object]]:
+def _read_all(feeds: list[Feed]) -> list[tuple[Feed, object]]:
     out = []
-    for stream in streams:
+    for feed in feeds:
         try:
-            out.append((stream, stream.topic.read(False)))
+            out.append((feed, feed.topic.read(False)))
         except Exception as exc:  # noqa: BLE001  (one topic's failure is not the others')
-            out.append((stream, exc))
+            out.append((feed, exc))
     return out
 
 
-def _noop(stream: Stream) -> dict:
+def _frame(texts: list[str]) -> str:
+    return "[" + ",".join(texts) + "]"
+
+
+def _resumed(stream: Stream) -> str:
     """A resume with nothing missed: the client learns its stream goes on."""
-    return {"topic": stream.topic.name, "stream": stream.id, "seq": stream.seq, "type": "resumed", "data": {}}
+    return (
+        f'{{"topic":{protocol.encode(stream.name)},"stream":"{stream.id}","seq":{stream.seq},'
+        f'"type":"resumed","data":{{}}}}'
+    )
 
 
 def _poll_start() -> tuple[int, dict[int, float]]:

@@ -46,9 +46,14 @@ class ProtocolError(Exception):
         self.code, self.detail, self.topic = code, detail, topic
 
 
+def encode(value: object) -> str:
+    """JSON text, Decimals and times as strings (like the REST API)."""
+    return orjson.dumps(value, default=str).decode()
+
+
 def frame(messages: list[dict]) -> str:
-    """One frame of messages (Decimals as strings, like the REST API)."""
-    return orjson.dumps(messages, default=str).decode()
+    """One frame of messages."""
+    return encode(messages)
 
 
 def error(code: str, detail: str, topic: str | None = None) -> dict:

@@ -1,6 +1,6 @@
 """The writers' side of the stream: after a commit, tell every web process
-what changed — one notice per mark, one per committed transaction that
-touched accounts, subscriptions, users or portfolios (copytrading.changes).
+what changed — one notice with the transaction's marks, one with the
+accounts, subscriptions, users or portfolios it touched (copytrading.changes).
 
 Services mode sends through the channel layer to the hubs' group; embedded,
 where web, worker and simulator are separate processes and the in-memory
@@ -52,19 +52,6 @@ def _send(message: dict) -> None:
         log.exception("stream notice not sent (%s); notices pause for %.0f s", message.get("type"), BACKOFF_SECONDS)
 
 
-def mark_published(mark) -> None:
-    """A price listener (copytrading.services.register_price_listener)."""
-    if uses_layer():
-        _send(
-            {
-                "type": "hub.mark",
-                "instrument": mark.instrument_id,
-                "price": str(mark.price),
-                "at": mark.at.timestamp(),
-            }
-        )
-
-
 def changes_published(changes: Changes) -> None:
     """A change listener (copytrading.changes.register_change_listener)."""
     parts = {
@@ -73,8 +60,11 @@ def changes_published(changes: Changes) -> None:
         "users": sorted(changes.users),
         "portfolios": sorted(changes.portfolios),
     }
+    if changes.marks and uses_layer():  # embedded, the hub reads the marks from the instruments
+        marks = [[pk, str(price), at] for pk, (price, at) in sorted(changes.marks.items())]
+        _send({"type": "hub.marks", "marks": marks})
     longest = max(len(ids) for ids in parts.values())
-    for start in range(0, max(longest, 1), IDS_PER_NOTICE):
+    for start in range(0, longest, IDS_PER_NOTICE):
         _send({"type": "hub.changes", **{k: v[start : start + IDS_PER_NOTICE] for k, v in parts.items()}})
 
 

@@ -13,7 +13,7 @@ items as they happen. The core registers ``prices``, ``positions`` and
 (``register_topic``).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal
 
 from copytrading.stream import selectors
@@ -58,7 +58,18 @@ class Topic:
         """The ticks that change what it shows."""
         return set()
 
+    def share_key(self) -> Hashable | None:
+        """Sockets whose topics have the same key see the same thing: the hub
+        keeps one topic for all of them (one read, one valuation per tick).
+        None: not shared."""
+        return None
+
     def snapshot(self, marks: Marks) -> dict:
+        raise NotImplementedError
+
+    def join_snapshot(self, marks: Marks) -> dict:
+        """The snapshot for another socket joining a shared topic (changes
+        nothing the next delta is computed from)."""
         raise NotImplementedError
 
     def delta(self, marks: Marks) -> dict | None:
@@ -81,10 +92,18 @@ class StateTopic(Topic):
         """Figures beside the rows (a total, a count)."""
         return {}
 
+    def share_key(self) -> Hashable | None:
+        return (self.name, self.user_id)
+
     def snapshot(self, marks: Marks) -> dict:
         self._sent = self.rows(marks)
         self._sent_extra = self.extra(marks)
         return {"rows": [{"key": k, **v} for k, v in self._sent.items()], **self._sent_extra}
+
+    def join_snapshot(self, marks: Marks) -> dict:
+        # Current rows; a joiner may get a row again in the next delta (rows
+        # are states: applying one twice changes nothing).
+        return {"rows": [{"key": k, **v} for k, v in self.rows(marks).items()], **self.extra(marks)}
 
     def delta(self, marks: Marks) -> dict | None:
         rows = self.rows(marks)
@@ -199,6 +218,9 @@ class PricesTopic(StateTopic):
 
     def watch_keys(self) -> set[Key]:
         return set()
+
+    def share_key(self) -> Hashable | None:
+        return ("prices", tuple(sorted(self._symbols)))  # the same for every user
 
     def instruments(self) -> set[int]:
         return set(self._ids)

@@ -6,13 +6,11 @@ from copytrading import changes
 def register() -> None:
     from copytrading.notifications.services import register_notification_listener
     from copytrading.propagation import register_execution_listener
-    from copytrading.services import register_price_listener
     from copytrading.stream import (
         publish,
         topics,  # noqa: F401  (registers the core's topics)
     )
 
-    register_price_listener(publish.mark_published)
     changes.register_change_listener(publish.changes_published)
     register_execution_listener(_executions_touched)
     register_notification_listener(_notifications_touched)
