@@ -418,8 +418,15 @@ class Hub:
     async def _polling_source(self) -> None:
         """Embedded: the notice table and the instruments' marks."""
         last_notice, seen = await database_sync_to_async(_poll_start)()
+        purged_at = time.monotonic()
         while True:
             await asyncio.sleep(settings.STREAM_POLL_SECONDS)
+            if time.monotonic() - purged_at > 60:
+                purged_at = time.monotonic()
+                try:
+                    await database_sync_to_async(publish.notices_purge)()
+                except Exception:
+                    log.warning("stream hub: purging notices failed", exc_info=True)
             try:
                 notices, marks, last_notice = await database_sync_to_async(_poll)(last_notice, seen)
             except asyncio.CancelledError:
