@@ -388,6 +388,8 @@ class Hub:
                 self.on_mark(int(instrument), Decimal(price), float(at))
         elif kind == "hub.changes":
             self.on_changes(message)
+        elif kind == "hub.reload":
+            self.reload_all()
 
     async def _layer_source(self) -> None:
         """Services mode: the hubs' group on the channel layer."""
