@@ -307,3 +307,63 @@ def test_a_client_that_answers_pings_stays(market, settings):
         await client.close()
 
     run(scenario)
+
+
+def test_unsubscribe_stops_the_topic_and_a_resume_with_nothing_missed_says_so(market):
+    token = token_for(UserFactory())
+
+    async def scenario():
+        client = await connect(token=token)
+        snapshot = await client.subscribe("prices", instruments=[ETH_PERP])
+        await client.send(op="unsubscribe", topic="prices")
+        assert (await client.next(lambda m: m.get("type") == "unsubscribed"))["topic"] == "prices"
+        await move(ETH_PERP, "3300")
+        await client.quiet("prices", 0.4)
+        await client.close()
+        # The unsubscribed stream is gone: a resume gets a fresh snapshot.
+        again = await connect(token=token)
+        resume = {"stream": snapshot["stream"], "seq": 1}
+        fresh = await again.subscribe("prices", instruments=[ETH_PERP], resume=resume)
+        assert fresh["type"] == "snapshot" and fresh["stream"] != snapshot["stream"]
+        await again.close()
+        # A socket that closes with nothing missed resumes with "resumed".
+        third = await connect(token=token)
+        resumed = await third.subscribe("prices", instruments=[ETH_PERP], resume={"stream": fresh["stream"], "seq": 1})
+        assert (resumed["type"], resumed["stream"], resumed["seq"]) == ("resumed", fresh["stream"], 1)
+        await third.close()
+
+    run(scenario)
+
+
+def test_too_many_sockets_for_one_user_are_closed_4029(market, settings):
+    settings.STREAM_MAX_SOCKETS_PER_USER = 2
+    token = token_for(UserFactory())
+
+    async def scenario():
+        first, second = await connect(token=token), await connect(token=token)
+        third = await connect()
+        await third.send(op="auth", token=token)
+        assert await third.closed() == protocol.CLOSE_TOO_MANY
+        await first.close()
+        await second.close()
+
+    run(scenario)
+
+
+def test_the_browser_session_counts_only_from_our_own_origin(market, settings, client):
+    settings.ALLOWED_HOSTS = ["app.example"]
+    user = UserFactory()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    async def scenario():
+        ours = await connect(headers=[(b"cookie", cookie), (b"origin", b"https://app.example")])
+        welcome = await ours.next(lambda m: m.get("type") == "welcome")
+        assert welcome["user_id"] == user.pk
+        theirs = await connect(headers=[(b"cookie", cookie), (b"origin", b"https://evil.example")])
+        await theirs.send(op="subscribe", topic="copies")
+        assert (await theirs.next())["code"] == "UNAUTHENTICATED"
+        await ours.close()
+        await theirs.close()
+
+    run(scenario)
