@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from copytrading.outages import is_outage
 from copytrading.stream import protocol
 from copytrading.stream.hub import hub
 from copytrading.stream.protocol import ProtocolError
@@ -110,6 +111,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 await self.close_with(protocol.CLOSE_BAD_FRAMES)
                 return
             await self.send_frame(protocol.frame([protocol.error(exc.code, exc.detail, exc.topic)]))
+        except Exception as exc:
+            # The socket stays: a read that failed (the database down, a bug)
+            # is answered like the API would, and the client may try again.
+            if is_outage(exc):
+                log.warning("stream: a subscribe failed on an outage: %r", exc)
+                error = protocol.error("SERVICE_UNAVAILABLE", "A service is unavailable; try again shortly.")
+            else:
+                log.exception("stream: a message failed")
+                error = protocol.error("INTERNAL_ERROR", "The message failed; it has been logged.")
+            await self.send_frame(protocol.frame([error]))
 
     async def _handle(self, message: dict) -> None:
         op = message["op"]

@@ -367,3 +367,25 @@ def test_the_browser_session_counts_only_from_our_own_origin(market, settings, c
         await theirs.close()
 
     run(scenario)
+
+
+def test_a_failing_read_answers_an_error_and_keeps_the_socket(market, monkeypatch):
+    from django.db import OperationalError
+
+    from copytrading.stream import topics
+
+    token = token_for(UserFactory())
+
+    def down(self, initial):
+        raise OperationalError("connection refused")
+
+    async def scenario():
+        client = await connect(token=token)
+        monkeypatch.setattr(topics.PositionsTopic, "read", down)
+        await client.send(op="subscribe", topic="positions")
+        assert (await client.next(lambda m: m.get("type") == "error"))["code"] == "SERVICE_UNAVAILABLE"
+        monkeypatch.undo()
+        assert (await client.subscribe("positions"))["type"] == "snapshot"
+        await client.close()
+
+    run(scenario)
