@@ -41,11 +41,17 @@ class LeaderEarningsView(APIView):
         raw = request.query_params.get("portfolio")
         portfolio_id = None
         if raw not in (None, ""):
-            if not raw.isdigit():
-                raise DomainError("INVALID", "portfolio must be a portfolio id.", field="portfolio")
-            if not Portfolio.objects.filter(pk=int(raw), leader=request.user).exists():
+            try:
+                portfolio_id = int(raw)
+            except ValueError:
+                raise DomainError("INVALID", "portfolio must be a portfolio id.", field="portfolio") from None
+            # Any integer is an id; one that is no portfolio of yours (zero,
+            # negative, beyond the column) is simply not found.
+            if (
+                not 0 < portfolio_id < 2**63
+                or not Portfolio.objects.filter(pk=portfolio_id, leader=request.user).exists()
+            ):
                 raise NotFound("portfolio", field="portfolio")
-            portfolio_id = int(raw)
         body = selectors.leader_earnings(leader_id=request.user.pk, portfolio_id=portfolio_id)
         return Response(EarningsSerializer(body).data)
 

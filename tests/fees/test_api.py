@@ -154,6 +154,14 @@ def test_bad_query_parameter_is_a_400_not_a_500(api, db):
     assert response.json()["field"] == "portfolio"
 
 
+def test_an_integer_that_is_no_portfolio_is_a_404(api, db):
+    # Schema-valid (the OpenAPI type is integer), found by the schema fuzzer.
+    client = as_user(api, UserFactory())
+    for value in ("-137438953472", "0", str(2**63)):
+        response = client.get(f"/api/v1/fees/earnings?portfolio={value}")
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND"), value
+
+
 def test_anonymous_users_are_refused(api, db):
     assert api.get("/api/v1/fees/caps").status_code in (401, 403)
 
