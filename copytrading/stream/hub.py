@@ -109,6 +109,7 @@ class Hub:
         self.loop = loop
         self.marks = Marks()
         self.sockets: dict[Socket, SocketState] = {}
+        self._per_user: dict[int, int] = {}
         self.streams: dict[str, Stream] = {}
         self.shared: dict[Hashable, Feed] = {}
         self.by_instrument: dict[int, set[Feed]] = defaultdict(set)
@@ -133,16 +134,20 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def user_socket_count(self, user_id: int) -> int:
-        return sum(1 for s in self.sockets if s.user_id == user_id)
+        return self._per_user.get(user_id, 0)
 
     def attach(self, socket: Socket) -> None:
         self.sockets[socket] = SocketState()
+        self._per_user[socket.user_id] = self._per_user.get(socket.user_id, 0) + 1
 
     def detach(self, socket: Socket) -> None:
         """The socket closed: its streams stay (buffering) for a resume."""
         state = self.sockets.pop(socket, None)
         if state is None:
             return
+        left = self._per_user.pop(socket.user_id, 1) - 1
+        if left:
+            self._per_user[socket.user_id] = left
         now = time.monotonic()
         for stream in state.streams.values():
             stream.socket, stream.detached_at = None, now
