@@ -30,6 +30,7 @@ from copytrading.models import (
     Order,
     Position,
     PropagationChunk,
+    StreamNotice,
     Transfer,
 )
 from copytrading.notifications import admin as notifications_admin
@@ -348,6 +349,16 @@ class IdempotentRequestAdmin(ReadOnlyAdmin):
     search_fields = ["=key", "=user__username"]
     date_hierarchy = "created_at"
     raw_id_fields = ["user"]
+    show_full_result_count = False
+
+
+@admin.register(StreamNotice)
+class StreamNoticeAdmin(ReadOnlyAdmin):
+    """Embedded mode only: the live stream's notices to the web process (kept
+    two minutes). Empty in services mode, where they go through Redis."""
+
+    list_display = ["id", "created_at", "payload"]
+    date_hierarchy = "created_at"
     show_full_result_count = False
 
 

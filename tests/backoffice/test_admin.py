@@ -26,6 +26,7 @@ from copytrading.models import (
     Outcome,
     Position,
     PropagationChunk,
+    StreamNotice,
     Transfer,
     TransferKind,
 )
@@ -52,7 +53,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
-    Notification, NotificationPreference,
+    Notification, NotificationPreference, StreamNotice,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -213,6 +214,9 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}
         )
         return record, ["retry-7"]
+    if model is StreamNotice:
+        notice = StreamNotice.objects.create(payload={"type": "hub.changes", "users": [copied.follower_id]})
+        return notice, ["hub.changes"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
