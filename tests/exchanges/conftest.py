@@ -1,0 +1,1 @@
+from tests.exchange_double.fixtures import exchange_double, exchange_settings  # noqa: F401
