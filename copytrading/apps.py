@@ -9,3 +9,8 @@ class CopytradingConfig(AppConfig):
         from copytrading import lookups, strict_fields  # noqa: F401  (lookups registers the __any lookup)
 
         strict_fields.install()
+
+        from copytrading import candles
+        from copytrading.services import register_price_listener
+
+        register_price_listener(candles.candle_record)  # 1-minute candles of every mark

@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from backoffice.management.commands import run_stack
 from copytrading.exchanges.feed import PriceFeed
-from copytrading.models import Instrument, LeaderEvent, MarkFlag, Position, PositionStatus
+from copytrading.models import Instrument, LeaderEvent, MarkFlag, Position, PositionStatus, PriceCandle
 from tests.copytrading.world import ETH_PERP, World
 
 D = Decimal
@@ -74,6 +74,12 @@ def test_the_feed_writes_every_mark_through_price_set_and_a_take_profit_triggers
     position.refresh_from_db()
     assert position.status == PositionStatus.CLOSED
     assert exchange_double.state.seen("/fapi/v1/premiumIndex")  # mark prices, not last trades
+    # and the candles of the minute, through the same post-commit seam as every mark
+    assert dict(PriceCandle.objects.values_list("instrument__symbol", "close")) == {
+        "BTC/USDT:USDT": D("65000"),
+        "ETH/USDT:USDT": D("3310"),
+        "SOL/USDT:USDT": D("150"),
+    }
 
 
 def test_a_jump_beyond_the_band_is_written_flagged_and_does_not_liquidate(world, feed, exchange_double):
