@@ -56,10 +56,9 @@ def test_a_late_mark_widens_the_range_but_never_moves_the_close_back(eth):
 def test_a_rolled_back_mark_makes_no_candle(eth, django_capture_on_commit_callbacks):
     from django.db import transaction
 
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            price_set(instrument=eth, price=D("3300"), at=T0)
-            transaction.set_rollback(True)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        price_set(instrument=eth, price=D("3300"), at=T0)
+        transaction.set_rollback(True)
     assert PriceCandle.objects.count() == 0
 
 
