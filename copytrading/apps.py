@@ -12,3 +12,8 @@ class CopytradingConfig(AppConfig):
         from copytrading.stream.wiring import register as register_stream
 
         register_stream()
+
+        from copytrading import candles
+        from copytrading.services import register_price_listener
+
+        register_price_listener(candles.candle_record)  # 1-minute candles of every mark
