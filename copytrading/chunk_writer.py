@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from copytrading import bulk, decisions, ledger, trade_math
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
+from copytrading.leader_events import LeaderEventData
 from copytrading.models import Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
-from copytrading.money import ZERO, parse_decimal, q_fraction
+from copytrading.money import ZERO, q_fraction
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
 
 EXECUTION_FIELDS = [
@@ -62,8 +63,9 @@ class ChunkWriter:
     through ``apply_fills``, mirror limit orders and TP/SL with one statement
     per table, margin reservations with one update of the wallets."""
 
-    def __init__(self, event: LeaderEvent, view: EventView, instrument: Instrument):
+    def __init__(self, event: LeaderEvent, data: LeaderEventData, view: EventView, instrument: Instrument):
         self.event = event
+        self.data = data
         self.view = view
         self.instrument = instrument
         self.rows: list[tuple[TargetView, Decision, int | None]] = []  # order id per row, once known
@@ -124,7 +126,7 @@ class ChunkWriter:
                     (
                         account_id, self.instrument.pk, decision.order_side, OrderType.LIMIT, decision.quantity,
                         decision.price, decision.leverage, OrderStatus.OPEN, None, self.event.pk,
-                        target.subscription_id, decision.reserved, self.event.payload["leader_order_id"],
+                        target.subscription_id, decision.reserved, self.data.leader_order_id,
                     ),
                 )
             )  # fmt: skip
@@ -134,8 +136,7 @@ class ChunkWriter:
             self.order_changes.append((order_id, decision.price, decision.reserved, OrderStatus.OPEN))
             self._reserve(account_id, holding, decision.reserved - mirror_order.view.reserved)
         elif action == decisions.TPSL and decision.outcome == decisions.COPIED:
-            p = self.event.payload
-            self.tpsl.append((mirror.pk, parse_decimal(p["take_profit"]), parse_decimal(p["stop_loss"])))
+            self.tpsl.append((mirror.pk, self.data.take_profit, self.data.stop_loss))
         if decision.order_status in (decisions.ORDER_CANCELLED, decisions.ORDER_REJECTED) and mirror_order:
             # The mirror limit stops resting without a (further) fill.
             order_id = mirror_order.pk

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from copytrading import ledger
+from copytrading import leader_events, ledger
 from copytrading.errors import Conflict, DomainError
 from copytrading.events import (
     ADVANCED_ORDER_TYPES,
@@ -20,7 +20,6 @@ from copytrading.models import (
     Holding,
     Instrument,
     LeaderEvent,
-    LeaderEventKind,
     Order,
     Position,
     Product,
@@ -163,7 +162,6 @@ def portfolio_order_place(
     _check_mode(portfolio, instrument.product)
     account_id = portfolio.trading_account_id
     equity = ledger.lock_accounts([account_id])[account_id].balance
-    base = {"instrument_id": instrument.pk, "symbol": instrument.symbol, "order_side": side}
     events = []
     if order_type == LIMIT:
         if price is None:
@@ -171,20 +169,24 @@ def portfolio_order_place(
         order = limit_order_place(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, price=price, leverage=leverage
         )
-        payload = {
-            **base,
-            "price": str(order.price),
-            "quantity": str(order.quantity),
-            "leverage": order.leverage,
-            "leader_equity": str(equity),
-            "leader_order_id": order.pk,
-        }
+        share = {}
         if instrument.product == Product.SPOT and side == SELL:
             # Followers rest a sell of the same share of their own holding:
             # holding x quantity ÷ quantity_before (decisions.Share).
             held = Holding.objects.get(account_id=account_id, asset=instrument.base).quantity
-            payload |= {"quantity_before": str(held), "fraction": str(order.quantity / held)}
-        return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]
+            share = {"quantity_before": held, "fraction": order.quantity / held}
+        placed = leader_events.LimitPlaced(
+            instrument_id=instrument.pk,
+            symbol=instrument.symbol,
+            order_side=side,
+            price=order.price,
+            quantity=order.quantity,
+            leverage=order.leverage,
+            leader_equity=equity,
+            leader_order_id=order.pk,
+            **share,
+        )
+        return [leader_event_record(portfolio_id=portfolio.pk, data=placed)]
     if instrument.product == Product.MARGIN:
         for step in margin_market_order(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, leverage=leverage
@@ -220,16 +222,15 @@ def portfolio_position_close(*, portfolio: Portfolio, position_id: int, quantity
     return _record_margin_step(portfolio, step, equity)
 
 
-def _order_payload(order: Order, **extra) -> dict:
+def _order_fields(order: Order) -> dict:
     return {
         "instrument_id": order.instrument_id,
         "symbol": order.instrument.symbol,
         "order_side": order.side,
-        "price": str(order.price),
-        "quantity": str(order.quantity),
+        "price": order.price,
+        "quantity": order.quantity,
         "leverage": order.leverage,
         "leader_order_id": order.pk,
-        **extra,
     }
 
 
@@ -240,8 +241,7 @@ def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decim
     order, old_price = limit_order_reprice(order_id=order_id, account_id=portfolio.trading_account_id, price=price)
     return leader_event_record(
         portfolio_id=portfolio.pk,
-        kind=LeaderEventKind.LIMIT_REPRICED,
-        payload=_order_payload(order, previous_price=str(old_price)),
+        data=leader_events.LimitRepriced(**_order_fields(order), previous_price=old_price),
     )
 
 
@@ -250,20 +250,18 @@ def portfolio_order_cancel(*, portfolio: Portfolio, order_id: int) -> LeaderEven
     """Cancel the leader's resting limit order; its mirrors are cancelled."""
     portfolio = _lock(portfolio)
     order = limit_order_cancel(order_id=order_id, account_id=portfolio.trading_account_id)
-    return leader_event_record(
-        portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_CANCELLED, payload=_order_payload(order)
-    )
+    return leader_event_record(portfolio_id=portfolio.pk, data=leader_events.LimitCancelled(**_order_fields(order)))
 
 
 def _tpsl_event(portfolio: Portfolio, position: Position) -> LeaderEvent:
-    payload = {
-        "instrument_id": position.instrument_id,
-        "symbol": position.instrument.symbol,
-        "leader_position_id": position.pk,
-        "take_profit": str(position.take_profit) if position.take_profit is not None else None,
-        "stop_loss": str(position.stop_loss) if position.stop_loss is not None else None,
-    }
-    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.TPSL_SET, payload=payload)
+    data = leader_events.TpslSet(
+        instrument_id=position.instrument_id,
+        symbol=position.instrument.symbol,
+        leader_position_id=position.pk,
+        take_profit=position.take_profit,
+        stop_loss=position.stop_loss,
+    )
+    return leader_event_record(portfolio_id=portfolio.pk, data=data)
 
 
 @transaction.atomic
@@ -326,13 +324,13 @@ def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, l
     position, old = position_leverage_set(
         position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
     )
-    payload = {
-        "instrument_id": position.instrument_id,
-        "symbol": position.instrument.symbol,
-        "leader_position_id": position.pk,
-        "field": "leverage",
-        "previous_leverage": old,
-        "leverage": position.leverage,
-        "margin": str(position.margin),
-    }
-    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.POSITION_EDIT, payload=payload)
+    data = leader_events.PositionEdit(
+        instrument_id=position.instrument_id,
+        symbol=position.instrument.symbol,
+        leader_position_id=position.pk,
+        field="leverage",
+        previous_leverage=old,
+        leverage=position.leverage,
+        margin=position.margin,
+    )
+    return leader_event_record(portfolio_id=portfolio.pk, data=data)
