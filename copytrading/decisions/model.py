@@ -189,6 +189,9 @@ class TargetView:
     copy_margin: bool = True
     copy_spot: bool = True
     slippage_tolerance_pct: Decimal = DEFAULT_SLIPPAGE_TOLERANCE_PCT
+    # Where this follower's copies execute (copytrading.venues; the target
+    # source sets it per subscription).
+    venue: str = "paper"
 
 
 @dataclass(frozen=True)
