@@ -27,20 +27,10 @@ from copytrading.models import (
 )
 from copytrading.money import Q8
 from copytrading.trade_math import SELL
-from copytrading.trading import (
-    UNCHANGED,
-    instrument_for_trading,
-    limit_order_cancel,
-    limit_order_place,
-    limit_order_reprice,
-    margin_market_order,
-    position_close,
-    position_leverage_set,
-    position_tpsl_set,
-    spot_market_order,
-    validate_side,
-)
+from copytrading.trading import UNCHANGED, instrument_for_trading, validate_side
+from copytrading.venues import venue_for_portfolio
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
 MARKET, LIMIT = "market", "limit"
@@ -69,7 +59,7 @@ def portfolio_fund(*, portfolio: Portfolio, amount: Decimal, idempotency_key: st
 def _lock(portfolio: Portfolio) -> Portfolio:
     # The portfolio row lock serializes the portfolio's trades and therefore
     # its leader-event sequence numbers.
-    return Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    return lock_portfolio(portfolio.pk)
 
 
 def _lock_active(portfolio: Portfolio) -> Portfolio:
@@ -161,12 +151,13 @@ def portfolio_order_place(
     instrument = instrument_for_trading(symbol)
     _check_mode(portfolio, instrument.product)
     account_id = portfolio.trading_account_id
+    venue = venue_for_portfolio(portfolio.pk)
     equity = ledger.lock_accounts([account_id])[account_id].balance
     events = []
     if order_type == LIMIT:
         if price is None:
             raise DomainError("INVALID_PRICE", "A limit order needs a price.", field="price")
-        order = limit_order_place(
+        order = venue.limit_order_place(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, price=price, leverage=leverage
         )
         share = {}
@@ -188,12 +179,12 @@ def portfolio_order_place(
         )
         return [leader_event_record(portfolio_id=portfolio.pk, data=placed)]
     if instrument.product == Product.MARGIN:
-        for step in margin_market_order(
+        for step in venue.market_order(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, leverage=leverage
         ):
             events.append(_record_margin_step(portfolio, step, equity))
     else:
-        step = spot_market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
+        (step,) = venue.market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
         events.append(
             spot_step_event(
                 portfolio_id=portfolio.pk, fill=step.fill, quantity_before=step.quantity_before, equity=equity
@@ -217,7 +208,9 @@ def _record_margin_step(portfolio: Portfolio, step, equity: Decimal) -> LeaderEv
 def portfolio_position_close(*, portfolio: Portfolio, position_id: int, quantity: Decimal | None = None) -> LeaderEvent:
     """The leader closes all or part of an open position; mirrors follow by fraction."""
     portfolio = _lock(portfolio)
-    step = position_close(position_id=position_id, account_id=portfolio.trading_account_id, quantity=quantity)
+    step = venue_for_portfolio(portfolio.pk).position_close(
+        account_id=portfolio.trading_account_id, position_id=position_id, quantity=quantity
+    )
     equity = ledger.lock_accounts([portfolio.trading_account_id])[portfolio.trading_account_id].balance
     return _record_margin_step(portfolio, step, equity)
 
@@ -238,7 +231,9 @@ def _order_fields(order: Order) -> dict:
 def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decimal) -> LeaderEvent:
     """Move the leader's resting limit order; its mirrors are re-priced."""
     portfolio = _lock_active(portfolio)
-    order, old_price = limit_order_reprice(order_id=order_id, account_id=portfolio.trading_account_id, price=price)
+    order, old_price = venue_for_portfolio(portfolio.pk).limit_order_amend(
+        account_id=portfolio.trading_account_id, order_id=order_id, price=price
+    )
     return leader_event_record(
         portfolio_id=portfolio.pk,
         data=leader_events.LimitRepriced(**_order_fields(order), previous_price=old_price),
@@ -249,7 +244,9 @@ def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decim
 def portfolio_order_cancel(*, portfolio: Portfolio, order_id: int) -> LeaderEvent:
     """Cancel the leader's resting limit order; its mirrors are cancelled."""
     portfolio = _lock(portfolio)
-    order = limit_order_cancel(order_id=order_id, account_id=portfolio.trading_account_id)
+    order = venue_for_portfolio(portfolio.pk).limit_order_cancel(
+        account_id=portfolio.trading_account_id, order_id=order_id
+    )
     return leader_event_record(portfolio_id=portfolio.pk, data=leader_events.LimitCancelled(**_order_fields(order)))
 
 
@@ -275,7 +272,7 @@ def portfolio_position_tpsl_set(
     """Set or clear (None) the TP and SL of the leader's open position (an
     omitted one stays as it is); every open mirror gets the same prices."""
     portfolio = _lock_active(portfolio)
-    position = position_tpsl_set(
+    position = venue_for_portfolio(portfolio.pk).position_tpsl_set(
         position_id=position_id,
         account_id=portfolio.trading_account_id,
         take_profit=take_profit,
@@ -298,10 +295,11 @@ def portfolio_positions_tpsl_set(*, portfolio: Portfolio, items: list[dict]) -> 
             )
         seen.add(item["position"])
     portfolio = _lock_active(portfolio)
+    venue = venue_for_portfolio(portfolio.pk)
     events = []
     for n, item in enumerate(items):
         try:
-            position = position_tpsl_set(
+            position = venue.position_tpsl_set(
                 position_id=item["position"],
                 account_id=portfolio.trading_account_id,
                 take_profit=item.get("take_profit", UNCHANGED),
@@ -321,7 +319,7 @@ def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, l
     Followers keep theirs: the event's executions say why
     (POSITION_EDIT_NOT_PROPAGATED)."""
     portfolio = _lock_active(portfolio)
-    position, old = position_leverage_set(
+    position, old = venue_for_portfolio(portfolio.pk).position_leverage_set(
         position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
     )
     data = leader_events.PositionEdit(
