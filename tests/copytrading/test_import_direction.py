@@ -38,11 +38,15 @@ def test_no_core_module_imports_the_tasks():
     assert offenders == []
 
 
-def test_the_outbox_and_the_engine_load_without_the_tasks():
+def test_the_outbox_and_the_engine_load_without_the_tasks_and_find_them_by_name():
+    """In a fresh process (a web process): the engine's modules do not load
+    the tasks; the first dispatch finds them by name (Celery's autodiscovery)."""
     code = (
         "import sys, django; django.setup(); "
         "import copytrading.events, copytrading.propagation, copytrading.matching; "
-        "print('copytrading.tasks' in sys.modules)"
+        "print('copytrading.tasks' in sys.modules); "
+        "from copytrading import enqueue; "
+        "print(enqueue.task(enqueue.PROPAGATE_EVENT).name, enqueue.task(enqueue.PROPAGATE_CHUNK).name)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -52,7 +56,7 @@ def test_the_outbox_and_the_engine_load_without_the_tasks():
         env={"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin", "VAR_DIR": "/tmp"},
         cwd=CORE.parent,
     )
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split("\n")[:2] == ["False", f"{enqueue.PROPAGATE_EVENT} {enqueue.PROPAGATE_CHUNK}"]
 
 
 def test_the_names_the_engine_queues_are_the_tasks():
