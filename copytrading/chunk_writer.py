@@ -1,23 +1,25 @@
 """The write half of a propagation chunk: what the chunk's decisions do,
 written set-based in one pass.
 
-Fills go through ``venue.apply_fills``; mirror limit orders, their re-prices
-and cancellations, and copied TP/SL are one statement per table; margin
-reservations of resting mirrors one update of the wallets; the execution log
-one insert. The number of statements does not depend on the chunk's size.
+The decisions become one ``OrderBatch`` per venue (fills, mirror limit
+orders, their re-prices and cancellations, copied TP/SL) that the venue
+applies in one call (copytrading.venues; the paper venue writes one
+statement per table); the execution log is one insert. The number of
+statements does not depend on the chunk's size.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
 
-from copytrading import bulk, decisions, ledger, trade_math
+from copytrading import bulk, decisions, trade_math, venues
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
-from copytrading.models import Execution, Holding, Instrument, LeaderEvent, Order, OrderStatus, OrderType, Position
-from copytrading.money import ZERO, parse_decimal, q_fraction
-from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, apply_fills
+from copytrading.leader_events import LeaderEventData
+from copytrading.models import Execution, Instrument, LeaderEvent, OrderType
+from copytrading.money import ZERO, q_fraction
+from copytrading.venue import SPOT_BUY, SPOT_SELL
+from copytrading.venues.port import REST, AmendOrder, CancelOrder, OrderBatch, PlaceOrder, SetTpsl
 
 EXECUTION_FIELDS = [
     "event",
@@ -58,108 +60,111 @@ def leader_fraction(view: EventView) -> Decimal | None:
 
 
 class ChunkWriter:
-    """Collects what a chunk's decisions do and writes it set-based: fills
-    through ``apply_fills``, mirror limit orders and TP/SL with one statement
-    per table, margin reservations with one update of the wallets."""
+    """Collects what a chunk's decisions ask of the venue (one ``OrderBatch``
+    per venue, usually one), hands each batch to its venue in one call, and
+    writes the execution log with the order ids the venues acknowledge."""
 
-    def __init__(self, event: LeaderEvent, view: EventView, instrument: Instrument):
+    def __init__(self, event: LeaderEvent, data: LeaderEventData, view: EventView, instrument: Instrument):
         self.event = event
+        self.data = data
         self.view = view
         self.instrument = instrument
         self.rows: list[tuple[TargetView, Decision, int | None]] = []  # order id per row, once known
-        self.fills: list[tuple[int, Fill]] = []  # (row index, fill)
-        self.new_orders: list[tuple[int, tuple]] = []  # (row index, order row)
-        self.order_changes: list[tuple] = []  # (pk, price, reserved, status)
-        self.tpsl: list[tuple] = []  # (position pk, take profit, stop loss)
-        self.reserved: dict[int, Decimal] = defaultdict(lambda: ZERO)  # account -> locked delta
-        self.holdings: dict[int, Holding] = {}  # holdings whose reserved part changed (spot sells)
-        self.reserves_holding = instrument.reserved_asset(view.order_side) is not None
+        # venue name -> (its batch, the row of each of its places)
+        self.batches: dict[str, tuple[OrderBatch, list[int]]] = {}
 
-    def _reserve(self, account_id: int, holding: Holding | None, amount: Decimal) -> None:
-        """Hold (negative: give back) a mirror limit's reservation, in the
-        ledger or, for a spot sell, in the holding (copytrading.reservations)."""
-        if self.reserves_holding:
-            holding.reserved += amount
-            self.holdings[holding.pk] = holding
-        else:
-            self.reserved[account_id] += amount
+    def _batch(self, venue: str) -> tuple[OrderBatch, list[int]]:
+        entry = self.batches.get(venue)
+        if entry is None:
+            entry = self.batches[venue] = (OrderBatch(self.instrument), [])
+        return entry
 
     def add(self, target, decision: Decision, mirror, mirror_order: MirrorOrder | None, holding, leader_position_id):
         row = len(self.rows)
         order_id = None
         action = decision.action
         account_id = target.account_id
-        if decision.outcome == decisions.COPIED and action in FILL_ACTIONS:
+        copied = decision.outcome == decisions.COPIED
+        if copied and action in FILL_ACTIONS:
             via_limit = (
                 mirror_order is not None
                 and self.view.limit_order_id is not None
                 and mirror_order.view.status == decisions.ORDER_OPEN
             )
             final = via_limit and decision.order_status == decisions.ORDER_FILLED
-            fill = Fill(
-                account_id=account_id,
-                instrument=self.instrument,
-                order_side=decision.order_side,
-                action=action,
-                quantity=decision.quantity,
-                price=decision.price,
-                leverage=decision.leverage,
-                position=mirror if action != trade_math.OPEN else None,
-                holding=holding,
-                leader_position_id=leader_position_id,
-                subscription_id=target.subscription_id,
-                # The mirror limit's own row becomes the filled order (it
-                # already names its limit_placed event); any other fill is a
-                # new order of this event.
-                event_id=None if final else self.event.pk,
-                order_type=OrderType.LIMIT if via_limit else OrderType.MARKET,
-                resting_order_id=mirror_order.pk if final else None,
-                reserved_release=mirror_order.view.reserved if final else ZERO,
+            batch, placed = self._batch(target.venue)
+            batch.places.append(
+                PlaceOrder(
+                    account_id=account_id,
+                    side=decision.order_side,
+                    action=action,
+                    quantity=decision.quantity,
+                    price=decision.price,
+                    leverage=decision.leverage,
+                    order_type=OrderType.LIMIT if via_limit else OrderType.MARKET,
+                    subscription_id=target.subscription_id,
+                    # The mirror limit's own row becomes the filled order (it
+                    # already names its limit_placed event); any other fill is
+                    # a new order of this event.
+                    leader_event_id=None if final else self.event.pk,
+                    leader_position_id=leader_position_id,
+                    position=mirror if action != trade_math.OPEN else None,
+                    holding=holding,
+                    executes_order_id=mirror_order.pk if final else None,
+                    release=mirror_order.view.reserved if final else ZERO,
+                )
             )
-            self.fills.append((row, fill))
-        elif decision.outcome == decisions.COPIED and action == decisions.LIMIT_PLACE:
-            self.new_orders.append(
-                (
-                    row,
-                    (
-                        account_id, self.instrument.pk, decision.order_side, OrderType.LIMIT, decision.quantity,
-                        decision.price, decision.leverage, OrderStatus.OPEN, None, self.event.pk,
-                        target.subscription_id, decision.reserved, self.event.payload["leader_order_id"],
-                    ),
+            placed.append(row)
+        elif copied and action == decisions.LIMIT_PLACE:
+            batch, placed = self._batch(target.venue)
+            batch.places.append(
+                PlaceOrder(
+                    account_id=account_id,
+                    side=decision.order_side,
+                    action=REST,
+                    quantity=decision.quantity,
+                    price=decision.price,
+                    leverage=decision.leverage,
+                    order_type=OrderType.LIMIT,
+                    subscription_id=target.subscription_id,
+                    leader_event_id=self.event.pk,
+                    leader_order_id=self.data.leader_order_id,
+                    holding=holding,
+                    reserve=decision.reserved,
+                )
+            )
+            placed.append(row)
+        elif copied and action == decisions.LIMIT_REPRICE:
+            order_id = mirror_order.pk
+            self._batch(target.venue)[0].amends.append(
+                AmendOrder(
+                    order_id, account_id, self.view.order_side, decision.price,
+                    decision.reserved, mirror_order.view.reserved, holding,
                 )
             )  # fmt: skip
-            self._reserve(account_id, holding, decision.reserved)
-        elif action == decisions.LIMIT_REPRICE and decision.outcome == decisions.COPIED:
-            order_id = mirror_order.pk
-            self.order_changes.append((order_id, decision.price, decision.reserved, OrderStatus.OPEN))
-            self._reserve(account_id, holding, decision.reserved - mirror_order.view.reserved)
-        elif action == decisions.TPSL and decision.outcome == decisions.COPIED:
-            p = self.event.payload
-            self.tpsl.append((mirror.pk, parse_decimal(p["take_profit"]), parse_decimal(p["stop_loss"])))
+        elif copied and action == decisions.TPSL:
+            self._batch(target.venue)[0].tpsl.append(SetTpsl(mirror.pk, self.data.take_profit, self.data.stop_loss))
         if decision.order_status in (decisions.ORDER_CANCELLED, decisions.ORDER_REJECTED) and mirror_order:
             # The mirror limit stops resting without a (further) fill.
             order_id = mirror_order.pk
             view = mirror_order.view
-            self.order_changes.append((order_id, view.price, ZERO, decision.order_status))
-            self._reserve(account_id, holding, -view.reserved)
+            self._batch(target.venue)[0].cancels.append(
+                CancelOrder(
+                    order_id, account_id, self.view.order_side, view.price, view.reserved, decision.order_status,
+                    holding,
+                )
+            )  # fmt: skip
         self.rows.append((target, decision, order_id))
 
     def write(self) -> None:
-        now = timezone.now()
-        ledger.apply_transfers([], locked_deltas={k: v for k, v in self.reserved.items() if v})
-        # Before the fills: apply_fills writes the holdings it touches whole.
-        bulk.update_rows(Holding, ["reserved"], [(h.pk, h.reserved) for h in self.holdings.values()])
-        bulk.update_rows(Order, ["price", "reserved", "status"], self.order_changes)
-        bulk.update_rows(Position, ["take_profit", "stop_loss"], self.tpsl)
-        if self.new_orders:
-            ids = bulk.insert_rows(Order, MIRROR_ORDER_INSERT, [(*r, now) for _, r in self.new_orders], returning=True)
-            for (row, _), pk in zip(self.new_orders, ids, strict=True):
+        for venue, (batch, placed) in self.batches.items():
+            if not batch:
+                continue
+            acks = venues.venue_named(venue).execute(batch)
+            for row, ack in zip(placed, acks, strict=True):
                 target, decision, _ = self.rows[row]
-                self.rows[row] = (target, decision, pk)
-        apply_fills([fill for _, fill in self.fills])
-        for row, fill in self.fills:
-            target, decision, _ = self.rows[row]
-            self.rows[row] = (target, decision, fill.order.pk)
+                self.rows[row] = (target, decision, ack.order_id)
+        now = timezone.now()
         view = self.view
         # What the leader did is the same on every row of the event.
         leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
@@ -174,9 +179,3 @@ class ChunkWriter:
                 for target, decision, order_id in self.rows
             ],
         )  # fmt: skip
-
-
-MIRROR_ORDER_INSERT = [
-    "account", "instrument", "side", "order_type", "quantity", "price", "leverage", "status", "position",
-    "leader_event", "subscription_id", "reserved", "leader_order", "created_at",
-]  # fmt: skip

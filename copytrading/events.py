@@ -1,34 +1,34 @@
 """The leader-event outbox. An event is written in the same transaction as the
 leader's change and dispatched only once that transaction commits."""
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
-from copytrading import trade_math
+from copytrading import leader_events, trade_math
+from copytrading.enqueue import dispatch, dispatch_chunk
 from copytrading.errors import DomainError
-from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventKind, LeaderEventStatus, PropagationChunk
+from copytrading.leader_events import LeaderEventData
+from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventStatus, PropagationChunk
 from copytrading.outages import dispatch_on_commit
 
 
-def leader_event_record(*, portfolio_id: int, kind: str, payload: dict[str, Any]) -> LeaderEvent:
+def leader_event_record(*, portfolio_id: int, data: LeaderEventData) -> LeaderEvent:
     """Append the next event of the portfolio. The caller holds the portfolio's
-    row lock, which serializes sequence numbers; the unique (portfolio, seq)
-    constraint backs it up."""
+    row lock (``portfolios.locks``), which serializes sequence numbers; the
+    unique (portfolio, seq) constraint backs it up."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("leader events must be recorded inside the leader change's transaction")
+    if not isinstance(data, LeaderEventData):
+        raise TypeError(f"a leader event is recorded from its typed data, not {type(data).__name__}")
     last = LeaderEvent.objects.filter(portfolio_id=portfolio_id).aggregate(m=Max("seq"))["m"] or 0
-    event = LeaderEvent.objects.create(portfolio_id=portfolio_id, seq=last + 1, kind=kind, payload=payload)
+    event = LeaderEvent.objects.create(
+        portfolio_id=portfolio_id, seq=last + 1, kind=data.KIND.value, payload=data.to_payload()
+    )
     dispatch_on_commit(lambda: dispatch(event.pk), what=f"leader event {event.pk}; the outbox relay redelivers it")
     return event
-
-
-def dispatch(event_id: int) -> None:
-    from copytrading.tasks import propagate_event
-
-    propagate_event.delay(event_id)
 
 
 def next_pending_event(portfolio_id: int) -> LeaderEvent | None:
@@ -40,87 +40,102 @@ def next_pending_event(portfolio_id: int) -> LeaderEvent | None:
     )
 
 
-_KIND_FOR_ACTION = {
-    trade_math.OPEN: LeaderEventKind.POSITION_OPEN,
-    trade_math.INCREASE: LeaderEventKind.POSITION_OPEN,
-    trade_math.REDUCE: LeaderEventKind.POSITION_REDUCE,
-    trade_math.CLOSE: LeaderEventKind.POSITION_CLOSE,
-}
+# --- typed constructors for the venue's steps -----------------------------------------
 
 
-def _closed_part(quantity: Decimal, quantity_before: Decimal) -> dict[str, str]:
-    """What a reduce, close or sell carries for the followers: the leader's
-    quantity and what it held before, exact, so a follower's share is sized
-    as mirror x quantity ÷ quantity_before with one division
-    (decisions.Share). ``fraction`` (a quotient rounded to 28
-    digits) is for people reading the event; events recorded before the
-    quantities were added carry only it, and are still sized from it."""
+@dataclass(frozen=True, slots=True)
+class LimitFillOf:
+    """A step of the leader's limit order filling (the matching passes)."""
+
+    order_id: int
+    order_quantity: Decimal
+    final: bool
+
+
+def _fill_extras(trigger: str | None, limit: LimitFillOf | None) -> dict:
+    if limit is None:
+        return {"trigger": trigger}
     return {
-        "quantity": str(quantity),
-        "quantity_before": str(quantity_before),
-        "fraction": str(quantity / quantity_before),
+        "trigger": trigger,
+        "limit_order_id": limit.order_id,
+        "order_quantity": limit.order_quantity,
+        "limit_final": limit.final,
     }
 
 
-def position_step_event(
+def _closed_part(quantity: Decimal, quantity_before: Decimal) -> dict:
+    """What a reduce, close or sell carries for the followers: the leader's
+    quantity and what it held before, exact, so a follower's share is sized
+    as mirror x quantity ÷ quantity_before with one division (decisions.Share);
+    ``fraction`` is for people reading the event."""
+    return {"quantity": quantity, "quantity_before": quantity_before, "fraction": quantity / quantity_before}
+
+
+def position_step_data(
     *,
-    portfolio_id: int,
     instrument,
     action: str,
     fill,
     quantity_before: Decimal,
     equity: Decimal,
-    extra: dict[str, Any] | None = None,
-) -> LeaderEvent:
-    """The leader event of one venue step on a leader's margin position
-    (``fill`` is a ``venue.Fill`` already applied). Market orders, limit fills
-    and TP/SL/liquidation triggers all describe their steps this way, so the
+    trigger: str | None = None,
+    limit: LimitFillOf | None = None,
+) -> leader_events.PositionOpen | leader_events.PositionReduce | leader_events.PositionClose:
+    """The event of one venue step on a leader's margin position (``fill`` is
+    a ``venue.Fill`` already applied). Market orders, limit fills and
+    TP/SL/liquidation triggers all describe their steps this way, so the
     followers' side reads one format."""
-    payload: dict[str, Any] = {
+    common = {
         "instrument_id": instrument.pk,
         "symbol": instrument.symbol,
         "order_side": fill.order_side,
-        "price": str(fill.price),
+        "price": fill.price,
         "leader_position_id": fill.position.pk,
         "order_id": fill.order.pk,
+        **_fill_extras(trigger, limit),
     }
     if action in (trade_math.OPEN, trade_math.INCREASE):
-        payload |= {"quantity": str(fill.quantity), "leverage": fill.leverage, "leader_equity": str(equity)}
-    else:
-        payload |= _closed_part(fill.quantity, quantity_before)
-    payload |= extra or {}
-    return leader_event_record(portfolio_id=portfolio_id, kind=_KIND_FOR_ACTION[action], payload=payload)
+        return leader_events.PositionOpen(
+            **common, quantity=fill.quantity, leverage=fill.leverage, leader_equity=equity
+        )
+    cls = leader_events.PositionReduce if action == trade_math.REDUCE else leader_events.PositionClose
+    return cls(**common, **_closed_part(fill.quantity, quantity_before))
 
 
-def spot_step_event(
+def position_step_event(*, portfolio_id: int, **step) -> LeaderEvent:
+    """Record ``position_step_data(**step)`` for the portfolio."""
+    return leader_event_record(portfolio_id=portfolio_id, data=position_step_data(**step))
+
+
+def spot_step_data(
     *,
-    portfolio_id: int,
     fill,
     quantity_before: Decimal,
     equity: Decimal,
-    extra: dict[str, Any] | None = None,
-) -> LeaderEvent:
-    """The leader event of a leader's spot fill (``fill`` already applied;
+    trigger: str | None = None,
+    limit: LimitFillOf | None = None,
+) -> leader_events.SpotBuy | leader_events.SpotSell:
+    """The event of a leader's spot fill (``fill`` already applied;
     ``quantity_before`` is the base holding before it): a buy carries its
     quantity for sizing, a sell its quantity and the holding before it (the
-    followers sell the same share of theirs). Market orders and limit fills
-    both describe their fills this way."""
+    followers sell the same share of theirs)."""
     instrument = fill.instrument
-    payload: dict[str, Any] = {
+    common = {
         "instrument_id": instrument.pk,
         "symbol": instrument.symbol,
         "order_side": fill.order_side,
-        "price": str(fill.price),
+        "price": fill.price,
         "order_id": fill.order.pk,
+        **_fill_extras(trigger, limit),
     }
     if fill.order_side == trade_math.BUY:
-        payload |= {"quantity": str(fill.quantity), "leader_equity": str(equity)}
-        kind = LeaderEventKind.SPOT_BUY
-    else:
-        payload |= _closed_part(fill.quantity, quantity_before)
-        kind = LeaderEventKind.SPOT_SELL
-    payload |= extra or {}
-    return leader_event_record(portfolio_id=portfolio_id, kind=kind, payload=payload)
+        return leader_events.SpotBuy(**common, quantity=fill.quantity, leader_equity=equity)
+    return leader_events.SpotSell(**common, **_closed_part(fill.quantity, quantity_before))
+
+
+def spot_step_event(*, portfolio_id: int, **step) -> LeaderEvent:
+    """Record ``spot_step_data(**step)`` for the portfolio."""
+    return leader_event_record(portfolio_id=portfolio_id, data=spot_step_data(**step))
 
 
 # The order types that are never copied (SPEC.md §4), and why.
@@ -151,17 +166,16 @@ def order_not_copied_event(
     venue and reported by a signal). Propagation gives every follower one
     SKIPPED execution row with the reason code, and nothing else. The caller
     holds the portfolio's row lock."""
-    payload: dict[str, Any] = {
-        "instrument_id": instrument.pk,
-        "symbol": instrument.symbol,
-        "order_side": order_side,
-        "order_type": order_type,
-        "quantity": str(quantity),
-        "reason_code": not_copied_reason(order_type),
-    }
-    if price is not None:
-        payload["price"] = str(price)
-    return leader_event_record(portfolio_id=portfolio_id, kind=LeaderEventKind.ORDER_NOT_COPIED, payload=payload)
+    data = leader_events.OrderNotCopied(
+        instrument_id=instrument.pk,
+        symbol=instrument.symbol,
+        order_side=order_side,
+        order_type=order_type,
+        quantity=quantity,
+        reason_code=not_copied_reason(order_type),
+        price=price,
+    )
+    return leader_event_record(portfolio_id=portfolio_id, data=data)
 
 
 @transaction.atomic
@@ -186,10 +200,8 @@ def leader_event_replay(*, event_id: int) -> int:
     LeaderEvent.objects.filter(pk=event.pk).update(status=LeaderEventStatus.PROPAGATING, completed_at=None)
 
     def enqueue() -> None:
-        from copytrading.tasks import propagate_chunk
-
         for chunk_id in chunk_ids:
-            propagate_chunk.delay(chunk_id)
+            dispatch_chunk(chunk_id)
 
     dispatch_on_commit(enqueue, what=f"replay of leader event {event.pk}; the reconciler resumes its chunks")
     return len(chunk_ids)

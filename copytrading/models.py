@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from copytrading import leader_events
+
 # The auth room's rows belong to this app (copytrading/auth/models.py).
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
 from copytrading.money import FRACTION_PLACES
@@ -435,18 +437,10 @@ class Order(models.Model):
         return f"{self.side} {self.quantity} {self.instrument_id} @ {self.price}"
 
 
-class LeaderEventKind(models.TextChoices):
-    POSITION_OPEN = "position_open", "Position opened or increased"
-    POSITION_REDUCE = "position_reduce", "Position partially closed"
-    POSITION_CLOSE = "position_close", "Position closed"
-    SPOT_BUY = "spot_buy", "Spot buy"
-    SPOT_SELL = "spot_sell", "Spot sell"
-    LIMIT_PLACED = "limit_placed", "Limit order placed"
-    LIMIT_REPRICED = "limit_repriced", "Limit order re-priced"
-    LIMIT_CANCELLED = "limit_cancelled", "Limit order cancelled"
-    TPSL_SET = "tpsl_set", "TP/SL set or cleared"
-    POSITION_EDIT = "position_edit", "Position edited (not propagated)"
-    ORDER_NOT_COPIED = "order_not_copied", "Leader order not copyable"
+# Declared once, in the pure contract module (copytrading.leader_events).
+LeaderEventKind = models.TextChoices(
+    "LeaderEventKind", [(kind.name, (kind.value, leader_events.LABELS[kind])) for kind in leader_events.Kind]
+)
 
 
 class LeaderEventStatus(models.TextChoices):
@@ -474,6 +468,11 @@ class LeaderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"portfolio {self.portfolio_id} #{self.seq} {self.kind}"
+
+    @property
+    def data(self) -> leader_events.LeaderEventData:
+        """The typed payload (raises EventPayloadError on a malformed one)."""
+        return leader_events.parse(self.kind, self.payload)
 
 
 class ChunkStatus(models.TextChoices):

@@ -35,9 +35,21 @@ from django.utils import timezone
 
 from copytrading import decisions, ledger, trade_math
 from copytrading.chunk_writer import ChunkWriter, MirrorOrder, leader_fraction
-from copytrading.decisions import EventView, MarketView, MirrorOrderView, MirrorView, TargetView
-from copytrading.events import dispatch, next_pending_event
+from copytrading.decisions import MarketView, MirrorOrderView, MirrorView, TargetView
+from copytrading.enqueue import dispatch
+from copytrading.events import next_pending_event
 from copytrading.failures import failure_report
+from copytrading.leader_events import (
+    EventPayloadError,
+    FillEvent,
+    LeaderEventData,
+    LimitCancelled,
+    LimitRepriced,
+    PositionClose,
+    PositionOpen,
+    PositionReduce,
+    TpslSet,
+)
 from copytrading.matching import constraints_of
 from copytrading.models import (
     ChunkStatus,
@@ -51,7 +63,7 @@ from copytrading.models import (
     PositionStatus,
     PropagationChunk,
 )
-from copytrading.money import ZERO, parse_decimal
+from copytrading.money import ZERO
 from copytrading.outages import is_outage
 from copytrading.venue import PositionState
 
@@ -180,24 +192,6 @@ def event_complete(event_id: int) -> bool:
 # --- chunks -----------------------------------------------------------------
 
 
-def _event_view(event: LeaderEvent) -> EventView:
-    p = event.payload
-    return EventView(
-        kind=event.kind,
-        order_side=p.get("order_side", ""),
-        price=parse_decimal(p.get("price", "0")),
-        quantity=parse_decimal(p.get("quantity", "0")),
-        quantity_before=parse_decimal(p.get("quantity_before", "0")),
-        fraction=parse_decimal(p.get("fraction", "0")),
-        leverage=int(p.get("leverage", 1)),
-        leader_equity=parse_decimal(p.get("leader_equity", "0")),
-        limit_order_id=p.get("limit_order_id") if event.kind in decisions.FILL_KINDS else None,
-        order_quantity=parse_decimal(p.get("order_quantity", "0")),
-        limit_final=bool(p.get("limit_final", False)),
-        reason_code=p.get("reason_code", ""),
-    )
-
-
 def _market_view(instrument: Instrument) -> MarketView:
     spread = settings.PAPER_SPREAD_BPS
     return MarketView(
@@ -223,13 +217,21 @@ class ChunkResult:
 MIRROR_ORDER_FIELDS = ("pk", "account_id", "status", "quantity", "price", "leverage", "reserved")
 
 
-def _load_mirrors(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, PositionState]:
-    if event.kind not in (*decisions.POSITION_KINDS, decisions.TPSL_SET):
+def _leader_position_id(data: LeaderEventData) -> int | None:
+    """The leader's position the event is about (its mirrors follow it)."""
+    if isinstance(data, PositionOpen | PositionReduce | PositionClose | TpslSet):
+        return data.leader_position_id
+    return None
+
+
+def _load_mirrors(data: LeaderEventData, first_id: int, last_id: int) -> dict[int, PositionState]:
+    leader_position_id = _leader_position_id(data)
+    if leader_position_id is None:
         return {}
     rows = (
         Position.objects.select_for_update()
         .filter(
-            leader_position_id=event.payload["leader_position_id"],
+            leader_position_id=leader_position_id,
             status=PositionStatus.OPEN,
             subscription_id__gte=first_id,
             subscription_id__lte=last_id,
@@ -240,17 +242,19 @@ def _load_mirrors(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, 
     return {state.account_id: state for state in (PositionState(*row) for row in rows)}
 
 
-def _leader_order_id(event: LeaderEvent) -> int | None:
-    if event.kind in decisions.LIMIT_KINDS:
-        return event.payload["leader_order_id"]
-    if event.kind in decisions.FILL_KINDS:
-        return event.payload.get("limit_order_id")
+def _leader_order_id(data: LeaderEventData) -> int | None:
+    """The leader's limit order whose mirrors the event moves: re-priced,
+    cancelled or filled (a placed order has no mirrors yet)."""
+    if isinstance(data, LimitRepriced | LimitCancelled):
+        return data.leader_order_id
+    if isinstance(data, FillEvent):
+        return data.limit_order_id
     return None
 
 
-def _load_mirror_orders(event: LeaderEvent, first_id: int, last_id: int) -> dict[int, MirrorOrder]:
-    leader_order_id = _leader_order_id(event)
-    if leader_order_id is None or event.kind == decisions.LIMIT_PLACED:
+def _load_mirror_orders(data: LeaderEventData, first_id: int, last_id: int) -> dict[int, MirrorOrder]:
+    leader_order_id = _leader_order_id(data)
+    if leader_order_id is None:
         return {}
     rows = (
         Order.objects.select_for_update()
@@ -274,6 +278,8 @@ def chunk_propagate(chunk_id: int) -> ChunkResult:
     stays pending and the reconciler resumes it, as before."""
     try:
         return _chunk_apply(chunk_id)
+    except EventPayloadError:
+        raise  # the event is broken, not a follower: nothing to isolate
     except Exception as exc:
         if is_outage(exc):
             raise
@@ -299,8 +305,9 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             result.already_done = True
             return result
         event = chunk.event
-        view = _event_view(event)
-        instrument = Instrument.objects.get(pk=event.payload["instrument_id"])
+        data = event.data
+        view = decisions.event_view(data)
+        instrument = Instrument.objects.get(pk=data.instrument_id)
         # A not-copied order is skipped for everyone: it needs no price (the
         # instrument may have none yet).
         market = None if event.kind == decisions.ORDER_NOT_COPIED else _market_view(instrument)
@@ -324,8 +331,8 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
         )
 
         # Lock order as everywhere: accounts, positions, orders, holdings.
-        mirrors = _load_mirrors(event, first_id, last_id)
-        mirror_orders = _load_mirror_orders(event, first_id, last_id)
+        mirrors = _load_mirrors(data, first_id, last_id)
+        mirror_orders = _load_mirror_orders(data, first_id, last_id)
         holdings: dict[int, Holding] = {}
         if event.kind in (decisions.SPOT_BUY, decisions.SPOT_SELL) or (
             market is not None and market.product == decisions.SPOT_PRODUCT and event.kind in decisions.LIMIT_KINDS
@@ -336,9 +343,9 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
                 .order_by("pk")
             ):
                 holdings[h.account_id] = h
-        leader_position_id = event.payload.get("leader_position_id")
+        leader_position_id = _leader_position_id(data)
 
-        writer = ChunkWriter(event, view, instrument)
+        writer = ChunkWriter(event, data, view, instrument)
         for target in targets:
             balance, locked = accounts[target.account_id]
             mirror = mirrors.get(target.account_id)
@@ -481,9 +488,9 @@ def _leader_sizes(event: LeaderEvent) -> tuple[Decimal | None, Decimal | None, D
     """The leader's quantity, share and price for the execution row, as the
     writer records them; none if the payload is what made the chunk fail."""
     try:
-        view = _event_view(event)
+        view = decisions.event_view(event.data)
         return view.quantity or None, leader_fraction(view), view.price or None
-    except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError):
+    except (ValueError, TypeError, ArithmeticError):
         return None, None, None
 
 

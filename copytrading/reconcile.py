@@ -27,7 +27,7 @@ from copytrading.models import (
     Position,
     PositionStatus,
 )
-from copytrading.trading import limit_order_cancel, position_close
+from copytrading.venues import venue_for_account
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,14 @@ def orphans_repair(*, older_than: timedelta = ORPHAN_GRACE) -> OrphanRepair:
     for position_id, account_id in orphaned_mirror_positions(older_than=older_than):
         try:
             with transaction.atomic():
-                position_close(position_id=position_id, account_id=account_id)
+                venue_for_account(account_id).position_close(account_id=account_id, position_id=position_id)
             closed += 1
         except DomainError as exc:  # closed meanwhile (by the leader's close or the follower)
             log.info("orphaned mirror %s not closed: %s", position_id, exc.code)
     for order_id, account_id in orphaned_mirror_orders(older_than=older_than):
         try:
             with transaction.atomic():
-                limit_order_cancel(order_id=order_id, account_id=account_id, mirror=True)
+                venue_for_account(account_id).limit_order_cancel(account_id=account_id, order_id=order_id, mirror=True)
             cancelled += 1
         except DomainError as exc:
             log.info("orphaned mirror order %s not cancelled: %s", order_id, exc.code)

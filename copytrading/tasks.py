@@ -6,13 +6,15 @@ from datetime import timedelta
 from celery import shared_task
 
 from copytrading import propagation, reconcile
+from copytrading.enqueue import PROPAGATE_CHUNK, PROPAGATE_EVENT
 from copytrading.idempotency import idempotent_requests_cleanup
+from copytrading.models import PropagationChunk
 from copytrading.notifications.tasks import send_notification_emails, sweep_notification_emails  # noqa: F401 (registers them)
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+@shared_task(name=PROPAGATE_EVENT, acks_late=True)
 def propagate_event(event_id: int) -> int:
     chunk_ids = propagation.event_start(event_id)
     for chunk_id in chunk_ids:
@@ -20,11 +22,9 @@ def propagate_event(event_id: int) -> int:
     return len(chunk_ids)
 
 
-@shared_task(acks_late=True)
+@shared_task(name=PROPAGATE_CHUNK, acks_late=True)
 def propagate_chunk(chunk_id: int) -> dict:
     result = propagation.chunk_propagate(chunk_id)
-    from copytrading.models import PropagationChunk
-
     event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
     propagation.event_complete(event_id)
     return {"copied": result.copied, "skipped": result.skipped, "rejected": result.rejected, "failed": result.failed}

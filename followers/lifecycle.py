@@ -20,8 +20,8 @@ from copytrading.closing import account_holdings_sell, account_orders_cancel
 from copytrading.errors import Conflict, DomainError, InsufficientFunds, validate_all
 from copytrading.models import Account, Position, PositionStatus, TransferKind
 from copytrading.money import ZERO
-from copytrading.trading import position_close
-from followers import notify_hooks
+from copytrading.venues import venue_for_account
+from followers import locks, notify_hooks
 from followers.models import Subscription, SubscriptionStatus
 from portfolios.copy_settings import RISK_FIELDS, SETTING_FIELDS, validate_risk_limits, validate_settings
 from portfolios.models import PortfolioStatus
@@ -40,11 +40,9 @@ def check_amount(amount) -> None:
 
 
 def lock_live_subscription(subscription: Subscription) -> Subscription:
-    """The subscription row, locked; refused once it has ended."""
-    locked = Subscription.objects.select_for_update().select_related("portfolio").get(pk=subscription.pk)
-    if locked.status == SubscriptionStatus.ENDED:
-        raise Conflict("SUBSCRIPTION_ENDED", "This copy has ended.")
-    return locked
+    """The subscription row (not its portfolio's: followers/locks.py), locked;
+    refused once it has ended."""
+    return locks.lock_live_subscription(subscription.pk)
 
 
 def _refuse_unless_portfolio_active(subscription: Subscription, what: str) -> None:
@@ -205,7 +203,7 @@ def subscription_unfollow(
     copy is a no-op, so retries (and the portfolio close detaching its
     followers) are safe. ``reason`` is recorded as the end reason. Both sides are notified
     unless ``notify`` is off (a portfolio close sends its own notice)."""
-    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    sub = locks.lock_subscription(subscription.pk)
     if sub.status == SubscriptionStatus.ENDED:
         return SubscriptionUnfollowed(sub, 0, 0, 0, ZERO, already_ended=True)
     account_id = sub.copy_account_id
@@ -215,8 +213,9 @@ def subscription_unfollow(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    venue = venue_for_account(account_id)
     for position_id in open_ids:
-        position_close(position_id=position_id, account_id=account_id)
+        venue.position_close(account_id=account_id, position_id=position_id)
     cancelled = account_orders_cancel(account_id=account_id)
     sold = account_holdings_sell(account_id=account_id)
 

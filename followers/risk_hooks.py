@@ -78,6 +78,7 @@ class FollowerRiskHooks:
         # lifted at midnight once the copy was closed for its unrealized
         # loss); the follower's own pause stays the follower's.
         Subscription.objects.filter(pk__any=held, pause_reason__in=list(replace)).update(pause_reason=reason)
+        changes.touch(subscriptions=held)
         return held
 
 

@@ -9,7 +9,8 @@ from django.db import IntegrityError, transaction
 from copytrading import changes, ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import AccountKind, TransferKind
-from copytrading.trading import Executed, position_close
+from copytrading.trading import Executed
+from copytrading.venues import venue_for_account
 from fees.services import follower_capacity_validate
 from followers import notify_hooks
 from followers.lifecycle import (  # noqa: F401 - the public write API of followers
@@ -27,6 +28,7 @@ from followers.models import Subscription, SubscriptionStatus
 from portfolios import copy_settings
 from portfolios.copy_settings import validate_sizing, validate_slippage_tolerance  # noqa: F401 - re-exported
 from portfolios.copy_templates import template_resolve
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.passcodes import passcode_check
 from risk.services import risk_limits_set
@@ -84,7 +86,7 @@ def subscription_open(
     limit given in ``explicit`` (portfolios.copy_settings SETTING_FIELDS and
     RISK_FIELDS). The values are copied: later template edits change nothing
     here."""
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    portfolio = lock_portfolio(portfolio.pk)
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
     if portfolio.leader_id == follower.pk:
@@ -147,4 +149,7 @@ def subscription_position_close(
     position), so a close racing an unfollow waits and then finds it closed."""
     subscription = lock_live_subscription(subscription)
     ledger.lock_accounts([subscription.copy_account_id])
-    return position_close(position_id=position_id, account_id=subscription.copy_account_id, quantity=quantity)
+    account_id = subscription.copy_account_id
+    return venue_for_account(account_id).position_close(
+        account_id=account_id, position_id=position_id, quantity=quantity
+    )

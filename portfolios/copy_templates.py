@@ -16,6 +16,7 @@ from portfolios.copy_settings import (
     validate_settings,
     validate_template_risk,
 )
+from portfolios.locks import lock_portfolio
 from portfolios.models import CopyTemplate, Portfolio
 
 MAX_TEMPLATES_PER_PORTFOLIO = 5
@@ -103,7 +104,7 @@ def copy_template_create(*, portfolio: Portfolio, name: str, description: str = 
         raise DomainError("UNKNOWN_FIELD", f"Unknown template field {sorted(unknown)[0]}.", field=sorted(unknown)[0])
     name = _clean_name(name)
     # The portfolio row lock serializes creates, so the cap holds under races.
-    Portfolio.objects.select_for_update().filter(pk=portfolio.pk).first()
+    lock_portfolio(portfolio.pk)
     if CopyTemplate.objects.filter(portfolio=portfolio).count() >= max_templates():
         raise Conflict(
             "TEMPLATE_LIMIT", f"A portfolio can have at most {max_templates()} custom templates.", field="name"

@@ -11,6 +11,7 @@ from copytrading.errors import Conflict, DomainError
 from copytrading.models import AccountKind
 from fees.services import profit_share_validate
 from portfolios import stats
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 from portfolios.passcodes import passcode_hash
 from portfolios.validation import SOCIAL_HOSTS, clean_name, clean_passcode, clean_social_url
@@ -122,7 +123,7 @@ def portfolio_update(*, portfolio: Portfolio, **changes) -> Portfolio:
         field = sorted(unknown)[0]
         code = "MODE_NOT_EDITABLE" if field == "mode" else "FIELD_NOT_EDITABLE"
         raise DomainError(code, f"{field} cannot be changed.", field=field)
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    portfolio = lock_portfolio(portfolio.pk)
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "Only an active portfolio can be edited.")
     values: dict = {}

@@ -5,6 +5,7 @@ from django.db import transaction
 
 from copytrading.errors import DomainError
 from fees.models import FeeModel
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio
 
 
@@ -22,7 +23,7 @@ def portfolio_fee_model_set(*, portfolio: Portfolio, fee_model: str) -> Portfoli
         raise DomainError(
             "INVALID_FEE_MODEL", f"fee_model must be one of {', '.join(FeeModel.values)}.", field="fee_model"
         )
-    locked = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    locked = lock_portfolio(portfolio.pk)
     if locked.fee_model != fee_model:
         locked.fee_model = fee_model
         locked.save(update_fields=["fee_model", "updated_at"])

@@ -35,6 +35,7 @@ from copytrading.notifications.services import Note, notify
 from copytrading.outages import dispatch_on_commit
 from fees import services as fee_services
 from fees.models import AccrualStatus, FeeAccrual
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioStatus
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bo
         raise DomainError("CLOSE_REASON_REQUIRED", "Staff must give a reason to force-close.", field="reason")
     if len(reason) > REASON_MAX_LENGTH:
         raise DomainError("INVALID_REASON", f"The reason has at most {REASON_MAX_LENGTH} characters.", field="reason")
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    portfolio = lock_portfolio(portfolio.pk)
     if portfolio.status != PortfolioStatus.ACTIVE:
         return portfolio
     portfolio.status = PortfolioStatus.CLOSING
@@ -211,7 +212,7 @@ def _trading_account_empty(portfolio: Portfolio) -> None:
 def portfolio_archive(*, portfolio_id: int) -> bool:
     """``closing -> archived`` when nothing is left; True when it is archived
     (now or before). Safe to call any time, any number of times."""
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
+    portfolio = lock_portfolio(portfolio_id)
     if portfolio.status != PortfolioStatus.CLOSING:
         return portfolio.status == PortfolioStatus.ARCHIVED
     left = _what_is_left(portfolio)

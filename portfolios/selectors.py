@@ -1,6 +1,6 @@
 """Reads of the portfolios app."""
 
-from portfolios.models import Portfolio
+from portfolios.locks import lock_portfolios_of_accounts
 
 
 class PortfolioLeaderBook:
@@ -10,10 +10,4 @@ class PortfolioLeaderBook:
     def lock_portfolios(self, account_ids: list[int]) -> dict[int, int]:
         # The portfolio row lock serializes a portfolio's leader events (and
         # so their sequence numbers) with the leader's own API calls.
-        rows = (
-            Portfolio.objects.select_for_update()
-            .filter(trading_account_id__in=account_ids)
-            .order_by("pk")
-            .values_list("trading_account_id", "pk")
-        )
-        return dict(rows)
+        return lock_portfolios_of_accounts(account_ids)

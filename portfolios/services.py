@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from copytrading import ledger
+from copytrading import leader_events, ledger
 from copytrading.errors import Conflict, DomainError
 from copytrading.events import (
     ADVANCED_ORDER_TYPES,
@@ -20,7 +20,6 @@ from copytrading.models import (
     Holding,
     Instrument,
     LeaderEvent,
-    LeaderEventKind,
     Order,
     Position,
     Product,
@@ -28,20 +27,10 @@ from copytrading.models import (
 )
 from copytrading.money import Q8
 from copytrading.trade_math import SELL
-from copytrading.trading import (
-    UNCHANGED,
-    instrument_for_trading,
-    limit_order_cancel,
-    limit_order_place,
-    limit_order_reprice,
-    margin_market_order,
-    position_close,
-    position_leverage_set,
-    position_tpsl_set,
-    spot_market_order,
-    validate_side,
-)
+from copytrading.trading import UNCHANGED, instrument_for_trading, validate_side
+from copytrading.venues import venue_for_portfolio
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
+from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
 MARKET, LIMIT = "market", "limit"
@@ -70,7 +59,7 @@ def portfolio_fund(*, portfolio: Portfolio, amount: Decimal, idempotency_key: st
 def _lock(portfolio: Portfolio) -> Portfolio:
     # The portfolio row lock serializes the portfolio's trades and therefore
     # its leader-event sequence numbers.
-    return Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    return lock_portfolio(portfolio.pk)
 
 
 def _lock_active(portfolio: Portfolio) -> Portfolio:
@@ -162,36 +151,40 @@ def portfolio_order_place(
     instrument = instrument_for_trading(symbol)
     _check_mode(portfolio, instrument.product)
     account_id = portfolio.trading_account_id
+    venue = venue_for_portfolio(portfolio.pk)
     equity = ledger.lock_accounts([account_id])[account_id].balance
-    base = {"instrument_id": instrument.pk, "symbol": instrument.symbol, "order_side": side}
     events = []
     if order_type == LIMIT:
         if price is None:
             raise DomainError("INVALID_PRICE", "A limit order needs a price.", field="price")
-        order = limit_order_place(
+        order = venue.limit_order_place(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, price=price, leverage=leverage
         )
-        payload = {
-            **base,
-            "price": str(order.price),
-            "quantity": str(order.quantity),
-            "leverage": order.leverage,
-            "leader_equity": str(equity),
-            "leader_order_id": order.pk,
-        }
+        share = {}
         if instrument.product == Product.SPOT and side == SELL:
             # Followers rest a sell of the same share of their own holding:
             # holding x quantity ÷ quantity_before (decisions.Share).
             held = Holding.objects.get(account_id=account_id, asset=instrument.base).quantity
-            payload |= {"quantity_before": str(held), "fraction": str(order.quantity / held)}
-        return [leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_PLACED, payload=payload)]
+            share = {"quantity_before": held, "fraction": order.quantity / held}
+        placed = leader_events.LimitPlaced(
+            instrument_id=instrument.pk,
+            symbol=instrument.symbol,
+            order_side=side,
+            price=order.price,
+            quantity=order.quantity,
+            leverage=order.leverage,
+            leader_equity=equity,
+            leader_order_id=order.pk,
+            **share,
+        )
+        return [leader_event_record(portfolio_id=portfolio.pk, data=placed)]
     if instrument.product == Product.MARGIN:
-        for step in margin_market_order(
+        for step in venue.market_order(
             account_id=account_id, instrument=instrument, side=side, quantity=quantity, leverage=leverage
         ):
             events.append(_record_margin_step(portfolio, step, equity))
     else:
-        step = spot_market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
+        (step,) = venue.market_order(account_id=account_id, instrument=instrument, side=side, quantity=quantity)
         events.append(
             spot_step_event(
                 portfolio_id=portfolio.pk, fill=step.fill, quantity_before=step.quantity_before, equity=equity
@@ -215,21 +208,22 @@ def _record_margin_step(portfolio: Portfolio, step, equity: Decimal) -> LeaderEv
 def portfolio_position_close(*, portfolio: Portfolio, position_id: int, quantity: Decimal | None = None) -> LeaderEvent:
     """The leader closes all or part of an open position; mirrors follow by fraction."""
     portfolio = _lock(portfolio)
-    step = position_close(position_id=position_id, account_id=portfolio.trading_account_id, quantity=quantity)
+    step = venue_for_portfolio(portfolio.pk).position_close(
+        account_id=portfolio.trading_account_id, position_id=position_id, quantity=quantity
+    )
     equity = ledger.lock_accounts([portfolio.trading_account_id])[portfolio.trading_account_id].balance
     return _record_margin_step(portfolio, step, equity)
 
 
-def _order_payload(order: Order, **extra) -> dict:
+def _order_fields(order: Order) -> dict:
     return {
         "instrument_id": order.instrument_id,
         "symbol": order.instrument.symbol,
         "order_side": order.side,
-        "price": str(order.price),
-        "quantity": str(order.quantity),
+        "price": order.price,
+        "quantity": order.quantity,
         "leverage": order.leverage,
         "leader_order_id": order.pk,
-        **extra,
     }
 
 
@@ -237,11 +231,12 @@ def _order_payload(order: Order, **extra) -> dict:
 def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decimal) -> LeaderEvent:
     """Move the leader's resting limit order; its mirrors are re-priced."""
     portfolio = _lock_active(portfolio)
-    order, old_price = limit_order_reprice(order_id=order_id, account_id=portfolio.trading_account_id, price=price)
+    order, old_price = venue_for_portfolio(portfolio.pk).limit_order_amend(
+        account_id=portfolio.trading_account_id, order_id=order_id, price=price
+    )
     return leader_event_record(
         portfolio_id=portfolio.pk,
-        kind=LeaderEventKind.LIMIT_REPRICED,
-        payload=_order_payload(order, previous_price=str(old_price)),
+        data=leader_events.LimitRepriced(**_order_fields(order), previous_price=old_price),
     )
 
 
@@ -249,21 +244,21 @@ def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decim
 def portfolio_order_cancel(*, portfolio: Portfolio, order_id: int) -> LeaderEvent:
     """Cancel the leader's resting limit order; its mirrors are cancelled."""
     portfolio = _lock(portfolio)
-    order = limit_order_cancel(order_id=order_id, account_id=portfolio.trading_account_id)
-    return leader_event_record(
-        portfolio_id=portfolio.pk, kind=LeaderEventKind.LIMIT_CANCELLED, payload=_order_payload(order)
+    order = venue_for_portfolio(portfolio.pk).limit_order_cancel(
+        account_id=portfolio.trading_account_id, order_id=order_id
     )
+    return leader_event_record(portfolio_id=portfolio.pk, data=leader_events.LimitCancelled(**_order_fields(order)))
 
 
 def _tpsl_event(portfolio: Portfolio, position: Position) -> LeaderEvent:
-    payload = {
-        "instrument_id": position.instrument_id,
-        "symbol": position.instrument.symbol,
-        "leader_position_id": position.pk,
-        "take_profit": str(position.take_profit) if position.take_profit is not None else None,
-        "stop_loss": str(position.stop_loss) if position.stop_loss is not None else None,
-    }
-    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.TPSL_SET, payload=payload)
+    data = leader_events.TpslSet(
+        instrument_id=position.instrument_id,
+        symbol=position.instrument.symbol,
+        leader_position_id=position.pk,
+        take_profit=position.take_profit,
+        stop_loss=position.stop_loss,
+    )
+    return leader_event_record(portfolio_id=portfolio.pk, data=data)
 
 
 @transaction.atomic
@@ -277,7 +272,7 @@ def portfolio_position_tpsl_set(
     """Set or clear (None) the TP and SL of the leader's open position (an
     omitted one stays as it is); every open mirror gets the same prices."""
     portfolio = _lock_active(portfolio)
-    position = position_tpsl_set(
+    position = venue_for_portfolio(portfolio.pk).position_tpsl_set(
         position_id=position_id,
         account_id=portfolio.trading_account_id,
         take_profit=take_profit,
@@ -300,10 +295,11 @@ def portfolio_positions_tpsl_set(*, portfolio: Portfolio, items: list[dict]) -> 
             )
         seen.add(item["position"])
     portfolio = _lock_active(portfolio)
+    venue = venue_for_portfolio(portfolio.pk)
     events = []
     for n, item in enumerate(items):
         try:
-            position = position_tpsl_set(
+            position = venue.position_tpsl_set(
                 position_id=item["position"],
                 account_id=portfolio.trading_account_id,
                 take_profit=item.get("take_profit", UNCHANGED),
@@ -323,16 +319,16 @@ def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, l
     Followers keep theirs: the event's executions say why
     (POSITION_EDIT_NOT_PROPAGATED)."""
     portfolio = _lock_active(portfolio)
-    position, old = position_leverage_set(
+    position, old = venue_for_portfolio(portfolio.pk).position_leverage_set(
         position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
     )
-    payload = {
-        "instrument_id": position.instrument_id,
-        "symbol": position.instrument.symbol,
-        "leader_position_id": position.pk,
-        "field": "leverage",
-        "previous_leverage": old,
-        "leverage": position.leverage,
-        "margin": str(position.margin),
-    }
-    return leader_event_record(portfolio_id=portfolio.pk, kind=LeaderEventKind.POSITION_EDIT, payload=payload)
+    data = leader_events.PositionEdit(
+        instrument_id=position.instrument_id,
+        symbol=position.instrument.symbol,
+        leader_position_id=position.pk,
+        field="leverage",
+        previous_leverage=old,
+        leverage=position.leverage,
+        margin=position.margin,
+    )
+    return leader_event_record(portfolio_id=portfolio.pk, data=data)

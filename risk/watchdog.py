@@ -42,7 +42,7 @@ from copytrading.closing import ForcedSale, accounts_holdings_force_sell
 from copytrading.errors import DomainError
 from copytrading.models import Position, PositionStatus
 from copytrading.notifications.services import Note, notify
-from copytrading.trading import position_close
+from copytrading.venues import venue_for_account
 from risk import rules, screen, selectors
 from risk.hooks import WatchedSubscription, subscription_hooks
 from risk.models import RiskEvent, RiskState, Rule, TickStatus, WatchdogChunk, WatchdogTick
@@ -475,7 +475,7 @@ def _force_close(account_ids: list[int]) -> tuple[dict[int, int], dict[int, Forc
     for position_id, account_id in positions:
         try:
             with transaction.atomic():
-                position_close(position_id=position_id, account_id=account_id)
+                venue_for_account(account_id).position_close(account_id=account_id, position_id=position_id)
         except DomainError as exc:
             if exc.code != "POSITION_CLOSED":
                 raise

@@ -13,7 +13,7 @@ every follower, then writes the results set-based. Callers reach it as
 
 from decimal import Decimal
 
-from copytrading import trade_math
+from copytrading import leader_events, trade_math
 from copytrading.decisions.limits import (  # noqa: F401 - re-exported: the public API of decisions
     LeaderStep,
     MirrorStep,
@@ -72,6 +72,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     PreTradeCheck,
     Share,
     TargetView,
+    event_view,
     skip,
 )
 from copytrading.decisions.positions import position_open, position_reduce, tpsl_set
@@ -80,7 +81,7 @@ from copytrading.decisions.spot import mirror_spot_limit_fill, spot_limit_event,
 from copytrading.money import ZERO
 
 # Events that fill something: a leader's limit fill is one of them.
-FILL_KINDS = (*POSITION_KINDS, SPOT_BUY, SPOT_SELL)
+FILL_KINDS = leader_events.FILL_KINDS
 
 
 def decide(

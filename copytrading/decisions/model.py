@@ -7,25 +7,26 @@ from dataclasses import dataclass
 from decimal import Context, Decimal
 from functools import cached_property
 
-from copytrading import sizing
+from copytrading import leader_events, sizing
+from copytrading.leader_events import Kind
 from copytrading.money import ZERO
 
 COPIED, SKIPPED, REJECTED, FAILED = "COPIED", "SKIPPED", "REJECTED", "FAILED"
 
-# Event kinds (the values of copytrading.models.LeaderEventKind).
-POSITION_OPEN = "position_open"
-POSITION_REDUCE = "position_reduce"
-POSITION_CLOSE = "position_close"
-SPOT_BUY = "spot_buy"
-SPOT_SELL = "spot_sell"
-LIMIT_PLACED = "limit_placed"
-LIMIT_REPRICED = "limit_repriced"
-LIMIT_CANCELLED = "limit_cancelled"
-TPSL_SET = "tpsl_set"
-POSITION_EDIT = "position_edit"
-ORDER_NOT_COPIED = "order_not_copied"  # a leader order of a type that is never copied
-POSITION_KINDS = (POSITION_OPEN, POSITION_REDUCE, POSITION_CLOSE)
-LIMIT_KINDS = (LIMIT_PLACED, LIMIT_REPRICED, LIMIT_CANCELLED)
+# Event kinds, as plain strings (declared once, in copytrading.leader_events).
+POSITION_OPEN = Kind.POSITION_OPEN.value
+POSITION_REDUCE = Kind.POSITION_REDUCE.value
+POSITION_CLOSE = Kind.POSITION_CLOSE.value
+SPOT_BUY = Kind.SPOT_BUY.value
+SPOT_SELL = Kind.SPOT_SELL.value
+LIMIT_PLACED = Kind.LIMIT_PLACED.value
+LIMIT_REPRICED = Kind.LIMIT_REPRICED.value
+LIMIT_CANCELLED = Kind.LIMIT_CANCELLED.value
+TPSL_SET = Kind.TPSL_SET.value
+POSITION_EDIT = Kind.POSITION_EDIT.value
+ORDER_NOT_COPIED = Kind.ORDER_NOT_COPIED.value
+POSITION_KINDS = leader_events.POSITION_KINDS
+LIMIT_KINDS = leader_events.LIMIT_KINDS
 
 SPOT_PRODUCT = "spot"  # MarketView.product of a spot instrument (copytrading.models.Product.SPOT)
 
@@ -134,6 +135,47 @@ class EventView:
         return Share(self.quantity, self.quantity_before, self.fraction)
 
 
+def event_view(data: leader_events.LeaderEventData) -> EventView:
+    """What ``decide`` reads of a typed leader event (built once per chunk)."""
+    le = leader_events
+    kind = data.KIND.value
+    if isinstance(data, le.PositionOpen | le.SpotBuy):
+        return EventView(
+            kind, data.order_side, data.price, data.quantity,
+            leverage=data.leverage if isinstance(data, le.PositionOpen) else 1,
+            leader_equity=data.leader_equity,
+            limit_order_id=data.limit_order_id,
+            order_quantity=data.order_quantity or ZERO,
+            limit_final=bool(data.limit_final),
+        )  # fmt: skip
+    if isinstance(data, le.PositionReduce | le.PositionClose | le.SpotSell):
+        return EventView(
+            kind, data.order_side, data.price, data.quantity or ZERO,
+            quantity_before=data.quantity_before or ZERO,
+            fraction=data.fraction or ZERO,
+            limit_order_id=data.limit_order_id,
+            order_quantity=data.order_quantity or ZERO,
+            limit_final=bool(data.limit_final),
+        )  # fmt: skip
+    if isinstance(data, le.LimitPlaced):
+        return EventView(
+            kind, data.order_side, data.price, data.quantity,
+            quantity_before=data.quantity_before or ZERO,
+            fraction=data.fraction or ZERO,
+            leverage=data.leverage,
+            leader_equity=data.leader_equity,
+        )  # fmt: skip
+    if isinstance(data, le.LimitRepriced | le.LimitCancelled):
+        return EventView(kind, data.order_side, data.price, data.quantity, leverage=data.leverage or 1)
+    if isinstance(data, le.PositionEdit):
+        return EventView(kind, "", ZERO, leverage=data.leverage)
+    if isinstance(data, le.OrderNotCopied):
+        return EventView(kind, data.order_side, data.price or ZERO, data.quantity, reason_code=data.reason_code)
+    if isinstance(data, le.TpslSet):
+        return EventView(kind, "", ZERO)
+    raise TypeError(f"no view for {type(data).__name__}")
+
+
 @dataclass(frozen=True)
 class TargetView:
     subscription_id: int
@@ -147,6 +189,9 @@ class TargetView:
     copy_margin: bool = True
     copy_spot: bool = True
     slippage_tolerance_pct: Decimal = DEFAULT_SLIPPAGE_TOLERANCE_PCT
+    # Where this follower's copies execute (copytrading.venues; the target
+    # source sets it per subscription).
+    venue: str = "paper"
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from copytrading import bulk, decisions, ledger, reservations, trade_math
+from copytrading import bulk, decisions, leader_events, ledger, reservations, trade_math
 from copytrading.decisions import LeaderStep
-from copytrading.events import leader_event_record, position_step_event
+from copytrading.events import LimitFillOf, leader_event_record, position_step_event
 from copytrading.matching.common import LeaderFill, MatchResult, Resting, constraints_of
-from copytrading.models import Holding, LeaderEventKind, Order, OrderStatus, OrderType, PositionStatus
+from copytrading.models import Holding, Order, OrderStatus, OrderType, PositionStatus
 from copytrading.money import ZERO
 from copytrading.venue import Fill, PositionState, apply_fills
 
@@ -173,12 +173,7 @@ class Matcher:
             return
         equity = self.balances[order.account_id][0]
         for n, (fill, quantity_before) in enumerate(planned):
-            extra = {
-                "trigger": "limit",
-                "limit_order_id": order.pk,
-                "order_quantity": str(order.quantity),
-                "limit_final": n == len(planned) - 1,
-            }
+            limit = LimitFillOf(order.pk, order.quantity, final=n == len(planned) - 1)
             self.result.events.append(
                 position_step_event(
                     portfolio_id=portfolio_id,
@@ -187,7 +182,8 @@ class Matcher:
                     fill=fill,
                     quantity_before=quantity_before,
                     equity=equity,
-                    extra=extra,
+                    trigger="limit",
+                    limit=limit,
                 )
             )
 
@@ -199,16 +195,15 @@ class Matcher:
         self.result.events.append(
             leader_event_record(
                 portfolio_id=portfolio_id,
-                kind=LeaderEventKind.LIMIT_CANCELLED,
-                payload={
-                    "instrument_id": self.instrument.pk,
-                    "symbol": self.instrument.symbol,
-                    "order_side": order.side,
-                    "price": str(order.price),
-                    "quantity": str(order.quantity),
-                    "leader_order_id": order.pk,
-                    "reason": decisions.INSUFFICIENT_MARGIN,
-                },
+                data=leader_events.LimitCancelled(
+                    instrument_id=self.instrument.pk,
+                    symbol=self.instrument.symbol,
+                    order_side=order.side,
+                    price=order.price,
+                    quantity=order.quantity,
+                    leader_order_id=order.pk,
+                    reason=decisions.INSUFFICIENT_MARGIN,
+                ),
             )
         )
 
@@ -299,6 +294,6 @@ class Matcher:
                     fill=fill,
                     quantity_before=quantity_before,
                     equity=ZERO,
-                    extra={"trigger": trigger},
+                    trigger=trigger,
                 )
             )

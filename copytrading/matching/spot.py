@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from copytrading import trade_math
-from copytrading.events import spot_step_event
+from copytrading.events import LimitFillOf, spot_step_event
 from copytrading.matching.common import Resting
 from copytrading.matching.passes import Matcher, account_rounds
 from copytrading.models import OrderStatus, OrderType
@@ -74,19 +74,14 @@ class SpotMatcher(Matcher):
                 portfolio_id = self.portfolios.get(order.account_id)
                 if portfolio_id is None:
                     continue
-                extra = {
-                    "trigger": "limit",
-                    "limit_order_id": order.pk,
-                    "order_quantity": str(order.quantity),
-                    "limit_final": True,
-                }
                 self.result.events.append(
                     spot_step_event(
                         portfolio_id=portfolio_id,
                         fill=fill,
                         quantity_before=before,
                         equity=self.balances[order.account_id][0],
-                        extra=extra,
+                        trigger="limit",
+                        limit=LimitFillOf(order.pk, order.quantity, final=True),
                     )
                 )
             self._refresh({o.account_id for o in batch})

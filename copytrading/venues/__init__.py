@@ -1,0 +1,48 @@
+"""Venues: where orders execute, behind one port (``port.Venue``).
+
+This module is the one place that decides which venue serves whom:
+- a portfolio's own orders (the leader's API calls): ``venue_for_portfolio``;
+- a follower's copies: ``venue_for_target`` reads ``TargetView.venue``, which
+  the followers app's target source fills in per subscription (today it never
+  does, so every copy goes to the paper venue);
+- an account's manual close and the reconciler: ``venue_for_account``.
+Today all three answer the paper venue. An exchange venue registers itself
+under its name (``register_venue``) and is chosen by those functions; the
+engine's code does not change.
+"""
+
+from copytrading.venues.paper import PaperVenue
+from copytrading.venues.port import Venue
+
+PAPER = "paper"
+
+_venues: dict[str, Venue] = {PAPER: PaperVenue()}
+
+
+def register_venue(venue: Venue) -> None:
+    """Make ``venue`` reachable under ``venue.name`` (an app's ``ready()``)."""
+    _venues[venue.name] = venue
+
+
+def venue_named(name: str) -> Venue:
+    try:
+        return _venues[name]
+    except KeyError:
+        raise LookupError(f"no venue registered as {name!r}") from None
+
+
+def venue_for_portfolio(portfolio_id: int) -> Venue:
+    """The venue of a leader's own orders: the paper venue (a leader trading
+    on an exchange is reported through the inbox, not placed by us)."""
+    return _venues[PAPER]
+
+
+def venue_for_target(target) -> Venue:
+    """The venue a follower's copies go to (``TargetView.venue``)."""
+    return venue_named(target.venue)
+
+
+def venue_for_account(account_id: int) -> Venue:
+    """The venue holding an account's positions and orders (the paper venue:
+    no account lives elsewhere yet)."""
+    return _venues[PAPER]
