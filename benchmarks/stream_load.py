@@ -10,6 +10,7 @@ import sys
 import time
 
 import aiohttp
+import orjson
 
 CONNECT_CONCURRENCY = 50
 
@@ -25,7 +26,7 @@ async def client(session, url, token, symbols, latencies, counts, ready, stop) -
                 break
             now = time.time()
             counts[0] += 1
-            for item in json.loads(message.data):
+            for item in orjson.loads(message.data):
                 kind = item.get("type")
                 if kind == "snapshot":
                     snapshots += 1

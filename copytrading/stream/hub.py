@@ -42,7 +42,8 @@ NOTICE_FIELDS = (
     ("user", "users"),
     ("portfolio", "portfolios"),
 )
-FIRST_FLUSH_DELAY = 0.02  # lets the marks of one commit arrive before the frame goes
+FIRST_FLUSH_DELAY = 0.02
+FRAMES_PER_YIELD = 64  # lets the marks of one commit arrive before the frame goes
 
 
 class Socket(Protocol):
@@ -346,12 +347,16 @@ class Hub:
                 text = stream.message("delta", data_json)
                 if stream.socket is not None:
                     frames[stream.socket].append(text)
-        for socket, texts in frames.items():
+        for n, (socket, texts) in enumerate(frames.items(), 1):
             if socket in self.sockets:
                 try:
                     await socket.send_frame(_frame(texts))
                 except Exception:
                     log.warning("stream frame not sent", exc_info=True)
+            if n % FRAMES_PER_YIELD == 0:
+                # Let the server write what is queued: frames reach the first
+                # sockets while the last are still being encoded.
+                await asyncio.sleep(0)
         self._schedule_flush()  # what became dirty while sending
 
     # --- housekeeping --------------------------------------------------------------------
