@@ -12,7 +12,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_decimal, env_float, env_int, env_list, env_str, local_secret_key
+from config.env import (
+    env_bool,
+    env_decimal,
+    env_fernet_keys,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    local_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -379,3 +388,19 @@ else:
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "copytrading@localhost")
 # "Trade copied" notifications (one per copied trade per follower): off by default.
 NOTIFY_TRADE_COPIED = env_bool("NOTIFY_TRADE_COPIED", False)
+
+# --- linked exchange accounts (copytrading/exchanges) ------------------------------
+# EXCHANGE_SECRET_KEYS: Fernet keys, comma separated; the first encrypts, all decrypt
+# (rotation: docs/operations.md). Unset, embedded mode and DEBUG use a key generated
+# once into var/exchange_secret_key (with a warning when used); services mode without
+# DEBUG has none and refuses to link (503 EXCHANGE_SECRETS_NOT_CONFIGURED): a key made
+# on one host would leave the secrets unreadable on every other.
+try:
+    EXCHANGE_SECRET_KEYS = env_fernet_keys(
+        "EXCHANGE_SECRET_KEYS", generated=VAR_DIR / "exchange_secret_key" if (EMBEDDED or DEBUG) else None
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+EXCHANGE_SECRET_KEYS_GENERATED = not env_list("EXCHANGE_SECRET_KEYS") and bool(EXCHANGE_SECRET_KEYS)
+# Each call to an exchange (ccxt's timeout) while linking or validating an account.
+EXCHANGE_ACCOUNT_TIMEOUT_SECONDS = env_float("EXCHANGE_ACCOUNT_TIMEOUT_SECONDS", 3)

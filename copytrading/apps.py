@@ -7,5 +7,7 @@ class CopytradingConfig(AppConfig):
 
     def ready(self) -> None:
         from copytrading import lookups, strict_fields  # noqa: F401  (lookups registers the __any lookup)
+        from copytrading.exchanges import redact
 
         strict_fields.install()
+        redact.install()

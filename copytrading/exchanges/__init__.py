@@ -1,0 +1,1 @@
+"""Real exchanges through ccxt: clients, market data and linked exchange accounts."""
