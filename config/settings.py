@@ -363,6 +363,16 @@ RISK_MARGIN_CALL_LEVEL_PCT = env_decimal("RISK_MARGIN_CALL_LEVEL_PCT", "110")
 # Leader withdrawals of earned profit share: the smallest amount (after rounding down to cents).
 FEES_MIN_WITHDRAWAL = env_decimal("FEES_MIN_WITHDRAWAL", "1.00")
 
+# Real exchanges through ccxt (copytrading/exchanges/, docs/operations.md "Market data").
+EXCHANGE_URL_OVERRIDE = env_str("EXCHANGE_URL_OVERRIDE")  # tests and drills: every API URL's host
+EXCHANGE_TIMEOUT_SECONDS = env_float("EXCHANGE_TIMEOUT_SECONDS", 10.0)
+MARKET_DATA_EXCHANGE = env_str("MARKET_DATA_EXCHANGE")  # set: run_stack runs feed_prices, not the simulator
+FEED_POLL_SECONDS = env_float("FEED_POLL_SECONDS", 2.0)
+FEED_MAX_BACKOFF_SECONDS = env_float("FEED_MAX_BACKOFF_SECONDS", 60.0)
+MARK_SANITY_BAND_PCT = env_decimal("MARK_SANITY_BAND_PCT", "10")
+MARK_STALE_SECONDS = env_int("MARK_STALE_SECONDS", 60)
+CANDLE_RETENTION_DAYS = env_int("CANDLE_RETENTION_DAYS", 90)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from copytrading.errors import DomainError
 from copytrading.exchanges import redact
+from copytrading.exchanges.client import exchange_client
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +115,21 @@ def required_credentials(exchange: str) -> set[str]:
 
 
 def default_client(exchange: str, credentials: Credentials) -> ccxt.Exchange:
-    return getattr(ccxt, exchange)(client_config(credentials))
-
-
-def client_config(credentials: Credentials) -> dict:
-    """ccxt's configuration for a client holding ``credentials``."""
-    return {
-        "apiKey": credentials.api_key,
-        "secret": credentials.secret,
-        "password": credentials.passphrase or None,
-        "timeout": int(settings.EXCHANGE_ACCOUNT_TIMEOUT_SECONDS * 1000),
-        "enableRateLimit": True,
-        "verbose": False,  # verbose prints requests (headers included) to stdout
-        "logger": logging.getLogger(redact.WIRE_LOGGER),  # debug records redacted (redact.py)
+    """A client from the one factory (copytrading/exchanges/client.py: its
+    URL override points tests at the exchange double), with a web request's
+    timeout and a logger whose records are redacted (redact.py)."""
+    client = exchange_client(
+        exchange,
+        api_key=credentials.api_key,
+        secret=credentials.secret,
+        password=credentials.passphrase or None,
+        timeout_seconds=settings.EXCHANGE_ACCOUNT_TIMEOUT_SECONDS,
         # Balances need the markets, not the currencies: spares a signed call.
-        "options": {"fetchCurrencies": False},
-    }
+        options={"fetchCurrencies": False},
+    )
+    client.verbose = False  # verbose prints every request, headers included, to stdout
+    client.logger = logging.getLogger(redact.WIRE_LOGGER)
+    return client
 
 
 # How a probe gets its ccxt client; tests and the exchange venue may point it
