@@ -29,6 +29,7 @@ from copytrading.models import (
     Transfer,
     TransferKind,
 )
+from copytrading.exchanges.models import ExchangeAccount
 from copytrading.notifications.models import Notification, NotificationPreference
 from copytrading.services import instruments_seed, user_register, wallet_deposit
 from followers.models import Subscription
@@ -52,7 +53,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
-    Notification, NotificationPreference,
+    Notification, NotificationPreference, ExchangeAccount,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -213,6 +214,10 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}
         )
         return record, ["retry-7"]
+    if model is ExchangeAccount:
+        from tests.exchanges.test_admin import exchange_account_row
+
+        return exchange_account_row(copied.follower), ["follower-copied", "abcd…wxyz", "main futures"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
