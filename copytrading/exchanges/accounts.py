@@ -11,6 +11,7 @@ rate-limiting is 503 ``EXCHANGE_UNAVAILABLE``; anything else it answers is
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -72,6 +73,10 @@ def exchange_auth_failed(exchange: str) -> DomainError:
         "an expired key, or an IP whitelist that excludes this server).",
         field="api_key",
     )
+
+
+def exchange_error(exchange: str) -> DomainError:
+    return DomainError("EXCHANGE_ERROR", f"{exchange} answered with an error; nothing was changed.", status=502)
 
 
 def key_can_withdraw(exchange: str) -> DomainError:
@@ -176,9 +181,14 @@ def probe(exchange: str, credentials: Credentials) -> Probe:
             raise ExchangeUnavailable(exchange) from None
         except ccxt.BaseError as exc:
             _log_failure(exchange, exc, logging.WARNING)
-            raise DomainError(
-                "EXCHANGE_ERROR", f"{exchange} answered with an error; nothing was changed.", status=502
-            ) from None
+            raise exchange_error(exchange) from None
+        except Exception as exc:  # noqa: BLE001  ccxt failing outside its own errors (a secret it cannot decode, an answer it cannot parse)
+            log.error(
+                "exchange account probe on %s raised outside ccxt's errors:\n%s",
+                exchange,
+                redact.scrub("".join(traceback.format_exception(exc))),
+            )
+            raise exchange_error(exchange) from None
         finally:
             _close(client)
     held = sum(1 for amount in (balance.get("total") or {}).values() if amount and Decimal(str(amount)) != 0)

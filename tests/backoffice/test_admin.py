@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
+from copytrading.exchanges.models import ExchangeAccount
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -29,7 +30,6 @@ from copytrading.models import (
     Transfer,
     TransferKind,
 )
-from copytrading.exchanges.models import ExchangeAccount
 from copytrading.notifications.models import Notification, NotificationPreference
 from copytrading.services import instruments_seed, user_register, wallet_deposit
 from followers.models import Subscription

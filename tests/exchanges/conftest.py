@@ -1,7 +1,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from tests.exchange_double.fixtures import API_KEY, API_SECRET, exchange_double, exchange_settings  # noqa: F401
+from tests.exchange_double.fixtures import API_KEY, API_SECRET, exchange_double  # noqa: F401
+from tests.exchange_double.fixtures import exchange_settings as exchange_settings
 from tests.factories import UserFactory, token_for
 
 URL = "/api/v1/exchange-accounts"

@@ -130,9 +130,14 @@ def test_the_same_key_twice_is_a_conflict_but_another_user_may_link_it(alice_api
 def test_credentials_the_exchange_needs_and_only_those(alice_api, exchange_double):
     refused(alice_api.post(URL, link_body(exchange="okx"), format="json"), 400, "PASSPHRASE_REQUIRED", "passphrase")
     refused(
-        alice_api.post(URL, link_body(passphrase=OKX_PASSPHRASE), format="json"), 400, "PASSPHRASE_NOT_USED", "passphrase"
+        alice_api.post(URL, link_body(passphrase=OKX_PASSPHRASE), format="json"),
+        400,
+        "PASSPHRASE_NOT_USED",
+        "passphrase",
     )
-    refused(alice_api.post(URL, link_body(exchange="no-such-exchange"), format="json"), 400, "INVALID_CHOICE", "exchange")
+    refused(
+        alice_api.post(URL, link_body(exchange="no-such-exchange"), format="json"), 400, "INVALID_CHOICE", "exchange"
+    )
     # A wallet-signing exchange (a private key, no API secret) cannot be linked.
     refused(alice_api.post(URL, link_body(exchange="hyperliquid"), format="json"), 400, "INVALID_CHOICE", "exchange")
     refused(alice_api.post(URL, link_body(secret=""), format="json"), 400, "INVALID_BLANK", "secret")
@@ -228,3 +233,13 @@ def test_no_secret_in_any_answer_or_log_record(alice_api, exchange_double, caplo
         assert secret not in caplog.text, secret
         for answer in answers:
             assert secret not in answer.content.decode()
+
+
+def test_the_list_pages_newest_first(alice_api, exchange_double):
+    exchange_double.state.add_account("second-api-key-0002", "second-secret-0002")
+    first = linked(alice_api)
+    second = linked(alice_api, api_key="second-api-key-0002", secret="second-secret-0002", label="second")
+    page = alice_api.get(URL, {"limit": 1}).json()
+    assert [row["id"] for row in page["results"]] == [second["id"]] and page["next_cursor"]
+    rest = alice_api.get(URL, {"limit": 1, "cursor": page["next_cursor"]}).json()
+    assert [row["id"] for row in rest["results"]] == [first["id"]] and rest["next_cursor"] is None
