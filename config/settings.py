@@ -414,3 +414,5 @@ except ValueError as exc:
 EXCHANGE_SECRET_KEYS_GENERATED = not env_list("EXCHANGE_SECRET_KEYS") and bool(EXCHANGE_SECRET_KEYS)
 # Each call to an exchange (ccxt's timeout) while linking or validating an account.
 EXCHANGE_ACCOUNT_TIMEOUT_SECONDS = env_float("EXCHANGE_ACCOUNT_TIMEOUT_SECONDS", 3)
+# Links and re-validations one user may make per minute (each asks the exchange).
+EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE = env_int("EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE", 10)

@@ -9,10 +9,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from copytrading.auth.services import throttle_count
 from copytrading.errors import Conflict, DomainError, NotFound, validate_all
 from copytrading.exchanges import crypto
 from copytrading.exchanges.accounts import Credentials, key_can_withdraw, probe, required_credentials
@@ -29,6 +31,19 @@ ROTATION_BATCH = 500
 def _already_linked(exchange: str) -> Conflict:
     return Conflict(
         "EXCHANGE_ACCOUNT_EXISTS", f"This {exchange} API key is already linked to your account.", field="api_key"
+    )
+
+
+def _count_exchange_check(user) -> None:
+    """Every ask of an exchange on a user's behalf counts (429
+    EXCHANGE_CHECKS_THROTTLED beyond the limit): they all leave from this
+    server's address, which an exchange bans as a whole when it is flooded."""
+    throttle_count(
+        limits={f"exchange-check:{user.pk}": settings.EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE},
+        window_seconds=60,
+        lockout_seconds=60,
+        code="EXCHANGE_CHECKS_THROTTLED",
+        detail="Too many exchange key checks; retry in a minute.",
     )
 
 
@@ -64,6 +79,7 @@ def exchange_account_link(
     # Encrypted before the exchange is asked: a server without keys refuses at once.
     encrypted = [crypto.encrypt(value) for value in (api_key, secret, passphrase)]
     credentials = Credentials(api_key=api_key, secret=secret, passphrase=passphrase)
+    _count_exchange_check(user)
     found = probe(exchange, credentials)
     if found.can_withdraw:
         raise key_can_withdraw(exchange)
@@ -106,6 +122,7 @@ def credentials_of(account: ExchangeAccount) -> Credentials:
         ) from None
 
 
+@sensitive_variables("credentials")
 def exchange_account_validate(*, user, account_id: int, now: datetime | None = None) -> ExchangeAccount:
     """Ask the exchange again and record what it said: ``valid``,
     ``auth_failed`` (the key was revoked or changed) or ``can_withdraw``
@@ -113,8 +130,10 @@ def exchange_account_validate(*, user, account_id: int, now: datetime | None = N
     records nothing (503)."""
     account = exchange_account_of(user, account_id)
     status, permissions = ExchangeAccountStatus.VALID, account.permissions
+    credentials = credentials_of(account)
+    _count_exchange_check(user)
     try:
-        found = probe(account.exchange, credentials_of(account))
+        found = probe(account.exchange, credentials)
     except DomainError as exc:
         if exc.code != "EXCHANGE_AUTH_FAILED":
             raise

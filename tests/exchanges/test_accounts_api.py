@@ -243,3 +243,17 @@ def test_the_list_pages_newest_first(alice_api, exchange_double):
     assert [row["id"] for row in page["results"]] == [second["id"]] and page["next_cursor"]
     rest = alice_api.get(URL, {"limit": 1, "cursor": page["next_cursor"]}).json()
     assert [row["id"] for row in rest["results"]] == [first["id"]] and rest["next_cursor"] is None
+
+
+def test_checks_are_throttled_per_user_before_the_exchange_is_asked(alice_api, exchange_double, settings):
+    settings.EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE = 2
+    body = linked(alice_api)
+    assert alice_api.post(f"{URL}/{body['id']}/validate").status_code == 200
+    asked = len(exchange_double.state.requests)
+    response = alice_api.post(f"{URL}/{body['id']}/validate")
+    refused(response, 429, "EXCHANGE_CHECKS_THROTTLED")
+    assert 0 < int(response["Retry-After"]) <= 60
+    refused(alice_api.post(URL, link_body(label="again"), format="json"), 409, "EXCHANGE_ACCOUNT_EXISTS", "api_key")
+    assert len(exchange_double.state.requests) == asked
+    # Another user has a count of their own.
+    assert client_for(UserFactory(username="bob")).post(URL, link_body(), format="json").status_code == 201
