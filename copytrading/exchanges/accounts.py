@@ -155,12 +155,20 @@ def _binance_permissions(client: ccxt.Exchange) -> dict[str, bool]:
     }
 
 
+def _okx_permissions(client: ccxt.Exchange) -> dict[str, bool]:
+    # GET /api/v5/account/config: "perm" is "read_only,trade,withdraw" or a part of it.
+    (config,) = client.privateGetAccountConfig()["data"]
+    granted = set((config.get("perm") or "").split(","))
+    return {"withdraw": "withdraw" in granted, "reading": "read_only" in granted, "trade": "trade" in granted}
+
+
 # Exchanges whose keys report their permissions; a key of any other exchange
 # is linked with ``permissions: null`` (docs/api.md says to make it trade-only).
 PERMISSION_READERS: dict[str, Callable[[ccxt.Exchange], dict[str, bool]]] = {
     "binance": _binance_permissions,
     "binanceusdm": _binance_permissions,
     "binancecoinm": _binance_permissions,
+    "okx": _okx_permissions,
 }
 
 
