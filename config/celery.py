@@ -56,6 +56,11 @@ app.conf.beat_schedule = {
         "task": "copytrading.tasks.cleanup_idempotent_requests",
         "schedule": 3600.0,
     },
+    # 1-minute price candles are kept CANDLE_RETENTION_DAYS (copytrading/candles.py).
+    "candle-purge": {
+        "task": "copytrading.tasks.purge_candles",
+        "schedule": 3600.0,
+    },
     # A tick not started within its slot is dropped: the next one covers it.
     "risk-watchdog": {
         "task": "risk.tasks.watchdog_tick",

@@ -11,3 +11,8 @@ class CopytradingConfig(AppConfig):
 
         strict_fields.install()
         redact.install()
+
+        from copytrading import candles
+        from copytrading.services import register_price_listener
+
+        register_price_listener(candles.candle_record)  # 1-minute candles of every mark

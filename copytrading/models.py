@@ -142,8 +142,23 @@ class Product(models.TextChoices):
     SPOT = "spot", "Spot"
 
 
+class MarkFlag(models.TextChoices):
+    """Why the current mark is not trusted for liquidations (blank: it is)."""
+
+    NONE = "", "Trusted"
+    JUMP = "jump", "Jumped beyond the sanity band"
+    STALE = "stale", "Stale"
+
+
 class Instrument(models.Model):
-    """A tradable market with the venue's constraints and its latest price."""
+    """A tradable market with the venue's constraints and its latest price.
+
+    ``exchange`` is the ccxt id it was synced from (``sync_instruments``),
+    blank for the local ones (seeded, simulated); ``exchange_symbol`` the
+    exchange's own market id. Quantities are in the base asset:
+    ``contract_size`` is how much base one exchange contract is (OKX's ctVal),
+    for the venue that converts. An instrument the exchange no longer lists is
+    halted (``is_active`` false), never deleted."""
 
     symbol = models.CharField(max_length=40, unique=True)
     product = models.CharField(max_length=10, choices=Product.choices)
@@ -157,7 +172,12 @@ class Instrument(models.Model):
     max_leverage = models.PositiveSmallIntegerField(default=1)
     mark_price = models.DecimalField(**MONEY, null=True, blank=True)
     price_updated_at = models.DateTimeField(null=True, blank=True)
+    mark_flag = models.CharField(max_length=10, choices=MarkFlag.choices, default=MarkFlag.NONE, blank=True)
     is_active = models.BooleanField(default=True)
+    exchange = models.CharField(max_length=40, blank=True, default="")
+    exchange_symbol = models.CharField(max_length=60, blank=True, default="")
+    contract_size = models.DecimalField(**MONEY, default=Decimal("1"))
+    synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["symbol"]
@@ -167,10 +187,16 @@ class Instrument(models.Model):
             models.CheckConstraint(name="instrument_min_le_max", condition=Q(min_qty__lte=F("max_qty"))),
             models.CheckConstraint(name="instrument_leverage_positive", condition=Q(max_leverage__gte=1)),
             models.CheckConstraint(name="instrument_price_positive", condition=Q(mark_price__gt=0)),
+            models.CheckConstraint(name="instrument_contract_size_positive", condition=Q(contract_size__gt=0)),
         ]
 
     def __str__(self) -> str:
         return self.symbol
+
+    @property
+    def mark_trusted(self) -> bool:
+        """Whether liquidations may act at the current mark (not flagged)."""
+        return not self.mark_flag
 
     def reserved_asset(self, side: str) -> str | None:
         """The holding a resting order of ``side`` reserves what it pays with
@@ -182,6 +208,41 @@ class Instrument(models.Model):
         if side == Side.SELL:
             return self.base
         return None if self.quote == settings.PRIMARY_CURRENCY else self.quote
+
+
+class PriceCandle(models.Model):
+    """One minute of an instrument's marks (open, high, low, close of the marks
+    written in it; ``ticks`` of them), for charts and replays. Written after
+    each mark's commit (``copytrading.candles``), purged past
+    ``CANDLE_RETENTION_DAYS``."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="candles")
+    minute = models.DateTimeField()  # the minute's start, UTC
+    open = models.DecimalField(**MONEY)
+    high = models.DecimalField(**MONEY)
+    low = models.DecimalField(**MONEY)
+    close = models.DecimalField(**MONEY)
+    first_at = models.DateTimeField()  # when the open and the close were marked:
+    last_at = models.DateTimeField()  # a late writer never overwrites a newer close
+    ticks = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["instrument", "minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "minute"], name="price_candle_one_per_minute"),
+            models.CheckConstraint(
+                name="price_candle_ohlc_ordered",
+                condition=Q(low__gt=0)
+                & Q(low__lte=F("open"))
+                & Q(low__lte=F("close"))
+                & Q(high__gte=F("open"))
+                & Q(high__gte=F("close")),
+            ),
+        ]
+        indexes = [models.Index(fields=["minute"], name="price_candle_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.minute:%Y-%m-%d %H:%M}"
 
 
 class Side(models.TextChoices):

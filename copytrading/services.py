@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from copytrading import ledger, matching
 from copytrading.errors import DomainError
-from copytrading.models import Account, AccountKind, Instrument, Product, Transfer, TransferKind
+from copytrading.models import Account, AccountKind, Instrument, MarkFlag, Product, Transfer, TransferKind
 from copytrading.money import Q8, round_to_tick
 from copytrading.outages import after_commit
 
@@ -77,10 +77,14 @@ def register_price_listener(listener: PriceListener) -> None:
 
 
 @transaction.atomic
-def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = None) -> Instrument:
+def price_set(
+    *, instrument: Instrument, price: Decimal, at: datetime | None = None, mark_flag: str = MarkFlag.NONE
+) -> Instrument:
     """Set the mark price (staff API, simulator, feeds), rounded to the tick,
     and match at it in the same transaction: crossing limit orders fill,
-    TP/SL and liquidations trigger (see copytrading.matching)."""
+    TP/SL and liquidations trigger (see copytrading.matching). A feed passes
+    ``mark_flag`` for a mark it does not trust (a jump beyond its sanity band):
+    the mark is kept and matched, but liquidations do not act at it."""
     if not price.is_finite() or price <= 0:
         raise DomainError("INVALID_PRICE", "The price must be greater than zero.", field="price")
     rounded = round_to_tick(price, instrument.price_tick, up=False)
@@ -88,13 +92,21 @@ def price_set(*, instrument: Instrument, price: Decimal, at: datetime | None = N
         raise DomainError("INVALID_PRICE", "The price is below one tick.", field="price")
     instrument.mark_price = rounded.quantize(Q8)
     instrument.price_updated_at = at or timezone.now()
+    instrument.mark_flag = mark_flag
     # The update row-locks the instrument: matching of one market is serialized.
-    instrument.save(update_fields=["mark_price", "price_updated_at"])
+    instrument.save(update_fields=["mark_price", "price_updated_at", "mark_flag"])
     matching.match_instrument(instrument)
     mark = Mark(instrument.pk, instrument.symbol, instrument.mark_price, instrument.price_updated_at)
     for listener in _price_listeners:
         after_commit(lambda listener=listener: listener(mark), what=f"price listener for {mark.symbol}")
     return instrument
+
+
+def instruments_flag_marks(*, instrument_ids: list[int], mark_flag: str) -> int:
+    """Flag the current marks of these instruments (a feed that lost its
+    exchange: ``STALE``) so liquidations stop acting at them until a fresh
+    mark arrives through ``price_set``; returns how many changed."""
+    return Instrument.objects.filter(pk__in=instrument_ids).exclude(mark_flag=mark_flag).update(mark_flag=mark_flag)
 
 
 # symbol, product, base, quote, step, min qty, max qty, tick, min notional, max leverage, price

@@ -56,3 +56,11 @@ def reconcile_propagations(stale_after_seconds: float = 120) -> dict:
 def cleanup_idempotent_requests() -> int:
     """Drop Idempotency-Key records older than 24 hours. Running it twice is harmless."""
     return idempotent_requests_cleanup()
+
+
+@shared_task
+def purge_candles() -> int:
+    """Drop price candles past the retention (``CANDLE_RETENTION_DAYS``). Harmless twice."""
+    from copytrading.candles import candles_purge
+
+    return candles_purge()

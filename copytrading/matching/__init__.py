@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 _LOOSE = Decimal("0.99999999")
 
 
-def _trigger_filter(mark: Decimal) -> tuple[dict, Q]:
+def _trigger_filter(mark: Decimal, *, liquidations: bool = True) -> tuple[dict, Q]:
     money = DecimalField(**MONEY)
     price = Value(mark, output_field=money)
     loss = Case(
@@ -71,8 +71,9 @@ def _trigger_filter(mark: Decimal) -> tuple[dict, Q]:
         | (short & Q(take_profit__gte=mark))
         | (long & Q(stop_loss__gte=mark))
         | (short & Q(stop_loss__lte=mark))
-        | Q(margin__gt=0, loss__gte=F("margin") * Value(_LOOSE, output_field=money))
     )
+    if liquidations:
+        condition |= Q(margin__gt=0, loss__gte=F("margin") * Value(_LOOSE, output_field=money))
     return {"loss": loss}, condition
 
 
@@ -125,7 +126,8 @@ def _match(instrument: Instrument, *, mirrors: bool) -> MatchResult:
     spot = instrument.product == Product.SPOT
     trigger_rows = []
     if not spot:  # spot has no positions to trigger
-        alias, condition = _trigger_filter(mark)
+        # A flagged mark (a jump beyond the feed's sanity band, a stale feed) never liquidates.
+        alias, condition = _trigger_filter(mark, liquidations=instrument.mark_trusted)
         trigger_rows = list(
             Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
             .alias(**alias)

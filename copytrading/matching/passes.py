@@ -265,7 +265,8 @@ class Matcher:
                 side=position.side,
                 quantity=position.quantity,
                 entry=position.entry_price,
-                margin=position.margin,
+                # Without margin no liquidation: a flagged mark only takes profit or stops losses.
+                margin=position.margin if self.instrument.mark_trusted else ZERO,
                 take_profit=position.take_profit,
                 stop_loss=position.stop_loss,
                 mark=self.mark,

@@ -184,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _fault_error(fault)
             found = ROUTES.get((method, parts.path))
             if found is None:
+                recorded = _recorded(state, method, parts.path, params)
+                if recorded is not None:
+                    self._send(200, recorded)
+                    return
                 raise ApiError(404, -5000, f"Path {parts.path}, Method {method} is invalid")
             call = Call(state, method, parts.path, params, None)
             with state.lock:
@@ -213,6 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+_MISSING = object()
+
+
+def _recorded(state: ExchangeState, method: str, path: str, params: dict[str, str]) -> object | None:
+    with state.lock:
+        for wanted, body in state.recorded.get((method, path), []):
+            if all(params.get(name, _MISSING) == value for name, value in wanted.items()):
+                return body
+    return None
 
 
 def _fault_error(fault) -> ApiError:

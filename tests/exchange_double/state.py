@@ -166,6 +166,9 @@ class ExchangeState:
         self.max_recv_window_ms = 60_000
         self.default_recv_window_ms = 5_000
         self._ids = itertools.count(1_000_001)
+        # Recorded answers of other exchanges (OKX, Bybit…): (method, path) →
+        # [(parameters that must match, body)], served where no route matches.
+        self.recorded: dict[tuple[str, str], list[tuple[dict[str, str], object]]] = {}
 
     # -- arranging -----------------------------------------------------------------
     def add_market(self, market: Market) -> Market:
@@ -191,6 +194,12 @@ class ExchangeState:
         with self.lock:
             self.accounts[api_key] = account
         return account
+
+    def record_answer(self, path: str, body: object, *, method: str = "GET", **params: str) -> None:
+        """Answer ``method path`` with ``body`` when the request carries
+        ``params`` (a recorded response of an exchange the double does not model)."""
+        with self.lock:
+            self.recorded.setdefault((method.upper(), path), []).append((params, body))
 
     def inject(self, kind: str, **fields: object) -> Fault:
         fault = Fault(kind=kind, **fields)  # type: ignore[arg-type]

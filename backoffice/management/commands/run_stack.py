@@ -1,7 +1,9 @@
 """`make run`: the whole product on one machine.
 
 Migrates, collects static files, seeds the demo, then starts and supervises
-the processes of the design (web, worker, beat) plus the market simulator.
+the processes of the design (web, worker, beat) plus the market simulator,
+or, with ``MARKET_DATA_EXCHANGE`` set, the price feed of that exchange
+(``feed_prices``; run ``sync_instruments`` for it first).
 The processes are the same in both modes; only the transports differ
 (SQLite + filesystem broker when DATABASE_URL/REDIS_URL are unset, PostgreSQL
 + Redis when they are set).
@@ -58,8 +60,12 @@ def stack_processes(*, port: int, market: bool = True) -> list[Child]:
         Child("worker", worker),
         Child("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "info"]),
     ]
-    if market:
-        children.append(Child("market", [python, str(settings.BASE_DIR / "manage.py"), "simulate_market"]))
+    manage = str(settings.BASE_DIR / "manage.py")
+    if market and settings.MARKET_DATA_EXCHANGE:  # real marks from an exchange instead of the simulator
+        feed = [python, manage, "feed_prices", "--exchange", settings.MARKET_DATA_EXCHANGE, "--sync"]
+        children.append(Child("feed", feed))
+    elif market:
+        children.append(Child("market", [python, manage, "simulate_market"]))
     return children
 
 

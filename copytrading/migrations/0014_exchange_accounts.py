@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("copytrading", "0012_notifications_room"),
+        ("copytrading", "0013_instrument_exchange_and_candles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
