@@ -30,6 +30,7 @@ from copytrading.models import (
     LeaderEvent,
     Order,
     Position,
+    PriceCandle,
     PropagationChunk,
     Transfer,
 )
@@ -117,6 +118,17 @@ class TransferAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+@admin.register(PriceCandle)
+class PriceCandleAdmin(ReadOnlyAdmin):
+    # Written by copytrading.candles after each mark; purged by purge_candles.
+    list_display = ["id", "instrument", "minute", "open", "high", "low", "close", "ticks"]
+    list_filter = ["instrument"]
+    list_select_related = ["instrument"]
+    raw_id_fields = ["instrument"]
+    date_hierarchy = "minute"
+    show_full_result_count = False
+
+
 @admin.register(Instrument)
 class InstrumentAdmin(ReadOnlyAdmin):
     # Prices move through services.price_set (tick rounding, timestamp) and
@@ -133,6 +145,8 @@ class InstrumentAdmin(ReadOnlyAdmin):
         "min_notional",
         "max_leverage",
         "is_active",
+        "exchange",
+        "mark_flag",
     ]
     list_filter = ["product", "is_active", "quote"]
     search_fields = ["symbol", "base", "quote"]

@@ -83,7 +83,13 @@ class InstrumentSerializer(ModelSerializer):
             "max_leverage",
             "mark_price",
             "price_updated_at",
+            "mark_flag",
+            "exchange",
         ]
+        extra_kwargs = {
+            "mark_flag": {"help_text": "Why liquidations do not act at this mark: jump, stale; empty: trusted."},
+            "exchange": {"help_text": "The ccxt exchange id the instrument is synced from; empty: a local one."},
+        }
 
 
 class PriceSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """The back office (Django admin) over real data made by the services."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
+from copytrading.candles import candle_record
 from copytrading.exchanges.models import ExchangeAccount
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
@@ -26,12 +28,13 @@ from copytrading.models import (
     Order,
     Outcome,
     Position,
+    PriceCandle,
     PropagationChunk,
     Transfer,
     TransferKind,
 )
 from copytrading.notifications.models import Notification, NotificationPreference
-from copytrading.services import instruments_seed, user_register, wallet_deposit
+from copytrading.services import Mark, instruments_seed, user_register, wallet_deposit
 from followers.models import Subscription
 from followers.services import subscription_create
 from portfolios.models import (
@@ -53,7 +56,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
-    Notification, NotificationPreference, ExchangeAccount,
+    Notification, NotificationPreference, PriceCandle, ExchangeAccount,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -142,6 +145,10 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is Instrument:
         instrument = Instrument.objects.get(symbol="ETH/BTC")
         return instrument, ["ETH/BTC", str(instrument.mark_price)]
+    if model is PriceCandle:
+        eth = Instrument.objects.get(symbol="ETH/USDT:USDT")
+        candle_record(Mark(eth.pk, eth.symbol, Decimal("3211.5"), datetime.now(UTC)))
+        return PriceCandle.objects.get(instrument=eth), ["ETH/USDT:USDT", "3211.5"]
     if model is Position:
         mirror = Position.objects.get(subscription_id=copied.pk)
         return mirror, [str(mirror.quantity), str(mirror.entry_price)]
