@@ -14,7 +14,6 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import cache
 
 import ccxt
@@ -45,9 +44,8 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Probe:
-    """What the exchange told us about the key."""
+    """What the exchange told us about the key (its balances were read)."""
 
-    currencies: int  # how many currencies the account holds (balances read)
     permissions: dict[str, bool] | None  # None: the exchange does not report them
 
     @property
@@ -119,7 +117,7 @@ def required_credentials(exchange: str) -> set[str]:
     return {SUPPORTED_CREDENTIALS[name] for name in _needed(exchange)}
 
 
-def default_client(exchange: str, credentials: Credentials) -> ccxt.Exchange:
+def account_client(exchange: str, credentials: Credentials) -> ccxt.Exchange:
     """A client from the one factory (copytrading/exchanges/client.py: its
     URL override points tests at the exchange double), with a web request's
     timeout and a logger whose records are redacted (redact.py)."""
@@ -135,12 +133,6 @@ def default_client(exchange: str, credentials: Credentials) -> ccxt.Exchange:
     client.verbose = False  # verbose prints every request, headers included, to stdout
     client.logger = logging.getLogger(redact.WIRE_LOGGER)
     return client
-
-
-# How a probe gets its ccxt client; tests and the exchange venue may point it
-# elsewhere (e.g. at the local exchange double's URLs).
-ClientFactory = Callable[[str, Credentials], ccxt.Exchange]
-client_factory: ClientFactory = default_client
 
 
 def _binance_permissions(client: ccxt.Exchange) -> dict[str, bool]:
@@ -176,9 +168,9 @@ def probe(exchange: str, credentials: Credentials) -> Probe:
     """Read the balances with ``credentials`` and the key's permissions where
     the exchange reports them. Raises the DomainErrors above."""
     with redact.holding(credentials.api_key, credentials.secret, credentials.passphrase):
-        client = client_factory(exchange, credentials)
+        client = account_client(exchange, credentials)
         try:
-            balance = client.fetch_balance()
+            client.fetch_balance()
             reader = PERMISSION_READERS.get(exchange)
             permissions = reader(client) if reader else None
         except ccxt.AuthenticationError as exc:  # PermissionDenied and AccountSuspended too
@@ -199,8 +191,7 @@ def probe(exchange: str, credentials: Credentials) -> Probe:
             raise exchange_error(exchange) from None
         finally:
             _close(client)
-    held = sum(1 for amount in (balance.get("total") or {}).values() if amount and Decimal(str(amount)) != 0)
-    return Probe(currencies=held, permissions=permissions)
+    return Probe(permissions=permissions)
 
 
 def _log_failure(exchange: str, exc: Exception, level: int) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from copytrading.auth.services import throttle_count
-from copytrading.errors import Conflict, DomainError, NotFound, validate_all
+from copytrading.errors import Conflict, DomainError, NotFound
 from copytrading.exchanges import crypto
 from copytrading.exchanges.accounts import Credentials, key_can_withdraw, probe, required_credentials
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus
@@ -49,16 +49,10 @@ def _count_exchange_check(user) -> None:
 
 def _check_credentials(exchange: str, passphrase: str) -> None:
     needed = required_credentials(exchange)
-
-    def passphrase_fits() -> None:
-        if "passphrase" in needed and not passphrase:
-            raise DomainError("PASSPHRASE_REQUIRED", f"{exchange} keys need their passphrase.", field="passphrase")
-        if "passphrase" not in needed and passphrase:
-            raise DomainError(
-                "PASSPHRASE_NOT_USED", f"{exchange} keys have no passphrase; leave it out.", field="passphrase"
-            )
-
-    validate_all(passphrase_fits)
+    if "passphrase" in needed and not passphrase:
+        raise DomainError("PASSPHRASE_REQUIRED", f"{exchange} keys need their passphrase.", field="passphrase")
+    if "passphrase" not in needed and passphrase:
+        raise DomainError("PASSPHRASE_NOT_USED", f"{exchange} keys have no passphrase.", field="passphrase")
 
 
 @sensitive_variables("api_key", "secret", "passphrase", "credentials")
