@@ -365,6 +365,8 @@ FEES_MIN_WITHDRAWAL = env_decimal("FEES_MIN_WITHDRAWAL", "1.00")
 
 # Real exchanges through ccxt (copytrading/exchanges/, docs/operations.md "Market data").
 EXCHANGE_URL_OVERRIDE = env_str("EXCHANGE_URL_OVERRIDE")  # tests and drills: every API URL's host
+EXCHANGE_WS_URL_OVERRIDE = env_str("EXCHANGE_WS_URL_OVERRIDE")  # the same for ccxt.pro's WebSocket URLs
+FEED_MODE = env_str("FEED_MODE", "auto")  # feed_prices: auto (stream where ccxt.pro can), stream, poll
 EXCHANGE_TIMEOUT_SECONDS = env_float("EXCHANGE_TIMEOUT_SECONDS", 10.0)
 MARKET_DATA_EXCHANGE = env_str("MARKET_DATA_EXCHANGE")  # set: run_stack runs feed_prices, not the simulator
 FEED_POLL_SECONDS = env_float("FEED_POLL_SECONDS", 2.0)

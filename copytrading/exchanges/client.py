@@ -43,14 +43,18 @@ def _override_url(url: str, base: str) -> str:
     return urlunsplit((scheme, target.netloc, path, original.query, original.fragment))
 
 
-def override_urls(urls: Any, base: str) -> Any:
-    """Every URL in ccxt's ``urls['api']`` tree (strings in nested dicts) rewritten."""
+def override_urls(urls: Any, base: str, ws_base: str | None = None) -> Any:
+    """Every URL in ccxt's ``urls['api']`` tree (strings in nested dicts)
+    rewritten; WebSocket URLs to ``ws_base`` when given."""
     if isinstance(urls, str):
-        return _override_url(urls, base) if "://" in urls else urls
+        if "://" not in urls:
+            return urls
+        websocket = urls.startswith(("ws://", "wss://"))
+        return _override_url(urls, ws_base if websocket and ws_base else base)
     if isinstance(urls, Mapping):
-        return {key: override_urls(value, base) for key, value in urls.items()}
+        return {key: override_urls(value, base, ws_base) for key, value in urls.items()}
     if isinstance(urls, list):
-        return [override_urls(value, base) for value in urls]
+        return [override_urls(value, base, ws_base) for value in urls]
     return urls
 
 
@@ -75,6 +79,7 @@ def exchange_client(
     secret: str | None = None,
     password: str | None = None,
     url_override: str | None = None,
+    ws_url_override: str | None = None,
     timeout_seconds: float | None = None,
     options: Mapping[str, Any] | None = None,
     pro: bool = False,
@@ -104,7 +109,8 @@ def exchange_client(
     base = url_override if url_override is not None else settings.EXCHANGE_URL_OVERRIDE
     if base:
         if pro:
-            exchange.urls["api"] = override_urls(exchange.urls["api"], base)
+            ws_base = ws_url_override if ws_url_override is not None else settings.EXCHANGE_WS_URL_OVERRIDE
+            exchange.urls["api"] = override_urls(exchange.urls["api"], base, ws_base or None)
         else:
             exchange.session = requests.Session()
             exchange.session.trust_env = False

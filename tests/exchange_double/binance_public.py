@@ -5,6 +5,8 @@ COIN-M /dapi (what ``binance``'s ``load_markets`` reads besides spot)."""
 
 from __future__ import annotations
 
+import json
+
 from .server import ApiError, Call, route
 from .state import ExchangeState, Market, decimals_of
 
@@ -216,9 +218,28 @@ def futures_ticker_price(call: Call) -> object:
     return _one_or_all(call, call.state.markets, ticker_price)
 
 
+def spot_ticker_24hr_row(state: ExchangeState, market: Market) -> dict:
+    """Spot's 24 h ticker: book fields, no ``time`` (ccxt tells spot from contracts by them)."""
+    row = ticker_24hr(state, market)
+    last = row["lastPrice"]
+    row.update(
+        {"prevClosePrice": last, "bidPrice": last, "bidQty": "1", "askPrice": last, "askQty": "1", "openPrice": last}
+    )
+    return row
+
+
+def _only_asked(call: Call, rows: object) -> object:
+    """``symbols=["BTCUSDT","ETHBTC"]`` (spot's list filter)."""
+    raw = call.params.get("symbols")
+    if not raw or not isinstance(rows, list):
+        return rows
+    wanted = set(json.loads(raw))
+    return [row for row in rows if row["symbol"] in wanted]
+
+
 @route("GET", "/api/v3/ticker/24hr")
 def spot_ticker_24hr(call: Call) -> object:
-    return _one_or_all(call, call.state.spot_markets, ticker_24hr)
+    return _only_asked(call, _one_or_all(call, call.state.spot_markets, spot_ticker_24hr_row))
 
 
 @route("GET", "/api/v3/ticker/price")

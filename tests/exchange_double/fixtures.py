@@ -11,6 +11,7 @@ import pytest
 
 from .server import ExchangeDouble
 from .state import ExchangeState, default_markets
+from .websocket import WebSocketDouble
 
 API_KEY = "double-api-key-0001"
 API_SECRET = "double-api-secret-0001"
@@ -38,3 +39,21 @@ def exchange_settings(settings, exchange_double: ExchangeDouble):
     settings.EXCHANGE_URL_OVERRIDE = exchange_double.url
     settings.EXCHANGE_TIMEOUT_SECONDS = 2.0
     return settings
+
+
+@pytest.fixture
+def exchange_stream(exchange_double: ExchangeDouble) -> Iterator[WebSocketDouble]:
+    """The WebSocket market streams over the same state (ccxt.pro's
+    ``watch_mark_prices``); stopped after the test."""
+    stream = WebSocketDouble(exchange_double.state).start()
+    try:
+        yield stream
+    finally:
+        stream.stop()
+
+
+@pytest.fixture
+def exchange_stream_settings(exchange_settings, exchange_stream: WebSocketDouble):
+    """``exchange_settings`` plus ccxt.pro's WebSocket URLs pointed at the stream double."""
+    exchange_settings.EXCHANGE_WS_URL_OVERRIDE = exchange_stream.url
+    return exchange_settings

@@ -1,7 +1,13 @@
 import pytest
 from rest_framework.test import APIClient
 
-from tests.exchange_double.fixtures import API_KEY, API_SECRET, exchange_double  # noqa: F401
+from tests.exchange_double.fixtures import (  # noqa: F401
+    API_KEY,
+    API_SECRET,
+    exchange_double,
+    exchange_stream,
+    exchange_stream_settings,
+)
 from tests.exchange_double.fixtures import exchange_settings as exchange_settings
 from tests.factories import UserFactory, token_for
 

@@ -188,10 +188,22 @@ def test_a_hung_exchange_times_out_and_is_retried(world, feed, exchange_double, 
 def test_feed_prices_command_syncs_then_polls(exchange_double, exchange_settings):
     exchange_double.state.set_mark("SOLUSDT", "151.23")
     out = StringIO()
-    call_command("feed_prices", "--exchange", "binanceusdm", "--sync", "--polls", "2", "--interval", "0", stdout=out)
+    call_command(
+        "feed_prices",
+        "--exchange",
+        "binanceusdm",
+        "--sync",
+        "--polls",
+        "2",
+        "--interval",
+        "0",
+        "--mode",
+        "poll",
+        stdout=out,
+    )
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("binanceusdm: 3 created")
-    assert "price feed: binanceusdm every 0.0s" in lines
+    assert "price feed: binanceusdm, poll every 0.0s" in lines
     assert lines[-3:] == ["3 marks", "3 marks", "price feed stopped after 2 polls"]
     assert Instrument.objects.get(symbol="SOL/USDT:USDT").mark_price == D("151.23")
     assert len(exchange_double.state.seen("/fapi/v1/premiumIndex")) == 2
