@@ -3,8 +3,10 @@
 Every variable read here is documented in README.md ("Configuration").
 """
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,15 +42,15 @@ def env_float(name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
-def local_secret_key(path: Path) -> str:
-    """A random key kept in ``path`` (mode 0600), made on first use: each
-    development machine gets its own, and it survives restarts. Processes
+def local_secret_key(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(50)) -> str:
+    """A random key kept in ``path`` (mode 0600), made on first use by ``make``:
+    each development machine gets its own, and it survives restarts. Processes
     started together race here, so it is written aside and linked into place."""
     if not path.exists():
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
+            handle.write(make())
         try:
             os.link(temporary, path)
         except FileExistsError:
@@ -56,3 +58,24 @@ def local_secret_key(path: Path) -> str:
         finally:
             temporary.unlink()
     return path.read_text().strip()
+
+
+def env_fernet_keys(name: str, *, generated: Path | None) -> list[str]:
+    """Fernet keys (url-safe base64 of 32 bytes), comma separated; the first
+    one encrypts, every one decrypts. Unset: one key generated once into
+    ``generated`` (a development machine), or none when ``generated`` is None.
+    A malformed key stops the process at start, not at the first secret."""
+    keys = env_list(name)
+    if not keys and generated is not None:
+        keys = [local_secret_key(generated, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())]
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode())
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(
+                f"{name}: key #{position} is not a Fernet key (url-safe base64 of 32 bytes; "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+    return keys

@@ -12,7 +12,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_decimal, env_float, env_int, env_list, env_str, local_secret_key
+from config.env import (
+    env_bool,
+    env_decimal,
+    env_fernet_keys,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    local_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -410,3 +419,21 @@ STREAM_BUFFER = env_int("STREAM_BUFFER", 200)  # messages kept per stream for a 
 STREAM_AUTH_SECONDS = env_float("STREAM_AUTH_SECONDS", 10)  # time to send the auth message
 STREAM_MAX_SOCKETS_PER_USER = env_int("STREAM_MAX_SOCKETS_PER_USER", 20)  # per web process
 STREAM_POLL_SECONDS = env_float("STREAM_POLL_SECONDS", 0.2)  # embedded: how often the hub reads notices
+
+# --- linked exchange accounts (copytrading/exchanges) ------------------------------
+# EXCHANGE_SECRET_KEYS: Fernet keys, comma separated; the first encrypts, all decrypt
+# (rotation: docs/operations.md). Unset, embedded mode and DEBUG use a key generated
+# once into var/exchange_secret_key (with a warning when used); services mode without
+# DEBUG has none and refuses to link (503 EXCHANGE_SECRETS_NOT_CONFIGURED): a key made
+# on one host would leave the secrets unreadable on every other.
+try:
+    EXCHANGE_SECRET_KEYS = env_fernet_keys(
+        "EXCHANGE_SECRET_KEYS", generated=VAR_DIR / "exchange_secret_key" if (EMBEDDED or DEBUG) else None
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+EXCHANGE_SECRET_KEYS_GENERATED = not env_list("EXCHANGE_SECRET_KEYS") and bool(EXCHANGE_SECRET_KEYS)
+# Each call to an exchange (ccxt's timeout) while linking or validating an account.
+EXCHANGE_ACCOUNT_TIMEOUT_SECONDS = env_float("EXCHANGE_ACCOUNT_TIMEOUT_SECONDS", 3)
+# Links and re-validations one user may make per minute (each asks the exchange).
+EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE = env_int("EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE", 10)

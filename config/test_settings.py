@@ -1,4 +1,4 @@
-"""Settings for the test suite: config.settings with a throwaway secret key.
+"""Settings for the test suite: config.settings with throwaway keys.
 
 config.settings refuses to start in services mode without DJANGO_SECRET_KEY;
 the suite runs in services mode (CI) with no secret to protect. The key goes
@@ -8,5 +8,8 @@ into the environment so processes the tests start (workers, servers) get it too.
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-key-not-a-secret-" + "x" * 32)
+# Linked exchange accounts' secrets (services mode has no generated key); a fixed
+# Fernet key, as throwaway as the secret key above.
+os.environ.setdefault("EXCHANGE_SECRET_KEYS", "dGVzdC1zdWl0ZS1vbmx5LWZlcm5ldC1rZXktMzJieXQ=")
 
 from config.settings import *  # noqa: F403

@@ -6,6 +6,7 @@ from backoffice.views import healthz
 from config.schema import TokenGraphQLView
 from copytrading import api as core_api
 from copytrading.auth import api as auth_api
+from copytrading.exchanges import api as exchanges_api
 from copytrading.notifications import api as notifications_api
 from fees import api as fees_api
 from followers import api as followers_api
@@ -35,6 +36,15 @@ api_v1 = [
         name="notification-preferences",
     ),
     path("notifications/<int:pk>/read", notifications_api.NotificationReadView.as_view(), name="notification-read"),
+    path("exchange-accounts", exchanges_api.ExchangeAccountListView.as_view(), name="exchange-account-list"),
+    path(
+        "exchange-accounts/<int:pk>", exchanges_api.ExchangeAccountDetailView.as_view(), name="exchange-account-detail"
+    ),
+    path(
+        "exchange-accounts/<int:pk>/validate",
+        exchanges_api.ExchangeAccountValidateView.as_view(),
+        name="exchange-account-validate",
+    ),
     path("wallets/main", core_api.MainWalletView.as_view(), name="wallet-main"),
     path("wallets/main/deposit", core_api.DepositView.as_view(), name="wallet-deposit"),
     path("market/instruments", core_api.InstrumentListView.as_view(), name="market-instruments"),

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from copytrading import events
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.auth.services import auth_token_revoke, login_throttle_clear
+from copytrading.exchanges import admin as exchanges_admin
 from copytrading.models import (
     Account,
     Execution,
@@ -378,3 +379,5 @@ class StreamNoticeAdmin(ReadOnlyAdmin):
 
 # The notifications room's admin lives with the room.
 notifications_admin.register(admin.site)
+# So does the linked exchange accounts'.
+exchanges_admin.register(admin.site)

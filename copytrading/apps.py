@@ -7,13 +7,14 @@ class CopytradingConfig(AppConfig):
 
     def ready(self) -> None:
         from copytrading import lookups, strict_fields  # noqa: F401  (lookups registers the __any lookup)
+        from copytrading.exchanges import redact
 
         strict_fields.install()
-        from copytrading.stream.wiring import register as register_stream
-
-        register_stream()
+        redact.install()
 
         from copytrading import candles
         from copytrading.services import register_price_listener
+        from copytrading.stream.wiring import register as register_stream
 
         register_price_listener(candles.candle_record)  # 1-minute candles of every mark
+        register_stream()  # the live stream's publishers and core topics

@@ -17,6 +17,9 @@ from copytrading import leader_events
 
 # The auth room's rows belong to this app (copytrading/auth/models.py).
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
+
+# So are the linked exchange accounts (copytrading/exchanges/models.py).
+from copytrading.exchanges.models import ExchangeAccount  # noqa: F401
 from copytrading.money import FRACTION_PLACES
 
 # So are the notifications room's (copytrading/notifications/models.py).

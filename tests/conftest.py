@@ -47,6 +47,14 @@ def no_outage_backoff(monkeypatch):
     monkeypatch.setattr(outages, "_cache_skip_until", 0.0)
 
 
+@pytest.fixture(autouse=True)
+def no_exchange_network(settings):
+    """No test reaches a real exchange: every ccxt client built by the factory
+    is sent to a closed local port (connection refused at once) unless the test
+    points it at the exchange double (tests/exchange_double/fixtures.py)."""
+    settings.EXCHANGE_URL_OVERRIDE = "http://127.0.0.1:9"
+
+
 @pytest.fixture
 def instruments(db):
     instruments_seed()

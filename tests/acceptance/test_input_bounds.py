@@ -12,7 +12,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 
 from copytrading.bounds import ID_BOUNDS, INTEGER_RANGES
-from copytrading.models import InboxMessage, Instrument, Order, Position
+from copytrading.models import ExchangeAccount, InboxMessage, Instrument, Order, Position
 from followers.models import Subscription
 from portfolios.models import CopyTemplate, Portfolio
 from portfolios.serializers import TpslItemSerializer
@@ -58,6 +58,7 @@ COLUMNS = {
     "SignalSerializer.id": (InboxMessage, "external_id"),
     "SignalSerializer.symbol": (Instrument, "symbol"),
     "SignalSerializer.leverage": (Order, "leverage"),
+    "ExchangeAccountLinkSerializer.label": (ExchangeAccount, "label"),
 }
 # Values that are never stored as sent; they still need a bound.
 NOT_STORED = {
@@ -72,6 +73,9 @@ NOT_STORED = {
     "SubscribeSerializer.passcode": "compared with the hash",
     "TpslItemSerializer.position": "an id, looked up",
     "MoneyMoveSerializer.idempotency_key": "part of Transfer.idempotency_key (200) after a 45-char prefix",
+    "ExchangeAccountLinkSerializer.api_key": "encrypted (a TextField), shown masked (20), hashed for uniqueness",
+    "ExchangeAccountLinkSerializer.secret": "encrypted (a TextField)",
+    "ExchangeAccountLinkSerializer.passphrase": "encrypted (a TextField)",
 }
 # Request bodies validated item by item by another serializer.
 ITEM_SERIALIZERS = {"TpslBatchSerializer": TpslItemSerializer}

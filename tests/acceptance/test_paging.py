@@ -199,6 +199,7 @@ def test_the_schema_has_no_bare_list_and_describes_every_page_exactly(api):
         "/api/v1/catalog/{id}/closed-trades", "/api/v1/favorites", "/api/v1/subscriptions",
         "/api/v1/subscriptions/{id}/positions", "/api/v1/subscriptions/{id}/holdings",
         "/api/v1/subscriptions/{id}/executions", "/api/v1/subscriptions/{id}/orders", "/api/v1/notifications",
+        "/api/v1/exchange-accounts",
     }  # fmt: skip
     assert set(pages) == expected
 
@@ -221,7 +222,7 @@ def test_every_list_answers_a_page_of_at_most_limit_rows(world, api):
         (leader, f"/api/v1/portfolios/{p}/closed-trades?line=spot"), (follower, "/api/v1/favorites"),
         (follower, "/api/v1/subscriptions"), (follower, f"/api/v1/subscriptions/{s}/positions"),
         (follower, f"/api/v1/subscriptions/{s}/holdings"), (follower, f"/api/v1/subscriptions/{s}/executions"),
-        (follower, f"/api/v1/subscriptions/{s}/orders"),
+        (follower, f"/api/v1/subscriptions/{s}/orders"), (follower, "/api/v1/exchange-accounts"),
     ]  # fmt: skip
     for client, url in urls:
         response = client.get(url, {"limit": 1})

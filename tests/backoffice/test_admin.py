@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.candles import candle_record
+from copytrading.exchanges.models import ExchangeAccount
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -56,7 +57,7 @@ LEDGER_MODELS = [Account, Transfer, Execution, Order, LeaderEvent, PropagationCh
 READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
-    Notification, NotificationPreference, StreamNotice, PriceCandle,
+    Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -224,6 +225,10 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
     if model is StreamNotice:
         notice = StreamNotice.objects.create(payload={"type": "hub.changes", "users": [copied.follower_id]})
         return notice, ["hub.changes"]
+    if model is ExchangeAccount:
+        from tests.exchanges.test_admin import exchange_account_row
+
+        return exchange_account_row(copied.follower), ["follower-copied", "abcd…wxyz", "main futures"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

@@ -28,7 +28,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .state import Account, ExchangeState, RequestRecord
 
-ROUTE_MODULES = ["tests.exchange_double.binance_public", "tests.exchange_double.binance_private"]
+ROUTE_MODULES = [
+    "tests.exchange_double.binance_public",
+    "tests.exchange_double.binance_private",
+    "tests.exchange_double.accounts",
+]
 
 
 class ApiError(Exception):

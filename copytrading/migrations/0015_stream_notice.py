@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('copytrading', '0013_instrument_exchange_and_candles'),
+        ('copytrading', '0014_exchange_accounts'),
     ]
 
     operations = [

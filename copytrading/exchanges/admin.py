@@ -1,0 +1,47 @@
+"""Linked exchange accounts in the back office: read-only, the key masked
+(``abcd…wxyz``), no encrypted column shown or searchable; one action unlinks
+through the service, which wipes the credentials first (registered by
+copytrading/admin.py)."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from copytrading.exchanges.models import ExchangeAccount
+from copytrading.exchanges.services import exchange_account_delete
+
+SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
+
+
+class ExchangeAccountAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "exchange", "label", "api_key_hint", "status", "last_validated_at", "created_at"]
+    list_filter = ["exchange", "status"]
+    search_fields = ["user__username", "label"]
+    list_select_related = ["user"]
+    exclude = SECRET_COLUMNS
+    readonly_fields = ["user", "exchange", "label", "api_key_hint", "status", "permissions", "created_at",
+                       "last_validated_at"]  # fmt: skip
+    show_full_result_count = False
+    actions = ["unlink"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # Django's delete would skip the wipe: the action below instead
+
+    def has_unlink_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("copytrading.delete_exchangeaccount")
+
+    @admin.action(description="Unlink the selected accounts (credentials wiped)", permissions=["unlink"])
+    def unlink(self, request: HttpRequest, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        for account_id in ids:
+            exchange_account_delete(account_id=account_id)
+        self.message_user(request, f"{len(ids)} exchange account(s) unlinked.")
+
+
+def register(site: admin.AdminSite) -> None:
+    site.register(ExchangeAccount, ExchangeAccountAdmin)
