@@ -1,5 +1,5 @@
 """The outbox, the engine and the tasks import one way (docs/decisions.md
-NEW-A-4): nothing below ``copytrading.tasks`` imports it, at module level or
+§64): nothing below ``copytrading.tasks`` imports it, at module level or
 inside a function; the outbox and the engine queue the tasks by name."""
 
 import ast
