@@ -36,7 +36,7 @@ async def client(session, url, token, symbols, latencies, counts, ready, stop) -
                     for row in item["data"]["changed"]:
                         latencies.append((row["at"], now))
                 elif kind == "ping":
-                    await ws.send_str('{"op": "pong"}')
+                    await ws.send_str(orjson.dumps({"op": "pong", "t": item["t"]}).decode())
 
 
 async def main(orders: dict) -> None:

@@ -250,7 +250,9 @@ if REDIS_URL:
                 "core": "copytrading.stream.layers.BoundedRedisChannelLayer",
                 "pubsub": "copytrading.stream.layers.BoundedRedisPubSubChannelLayer",
             }[STREAM_CHANNEL_LAYER],
-            "CONFIG": {"hosts": [{"address": REDIS_URL, **_redis_timeouts}]},
+            # A hub busy with a long flush must not have notices dropped at the
+            # default 100 per channel (channels-redis drops silently past it).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **_redis_timeouts}], "capacity": 10_000},
         }
     }
 else:

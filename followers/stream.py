@@ -95,11 +95,7 @@ class ExecutionsTopic(EventTopic):
     def read(self, initial: bool) -> object:
         ids = list(Subscription.objects.filter(follower_id=self.user_id).order_by("pk").values_list("pk", flat=True))
         rows = Execution.objects.filter(subscription_id__in=ids)
-        if initial:
-            items = list(reversed(rows.order_by("-pk").values(*self.FIELDS)[: self.SNAPSHOT_ITEMS]))
-        else:
-            items = list(rows.filter(pk__gt=self._last_id).order_by("pk").values(*self.FIELDS)[:500])
-        return ids, items
+        return ids, self.items_of(rows, self.FIELDS, initial)
 
     def apply(self, data: object, initial: bool) -> dict:
         self._subscription_ids, items = data

@@ -309,23 +309,29 @@ class PriceFeed:
             while not stop.is_set():
                 close_old_connections()
                 report: PollReport | None = None
-                if self._spot and self._monotonic() >= next_spot_poll:
-                    report = self.poll_once(spot_only=True)
-                    next_spot_poll = self._monotonic() + report.wait
-                else:
-                    try:
-                        item = updates.get(timeout=min(0.5, self.poll_seconds or 0.5))
-                    except queue.Empty:  # a quiet stream: only the stale watch runs
-                        idle = PollReport(idle=True)
-                        self._flag_if_stale(idle)
-                        if on_poll is not None:
-                            on_poll(idle)
-                        continue
-                    if item[0] == "tickers":
-                        report = self.apply(item[1])
+                # As when polling: a database error is logged and retried, never the end of the feed.
+                try:
+                    if self._spot and self._monotonic() >= next_spot_poll:
+                        report = self.poll_once(spot_only=True)
+                        next_spot_poll = self._monotonic() + report.wait
                     else:
-                        report = PollReport(error=item[1], wait=item[2])
-                        self._flag_if_stale(report)
+                        try:
+                            item = updates.get(timeout=min(0.5, self.poll_seconds or 0.5))
+                        except queue.Empty:  # a quiet stream: only the stale watch runs
+                            idle = PollReport(idle=True)
+                            self._flag_if_stale(idle)
+                            if on_poll is not None:
+                                on_poll(idle)
+                            continue
+                        if item[0] == "tickers":
+                            report = self.apply(item[1])
+                        else:
+                            report = PollReport(error=item[1], wait=item[2])
+                            self._flag_if_stale(report)
+                except DatabaseError:
+                    log.exception("feed %s: database error; retrying", self.exchange_id)
+                    report = PollReport(wait=self.poll_seconds, error="database error")
+                    stop.wait(self.poll_seconds)
                 reports += 1
                 if on_poll is not None:
                     on_poll(report)

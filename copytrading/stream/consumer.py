@@ -136,7 +136,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._start(user_id)
             return
         if op == "pong":
-            hub().pong(self)
+            hub().pong(self, message.get("t"))
         elif op == "subscribe":
             await hub().subscribe(self, message)
         elif op == "unsubscribe":

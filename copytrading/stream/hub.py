@@ -24,6 +24,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Hashable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -97,11 +98,12 @@ class Stream:
 
 
 class SocketState:
-    __slots__ = ("ping_sent_at", "pong_due_since", "streams")
+    __slots__ = ("ping_sent_at", "ping_t", "pong_due_since", "streams")
 
     def __init__(self) -> None:
         self.streams: dict[str, Stream] = {}  # by topic name
         self.ping_sent_at = time.monotonic()
+        self.ping_t = 0  # the last ping's nonce: only a pong echoing it counts
         self.pong_due_since: float | None = None
 
 
@@ -122,6 +124,7 @@ class Hub:
         self._reloading = False
         self._tasks: list[asyncio.Task] = []
         self.notices = 0  # received, for tests
+        self.change_notices = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -153,9 +156,11 @@ class Hub:
         for stream in state.streams.values():
             stream.socket, stream.detached_at = None, now
 
-    def pong(self, socket: Socket) -> None:
+    def pong(self, socket: Socket, t: object) -> None:
+        """A pong counts only when it echoes the last ping's ``t``: a client
+        that does not read its frames cannot know it."""
         state = self.sockets.get(socket)
-        if state is not None:
+        if state is not None and state.ping_t and t == state.ping_t:
             state.pong_due_since = None
 
     # --- subscribe and unsubscribe -----------------------------------------------------
@@ -163,10 +168,10 @@ class Hub:
     async def subscribe(self, socket: Socket, message: Mapping) -> None:
         topic = topic_for(socket.user_id, message.get("topic"), message)  # ProtocolError for a bad one
         state = self.sockets[socket]
-        self._drop(state.streams.pop(topic.name, None))
-        resumed = self._resumable(socket, topic.name, message.get("resume"))
+        resumed = self._resumable(socket, topic, message.get("resume"))
         if resumed is not None:
             stream, since = resumed
+            self._drop(state.streams.pop(topic.name, None))
             state.streams[topic.name] = stream
             stream.socket = socket
             missed = [text for seq, text in stream.buffer if seq > since]
@@ -175,21 +180,29 @@ class Hub:
         key = topic.share_key()
         feed = self.shared.get(key) if key is not None else None
         if feed is None:
-            data = await database_sync_to_async(topic.read)(True)
+            changes_before = self.change_notices
+            data = await database_sync_to_async(topic.read)(True)  # a failure leaves the old stream as it was
             if socket not in self.sockets:  # closed meanwhile
                 return
             feed = self.shared.get(key) if key is not None else None  # made meanwhile by another socket
-        if feed is None:
-            self._start_marks(topic.apply(data, True))
-            feed = Feed(topic, key)
-            if key is not None:
-                self.shared[key] = feed
-            self._index(feed)
-            snapshot = topic.snapshot(self.marks)
+            if feed is None:
+                self._start_marks(topic.apply(data, True))
+                feed = Feed(topic, key)
+                if key is not None:
+                    self.shared[key] = feed
+                self._index(feed)
+                snapshot = topic.snapshot(self.marks)
+                if self.change_notices != changes_before:
+                    self._reload_later({feed})  # a change may have committed after the read
+            else:
+                snapshot = feed.topic.join_snapshot(self.marks)
         else:
             snapshot = feed.topic.join_snapshot(self.marks)
         stream = Stream(socket.user_id, feed, socket)
         feed.streams.add(stream)
+        # The stream it replaces goes only now: a refused or failed subscribe
+        # keeps it, and a feed both share is not ended in between.
+        self._drop(state.streams.pop(topic.name, None))
         state.streams[topic.name] = stream
         self.streams[stream.id] = stream
         await socket.send_frame(_frame([stream.message("snapshot", protocol.encode(snapshot))]))
@@ -200,7 +213,7 @@ class Hub:
         self._drop(stream)
         return stream is not None
 
-    def _resumable(self, socket: Socket, name: str, resume: object) -> tuple[Stream, int] | None:
+    def _resumable(self, socket: Socket, topic: Topic, resume: object) -> tuple[Stream, int] | None:
         """The stream to resume and the last number the client had, or None
         (then the client gets a fresh snapshot on a new stream)."""
         if not isinstance(resume, Mapping):
@@ -210,7 +223,8 @@ class Hub:
         if (
             stream is None
             or stream.user_id != socket.user_id
-            or stream.name != name
+            or stream.name != topic.name
+            or stream.feed.key != topic.share_key()  # e.g. prices of other instruments
             or stream.socket is not None
             or not isinstance(since, int)
             or isinstance(since, bool)
@@ -273,6 +287,7 @@ class Hub:
 
     def on_changes(self, notice: Mapping) -> None:
         self.notices += 1
+        self.change_notices += 1
         found: set[Feed] = set()
         for kind, field in NOTICE_FIELDS:
             for pk in notice.get(field, ()):
@@ -293,6 +308,7 @@ class Hub:
             self.loop.create_task(self._reload())
 
     async def _reload(self) -> None:
+        batch: list[Feed] = []
         try:
             while self.to_reload:
                 batch, self.to_reload = list(self.to_reload), set()
@@ -312,7 +328,9 @@ class Hub:
                     self.dirty.add(feed)
                 self._schedule_flush()
         except Exception:
-            log.exception("stream reload failed")
+            log.exception("stream reload failed; retrying in 1 s")
+            self.to_reload.update(feed for feed in batch if self._live(feed))
+            self.loop.call_later(1, self._reload_later, set())
         finally:
             self._reloading = False
 
@@ -380,7 +398,9 @@ class Hub:
                 state.ping_sent_at = now
                 if state.pong_due_since is None:
                     state.pong_due_since = now
-                await socket.send_frame(protocol.frame([{"type": "ping", "t": int(time.time() * 1000)}]))
+                # Milliseconds and a random part: unguessable, so a pong proves the ping was read.
+                state.ping_t = int(time.time() * 1000) * 1000 + secrets.randbelow(1000)
+                await socket.send_frame(protocol.frame([{"type": "ping", "t": state.ping_t}]))
         expired = [
             s
             for s in self.streams.values()
@@ -492,9 +512,10 @@ def _poll(last_notice: int, seen: dict[int, float]) -> tuple[list[dict], list[tu
 
     rows = list(StreamNotice.objects.filter(pk__gt=last_notice).order_by("pk").values_list("pk", "payload")[:1000])
     marks = []
-    for pk, price, at in Instrument.objects.filter(mark_price__isnull=False).values_list(
-        "pk", "mark_price", "price_updated_at"
-    ):
+    moved = Instrument.objects.filter(mark_price__isnull=False)
+    if seen:  # only what moved since the latest mark seen (not every instrument every time)
+        moved = moved.filter(price_updated_at__gte=datetime.fromtimestamp(max(seen.values()), tz=UTC))
+    for pk, price, at in moved.values_list("pk", "mark_price", "price_updated_at"):
         stamp = at.timestamp() if at else 0.0
         if stamp > seen.get(pk, -1.0):
             seen[pk] = stamp

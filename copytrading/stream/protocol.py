@@ -6,7 +6,7 @@ Client → server, one JSON object per frame::
     {"op": "subscribe", "topic": "prices", "instruments": ["BTC/USDT:USDT"]}
     {"op": "subscribe", "topic": "copies", "resume": {"stream": "…", "seq": 41}}
     {"op": "unsubscribe", "topic": "copies"}
-    {"op": "pong", "t": 1733224000123}
+    {"op": "pong", "t": 1733224000123456}      (echoing the last ping's t)
 
 Server → client: every frame is a JSON array of one or more messages, in
 order. A topic's messages carry ``topic``, ``stream`` (its id), ``seq`` (1, 2,

@@ -13,8 +13,13 @@ items as they happen. The core registers ``prices``, ``positions`` and
 (``register_topic``).
 """
 
-from collections.abc import Callable, Hashable, Mapping
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from datetime import timedelta
 from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from copytrading.stream import selectors
 from copytrading.stream.book import Book
@@ -101,9 +106,9 @@ class StateTopic(Topic):
         return {"rows": [{"key": k, **v} for k, v in self._sent.items()], **self._sent_extra}
 
     def join_snapshot(self, marks: Marks) -> dict:
-        # Current rows; a joiner may get a row again in the next delta (rows
-        # are states: applying one twice changes nothing).
-        return {"rows": [{"key": k, **v} for k, v in self.rows(marks).items()], **self.extra(marks)}
+        # What the feed's other sockets have: the next delta, computed against
+        # it, then brings every socket of the feed to the same current state.
+        return {"rows": [{"key": k, **v} for k, v in self._sent.items()], **self._sent_extra}
 
     def delta(self, marks: Marks) -> dict | None:
         rows = self.rows(marks)
@@ -118,29 +123,41 @@ class StateTopic(Topic):
 
 
 class EventTopic(Topic):
-    """New items as they happen; the snapshot is the latest few."""
+    """New items as they happen; the snapshot is the latest few.
+
+    Ids are handed out at insert, not at commit: a row with a lower id can
+    commit after one with a higher (two chunks in two workers). So "new" is
+    every row above the last id seen *or* created in the last
+    ``LATE_COMMIT_SECONDS``, less the ids already sent."""
 
     SNAPSHOT_ITEMS = 20
+    LATE_COMMIT_SECONDS = 30
+    SEEN_IDS = 2000
 
     def __init__(self, user_id: int, name: str, message: Mapping) -> None:
         super().__init__(user_id, name, message)
         self._last_id = 0
         self._items: list[dict] = []
         self._pending: list[dict] = []
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
 
-    def fetch(self, *, after: int | None, limit: int) -> list[dict]:
-        """Items newest last: the latest ``limit`` (after=None) or those after an id."""
-        raise NotImplementedError
-
-    def read(self, initial: bool) -> object:
+    def items_of(self, rows: QuerySet, fields: Sequence[str], initial: bool) -> list[dict]:
+        """The items ``read`` returns, oldest first, from the topic's rows."""
         if initial:
-            return self.fetch(after=None, limit=self.SNAPSHOT_ITEMS)
-        return self.fetch(after=self._last_id, limit=500)
+            return list(reversed(rows.order_by("-pk").values(*fields)[: self.SNAPSHOT_ITEMS]))
+        since = timezone.now() - timedelta(seconds=self.LATE_COMMIT_SECONDS)
+        newer = rows.filter(Q(pk__gt=self._last_id) | Q(created_at__gte=since))
+        return list(newer.order_by("pk").values(*fields)[:500])
 
     def apply(self, data: object, initial: bool) -> dict:
-        items = [item for item in data if item["id"] > self._last_id]  # two reloads may overlap
-        if items:
-            self._last_id = items[-1]["id"]
+        items = [item for item in data if item["id"] not in self._seen]
+        for item in items:
+            self._seen.add(item["id"])
+            self._seen_order.append(item["id"])
+            if len(self._seen_order) > self.SEEN_IDS:
+                self._seen.discard(self._seen_order.popleft())
+            self._last_id = max(self._last_id, item["id"])
         if initial:
             self._items = items
         else:
@@ -273,11 +290,7 @@ class NotificationsTopic(EventTopic):
 
         rows = Notification.objects.filter(user_id=self.user_id, hidden=False)
         fields = ["id", "kind", "severity", "title", "body", "data", "created_at", "read_at"]
-        if initial:
-            items = list(reversed(rows.order_by("-pk").values(*fields)[: self.SNAPSHOT_ITEMS]))
-        else:
-            items = list(rows.filter(pk__gt=self._last_id).order_by("pk").values(*fields)[:500])
-        return items, rows.filter(read_at__isnull=True).count()
+        return self.items_of(rows, fields, initial), rows.filter(read_at__isnull=True).count()
 
     def apply(self, data: object, initial: bool) -> dict:
         items, self._unread = data

@@ -65,8 +65,12 @@ class PlaceOrder:
 
     @property
     def client_order_id(self) -> str:
-        """Deterministic per (leader event, subscription): an external venue
-        is sent it, and looked up by it after an ambiguous timeout."""
+        """Deterministic per (leader event, subscription) — or, for the fill
+        of a resting mirror limit (no event of its own), per that order: an
+        external venue is sent it, and looked up by it after an ambiguous
+        timeout, so two orders never share one."""
+        if self.leader_event_id is None and self.executes_order_id is not None:
+            return f"ct-o{self.executes_order_id}"
         return f"ct-{self.leader_event_id}-{self.subscription_id}"
 
 

@@ -75,7 +75,7 @@ async def _next(ws, match, timeout: float) -> tuple[dict, float]:
         assert message.type == aiohttp.WSMsgType.TEXT, message
         for item in json.loads(message.data):
             if item.get("type") == "ping":
-                await ws.send_json({"op": "pong"})
+                await ws.send_json({"op": "pong", "t": item["t"]})
             if match(item):
                 return item, time.monotonic()
 

@@ -301,8 +301,8 @@ def test_a_client_that_answers_pings_stays(market, settings):
     async def scenario():
         client = await connect(token=token)
         for _ in range(4):
-            await client.next(lambda m: m.get("type") == "ping", timeout=3)
-            await client.send(op="pong")
+            ping = await client.next(lambda m: m.get("type") == "ping", timeout=3)
+            await client.send(op="pong", t=ping["t"])
         await client.subscribe("prices", instruments=[ETH_PERP])
         await client.close()
 
@@ -387,5 +387,29 @@ def test_a_failing_read_answers_an_error_and_keeps_the_socket(market, monkeypatc
         monkeypatch.undo()
         assert (await client.subscribe("positions"))["type"] == "snapshot"
         await client.close()
+
+    run(scenario)
+
+
+def test_a_pong_that_does_not_echo_the_ping_does_not_count(market, settings):
+    # A client that never reads its frames cannot echo the ping: blind pongs
+    # do not keep it alive (the server would buffer for it without bound).
+    settings.STREAM_PING_SECONDS = 0.1
+    settings.STREAM_MAX_LAG_SECONDS = 1.5
+    token = token_for(UserFactory())
+
+    async def scenario():
+        client = await connect(token=token)
+        for _ in range(60):
+            await client.send(op="pong", t=12345)
+            await client.send(op="pong")
+            try:
+                await client.next(lambda m: False, timeout=0.1)
+            except AssertionError:
+                pass
+            except ConnectionError as closed:
+                assert closed.args[0] == protocol.CLOSE_TOO_SLOW
+                return
+        raise AssertionError("a client sending blind pongs was not closed")
 
     run(scenario)
