@@ -41,16 +41,21 @@ def _header(scope, name: bytes) -> str | None:
 
 def _same_origin(scope) -> bool:
     """The browser session counts only for pages of ours (a page elsewhere
-    must not ride the visitor's cookie: cross-site WebSocket hijacking)."""
+    must not ride the visitor's cookie: cross-site WebSocket hijacking): the
+    Origin is this very host and port, on an allowed host, or one of
+    ``CSRF_TRUSTED_ORIGINS`` — as Django's CSRF origin check."""
     from urllib.parse import urlsplit
 
-    from django.http.request import validate_host
+    from django.http.request import split_domain_port, validate_host
 
-    origin = _header(scope, b"origin")
-    if origin is None:
+    origin, host = _header(scope, b"origin"), _header(scope, b"host")
+    if origin is None or host is None:
         return False
-    host = urlsplit(origin).hostname or ""
-    return validate_host(host, settings.ALLOWED_HOSTS) or (settings.DEBUG and host in ("localhost", "127.0.0.1"))
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    domain, _ = split_domain_port(host)
+    return parts.scheme in ("http", "https") and parts.netloc == host and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 class StreamConsumer(AsyncWebsocketConsumer):

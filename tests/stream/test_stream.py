@@ -357,14 +357,17 @@ def test_the_browser_session_counts_only_from_our_own_origin(market, settings, c
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
     async def scenario():
-        ours = await connect(headers=[(b"cookie", cookie), (b"origin", b"https://app.example")])
+        host = (b"host", b"app.example")
+        ours = await connect(headers=[(b"cookie", cookie), host, (b"origin", b"https://app.example")])
         welcome = await ours.next(lambda m: m.get("type") == "welcome")
         assert welcome["user_id"] == user.pk
-        theirs = await connect(headers=[(b"cookie", cookie), (b"origin", b"https://evil.example")])
-        await theirs.send(op="subscribe", topic="copies")
-        assert (await theirs.next())["code"] == "UNAUTHENTICATED"
+        for origin in (b"https://evil.example", b"https://app.example:8443", None):
+            headers = [(b"cookie", cookie), host] + ([(b"origin", origin)] if origin else [])
+            theirs = await connect(headers=headers)
+            await theirs.send(op="subscribe", topic="copies")
+            assert (await theirs.next())["code"] == "UNAUTHENTICATED", origin
+            await theirs.close()
         await ours.close()
-        await theirs.close()
 
     run(scenario)
 
