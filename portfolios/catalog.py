@@ -2,6 +2,7 @@
 served from the precomputed stats rows; favorites. REST and GraphQL both call
 ``catalog_page`` with a ``CatalogQuery`` parsed by ``catalog_query``."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
@@ -74,6 +75,27 @@ def _invalid(code: str, detail: str, name: str) -> DomainError:
     return DomainError(code, detail, field=name)
 
 
+_NUMBER = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))[eE]([-+]?\d+)$")
+
+
+def _bound_value(raw: object) -> Decimal | None:
+    """A range bound as a number; one whose exponent is past what Decimal can
+    hold ("-63.4e976427205956701353887", schema-valid) is read as what it
+    means here: beyond any bound (its sign kept) or, with a negative
+    exponent, a tiny number of its sign."""
+    value = parse_decimal(raw)
+    if value is not None:
+        return value
+    match = _NUMBER.match(str(raw))
+    if match is None:
+        return None
+    mantissa = Decimal(match.group(1))
+    if not mantissa:
+        return Decimal(0)
+    tiny_or_huge = "1e-1000" if match.group(2).startswith("-") else "1e1000"
+    return Decimal(tiny_or_huge).copy_sign(mantissa)
+
+
 def _range_bound(value: Decimal, op: str) -> Decimal:
     """The same filter with a bound the database can take: "1e999999" or
     "1e-999999" would overflow PostgreSQL's numeric. Every range column has at
@@ -121,7 +143,7 @@ def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
             raw = params.get(name)
             if raw is None or raw == "":
                 continue
-            value = parse_decimal(raw)
+            value = _bound_value(raw)
             if value is None:
                 raise _invalid("INVALID_FILTER", f"{name} must be a number.", name)
             ranges.append((column, op, _range_bound(value, op)))

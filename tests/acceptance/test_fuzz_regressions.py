@@ -131,6 +131,12 @@ def catalog_ids(query: str) -> list[int]:
         ("followers_max=6.0176002642250e654733813", True),
         ("pnl_min=-6e654733813&pnl_max=1e-654733813", False),
         ("pnl_min=1e-654733813", True),
+        # exponents past what Decimal can hold at all (a 400 "must be a number" before)
+        ("min_investment_min=-63.437e976427205956701353887", True),
+        ("pnl_min=1e99999999999999999999", False),
+        ("pnl_max=-1e99999999999999999999", False),
+        ("pnl_min=1e-99999999999999999999", True),
+        ("pnl_max=1e-99999999999999999999&pnl_min=0e99999999999999999999", False),
     ],
 )
 def test_huge_and_tiny_catalog_bounds_keep_the_same_rows(ranked, query, listed):
