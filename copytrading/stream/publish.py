@@ -82,13 +82,6 @@ class _Sender:
         except queue.Full:
             self._overflowed = True
 
-    def drain(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued notice was sent (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return not self._queue.unfinished_tasks
-
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()

@@ -3,25 +3,15 @@ memory (issue #11, point 10). Memory is read from /proc (peak RSS, VmHWM)."""
 
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.daphne import running_daphne
+
 MB = 1024 * 1024
 BODY = 100 * MB
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to read memory")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -52,33 +42,8 @@ def zero_chunks(size: int, chunk: int = MB):
 
 @pytest.fixture
 def daphne(tmp_path):
-    port = free_port()
-    env = {**os.environ, "VAR_DIR": str(tmp_path), "DJANGO_SERVE_STATIC": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.2)
-        yield proc, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_daphne({"VAR_DIR": str(tmp_path), "DJANGO_SERVE_STATIC": "false"}) as running:
+        yield running
 
 
 def post(port: int, body, headers: dict, path: str = "/api/v1/webhooks/signals/1", **kw) -> tuple[int, dict]:

@@ -4,9 +4,6 @@ the staff price API over HTTP. Services pass only (slow)."""
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from decimal import Decimal
 
@@ -15,7 +12,7 @@ import pytest
 from django.db import connection
 
 from copytrading.services import instruments_seed
-from tests.acceptance.test_body_limit_daphne import ROOT, free_port
+from tests.daphne import running_daphne
 from tests.factories import StaffFactory, token_for
 from tests.followers.conftest import FollowerWorld
 from tests.stream.test_stream import ETH_PERP, _NoCapture
@@ -27,31 +24,15 @@ D = Decimal
 
 @pytest.fixture
 def daphne(tmp_path):
-    port = free_port()
     db = connection.settings_dict
     env = {
-        **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "VAR_DIR": str(tmp_path),
         "DJANGO_SERVE_STATIC": "false",
         "STREAM_FLUSH_SECONDS": "0.1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield proc, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_daphne(env) as running:
+        yield running
 
 
 async def _wait_up(session: aiohttp.ClientSession, port: int, proc) -> None:
