@@ -19,7 +19,7 @@ from copytrading import leader_events
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
 
 # So are the linked exchange accounts (copytrading/exchanges/models.py).
-from copytrading.exchanges.models import ExchangeAccount  # noqa: F401
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder  # noqa: F401
 from copytrading.money import FRACTION_PLACES
 
 # So are the notifications room's (copytrading/notifications/models.py).
@@ -62,9 +62,22 @@ class Account(models.Model):
     locked = models.DecimalField(**MONEY, default=ZERO)
     is_closed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The linked exchange account this ledger account trades on (a leader's
+    # trading account, a follower's copy wallet); null: the paper venue.
+    # copytrading.venues routes by it. One open account per exchange account:
+    # positions on an exchange are per account and symbol, so two wallets on
+    # one key would net each other's trades.
+    exchange_account = models.ForeignKey(
+        "ExchangeAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="bound_accounts"
+    )
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(
+                fields=["exchange_account"],
+                condition=Q(exchange_account__isnull=False, is_closed=False),
+                name="one_open_account_per_exchange_account",
+            ),
             models.CheckConstraint(
                 name="account_balance_non_negative",
                 condition=Q(balance__gte=0) | Q(kind__in=UNBOUNDED_KINDS),
@@ -356,6 +369,10 @@ class Holding(models.Model):
 
 
 class OrderStatus(models.TextChoices):
+    # Sent (or about to be sent) to an exchange, not yet confirmed: it holds
+    # its margin in ``reserved`` like a resting limit, and its fill arrives
+    # through copytrading.exchanges.outcomes (see ExchangeOrder).
+    PENDING = "pending", "Pending (at an exchange, not yet confirmed)"
     OPEN = "open", "Open (resting)"
     FILLED = "filled", "Filled"
     CANCELLED = "cancelled", "Cancelled"

@@ -6,7 +6,7 @@ copytrading/admin.py)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
-from copytrading.exchanges.models import ExchangeAccount
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
 from copytrading.exchanges.services import exchange_account_delete
 
 SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
@@ -43,5 +43,29 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(ids)} exchange account(s) unlinked.")
 
 
+class ExchangeOrderAdmin(admin.ModelAdmin):
+    """Orders sent to exchanges: what was sent, what the exchange said, and
+    when (decided → submitted → acknowledged → filled)."""
+
+    list_display = ["id", "client_order_id", "exchange_account", "symbol", "side", "quantity", "status",
+                    "filled_quantity", "average_price", "reject_code", "attempts", "decided_at", "submitted_at",
+                    "acknowledged_at", "filled_at"]  # fmt: skip
+    list_filter = ["status", "reject_code"]
+    search_fields = ["=client_order_id", "=exchange_order_id", "exchange_account__user__username"]
+    list_select_related = ["exchange_account"]
+    raw_id_fields = ["exchange_account", "order"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 def register(site: admin.AdminSite) -> None:
     site.register(ExchangeAccount, ExchangeAccountAdmin)
+    site.register(ExchangeOrder, ExchangeOrderAdmin)

@@ -53,3 +53,91 @@ class ExchangeAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exchange} {self.api_key_hint} ({self.label})"
+
+
+class ExchangeOrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending (decided, not yet sent)"
+    SENT = "sent", "Sent (no answer yet: look it up before resending)"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged by the exchange"
+    PARTIALLY_FILLED = "partial", "Partially filled"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    REJECTED = "rejected", "Rejected by the exchange"
+    FAILED = "failed", "Failed (gave up after retries)"
+
+
+# Statuses after which nothing more happens to an order.
+EXCHANGE_ORDER_FINAL = (
+    ExchangeOrderStatus.FILLED,
+    ExchangeOrderStatus.CANCELLED,
+    ExchangeOrderStatus.REJECTED,
+    ExchangeOrderStatus.FAILED,
+)
+
+
+class ExchangeOrder(models.Model):
+    """One order the service sends to an exchange on an account's behalf: the
+    outbound half of the exchange venue.
+
+    ``client_order_id`` is deterministic (copytrading.venues.port.PlaceOrder:
+    ``ct-<event>-<subscription>``; other callers choose their own ``ct-``
+    prefix) and unique: it is what the exchange is sent, and what the
+    submitter looks the order up by after an ambiguous timeout, so an order is
+    never placed twice. ``order`` is the engine's ``Order`` (status PENDING
+    until the outcome is applied); null for orders the engine has no row for
+    (the reconciler closing an orphan). The timestamps are the execution log's
+    decision → submit → acknowledgement → fill times. Rows are written only
+    by copytrading.exchanges (the venue, the submitter, outcomes)."""
+
+    exchange_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
+    order = models.OneToOneField(
+        "copytrading.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="exchange_order"
+    )
+    client_order_id = models.CharField(max_length=36, unique=True)
+    symbol = models.CharField(max_length=60)  # the ccxt symbol
+    side = models.CharField(max_length=4)  # buy / sell
+    order_type = models.CharField(max_length=12, default="market")  # ccxt type
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)  # in the exchange's amount unit
+    price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)  # limit orders only
+    reduce_only = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=12, choices=ExchangeOrderStatus.choices, default=ExchangeOrderStatus.PENDING, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    exchange_order_id = models.CharField(max_length=64, blank=True, default="")
+    filled_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    average_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    # A rejection or failure: a stable code (EXCHANGE_* in copytrading.exchanges)
+    # and the exchange's scrubbed message, for the execution log.
+    reject_code = models.CharField(max_length=50, blank=True, default="")
+    reject_message = models.CharField(max_length=300, blank=True, default="")
+    leader_event_id = models.BigIntegerField(null=True, blank=True)
+    subscription_id = models.BigIntegerField(null=True, blank=True)
+    decided_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)  # the first send
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="exchange_order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=models.F("quantity")),
+                name="exchange_order_filled_within_quantity",
+            ),
+        ]
+        indexes = [
+            # The submitter's sweep: orders still to send or to look up.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sent"]),
+                name="exchange_order_to_send",
+            ),
+            models.Index(fields=["leader_event_id", "subscription_id"], name="exchange_order_by_event"),
+            models.Index(fields=["exchange_account", "status"], name="exchange_order_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.quantity} {self.symbol} ({self.status})"

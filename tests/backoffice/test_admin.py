@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.candles import candle_record
-from copytrading.exchanges.models import ExchangeAccount
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -58,6 +58,7 @@ READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
+    ExchangeOrder,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -229,6 +230,16 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
         from tests.exchanges.test_admin import exchange_account_row
 
         return exchange_account_row(copied.follower), ["follower-copied", "abcd…wxyz", "main futures"]
+    if model is ExchangeOrder:
+        from django.utils import timezone
+
+        from tests.exchanges.test_admin import exchange_account_row
+
+        row = ExchangeOrder.objects.create(
+            exchange_account=exchange_account_row(copied.follower), client_order_id="ct-77-88", symbol="BTC/USDT:USDT",
+            side="buy", quantity=Decimal("0.5"), decided_at=timezone.now(), reject_code="EXCHANGE_REJECTED",
+        )  # fmt: skip
+        return row, ["ct-77-88", "BTC/USDT:USDT", "EXCHANGE_REJECTED"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
