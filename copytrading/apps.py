@@ -18,3 +18,11 @@ class CopytradingConfig(AppConfig):
 
         register_price_listener(candles.candle_record)  # 1-minute candles of every mark
         register_stream()  # the live stream's publishers and core topics
+
+        from copytrading.exchanges.outcomes import register_applier
+        from copytrading.venues import register_venue
+        from copytrading.venues.exchange import ExchangeVenue
+        from copytrading.venues.exchange_fills import apply_outcomes
+
+        register_venue(ExchangeVenue())  # copies on accounts bound to a linked exchange account
+        register_applier(apply_outcomes)  # what the exchange said about them → the engine

@@ -38,6 +38,7 @@ from copytrading.chunk_writer import ChunkWriter, MirrorOrder, leader_fraction
 from copytrading.decisions import MarketView, MirrorOrderView, MirrorView, TargetView
 from copytrading.enqueue import dispatch
 from copytrading.events import next_pending_event
+from copytrading.exchanges.models import EXCHANGE_ORDER_FINAL, ExchangeOrder
 from copytrading.failures import failure_report
 from copytrading.leader_events import (
     EventPayloadError,
@@ -64,7 +65,7 @@ from copytrading.models import (
     PropagationChunk,
 )
 from copytrading.money import ZERO
-from copytrading.outages import is_outage
+from copytrading.outages import dispatch_on_commit, is_outage
 from copytrading.venue import PositionState
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,11 @@ def _tell_execution_listeners(event: LeaderEvent, outcomes: list[ExecutionOutcom
             log.exception("execution listener %r failed on event %s", listener, event.pk)
 
 
+# Other writers of execution rows (the exchange venue's applier) tell the
+# same listeners.
+tell_execution_listeners = _tell_execution_listeners
+
+
 # --- events -----------------------------------------------------------------
 
 
@@ -174,9 +180,20 @@ def event_start(event_id: int) -> list[int]:
     return chunk_ids
 
 
-def event_complete(event_id: int) -> bool:
-    """Mark the event done once no chunk is pending; dispatch the next one."""
+def event_complete(event_id: int, *, dispatch_after_commit: bool = False) -> bool:
+    """Mark the event done once no chunk is pending and none of its orders
+    is still unconfirmed at an exchange; dispatch the next one.
+
+    An event whose copies went to exchanges is not done until each of their
+    orders is final (filled, cancelled, rejected or failed: the submitter
+    gives up after its attempts, so none waits forever): the portfolio's
+    next event must be decided on the mirrors these fills make (a close
+    decided before its open filled would find no mirror). The applier of
+    their outcomes completes it (``events_settle``); an event without
+    exchange copies completes as before."""
     if PropagationChunk.objects.filter(event_id=event_id, status=ChunkStatus.PENDING).exists():
+        return False
+    if ExchangeOrder.objects.filter(leader_event_id=event_id).exclude(status__in=EXCHANGE_ORDER_FINAL).exists():
         return False
     done = LeaderEvent.objects.filter(pk=event_id, status=LeaderEventStatus.PROPAGATING).update(
         status=LeaderEventStatus.DONE, completed_at=timezone.now()
@@ -185,8 +202,29 @@ def event_complete(event_id: int) -> bool:
         portfolio_id = LeaderEvent.objects.values_list("portfolio_id", flat=True).get(pk=event_id)
         nxt = next_pending_event(portfolio_id)
         if nxt is not None and nxt.status == LeaderEventStatus.PENDING:
-            dispatch(nxt.pk)
+            if dispatch_after_commit:
+                pk = nxt.pk
+                dispatch_on_commit(lambda: dispatch(pk), what=f"leader event {pk} (the outbox relay redelivers)")
+            else:
+                dispatch(nxt.pk)
     return bool(done)
+
+
+def events_settle(event_ids: list[int]) -> int:
+    """Complete the events whose last exchange order has just become final
+    (called by the exchange venue's applier, in its transaction). The
+    events' rows are locked first, so of two appliers finalizing an event's
+    last two orders at once, the second to get the lock sees the first's
+    committed and completes it. The next events are dispatched after
+    commit (before it, they would find this one unfinished). Returns how
+    many completed."""
+    locked = list(
+        LeaderEvent.objects.select_for_update()
+        .filter(pk__in=sorted(set(event_ids)), status=LeaderEventStatus.PROPAGATING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return sum(event_complete(pk, dispatch_after_commit=True) for pk in locked)
 
 
 # --- chunks -----------------------------------------------------------------

@@ -35,6 +35,26 @@ def release(
     are passed in ``holdings`` (keyed by account id and asset) and updated in
     place, so a later write of the same objects stays right; the others are
     locked here."""
+    _move(orders, -1, holdings)
+
+
+def hold(
+    orders: Iterable[tuple[int, Instrument, str, Decimal]],
+    *,
+    holdings: dict[tuple[int, str], Holding] | None = None,
+) -> None:
+    """The reverse of ``release``: set aside what new orders ``(account id,
+    instrument, side, reserved)`` will pay with (an order pending at an
+    exchange holds it until its fill is applied). The caller has checked it
+    is free; the CHECK constraints still guard."""
+    _move(orders, 1, holdings)
+
+
+def _move(
+    orders: Iterable[tuple[int, Instrument, str, Decimal]],
+    sign: int,
+    holdings: dict[tuple[int, str], Holding] | None,
+) -> None:
     locked: dict[int, Decimal] = defaultdict(lambda: ZERO)
     by_holding: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
     for account_id, instrument, side, reserved in orders:
@@ -42,7 +62,7 @@ def release(
             continue
         asset = instrument.reserved_asset(side)
         if asset is None:
-            locked[account_id] -= reserved
+            locked[account_id] += sign * reserved
         else:
             by_holding[(account_id, asset)] += reserved
     ledger.apply_transfers([], locked_deltas={k: v for k, v in locked.items() if v})
@@ -59,6 +79,6 @@ def release(
     changed = []
     for key, amount in by_holding.items():
         holding = known[key]
-        holding.reserved -= amount
+        holding.reserved += sign * amount
         changed.append((holding.pk, holding.reserved))
     bulk.update_rows(Holding, ["reserved"], changed)

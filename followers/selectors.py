@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from copytrading.decisions import TargetView
 from copytrading.models import Account, AccountKind
+from copytrading.venues import EXCHANGE, PAPER
 from followers.models import Subscription, SubscriptionStatus
 from followers.snapshot import CopyInputs, CopySnapshot, copy_snapshot
 from portfolios.stats_data import wallet_figures as wallet_results
@@ -47,6 +48,7 @@ class SubscriptionTargets:
                 "copy_margin",
                 "copy_spot",
                 "slippage_tolerance_pct",
+                "copy_account__exchange_account_id",
             )
         )
         return [
@@ -62,6 +64,7 @@ class SubscriptionTargets:
                 copy_margin=row[8],
                 copy_spot=row[9],
                 slippage_tolerance_pct=row[10],
+                venue=EXCHANGE if row[11] is not None else PAPER,
             )
             for row in rows
         ]

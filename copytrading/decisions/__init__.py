@@ -37,6 +37,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     LIMIT_REPRICE,
     LIMIT_REPRICED,
     MIRROR_LIMIT_FILLED,
+    MIRROR_LIMIT_NOT_ON_EXCHANGE,
     NO_HOLDING_TO_SELL,
     NO_MIRROR_ORDER,
     NO_MIRROR_POSITION,
@@ -46,6 +47,7 @@ from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes
     ORDER_NOT_COPIED,
     ORDER_OPEN,
     ORDER_REJECTED,
+    PAPER_VENUE,
     POSITION_CLOSE,
     POSITION_EDIT,
     POSITION_EDIT_NOT_PROPAGATED,
@@ -123,6 +125,8 @@ def decide(
                 return mirror_spot_limit_fill(event, holding=holding, order=mirror_order)
             return mirror_limit_fill(event, free=free, mirror=mirror, order=mirror_order, market=market)
 
+    if event.kind == LIMIT_PLACED and target.venue != PAPER_VENUE:
+        return skip(MIRROR_LIMIT_NOT_ON_EXCHANGE)
     if event.kind == POSITION_OPEN:
         return position_open(
             event, target, price=price, free=free, equity=equity, mirror=mirror, market=market, pretrade=pretrade

@@ -52,6 +52,10 @@ SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
 ADVANCED_ORDER_NOT_SUPPORTED = "ADVANCED_ORDER_NOT_SUPPORTED"
 STOP_ORDER_NOT_SUPPORTED_FOR_COPY = "STOP_ORDER_NOT_SUPPORTED_FOR_COPY"
 NOT_COPIED_REASONS = (ADVANCED_ORDER_NOT_SUPPORTED, STOP_ORDER_NOT_SUPPORTED_FOR_COPY)
+# A copy bound to an exchange account gets no mirror limit order (it copies
+# the leader's limit when it fills, as a market order).
+MIRROR_LIMIT_NOT_ON_EXCHANGE = "MIRROR_LIMIT_NOT_ON_EXCHANGE"
+PAPER_VENUE = "paper"  # TargetView.venue of a copy on the paper venue
 # The FAILED outcome's code: the follower's decision or write raised (a bug or
 # a row no code expected); the propagation isolated it and served the others.
 INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -108,6 +108,12 @@ class ExchangeOrder(models.Model):
     exchange_order_id = models.CharField(max_length=64, blank=True, default="")
     filled_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
     average_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    # What the engine has applied of ``filled_quantity`` (same unit) and what
+    # it cost (quantity x price, in the quote): a partial fill is applied as
+    # the increment since the last one, at the increment's own price
+    # (copytrading.venues.exchange_fills).
+    applied_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    applied_cost = models.DecimalField(max_digits=40, decimal_places=12, default=0)
     # A rejection or failure: a stable code (EXCHANGE_* in copytrading.exchanges)
     # and the exchange's scrubbed message, for the execution log.
     reject_code = models.CharField(max_length=50, blank=True, default="")

@@ -3,18 +3,19 @@
 This module is the one place that decides which venue serves whom:
 - a portfolio's own orders (the leader's API calls): ``venue_for_portfolio``;
 - a follower's copies: ``venue_for_target`` reads ``TargetView.venue``, which
-  the followers app's target source fills in per subscription (today it never
-  does, so every copy goes to the paper venue);
+  the followers app's target source fills in per subscription (``exchange``
+  for a copy wallet bound to an exchange account);
 - an account's manual close and the reconciler: ``venue_for_account``.
-Today all three answer the paper venue. An exchange venue registers itself
-under its name (``register_venue``) and is chosen by those functions; the
-engine's code does not change.
+The exchange venue (copytrading.venues.exchange, registered at start-up
+under ``EXCHANGE``) serves the accounts bound to a linked exchange account;
+the engine's code does not change.
 """
 
 from copytrading.venues.paper import PaperVenue
 from copytrading.venues.port import Venue
 
 PAPER = "paper"
+EXCHANGE = "exchange"  # copytrading.venues.exchange registers itself under it
 
 _venues: dict[str, Venue] = {PAPER: PaperVenue()}
 
@@ -43,6 +44,19 @@ def venue_for_target(target) -> Venue:
 
 
 def venue_for_account(account_id: int) -> Venue:
-    """The venue holding an account's positions and orders (the paper venue:
-    no account lives elsewhere yet)."""
-    return _venues[PAPER]
+    """The venue holding an account's positions and orders: the exchange
+    venue for an account bound to a linked exchange account
+    (``Account.exchange_account``), else the paper venue."""
+    from copytrading.models import Account
+
+    bound = Account.objects.filter(pk=account_id, exchange_account__isnull=False).exists()
+    return _venues[EXCHANGE] if bound and EXCHANGE in _venues else _venues[PAPER]
+
+
+def exchange_bound(account_ids) -> set[int]:
+    """Which of these accounts trade on an exchange (one query)."""
+    from copytrading.models import Account
+
+    return set(
+        Account.objects.filter(pk__in=list(account_ids), exchange_account__isnull=False).values_list("pk", flat=True)
+    )
