@@ -76,7 +76,9 @@ class SubscriptionTargets:
 
 
 def subscriptions_of(user) -> QuerySet[Subscription]:
-    return Subscription.objects.filter(follower=user).select_related("portfolio", "copy_account")
+    return Subscription.objects.filter(follower=user).select_related(
+        "portfolio", "copy_account", "copy_account__exchange_account"
+    )
 
 
 # --- what the follower's API shows ---------------------------------------------------

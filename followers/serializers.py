@@ -71,6 +71,13 @@ class CopyFiguresSerializer(serializers.Serializer):
     )
 
 
+class ExchangeBindingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    exchange = serializers.CharField()
+    label = serializers.CharField()
+    api_key_hint = serializers.CharField()
+
+
 class SubscriptionSerializer(ModelSerializer):
     portfolio_name = serializers.CharField(source="portfolio.name", read_only=True)
     wallet = CopyWalletSerializer(source="copy_account", read_only=True)
@@ -79,6 +86,10 @@ class SubscriptionSerializer(ModelSerializer):
     figures = serializers.SerializerMethodField(
         help_text="The copy at the current marks: equity, realized and unrealized PnL, ROI and today's losses "
         "against the daily limits (status and pause_reason are beside it)."
+    )
+    exchange_account = serializers.SerializerMethodField(
+        help_text="The linked exchange account the copies are placed on (id, exchange, label, key hint); "
+        "null: the copies execute on the paper venue."
     )
     profit_share_pct = serializers.SerializerMethodField(
         help_text='The profit share (percent, e.g. "15.00") this copy pays: the lower of the share agreed at '
@@ -107,6 +118,7 @@ class SubscriptionSerializer(ModelSerializer):
             "invested",
             "profit_share_pct",
             "wallet",
+            "exchange_account",
             "figures",
             "risk",
             "created_at",
@@ -136,6 +148,12 @@ class SubscriptionSerializer(ModelSerializer):
 
     def get_risk(self, obj) -> dict:
         return self._risk(obj)
+
+    @extend_schema_field(ExchangeBindingSerializer(allow_null=True))
+    def get_exchange_account(self, obj) -> dict | None:
+        if obj.copy_account.exchange_account_id is None:  # no query for a paper copy
+            return None
+        return ExchangeBindingSerializer(obj.copy_account.exchange_account).data
 
     def get_profit_share_pct(self, obj) -> str:
         return str(profit_share_due(obj.portfolio.profit_share_pct, obj.agreed_profit_share_pct))
@@ -178,6 +196,12 @@ class SubscribeSerializer(SettingsSerializer):
     # A private portfolio's 8-digit passcode; wrong ones are throttled per user
     # and per portfolio (403 PASSCODE_INVALID, then 429 PASSCODE_LOCKED).
     passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+    exchange_account_id = serializers.IntegerField(
+        **ID_BOUNDS,
+        required=False,
+        help_text="One of your linked exchange accounts (valid, not carrying another copy): the copies are "
+        "placed on it, and amount is the allocation, what the copy may use of its free balance.",
+    )
 
 
 class MoneyMoveSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from copytrading import changes, ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
+from copytrading.exchanges.binding import exchange_account_bind, exchange_binding_precheck
 from copytrading.models import AccountKind, TransferKind
 from copytrading.trading import Executed
 from copytrading.venues import venue_for_account
@@ -61,7 +62,19 @@ def subscription_create(
     the subscribe inside a transaction of its own (the API's Idempotency-Key)
     calls ``passcode_check`` before it and then ``subscription_open``."""
     passcode_check(user=follower, portfolio=portfolio, passcode=passcode, client_address=client_address)
+    exchange_binding_check(follower=follower, amount=amount, exchange_account_id=options.get("exchange_account_id"))
     return subscription_open(follower=follower, portfolio=portfolio, amount=amount, **options)
+
+
+def exchange_binding_check(*, follower, amount: Decimal, exchange_account_id: int | None) -> None:
+    """A subscribe bound to an exchange account: check it, the exchange's
+    free balance covering ``amount`` included, before the subscribe's
+    transaction (no exchange is asked under its locks; an exchange that is
+    down refuses the subscribe with 503 and nothing is stored).
+    ``subscription_open`` checks it again, without the exchange, under its
+    locks."""
+    if exchange_account_id is not None:
+        exchange_binding_precheck(user=follower, exchange_account_id=exchange_account_id, allocation=amount)
 
 
 # Subscribing with neither a template nor any sizing setting copies with this
@@ -77,9 +90,16 @@ def subscription_open(
     portfolio: Portfolio,
     amount: Decimal,
     template: str | int | None = None,
+    exchange_account_id: int | None = None,
     **explicit,
 ) -> Subscription:
     """Open a copy wallet funded from the follower's main wallet.
+
+    With ``exchange_account_id`` (one of the follower's linked exchange
+    accounts) the wallet is bound to it: the copies are placed on that
+    exchange account, and the funded amount is the allocation, what the copy
+    may use of the exchange balance (``exchange_binding_check`` has compared
+    it with the exchange's free balance before this transaction).
 
     Settings come from ``template`` (a platform default's key or one of the
     portfolio's custom templates' id), overridden by any setting or risk
@@ -124,6 +144,8 @@ def subscription_open(
             )
     except IntegrityError:
         raise Conflict("ALREADY_SUBSCRIBED", "You already copy this portfolio.", field="portfolio") from None
+    if exchange_account_id is not None:
+        exchange_account_bind(user=follower, account=wallet, exchange_account_id=exchange_account_id)
     ledger.transfer(
         debit_id=main.pk,
         credit_id=wallet.pk,
