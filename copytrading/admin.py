@@ -36,6 +36,7 @@ from copytrading.models import (
     Transfer,
 )
 from copytrading.notifications import admin as notifications_admin
+from copytrading.serializers import exchange_order_of
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -289,14 +290,39 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "follower_quantity",
         "follower_price",
         "order_id",
+        "exchange_status",
+        "exchange_submitted_at",
+        "exchange_acknowledged_at",
+        "exchange_filled_at",
     ]
     list_filter = ["outcome", "reason_code", "event__kind", "created_at"]
     # Exact ids first: staff paste a portfolio or subscription id from a ticket.
     search_fields = ["=portfolio_id", "=subscription_id", "=event__id", "reason_code"]
-    list_select_related = ["event"]
+    list_select_related = ["event", "order__exchange_order"]
     raw_id_fields = ["event", "order"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    # A copy on an exchange account: its order's timeline (decided = created_at).
+    @admin.display(description="exchange status")
+    def exchange_status(self, obj: Execution) -> str:
+        row = exchange_order_of(obj)
+        return f"{row.status} {row.reject_code}".strip() if row else "-"
+
+    @admin.display(description="submitted")
+    def exchange_submitted_at(self, obj: Execution):
+        row = exchange_order_of(obj)
+        return row.submitted_at if row else None
+
+    @admin.display(description="acknowledged")
+    def exchange_acknowledged_at(self, obj: Execution):
+        row = exchange_order_of(obj)
+        return row.acknowledged_at if row else None
+
+    @admin.display(description="filled")
+    def exchange_filled_at(self, obj: Execution):
+        row = exchange_order_of(obj)
+        return row.filled_at if row else None
 
     @admin.display(description="event", ordering="event_id")
     def event_link(self, obj: Execution) -> str:

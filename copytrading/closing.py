@@ -59,8 +59,37 @@ def account_holdings_sell(*, account_id: int) -> int:
                 status=409,
             )
         fills.append(_market_sell(holding, instrument, holding.quantity))
-    apply_fills(fills)
+    _sell(fills)
     return len(fills)
+
+
+def _sell(fills: list[Fill]) -> None:
+    """Write market sells: on the paper venue at once; for accounts bound to
+    an exchange, as pending orders sent there (copytrading.venues.exchange),
+    applied when the exchange fills them."""
+    from copytrading.venues import exchange_bound
+
+    bound = exchange_bound({f.account_id for f in fills}) if fills else set()
+    if bound:
+        from copytrading.venues.exchange import Pending, write_pending
+
+        by_instrument: dict[int, list[Fill]] = {}
+        for f in fills:
+            if f.account_id in bound:
+                by_instrument.setdefault(f.instrument.pk, []).append(f)
+        for batch in by_instrument.values():
+            write_pending(
+                batch[0].instrument,
+                [
+                    Pending(
+                        account_id=f.account_id, side=f.order_side, action=SPOT_SELL, quantity=f.quantity,
+                        price=f.price, leverage=1, position_id=None, holding=f.holding, subscription_id=None,
+                        leader_event_id=None, client_order_id=None,
+                    )  # fmt: skip
+                    for f in batch
+                ],
+            )
+    apply_fills([f for f in fills if f.account_id not in bound])
 
 
 def _market_sell(holding: Holding, instrument: Instrument, quantity: Decimal) -> Fill:
@@ -125,5 +154,5 @@ def accounts_holdings_force_sell(*, account_ids: Sequence[int]) -> dict[int, For
             continue
         fills.append(_market_sell(holding, instrument, quantity))
         sale.sold += 1
-    apply_fills(fills)
+    _sell(fills)
     return out

@@ -1,4 +1,6 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from copytrading import valuation
@@ -218,9 +220,45 @@ class OrderSerializer(ModelSerializer):
         ]
 
 
+class ExchangeExecutionSerializer(serializers.Serializer):
+    """The copy's order at the exchange: its timeline (decision, first send,
+    the exchange's acknowledgement, the fill) and, if it was refused, why."""
+
+    client_order_id = serializers.CharField()
+    status = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    filled_at = serializers.DateTimeField(allow_null=True)
+    filled_quantity = serializers.DecimalField(max_digits=30, decimal_places=12)
+    average_price = serializers.DecimalField(max_digits=30, decimal_places=12, allow_null=True)
+    reject_code = serializers.CharField()
+
+
+def exchange_order_of(execution):
+    """The exchange order behind an execution row, or None (a paper copy);
+    loaded by ``select_related("order__exchange_order")``."""
+    order = execution.order if execution.order_id is not None else None
+    if order is None:
+        return None
+    try:
+        return order.exchange_order
+    except ObjectDoesNotExist:
+        return None
+
+
 class ExecutionSerializer(ModelSerializer):
     event_kind = serializers.CharField(source="event.kind", read_only=True)
     event_seq = serializers.IntegerField(source="event.seq", read_only=True)
+    exchange = serializers.SerializerMethodField(
+        help_text="A copy placed on an exchange account: its order's decision, submit, acknowledgement and fill "
+        "times; null for a paper copy."
+    )
+
+    @extend_schema_field(ExchangeExecutionSerializer(allow_null=True))
+    def get_exchange(self, obj) -> dict | None:
+        row = exchange_order_of(obj)
+        return ExchangeExecutionSerializer(row).data if row is not None else None
 
     class Meta:
         model = Execution
@@ -237,6 +275,7 @@ class ExecutionSerializer(ModelSerializer):
             "follower_quantity",
             "follower_price",
             "order",
+            "exchange",
             "created_at",
         ]
 

@@ -128,7 +128,9 @@ class SubscriptionExecutionListView(APIView):
     @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(ExecutionSerializer))
     def get(self, request, pk):
         subscription = my_subscription(request, pk)
-        rows = Execution.objects.filter(subscription_id=subscription.pk).select_related("event")
+        rows = Execution.objects.filter(subscription_id=subscription.pk).select_related(
+            "event", "order__exchange_order"
+        )
         return paging.queryset_page(rows, ExecutionSerializer, request, self)
 
 

@@ -251,6 +251,35 @@ class Matcher:
 
     # --- 3. TP / SL / liquidation ------------------------------------------------
 
+    def _close_on_exchanges(self, closing: list[tuple[PositionState, str]]) -> list[tuple[PositionState, str]]:
+        """Mirrors on accounts bound to an exchange close there: a pending
+        reduce-only order each (set-based, one per position however often the
+        mark crosses its trigger), applied when the exchange fills it
+        (copytrading.venues.exchange). Returns the triggers left to fill here."""
+        from copytrading.venues import exchange_bound
+        from copytrading.venues.exchange import Pending, positions_closing, write_pending
+
+        bound = exchange_bound({p.account_id for p, _ in closing})
+        if not bound:
+            return closing
+        on_exchange = [(p, t) for p, t in closing if p.account_id in bound]
+        already = positions_closing([p.pk for p, _ in on_exchange])
+        orders = []
+        for position, trigger in sorted(on_exchange, key=lambda c: c[0].pk):
+            if position.pk in already:
+                continue
+            side = trade_math.closing_side(position.side)
+            price = trade_math.fill_price(self.mark, side, settings.PAPER_SPREAD_BPS, self.instrument.price_tick)
+            orders.append(
+                Pending(
+                    position.account_id, side, trade_math.CLOSE, position.quantity, price, position.leverage,
+                    position.pk, None, position.subscription_id, None, None,
+                )
+            )  # fmt: skip
+            self.result.triggered[position.pk] = trigger
+        write_pending(self.instrument, orders)
+        return [(p, t) for p, t in closing if p.account_id not in bound]
+
     def trigger_positions(self) -> None:
         closing: list[tuple[PositionState, str]] = []
         for position in self.positions.values():
@@ -268,6 +297,9 @@ class Matcher:
             )
             if trigger:
                 closing.append((position, trigger))
+        if not closing:
+            return
+        closing = self._close_on_exchanges(closing)
         if not closing:
             return
         fills = []

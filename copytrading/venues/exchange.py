@@ -165,6 +165,21 @@ def write_pending(instrument: Instrument, orders: Sequence[Pending]) -> tuple[li
     return order_ids, exchange_ids
 
 
+def positions_closing(position_ids: Sequence[int]) -> dict[int, int]:
+    """The positions among these with a reduce-only order pending at the
+    exchange: position id -> that order's id (one query)."""
+    if not position_ids:
+        return {}
+    rows = (
+        Order.objects.filter(
+            position_id__in=list(position_ids), status=OrderStatus.PENDING, exchange_order__reduce_only=True
+        )
+        .order_by("-pk")
+        .values_list("position_id", "pk")
+    )
+    return dict(rows)
+
+
 def submit_on_commit(exchange_order_ids: list[int]) -> None:
     """Queue the sending of these exchange orders once the transaction that
     wrote them commits (one task per chunk). A lost message is not a lost
@@ -250,12 +265,7 @@ class ExchangeVenue:
             account_id, instrument, side, action, closed, price, position.leverage, position,
             subscription_id=position.subscription_id,
         )  # fmt: skip
-        already = (
-            Order.objects.filter(position_id=position_id, status=OrderStatus.PENDING, exchange_order__reduce_only=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
+        already = positions_closing([position_id]).get(position_id)
         if already is not None:
             fill.order = OrderRef(already)
             return Executed(action, fill, position.quantity)
