@@ -82,10 +82,18 @@ def _sell(fills: list[Fill]) -> None:
                 batch[0].instrument,
                 [
                     Pending(
-                        account_id=f.account_id, side=f.order_side, action=SPOT_SELL, quantity=f.quantity,
-                        price=f.price, leverage=1, position_id=None, holding=f.holding, subscription_id=None,
-                        leader_event_id=None, client_order_id=None,
-                    )  # fmt: skip
+                        account_id=f.account_id,
+                        side=f.order_side,
+                        action=SPOT_SELL,
+                        quantity=f.quantity,
+                        price=f.price,
+                        leverage=1,
+                        position_id=None,
+                        holding=f.holding,
+                        subscription_id=None,
+                        leader_event_id=None,
+                        client_order_id=None,
+                    )
                     for f in batch
                 ],
             )
