@@ -76,7 +76,10 @@ def _sell(fills: list[Fill]) -> None:
         by_instrument: dict[int, list[Fill]] = {}
         for f in fills:
             if f.account_id in bound:
-                by_instrument.setdefault(f.instrument.pk, []).append(f)
+                # What a sale already pending at the exchange holds is not sold again.
+                f.quantity = min(f.quantity, f.holding.quantity - f.holding.reserved)
+                if f.quantity > 0:
+                    by_instrument.setdefault(f.instrument.pk, []).append(f)
         for batch in by_instrument.values():
             write_pending(
                 batch[0].instrument,

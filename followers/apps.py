@@ -27,3 +27,7 @@ class FollowersConfig(AppConfig):
         from followers.notify_hooks import register as register_notify_hooks
 
         register_notify_hooks()
+        from copytrading.venues.exchange_fills import register_settled_listener
+        from followers.lifecycle import unfollows_finish
+
+        register_settled_listener(unfollows_finish)  # an unfollow waiting for its exchange closes

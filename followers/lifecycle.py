@@ -6,6 +6,7 @@ wallet, then its positions, orders and holdings), the order the watchdog
 uses too, so none of these can deadlock with it or with each other.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,7 @@ from copytrading import ledger
 from copytrading.changes import touch
 from copytrading.closing import account_holdings_sell, account_orders_cancel
 from copytrading.errors import Conflict, DomainError, InsufficientFunds, validate_all
-from copytrading.models import Account, Position, PositionStatus, TransferKind
+from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
 from copytrading.money import ZERO
 from copytrading.venues import venue_for_account
 from followers import locks, notify_hooks
@@ -27,7 +28,11 @@ from portfolios.copy_settings import RISK_FIELDS, SETTING_FIELDS, validate_risk_
 from portfolios.models import PortfolioStatus
 from risk.services import risk_limits_set
 
+log = logging.getLogger(__name__)
+
 PAUSED_BY_FOLLOWER = "manual"
+# An unfollow waiting for its closes at an exchange (see subscription_unfollow).
+UNFOLLOW_PENDING = "UNFOLLOW_PENDING"
 UNFOLLOWED = "unfollowed"
 _Q8 = Decimal("0.00000001")
 
@@ -172,6 +177,8 @@ def subscription_resume(*, subscription: Subscription) -> Subscription:
     sub = lock_live_subscription(subscription)
     if sub.status == SubscriptionStatus.ACTIVE:
         return sub
+    if sub.pause_reason == UNFOLLOW_PENDING:
+        raise Conflict("UNFOLLOW_PENDING", "This copy is ending: its last orders are at the exchange.")
     _refuse_unless_portfolio_active(sub, "copying cannot resume")
     sub.status, sub.pause_reason = SubscriptionStatus.ACTIVE, ""
     sub.save(update_fields=["status", "pause_reason"])
@@ -190,6 +197,9 @@ class SubscriptionUnfollowed:
     sold_holdings: int
     returned: Decimal  # what went back to the main wallet
     already_ended: bool = False
+    # A copy on an exchange account: its closes and sales are at the exchange;
+    # the copy is paused (UNFOLLOW_PENDING) and ends when they have filled.
+    settling: bool = False
 
 
 @transaction.atomic
@@ -218,6 +228,15 @@ def subscription_unfollow(
         venue.position_close(account_id=account_id, position_id=position_id)
     cancelled = account_orders_cancel(account_id=account_id)
     sold = account_holdings_sell(account_id=account_id)
+    if not venue.fills_synchronously and _settling(account_id):
+        # The closes and sales wait for the exchange: no new copies meanwhile,
+        # and the unfollow finishes when the last one fills (followers/apps.py
+        # registers ``unfollows_finish`` with the exchange venue's applier).
+        if sub.pause_reason != UNFOLLOW_PENDING:
+            sub.status, sub.pause_reason, sub.end_reason = SubscriptionStatus.PAUSED, UNFOLLOW_PENDING, reason[:200]
+            sub.save(update_fields=["status", "pause_reason", "end_reason"])
+            touch(users=[sub.follower_id], subscriptions=[sub.pk], portfolios=[sub.portfolio_id])
+        return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, ZERO, settling=True)
 
     wallet = Account.objects.get(pk=account_id)
     if wallet.locked:
@@ -242,3 +261,33 @@ def subscription_unfollow(
         notify_hooks.subscription_ended(sub, returned)
     touch(users=[sub.follower_id], subscriptions=[sub.pk], portfolios=[sub.portfolio_id])
     return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, returned)
+
+
+def _settling(account_id: int) -> bool:
+    """Orders of the wallet still at an exchange, or mirrors still open."""
+    return (
+        Order.objects.filter(account_id=account_id, status=OrderStatus.PENDING).exists()
+        or Position.objects.filter(account_id=account_id, status=PositionStatus.OPEN).exists()
+    )
+
+
+def unfollows_finish(account_ids: list[int]) -> int:
+    """Finish the unfollows that waited for an exchange (``settling``) on
+    these wallets, now that their orders are final: each in its own
+    transaction, after the fills committed (the exchange venue's applier
+    calls it then). One that fails is logged and finishes on the follower's
+    next unfollow (safe to repeat). Returns how many ended."""
+    waiting = list(
+        Subscription.objects.filter(
+            copy_account_id__in=list(account_ids), status=SubscriptionStatus.PAUSED, pause_reason=UNFOLLOW_PENDING
+        ).order_by("pk")
+    )
+    ended = 0
+    for sub in waiting:
+        try:
+            done = subscription_unfollow(subscription=sub, reason=sub.end_reason or UNFOLLOWED)
+        except Exception:
+            log.exception("unfollow of subscription %s could not finish after its exchange orders", sub.pk)
+            continue
+        ended += not done.settling
+    return ended

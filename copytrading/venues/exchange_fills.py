@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -65,11 +67,29 @@ def _contract_size(instrument) -> Decimal:
     return Decimal(1) if instrument.product == Product.SPOT else instrument.contract_size
 
 
+# Called after commit with the accounts whose last pending exchange order an
+# applier run ended (the followers app finishes an unfollow that waited).
+SettledListener = Callable[[list[int]], object]
+_settled_listeners: list[SettledListener] = []
+
+
+def register_settled_listener(listener: SettledListener) -> None:
+    if listener not in _settled_listeners:
+        _settled_listeners.append(listener)
+
+
 def apply_outcomes(moved: list[tuple[ExchangeOrder, OrderOutcome]]) -> None:
     """The applier (see the module's docstring)."""
     rows = {row.order_id: row for row, _ in moved if row.order_id is not None and row.status in (*FILLING, *ENDING)}
     if rows:
-        _apply(rows)
+        accounts = _apply(rows)
+        if accounts and _settled_listeners:
+            busy = Order.objects.filter(account_id__in=accounts, status=OrderStatus.PENDING).values_list(
+                "account_id", flat=True
+            )
+            settled = sorted(set(accounts) - set(busy))
+            if settled:
+                _tell_settled(settled)
     settled = sorted(
         {row.leader_event_id for row, _ in moved if row.leader_event_id and row.status in EXCHANGE_ORDER_FINAL}
     )
@@ -79,14 +99,26 @@ def apply_outcomes(moved: list[tuple[ExchangeOrder, OrderOutcome]]) -> None:
         events_settle(settled)
 
 
-def _apply(rows: dict[int, ExchangeOrder]) -> None:
+def _tell_settled(account_ids: list[int]) -> None:
+    def run() -> None:
+        for listener in _settled_listeners:
+            try:
+                listener(account_ids)
+            except Exception:
+                log.exception("settled listener %r failed for accounts %s", listener, account_ids)
+
+    transaction.on_commit(run)
+
+
+def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
+    """Apply the moved rows; returns the accounts whose orders ended."""
     heads = list(
         Order.objects.filter(pk__in=list(rows), status=OrderStatus.PENDING).values_list(
             "pk", "account_id", "position_id"
         )
     )
     if not heads:
-        return
+        return []
     # Lock order as everywhere: accounts, positions, orders, holdings.
     ledger.lock_accounts(a for _, a, _ in heads)
     position_ids = sorted({p for _, _, p in heads if p is not None})
@@ -174,6 +206,7 @@ def _apply(rows: dict[int, ExchangeOrder]) -> None:
     bulk.update_rows(Order, ORDER_CHANGES, [(pk, *change) for pk, change in order_changes.items()])
     bulk.update_rows(ExchangeOrder, ["applied_quantity", "applied_cost"], row_changes)
     _executions(ended_without_fill, ended_with_fill, events)
+    return sorted({o.account_id for o, *_ in ended_without_fill} | {o.account_id for o, *_ in ended_with_fill})
 
 
 def _fill(
