@@ -218,6 +218,7 @@ class SubscriptionUnfollowView(APIView):
                 "sold_holdings": done.sold_holdings,
                 "returned": done.returned,
                 "already_ended": done.already_ended,
+                "settling": done.settling,
             }
         ).data
         return Response(body)

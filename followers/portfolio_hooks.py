@@ -24,6 +24,9 @@ class SubscriptionDetacher:
         result = subscription_unfollow(subscription=Subscription(pk=subscription_id), reason=reason, notify=False)
         if result.already_ended:
             return False
+        if result.settling:
+            # An exchange copy: it ends (and its follower is told) when its closes fill.
+            return True
         sub = result.subscription
         name = Portfolio.objects.values_list("name", flat=True).get(pk=sub.portfolio_id)
         staff_reason = reason.partition(": ")[2] if reason.startswith(CLOSED_BY_STAFF) else ""

@@ -216,6 +216,9 @@ class UnfollowResultSerializer(serializers.Serializer):
     sold_holdings = serializers.IntegerField()
     returned = MoneyField()
     already_ended = serializers.BooleanField()
+    settling = serializers.BooleanField(
+        help_text="A copy on an exchange account: its closes are at the exchange; it ends when they fill."
+    )
 
 
 class CommitmentSerializer(serializers.Serializer):
