@@ -16,6 +16,7 @@ from django.utils import timezone
 from copytrading import trade_math
 from copytrading.exchanges.models import ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
+from copytrading.exchanges.outcomes import record_outcomes
 from copytrading.ledger import ledger_check
 from copytrading.models import (
     Account,
@@ -321,3 +322,40 @@ def test_venue_for_account_routes_bound_accounts_only(world):
     assert venue_for_account(paper.copy_account_id).name == "paper"
     assert venue_for_account(bound.copy_account_id).name == "exchange"
     assert Account.objects.get(pk=bound.copy_account_id).exchange_account.user_id == bound.follower_id
+
+
+def _bound_chunk_queries(world, settings, followers: int) -> tuple[int, int]:
+    """Queries of one chunk deciding ``followers`` bound copies, and of the
+    applier taking all their fills in one answer."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from copytrading import propagation
+    from portfolios.services import portfolio_order_place
+
+    settings.FANOUT_CHUNK_SIZE = followers
+    portfolio = world.leader()
+    subs = []
+    for _ in range(followers):
+        sub = world.follower(portfolio)
+        Account.objects.filter(pk=sub.copy_account_id).update(exchange_account=linked_account(sub.follower))
+        subs.append(sub)
+    (event,) = portfolio_order_place(portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("2"), leverage=10)
+    (chunk_id,) = propagation.event_start(event.pk)
+    with CaptureQueriesContext(connection) as chunk:
+        assert propagation.chunk_propagate(chunk_id).copied == followers
+    rows = list(ExchangeOrder.objects.filter(leader_event_id=event.pk))
+    assert len(rows) == followers
+    with CaptureQueriesContext(connection) as applier:
+        record_outcomes([outcome(r, S.FILLED, "1", "3200") for r in rows])
+    assert Position.objects.filter(subscription_id__in=[s.pk for s in subs], status=PositionStatus.OPEN).count() == (
+        followers
+    )
+    event.refresh_from_db()
+    assert event.status == LeaderEventStatus.DONE
+    assert ledger_check().ok
+    return len(chunk.captured_queries), len(applier.captured_queries)
+
+
+def test_a_chunk_and_the_applier_cost_the_same_queries_for_3_or_9_bound_followers(world, settings):
+    assert _bound_chunk_queries(world, settings, 3) == _bound_chunk_queries(world, settings, 9)
