@@ -359,3 +359,54 @@ def _bound_chunk_queries(world, settings, followers: int) -> tuple[int, int]:
 
 def test_a_chunk_and_the_applier_cost_the_same_queries_for_3_or_9_bound_followers(world, settings):
     assert _bound_chunk_queries(world, settings, 3) == _bound_chunk_queries(world, settings, 9)
+
+
+def test_an_order_cancelled_after_a_partial_fill_keeps_what_filled(world):
+    portfolio = world.leader()
+    bound = bound_follower(portfolio)
+    (event,) = world.trade(portfolio, ETH_PERP, "buy", "2")
+    (row,) = exchange_orders_of(bound)
+    tell(world, outcome(row, S.PARTIALLY_FILLED, "0.4", "3200"))
+
+    tell(world, outcome(row, S.CANCELLED, "0.4", "3200"))
+
+    order = Order.objects.get(pk=row.order_id)
+    assert (order.status, order.quantity, order.price, order.reserved) == (
+        OrderStatus.FILLED, D("0.40"), D("3200"), D("0"),
+    )  # fmt: skip
+    assert mirrors_of(bound).get().quantity == D("0.40")
+    assert wallet(bound).locked == trade_math.margin_for(D("0.4"), D("3200"), 10)  # the rest was given back
+    execution = Execution.objects.get(event=event, subscription_id=bound.pk)
+    assert (execution.outcome, execution.follower_quantity) == ("COPIED", D("0.40"))
+    event.refresh_from_db()
+    assert event.status == LeaderEventStatus.DONE
+    assert ledger_check().ok
+
+
+def test_spot_copies_hold_the_quote_then_the_bought_asset(world):
+    from copytrading.models import Holding
+
+    portfolio = world.leader(mode="spot")
+    bound = bound_follower(portfolio)
+    world.trade(portfolio, "ETH/USDT", "buy", "2")
+    (buy,) = exchange_orders_of(bound)
+    order = Order.objects.get(pk=buy.order_id)
+    assert (buy.symbol, buy.side, buy.quantity, buy.reduce_only) == ("ETH/USDT", "buy", D("1"), False)
+    assert wallet(bound).locked == order.reserved == D("3200")  # the cost, held until the fill
+
+    tell(world, outcome(buy, S.FILLED, "1", "3190"))
+
+    holding = Holding.objects.get(account_id=bound.copy_account_id, asset="ETH")
+    assert (holding.quantity, holding.cost_basis, holding.reserved) == (D("1"), D("3190"), D("0"))
+    assert (wallet(bound).balance, wallet(bound).locked) == (D("1810"), D("0"))
+
+    world.trade(portfolio, "ETH/USDT", "sell", "1")
+    sell = exchange_orders_of(bound)[-1]
+    assert (sell.side, sell.quantity) == ("sell", D("0.5"))
+    holding.refresh_from_db()
+    assert holding.reserved == D("0.5")  # the base a pending sale holds
+    tell(world, outcome(sell, S.FILLED, "0.5", "3300"))
+    holding.refresh_from_db()
+    assert (holding.quantity, holding.reserved) == (D("0.5"), D("0"))
+    assert wallet(bound).balance == D("1810") + D("1650")
+    assert ledger_check().ok
