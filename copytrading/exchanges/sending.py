@@ -111,6 +111,10 @@ class Answer:
     ambiguous: bool = False  # a create was sent and its fate is unknown
     sent_at: float = 0.0  # time.time() of the create, when ambiguous
     error: str = ""
+    # For a retry: the exchange certainly has no such order (nothing was
+    # sent, or it refused at its edge, and no earlier attempt's order is
+    # there), so the next attempt need not look it up first.
+    unplaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +274,7 @@ def _create(client: ccxt.Exchange, exchange: str, job: Job) -> dict:
 def place(client: ccxt.Exchange, exchange: str, job: Job) -> Answer:
     """One attempt at ``job`` (the module's docstring says which calls)."""
     created_at = 0.0  # time.time() when a create was sent in this attempt
+    absent = not job.was_sent  # no earlier attempt's order can be at the exchange
     try:
         if job.was_sent or job.lookup_only:
             found = _lookup(client, exchange, job)
@@ -277,6 +282,7 @@ def place(client: ccxt.Exchange, exchange: str, job: Job) -> Answer:
                 return Answer(job, outcome_of(job, found, timezone.now()))
             if job.lookup_only:
                 return Answer(job, failed(job, "The exchange did not answer; the order never reached it."))
+            absent = True
         created_at = time.time()
         try:
             placed = _create(client, exchange, job)
@@ -300,8 +306,10 @@ def place(client: ccxt.Exchange, exchange: str, job: Job) -> Answer:
         retry_after = _retry_after(client)
         if isinstance(exc, REFUSED_UNPLACED):
             _cool_down(exchange, retry_after or 0.5)
-        ambiguous = bool(created_at) and not isinstance(exc, REFUSED_UNPLACED)
-        return Answer(job, None, retry_after, ambiguous, created_at, type(exc).__name__)
+        refused = isinstance(exc, REFUSED_UNPLACED)
+        ambiguous = bool(created_at) and not refused
+        unplaced = absent and (refused or not created_at)
+        return Answer(job, None, retry_after, ambiguous, created_at, type(exc).__name__, unplaced)
     except ccxt.BaseError as exc:
         if not created_at:
             # Refused while looking the order up: its fate is still unknown.
@@ -331,7 +339,8 @@ def run_lane(lane: Lane, config: ClientConfig, markets_ttl_seconds: float) -> li
             share_markets(client, lane.exchange, config, markets_ttl_seconds)
         except Exception as exc:  # noqa: BLE001  markets unreadable: nothing was sent, all retried
             log.warning("loading %s markets failed: %s", lane.exchange, redact.scrub(f"{type(exc).__name__}: {exc}"))
-            return [Answer(job, None, 1.0, False, 0.0, type(exc).__name__) for job in lane.jobs]
+            error = type(exc).__name__
+            return [Answer(job, None, 1.0, False, 0.0, error, unplaced=not job.was_sent) for job in lane.jobs]
         client.apiKey, client.secret, client.password = creds.api_key, creds.secret, creds.passphrase or None
         try:
             return [place(client, lane.exchange, job) for job in lane.jobs]

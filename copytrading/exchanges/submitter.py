@@ -91,8 +91,9 @@ def submit_on_commit(order_ids: list[int]) -> None:
 
 
 def _due(now: datetime, *, sweep: bool) -> Q:
-    sent_due = Q(status=S.SENT) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    pending = Q(status=S.PENDING)
+    time_come = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    sent_due = Q(status=S.SENT) & time_come
+    pending = Q(status=S.PENDING) & time_come
     if sweep:  # a pending row just committed is its own task's, for a moment
         grace = timedelta(seconds=settings.EXCHANGE_SUBMIT_SWEEP_GRACE_SECONDS)
         pending &= Q(decided_at__lte=now - grace)
@@ -191,7 +192,7 @@ def _lanes(claimed: list[tuple[ExchangeOrder, bool]]) -> tuple[list[Lane], list[
         refusal = _refusal(account)
         if refusal is not None:
             for job in jobs:  # one that may be on the exchange is still looked up
-                if job.was_sent:
+                if job.was_sent:  # still to be looked up
                     known.append(Answer(job, None, 0.0, False, 0.0, refusal[0]))
                 else:
                     known.append(Answer(job, sending.rejected(job, *refusal)))
@@ -199,7 +200,7 @@ def _lanes(claimed: list[tuple[ExchangeOrder, bool]]) -> tuple[list[Lane], list[
         try:
             credentials = credentials_of(account)
         except DomainError as exc:
-            known.extend(Answer(job, None, 0.0, False, 0.0, exc.code) for job in jobs)
+            known.extend(Answer(job, None, 0.0, False, 0.0, exc.code, unplaced=not job.was_sent) for job in jobs)
             continue
         for index in range(min(per_account, len(jobs))):
             lane_jobs = tuple(jobs[index::per_account])
@@ -213,6 +214,7 @@ def _record(answers: list[Answer], report: SubmitReport) -> None:
     as their next attempt's time; the exhausted as ``failed``."""
     outcomes: list[OrderOutcome] = [a.outcome for a in answers if a.outcome is not None]
     retries: list[ExchangeOrder] = []
+    unsent: list[ExchangeOrder] = []  # certainly not at the exchange: back to pending
     now = timezone.now()
     wall = time.time()
     last = settings.EXCHANGE_SUBMIT_MAX_ATTEMPTS
@@ -220,7 +222,7 @@ def _record(answers: list[Answer], report: SubmitReport) -> None:
         if answer.outcome is not None:
             continue
         job = answer.job
-        may_be_there = job.was_sent or answer.ambiguous
+        may_be_there = not answer.unplaced and (job.was_sent or answer.ambiguous)
         if job.attempt >= last + (LOOKUPS_AFTER_LAST if may_be_there else 0):
             outcomes.append(sending.failed(job, f"No answer from the exchange after {job.attempt} attempts."))
             continue
@@ -232,10 +234,17 @@ def _record(answers: list[Answer], report: SubmitReport) -> None:
         )
         if answer.ambiguous:  # a late copy of the lost request must be refused by the exchange first
             delay = max(delay, answer.sent_at + settings.EXCHANGE_ORDER_RECV_WINDOW_SECONDS - wall)
-        retries.append(ExchangeOrder(pk=job.pk, next_attempt_at=now + timedelta(seconds=delay), updated_at=now))
+        retry = ExchangeOrder(pk=job.pk, next_attempt_at=now + timedelta(seconds=delay), updated_at=now)
+        (unsent if answer.unplaced else retries).append(retry)
         report.retried += 1
     if retries:
         ExchangeOrder.objects.bulk_update(retries, ["next_attempt_at", "updated_at"])
+    for row in unsent:
+        # Only if nobody moved it meanwhile (an order is never made pending
+        # again once an outcome was recorded).
+        ExchangeOrder.objects.filter(pk=row.pk, status=S.SENT).update(
+            status=S.PENDING, next_attempt_at=row.next_attempt_at, updated_at=now
+        )
     if outcomes:
         for _, outcome in record_outcomes(outcomes):
             if outcome.status in (S.ACKNOWLEDGED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED):
