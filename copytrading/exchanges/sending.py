@@ -23,8 +23,9 @@ was sent: a late-arriving copy of it is refused by the exchange by then).
 Clients: ccxt clients are not thread-safe and building one costs ~7 ms and
 ~250 kB (binanceusdm), so each thread keeps one client per exchange and
 configuration, and a lane (one account's orders) lends it its credentials
-for the time of the lane. Markets are loaded once per process and exchange
-and shared by reference (``set_markets_from_exchange``)."""
+for the time of the lane, with the account's rate-limiter clock. Markets are
+loaded once per process and exchange and shared by reference
+(``set_markets_from_exchange``)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,13 @@ _markets_lock = threading.Lock()
 _market_sources: dict[tuple[str, str], tuple[float, ccxt.Exchange]] = {}
 _cooldown_lock = threading.Lock()
 _cooldown_until: dict[str, float] = {}
+# ccxt's rate limiter (``enableRateLimit``) spaces one client's requests by
+# the endpoint's cost; its clock (``lastRestRequestTimestamp``) is kept per
+# account here and lent to the thread's client with the credentials, so the
+# spacing is an account's, as with a client per account (an exchange counts
+# orders per account: Binance's futures order endpoint weighs 0 on the IP limit).
+_last_request_lock = threading.Lock()
+_last_request_ms: dict[tuple[str, str], float] = {}
 
 
 def _new_client(exchange: str, config: ClientConfig) -> ccxt.Exchange:
@@ -341,12 +349,17 @@ def run_lane(lane: Lane, config: ClientConfig, markets_ttl_seconds: float) -> li
             log.warning("loading %s markets failed: %s", lane.exchange, redact.scrub(f"{type(exc).__name__}: {exc}"))
             error = type(exc).__name__
             return [Answer(job, None, 1.0, False, 0.0, error, unplaced=not job.was_sent) for job in lane.jobs]
+        account = (lane.exchange, creds.api_key)
+        with _last_request_lock:
+            client.lastRestRequestTimestamp = _last_request_ms.get(account, 0)
         client.apiKey, client.secret, client.password = creds.api_key, creds.secret, creds.passphrase or None
         try:
             return [place(client, lane.exchange, job) for job in lane.jobs]
         finally:
             client.apiKey = client.secret = ""
             client.password = None
+            with _last_request_lock:
+                _last_request_ms[account] = max(_last_request_ms.get(account, 0), client.lastRestRequestTimestamp)
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:

@@ -43,6 +43,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from copytrading import enqueue
+from copytrading.bulk import update_rows
 from copytrading.errors import DomainError
 from copytrading.exchanges import sending
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
@@ -237,8 +238,7 @@ def _record(answers: list[Answer], report: SubmitReport) -> None:
         retry = ExchangeOrder(pk=job.pk, next_attempt_at=now + timedelta(seconds=delay), updated_at=now)
         (unsent if answer.unplaced else retries).append(retry)
         report.retried += 1
-    if retries:
-        ExchangeOrder.objects.bulk_update(retries, ["next_attempt_at", "updated_at"])
+    update_rows(ExchangeOrder, ["next_attempt_at", "updated_at"], [(r.pk, r.next_attempt_at, now) for r in retries])
     for row in unsent:
         # Only if nobody moved it meanwhile (an order is never made pending
         # again once an outcome was recorded).
