@@ -139,6 +139,69 @@ def submitter_alone(url: str, accounts: list, n: int) -> None:
     )
 
 
+def pending_orders(accounts: list, tag: str) -> list[int]:
+    from django.utils import timezone
+
+    from copytrading.exchanges.models import ExchangeOrder
+
+    now = timezone.now()
+    rows = ExchangeOrder.objects.bulk_create(
+        [
+            ExchangeOrder(
+                exchange_account=account, client_order_id=f"ct-b{tag}-{account.pk}", symbol="BTC/USDT:USDT",
+                side="buy", quantity=Decimal("0.002"), decided_at=now,
+            )
+            for account in accounts
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    return [row.pk for row in rows]
+
+
+def wait_final(ids: list[int], timeout: float = 300):
+    from django.db.models import Max
+
+    from copytrading.exchanges.models import EXCHANGE_ORDER_FINAL, ExchangeOrder
+
+    orders = ExchangeOrder.objects.filter(pk__in=ids)
+    deadline = time.monotonic() + timeout
+    while orders.filter(status__in=EXCHANGE_ORDER_FINAL).count() < len(ids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{orders.filter(status__in=EXCHANGE_ORDER_FINAL).count()} of {len(ids)} final")
+        time.sleep(0.05)
+    return orders.aggregate(at=Max("acknowledged_at"))["at"]
+
+
+def submitter_workers(url: str, accounts: list, n: int) -> None:
+    """The same through a real worker (2 prefork processes), one
+    ``exchange.submit`` task per CHUNK orders, as the engine queues them."""
+    from django.utils import timezone
+
+    from copytrading import enqueue
+    from copytrading.exchanges.models import ExchangeOrder
+    from copytrading.exchanges.submitter import SUBMIT_TASK
+
+    chunk = int(os.environ.get("FANOUT_CHUNK_SIZE", "500"))
+    times, dupes = [], 0
+    with celery_worker(concurrency=2):
+        for rep in range(REPETITIONS + 1):
+            ids = pending_orders(accounts[:n], f"w{n}-{rep}")
+            started = timezone.now()
+            for start in range(0, n, chunk):
+                enqueue.task(SUBMIT_TASK).delay(ids[start : start + chunk])
+            last = wait_final(ids)
+            if rep:
+                times.append((last - started).total_seconds() * 1000)
+            dupes += duplicates(
+                url, list(ExchangeOrder.objects.filter(pk__in=ids).values_list("client_order_id", flat=True))
+            )
+    print(
+        f"submit orders={n} latency_ms={int(LATENCY * 1000)} workers=2 tasks_of={chunk} "
+        f"median_ms={statistics.median(times):.0f} p95_ms={p95(times):.0f} duplicates={dupes}",
+        flush=True,
+    )
+
+
 def end_to_end(url: str, n: int, leader) -> None:
     from django.db.models import Max
 
@@ -202,6 +265,7 @@ def main() -> int:
         accounts = link_accounts(users)
         for n in SIZES:
             submitter_alone(url, accounts, n)
+            submitter_workers(url, accounts, n)
         # The followers' accounts reuse the double's keys (another user may link the same key).
         leader = services.user_register(username="bench-leader", password="bench-pass-123")
         services.wallet_deposit(user=leader, amount=Decimal("1000000"))
