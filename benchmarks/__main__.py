@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.ranking",
     "benchmarks.catalog",
     "benchmarks.stream",
+    "benchmarks.fanout_exchange",
 ]
 
 if __name__ == "__main__":

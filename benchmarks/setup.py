@@ -52,7 +52,7 @@ def celery_worker(concurrency: int = 2):
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     hostname = f"bench-{os.getpid()}@localhost"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "fanout,default,watchdog",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "fanout,default,watchdog,exchange",
          "-c", str(concurrency), "-n", hostname, "-l", os.environ.get("BENCH_WORKER_LOG", "warning"),
          "--without-gossip", "--without-mingle"],
         cwd=ROOT,

@@ -11,7 +11,12 @@ app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Autodiscovery imports only each app's tasks.py; other task modules are listed here.
-app.conf.include = ["copytrading.inbox_tasks", "portfolios.stats_tasks", "portfolios.lifecycle_tasks"]
+app.conf.include = [
+    "copytrading.inbox_tasks",
+    "copytrading.exchanges.tasks",
+    "portfolios.stats_tasks",
+    "portfolios.lifecycle_tasks",
+]
 
 # The schedule is read when beat starts; settings are loaded lazily, so the
 # environment variable is read directly (the same default as config/settings.py).
@@ -46,6 +51,12 @@ app.conf.beat_schedule = {
         "task": "copytrading.notifications.tasks.sweep_notification_emails",
         "schedule": 60.0,
         "options": {"expires": 55.0},
+    },
+    # Exchange orders no task is sending: lost dispatches, retries due, a dead submitter's (lease over).
+    "exchange-submit-sweep": {
+        "task": "exchange.submit_sweep",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
     },
     "inbox-cleanup": {
         "task": "copytrading.inbox_tasks.cleanup_inbox",

@@ -295,6 +295,9 @@ CELERY_TASK_ROUTES = {
     "copytrading.tasks.propagate_chunk": {"queue": "fanout"},
     "risk.tasks.watchdog_tick": {"queue": "watchdog"},
     "risk.tasks.watchdog_drain": {"queue": "watchdog"},
+    # Orders to exchanges wait on the network: never behind (or in front of) a fan-out chunk.
+    "exchange.submit": {"queue": "exchange"},
+    "exchange.submit_sweep": {"queue": "exchange"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
@@ -439,3 +442,29 @@ EXCHANGE_SECRET_KEYS_GENERATED = not env_list("EXCHANGE_SECRET_KEYS") and bool(E
 EXCHANGE_ACCOUNT_TIMEOUT_SECONDS = env_float("EXCHANGE_ACCOUNT_TIMEOUT_SECONDS", 3)
 # Links and re-validations one user may make per minute (each asks the exchange).
 EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE = env_int("EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE", 10)
+
+# --- the exchange order submitter (copytrading/exchanges/submitter.py) -------------
+# Orders in flight at once per exchange, per worker process (threads, one ccxt client each).
+EXCHANGE_SUBMIT_CONCURRENCY = env_int("EXCHANGE_SUBMIT_CONCURRENCY", 64)
+# Orders in flight at once per linked account (an account's orders otherwise go one after another).
+EXCHANGE_ACCOUNT_CONCURRENCY = env_int("EXCHANGE_ACCOUNT_CONCURRENCY", 2)
+# ccxt's timeout of each order call (create, look-up).
+EXCHANGE_SUBMIT_TIMEOUT_SECONDS = env_float("EXCHANGE_SUBMIT_TIMEOUT_SECONDS", 5.0)
+# Attempts to place an order (each one committed before it is sent) before it is `failed`.
+EXCHANGE_SUBMIT_MAX_ATTEMPTS = env_int("EXCHANGE_SUBMIT_MAX_ATTEMPTS", 6)
+# First retry delay (doubles per attempt, capped at EXCHANGE_SUBMIT_MAX_BACKOFF_SECONDS).
+EXCHANGE_SUBMIT_BACKOFF_SECONDS = env_float("EXCHANGE_SUBMIT_BACKOFF_SECONDS", 0.5)
+EXCHANGE_SUBMIT_MAX_BACKOFF_SECONDS = env_float("EXCHANGE_SUBMIT_MAX_BACKOFF_SECONDS", 30.0)
+# The window an order request is valid in at the exchange (Binance's recvWindow): an
+# order whose answer was lost is looked up no sooner than this after it was sent.
+EXCHANGE_ORDER_RECV_WINDOW_SECONDS = env_float("EXCHANGE_ORDER_RECV_WINDOW_SECONDS", 5.0)
+# A claimed order's lease: another submitter takes it over (looking it up first) after this.
+EXCHANGE_SUBMIT_LEASE_SECONDS = env_float("EXCHANGE_SUBMIT_LEASE_SECONDS", 60.0)
+# How long one submit task keeps retrying its orders before leaving them to the sweep.
+EXCHANGE_SUBMIT_BUDGET_SECONDS = env_float("EXCHANGE_SUBMIT_BUDGET_SECONDS", 120.0)
+# Orders one submit task claims at most (the sweep's batch).
+EXCHANGE_SUBMIT_BATCH = env_int("EXCHANGE_SUBMIT_BATCH", 2000)
+# The sweep leaves a pending order this long to the task dispatched for it.
+EXCHANGE_SUBMIT_SWEEP_GRACE_SECONDS = env_float("EXCHANGE_SUBMIT_SWEEP_GRACE_SECONDS", 2.0)
+# Markets an exchange's clients share, reloaded after this.
+EXCHANGE_MARKETS_TTL_SECONDS = env_float("EXCHANGE_MARKETS_TTL_SECONDS", 3600.0)

@@ -24,7 +24,9 @@ def _test_database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, concurrency: int = 2, queues: str = "fanout,default,watchdog", extra_env: dict | None = None):
+def celery_worker(
+    *, concurrency: int = 2, queues: str = "fanout,default,watchdog,exchange", extra_env: dict | None = None
+):
     """A worker in its own process group; yields the Popen. Publishing from the
     test process goes to the same Redis broker (eager mode is switched off)."""
     celery_app.conf.task_always_eager = False

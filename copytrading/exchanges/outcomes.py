@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from copytrading.bulk import update_rows
 from copytrading.exchanges.models import ExchangeOrder, ExchangeOrderStatus
 
 S = ExchangeOrderStatus
@@ -50,6 +51,11 @@ class OrderOutcome:
     reject_code: str = ""
     reject_message: str = ""
 
+
+UPDATED_FIELDS = (
+    "status", "exchange_order_id", "filled_quantity", "average_price", "reject_code", "reject_message",
+    "acknowledged_at", "filled_at", "updated_at",
+)  # fmt: skip
 
 # Called with the recorded outcomes that moved an order (the rows locked and
 # updated, in the caller's transaction). The engine side registers itself.
@@ -98,13 +104,14 @@ def record_outcomes(outcomes: Iterable[OrderOutcome]) -> list[tuple[ExchangeOrde
             row.filled_at = outcome.at
         row.updated_at = timezone.now()
         moved.append((row, outcome))
-    ExchangeOrder.objects.bulk_update(
-        [row for row, _ in moved],
-        [
-            "status", "exchange_order_id", "filled_quantity", "average_price", "reject_code", "reject_message",
-            "acknowledged_at", "filled_at", "updated_at",
-        ],
-    )  # fmt: skip
+    # One statement whose text does not grow with the rows (copytrading/bulk.py):
+    # Django's bulk_update builds a CASE per row per column, which cost the
+    # submitter ~6 ms of CPU per recorded order.
+    update_rows(
+        ExchangeOrder,
+        UPDATED_FIELDS,
+        [(row.pk, *(getattr(row, name) for name in UPDATED_FIELDS)) for row, _ in moved],
+    )
     if moved:
         for applier in _engine_appliers:
             applier(moved)

@@ -249,7 +249,7 @@ def test_stack_runs_the_designed_processes_with_this_interpreter(settings, monke
     assert set(children) == {"web", "worker", "beat", "market"}
     assert all(argv[0] == sys.executable for argv in children.values())
     assert children["web"][1:] == ["-m", "daphne", "-b", "127.0.0.1", "-p", "8123", "config.asgi:application"]
-    assert children["worker"][children["worker"].index("-Q") + 1] == "fanout,default,watchdog"
+    assert children["worker"][children["worker"].index("-Q") + 1] == "fanout,default,watchdog,exchange"
     assert "threads" in children["worker"]
     assert children["beat"][1:5] == ["-m", "celery", "-A", "config"] and "beat" in children["beat"]
     assert children["market"][-1] == "simulate_market"

@@ -338,7 +338,7 @@ def new_order(call: Call) -> dict:
             f"Order's notional must be no smaller than {market.min_notional} (unless you choose reduce only).",
         )
     client_id = call.params.get("newClientOrderId") or f"double-{state.next_id()}"
-    if any(o.client_order_id == client_id for o in account.orders.values()):
+    if state.unique_client_order_ids and any(o.client_order_id == client_id for o in account.orders.values()):
         raise ApiError(400, -4116, "ClientOrderId is duplicated.")
     now = state.now_ms()
     order = Order(

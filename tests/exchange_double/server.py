@@ -32,6 +32,7 @@ ROUTE_MODULES = [
     "tests.exchange_double.binance_public",
     "tests.exchange_double.binance_private",
     "tests.exchange_double.accounts",
+    "tests.exchange_double.inspect",
 ]
 
 
@@ -151,6 +152,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
+        api_key = self.headers.get("X-MBX-APIKEY")
+        self.server.double.state.request_started(api_key)
+        try:
+            self._serve_counted(method)
+        finally:
+            self.server.double.state.request_ended(api_key)
+
+    def _serve_counted(self, method: str) -> None:
         double = self.server.double
         state = double.state
         parts = urlsplit(self.path)
@@ -169,6 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
             double.released.wait(fault.seconds or 30.0)
             self.close_connection = True
             record.answered = 0
+            return
+        if fault is not None and fault.kind == "timeout_after_accept":
+            self._accept_then_time_out(method, parts.path, params, raw, fault)
             return
         if fault is not None and fault.kind == "latency":
             double.released.wait(fault.seconds)
@@ -197,6 +209,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, answer)
         except ApiError as error:
             self._send(error.status, {"code": error.code, "msg": error.msg}, error.headers)
+
+    def _accept_then_time_out(self, method: str, path: str, params: dict[str, str], raw: str, fault) -> None:
+        """The request is carried out (an order is placed) but its answer
+        never comes: held for ``fault.seconds`` (or until ``stop()``), then the
+        connection drops. The caller cannot tell it from a lost request."""
+        double = self.server.double
+        found = ROUTES.get((method, path))
+        if found is not None:
+            call = Call(double.state, method, path, params, None)
+            with double.state.lock:
+                try:
+                    if found.signed:
+                        call.account = _check_signature(call, raw, self.headers)
+                    found.handler(call)
+                except ApiError:
+                    pass  # refused: nothing was done, and still no answer
+        double.released.wait(fault.seconds or 30.0)
+        self.close_connection = True
+        self._record.answered = 0
 
     def _send_text(self, status: int, text: str) -> None:
         data = text.encode()
@@ -242,6 +273,9 @@ def _fault_error(fault) -> ApiError:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a client opening dozens of
+    # connections at once would see SYNs dropped and retried a second later.
+    request_queue_size = 512
     double: ExchangeDouble
 
 
@@ -285,3 +319,6 @@ class ExchangeDouble:
     # shortcuts for tests
     def inject(self, kind: str, **fields: object):
         return self.state.inject(kind, **fields)
+
+    def inject_random(self, rates: dict[object, float], **fields: object):
+        return self.state.inject_random(rates, **fields)  # type: ignore[arg-type]

@@ -9,8 +9,10 @@ Decimals throughout: the double answers with strings, as Binance does.
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -137,6 +139,37 @@ class Fault:
     retry_after: int | None = None
 
 
+# The kinds ``inject_random`` draws: a status code (int) or one of these.
+RANDOM_KINDS = ("timeout", "timeout_after_accept", "latency")
+
+
+@dataclass
+class RandomFaults:
+    """Faults drawn per request: ``rates`` maps a status code (429, 500…) or
+    ``"timeout"`` / ``"timeout_after_accept"`` to its probability; a seeded
+    generator makes a run repeatable (given the same request order)."""
+
+    rates: dict[object, float]
+    rng: random.Random
+    path: str = ""
+    seconds: float = 0.0  # how long a timeout holds the request (0: until stop())
+    retry_after: int | None = None
+    drawn: Counter = field(default_factory=Counter)  # kind → how many were injected
+
+    def draw(self, path: str) -> Fault | None:
+        if not path.startswith(self.path):
+            return None
+        roll, edge = self.rng.random(), 0.0
+        for kind, rate in self.rates.items():
+            edge += rate
+            if roll < edge:
+                self.drawn[kind] += 1
+                if isinstance(kind, int):
+                    return Fault("status", status=kind, path=self.path, times=None, retry_after=self.retry_after)
+                return Fault(str(kind), path=self.path, times=None, seconds=self.seconds)
+        return None
+
+
 @dataclass
 class RequestRecord:
     method: str
@@ -161,6 +194,17 @@ class ExchangeState:
         self.spot_markets: dict[str, Market] = {}
         self.accounts: dict[str, Account] = {}
         self.faults: list[Fault] = []
+        self.random_faults: RandomFaults | None = None
+        # Binance refuses a second order with a client order id it already
+        # has (-4116); a test proving the caller never resends switches it off
+        # so that a duplicate would show up as a second order.
+        self.unique_client_order_ids = True
+        # Requests being served right now, and the most there ever were: in
+        # all, and per API key (what a caller's concurrency bounds must hold).
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.in_flight_by_key: Counter = Counter()
+        self.max_in_flight_by_key: Counter = Counter()
         self.requests: list[RequestRecord] = []
         self.clock_offset_ms = 0  # the server's clock minus the real one
         self.max_recv_window_ms = 60_000
@@ -207,9 +251,30 @@ class ExchangeState:
             self.faults.append(fault)
         return fault
 
+    def inject_random(
+        self,
+        rates: dict[object, float],
+        *,
+        seed: int = 0,
+        path: str = "",
+        seconds: float = 0.0,
+        retry_after: int | None = None,
+    ) -> RandomFaults:
+        """From now on, each request under ``path`` meets a fault with the
+        given probabilities, e.g. ``{"timeout_after_accept": 0.05, 429: 0.05,
+        500: 0.01}``; explicit ``inject`` faults are served first."""
+        unknown = [k for k in rates if not isinstance(k, int) and k not in RANDOM_KINDS]
+        if unknown or sum(rates.values()) > 1:
+            raise ValueError(f"bad random fault rates: {rates!r}")
+        faults = RandomFaults(dict(rates), random.Random(seed), path, seconds, retry_after)
+        with self.lock:
+            self.random_faults = faults
+        return faults
+
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.random_faults = None
 
     # -- reading -------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -228,7 +293,30 @@ class ExchangeState:
                         if fault.times <= 0:
                             self.faults.remove(fault)
                     return fault
+            if self.random_faults is not None:
+                return self.random_faults.draw(path)
         return None
+
+    def request_started(self, api_key: str | None) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if api_key:
+                self.in_flight_by_key[api_key] += 1
+                self.max_in_flight_by_key[api_key] = max(
+                    self.max_in_flight_by_key[api_key], self.in_flight_by_key[api_key]
+                )
+
+    def request_ended(self, api_key: str | None) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            if api_key:
+                self.in_flight_by_key[api_key] -= 1
+
+    def client_order_ids(self) -> Counter:
+        """How many orders every client order id has, over all accounts."""
+        with self.lock:
+            return Counter(o.client_order_id for a in self.accounts.values() for o in a.orders.values())
 
     def seen(self, path: str, method: str | None = None) -> list[RequestRecord]:
         with self.lock:

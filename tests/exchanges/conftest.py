@@ -39,3 +39,6 @@ def alice_api(alice) -> APIClient:
 
 def link_body(**changes) -> dict:
     return {"exchange": "binanceusdm", "label": "main futures", "api_key": API_KEY, "secret": API_SECRET} | changes
+
+
+from tests.exchanges.submitting import submit_settings  # noqa: E402, F401

@@ -49,7 +49,7 @@ class Child:
 def stack_processes(*, port: int, market: bool = True) -> list[Child]:
     """The stack's processes, each run with this interpreter (the virtualenv's)."""
     python = sys.executable
-    worker = [python, "-m", "celery", "-A", "config", "worker", "-Q", "fanout,default,watchdog"]
+    worker = [python, "-m", "celery", "-A", "config", "worker", "-Q", "fanout,default,watchdog,exchange"]
     worker += ["--concurrency", "2", "-l", "info", "-n", "worker@%h"]
     if settings.EMBEDDED:
         # Threads share one process: no fork after SQLite connections exist,
