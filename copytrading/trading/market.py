@@ -43,6 +43,31 @@ def margin_market_order(
     account = ledger.lock_accounts([account_id])[account_id]
     price = _market_price(instrument, side)
     validate_quantity(instrument, quantity, price)
+    return _margin_fill(account, instrument, side, quantity, price, leverage, check_funds=True)
+
+
+@transaction.atomic
+def margin_external_fill(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int
+) -> list[Executed]:
+    """A fill that already happened elsewhere (the leader's trade on their
+    exchange account), replayed into the account's book at the exchange's
+    price and quantity with the same netting as a market order. The
+    exchange accepted it, so its size and margin are not refused here (its
+    lot and margin rules were the exchange's); the ledger's constraints
+    still hold (margin never above the balance)."""
+    validate_side(side)
+    if not quantity.is_finite() or quantity <= 0 or not price.is_finite() or price <= 0:
+        raise DomainError("INVALID_FILL", "An external fill needs a positive quantity and price.")
+    account = ledger.lock_accounts([account_id])[account_id]
+    leverage = min(max(leverage, 1), max(instrument.max_leverage, 1))
+    return _margin_fill(account, instrument, side, quantity, price, leverage, check_funds=False)
+
+
+def _margin_fill(
+    account, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int, *, check_funds: bool
+) -> list[Executed]:
+    account_id = account.pk
     position = _lock_open_position(account_id, instrument)
     steps = trade_math.plan_order(
         position.side if position else None, position.quantity if position else ZERO, side, quantity
@@ -69,7 +94,7 @@ def margin_market_order(
         else:
             lev = position.leverage if step.action == trade_math.INCREASE else leverage
             margin = trade_math.margin_for(step.quantity, price, lev)
-            if margin > free:
+            if margin > free and check_funds:
                 raise InsufficientFunds(
                     f"This order needs {margin} of free margin; {free} is available.", field="quantity"
                 )
