@@ -3,9 +3,11 @@ the exchange double through ccxt: binding, the leader's fills detected by the
 trade poll and turned into leader events exactly once, the leader's API orders
 sent to the exchange."""
 
+import threading
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from copytrading.exchanges import crypto
@@ -21,7 +23,7 @@ from copytrading.exchanges.models import (
 from copytrading.models import Account, InboxMessage, LeaderEvent, Position, PositionStatus, Transfer, TransferKind
 from portfolios import exchange
 from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
-from tests.exchange_double.fixtures import API_KEY, API_SECRET, exchange_double, exchange_settings  # noqa: F401
+from tests.exchange_double.fixtures import API_KEY, API_SECRET
 from tests.factories import UserFactory, token_for
 
 D = Decimal
@@ -45,7 +47,7 @@ def linked_account(user, *, exchange_id="binanceusdm", api_key=API_KEY, secret=A
 
 
 @pytest.fixture
-def synced(db, exchange_settings):  # noqa: F811
+def synced(db, exchange_settings):
     markets, mode = markets_load("binanceusdm")
     instruments_sync(exchange_id="binanceusdm", markets=markets, precision_mode=mode)
 
@@ -197,7 +199,7 @@ def test_the_database_refuses_two_open_accounts_on_one_exchange_account(bound, l
 
 
 @pytest.mark.django_db
-def test_a_fill_on_the_exchange_becomes_one_position_open_event_at_the_exchange_price(bound, exchange_double):  # noqa: F811
+def test_a_fill_on_the_exchange_becomes_one_position_open_event_at_the_exchange_price(bound, exchange_double):
     exchange_double.state.set_mark("BTCUSDT", "65000.00")
     on_exchange().set_leverage(10, BTC)
     on_exchange().create_order(BTC, "market", "buy", 0.010)
@@ -219,12 +221,12 @@ def test_a_fill_on_the_exchange_becomes_one_position_open_event_at_the_exchange_
         D("65000"),
         10,
     )
-    # margin = 0.010 × 65000 / 10 locked out of the mirrored balance
+    # margin = 0.010 x 65000 / 10 locked out of the mirrored balance
     assert Account.objects.get(pk=bound.trading_account_id).locked == D("65")
 
 
 @pytest.mark.django_db
-def test_a_partial_close_on_the_exchange_becomes_a_position_reduce(bound, exchange_double):  # noqa: F811
+def test_a_partial_close_on_the_exchange_becomes_a_position_reduce(bound, exchange_double):
     on_exchange().create_order(BTC, "market", "buy", 0.030)
     exchange.leader_trades_poll(account_id=bound.trading_account_id)
     exchange_double.state.set_mark("BTCUSDT", "66000.00")
@@ -233,13 +235,16 @@ def test_a_partial_close_on_the_exchange_becomes_a_position_reduce(bound, exchan
     exchange.leader_trades_poll(account_id=bound.trading_account_id)
 
     kinds = [(e.kind, e.payload.get("quantity"), e.payload["price"]) for e in events_of(bound)]
-    assert kinds == [("position_open", "0.03000000", "64000.00000000"), ("position_reduce", "0.01000000", "66000.00000000")]
+    assert kinds == [
+        ("position_open", "0.03000000", "64000.00000000"),
+        ("position_reduce", "0.01000000", "66000.00000000"),
+    ]
     position = Position.objects.get(account_id=bound.trading_account_id, status=PositionStatus.OPEN)
     assert position.quantity == D("0.020")
 
 
 @pytest.mark.django_db
-def test_a_close_and_a_flip_on_the_exchange(bound, exchange_double):  # noqa: F811
+def test_a_close_and_a_flip_on_the_exchange(bound, exchange_double):
     on_exchange().create_order(BTC, "market", "buy", 0.020)
     on_exchange().create_order(BTC, "market", "sell", 0.050)  # closes 0.020, opens a 0.030 short
 
@@ -251,7 +256,7 @@ def test_a_close_and_a_flip_on_the_exchange(bound, exchange_double):  # noqa: F8
 
 
 @pytest.mark.django_db
-def test_polling_again_and_overlapping_cursors_give_one_event_per_trade(bound, exchange_double):  # noqa: F811
+def test_polling_again_and_overlapping_cursors_give_one_event_per_trade(bound, exchange_double):
     on_exchange().create_order(BTC, "market", "buy", 0.010)
     on_exchange().create_order(BTC, "market", "buy", 0.010)
     exchange.leader_trades_poll(account_id=bound.trading_account_id)
@@ -271,7 +276,7 @@ def test_polling_again_and_overlapping_cursors_give_one_event_per_trade(bound, e
 
 
 @pytest.mark.django_db
-def test_trades_before_the_binding_are_not_the_portfolios(synced, portfolio, linked, exchange_double):  # noqa: F811
+def test_trades_before_the_binding_are_not_the_portfolios(synced, portfolio, linked, exchange_double):
     on_exchange().create_order(BTC, "market", "buy", 0.010)
     exchange_double.state.clock_offset_ms = 0
     import time
@@ -284,7 +289,7 @@ def test_trades_before_the_binding_are_not_the_portfolios(synced, portfolio, lin
 
 
 @pytest.mark.django_db
-def test_exchange_down_loses_nothing_the_next_poll_catches_up(bound, exchange_double):  # noqa: F811
+def test_exchange_down_loses_nothing_the_next_poll_catches_up(bound, exchange_double):
     on_exchange().create_order(BTC, "market", "buy", 0.010)
     exchange_double.inject("status", path="/fapi/v1/userTrades", status=503, times=None)
 
@@ -318,7 +323,10 @@ def test_the_beat_sweep_polls_each_bound_account(bound):
 
 @pytest.mark.django_db
 def test_a_bound_portfolios_api_order_goes_to_the_exchange_and_becomes_an_event(
-    bound, leader, exchange_double, django_capture_on_commit_callbacks  # noqa: F811
+    bound,
+    leader,
+    exchange_double,
+    django_capture_on_commit_callbacks,
 ):
     api = api_for(leader)
     with django_capture_on_commit_callbacks(execute=True) as queued:
@@ -354,7 +362,7 @@ def test_a_refused_order_is_400_with_a_stable_code_and_nothing_recorded_as_trade
 
 
 @pytest.mark.django_db
-def test_exchange_down_is_503_exchange_unavailable(bound, leader, exchange_double):  # noqa: F811
+def test_exchange_down_is_503_exchange_unavailable(bound, leader, exchange_double):
     exchange_double.inject("status", path="/fapi/v1/order", status=502, times=None)
     answer = api_for(leader).post(
         f"/api/v1/portfolios/{bound.pk}/orders",
@@ -376,3 +384,50 @@ def test_paper_only_actions_are_refused_on_a_bound_portfolio(bound):
     assert refused.value.code == "PORTFOLIO_ON_EXCHANGE"
     with pytest.raises(Conflict):
         portfolio_fund(portfolio=bound, amount=D("1"))
+
+
+# --- two pollers at once (PostgreSQL, one thread and connection each) -------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_pollers_racing_make_one_event(bound, exchange_double):
+    assert connection.vendor == "postgresql"
+    on_exchange().create_order(BTC, "market", "buy", 0.010)
+    # The first poller is still reading the exchange when the second arrives.
+    exchange_double.inject("latency", path="/fapi/v1/userTrades", seconds=0.5, times=None)
+    barrier = threading.Barrier(2)
+    reports: list[object] = [None, None]
+
+    def poll(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            reports[i] = exchange.leader_trades_poll(account_id=bound.trading_account_id)
+        except BaseException as exc:  # noqa: BLE001 - reported in the assertion
+            reports[i] = f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=poll, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(r.skipped for r in reports) == [False, True], reports
+    (polled,) = [r for r in reports if not r.skipped]
+    assert len(polled.events) == 1
+    assert LeaderEvent.objects.filter(portfolio_id=bound.pk).count() == 1
+    # The skipped poller never asked the exchange: one userTrades call per symbol.
+    assert (
+        sum(r.path == "/fapi/v1/userTrades" and "BTCUSDT" in str(r.params) for r in exchange_double.state.requests) == 1
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_after_a_racing_poll_finds_nothing_new(bound, exchange_double):
+    on_exchange().create_order(BTC, "market", "buy", 0.010)
+    first = exchange.leader_trades_poll(account_id=bound.trading_account_id)
+    second = exchange.leader_trades_poll(account_id=bound.trading_account_id)
+    assert (len(first.events), second.trades, second.skipped) == (1, 0, False)
