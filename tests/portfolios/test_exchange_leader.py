@@ -431,3 +431,25 @@ def test_a_poll_after_a_racing_poll_finds_nothing_new(bound, exchange_double):
     first = exchange.leader_trades_poll(account_id=bound.trading_account_id)
     second = exchange.leader_trades_poll(account_id=bound.trading_account_id)
     assert (len(first.events), second.trades, second.skipped) == (1, 0, False)
+
+
+# --- the signal webhook ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_signal_on_a_bound_portfolio_goes_to_the_exchange_once(bound, exchange_double):
+    from portfolios.webhooks import portfolio_webhook_secret_rotate
+    from tests.acceptance.test_signal_webhook import post_signal
+
+    secret = portfolio_webhook_secret_rotate(portfolio=bound)
+    message = {"id": "sig-1", "symbol": BTC, "side": "buy", "quantity": "0.010", "leverage": 5}
+    first = post_signal(bound.pk, secret, message)
+    assert first.status_code == 202, first.content
+    client_order_id = first.json()["exchange_order"]["client_order_id"]
+    assert client_order_id == exchange.leader_client_order_id(bound.pk, "signal:sig-1")
+    # Redelivered: the inbox answers it; the exchange has one order.
+    assert post_signal(bound.pk, secret, message).json()["duplicate"] is True
+    assert [o.client_order_id for o in exchange_double.state.accounts[API_KEY].orders.values()] == [client_order_id]
+
+    exchange.leader_trades_poll(account_id=bound.trading_account_id)
+    assert [e.kind for e in events_of(bound)] == ["position_open"]
