@@ -453,3 +453,18 @@ def test_a_signal_on_a_bound_portfolio_goes_to_the_exchange_once(bound, exchange
 
     exchange.leader_trades_poll(account_id=bound.trading_account_id)
     assert [e.kind for e in events_of(bound)] == ["position_open"]
+
+
+@pytest.mark.django_db
+def test_the_paper_matching_never_liquidates_a_bound_portfolios_position(bound):
+    from copytrading.models import Instrument
+    from copytrading.services import price_set
+
+    on_exchange().set_leverage(20, BTC)
+    on_exchange().create_order(BTC, "market", "buy", 0.010)
+    exchange.leader_trades_poll(account_id=bound.trading_account_id)
+
+    price_set(instrument=Instrument.objects.get(symbol=BTC), price=D("50000"))  # far past a 20x long's margin
+
+    assert Position.objects.get(account_id=bound.trading_account_id).status == PositionStatus.OPEN
+    assert [e.kind for e in events_of(bound)] == ["position_open"]  # the exchange decides; its trade will say
