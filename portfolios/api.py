@@ -164,6 +164,9 @@ class PortfolioOrderView(APIView):
                 quantity=data["quantity"],
                 order_type=data["type"].lower(),
                 price=data.get("price"),
+                # A retry with the same key sends the same client order id:
+                # the exchange refuses a second order.
+                token=f"api:{request.user.pk}:{key}" if (key := request.headers.get("Idempotency-Key")) else None,
             )
             return Response(ExchangeOrderSentSerializer(sent).data, status=status.HTTP_202_ACCEPTED)
         events = services.portfolio_order_place(

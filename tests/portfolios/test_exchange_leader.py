@@ -468,3 +468,29 @@ def test_the_paper_matching_never_liquidates_a_bound_portfolios_position(bound):
 
     assert Position.objects.get(account_id=bound.trading_account_id).status == PositionStatus.OPEN
     assert [e.kind for e in events_of(bound)] == ["position_open"]  # the exchange decides; its trade will say
+
+
+# --- delivery through a real worker ----------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_with_a_real_worker_the_api_order_and_the_beat_sweep_become_events(bound, leader, exchange_double):
+    from portfolios.exchange_tasks import sweep_leader_trades
+    from tests.worker import celery_worker, wait_until
+
+    api = api_for(leader)
+    with celery_worker(extra_env={"EXCHANGE_URL_OVERRIDE": exchange_double.url}):
+        answer = api.post(
+            f"/api/v1/portfolios/{bound.pk}/orders",
+            {"symbol": BTC, "side": "buy", "quantity": "0.010", "type": "market", "leverage": 5},
+            format="json",
+        )
+        assert answer.status_code == 202, answer.content
+        # The poll queued after the commit ran on the worker.
+        wait_until(lambda: len(events_of(bound)) == 1, timeout=60)
+        # A trade made on the exchange directly: the beat's sweep finds it.
+        on_exchange().create_order(BTC, "market", "sell", 0.004)
+        sweep_leader_trades.delay()
+        wait_until(lambda: len(events_of(bound)) == 2, timeout=60)
+    assert [e.kind for e in events_of(bound)] == ["position_open", "position_reduce"]
