@@ -64,7 +64,11 @@ class PortfolioListView(APIView):
     def post(self, request):
         s = PortfolioCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        portfolio = services.portfolio_create(leader=request.user, **s.validated_data)
+        data = dict(s.validated_data)
+        if "exchange_account_id" in data:
+            portfolio = exchange.portfolio_create_on_exchange(leader=request.user, **data)
+        else:
+            portfolio = services.portfolio_create(leader=request.user, **data)
         return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 

@@ -151,6 +151,17 @@ def portfolio_exchange_bind(*, portfolio: Portfolio, exchange_account_id: int) -
     return _bind(portfolio.pk, account, balance.quantize(Q8))
 
 
+def portfolio_create_on_exchange(*, leader, exchange_account_id: int, **fields) -> Portfolio:
+    """Create a portfolio already bound to ``exchange_account_id``: either
+    both happen or neither (the exchange is asked while the new, still
+    invisible rows are held)."""
+    from portfolios.editing import portfolio_create
+
+    with transaction.atomic():
+        portfolio = portfolio_create(leader=leader, **fields)
+        return portfolio_exchange_bind(portfolio=portfolio, exchange_account_id=exchange_account_id)
+
+
 @transaction.atomic
 def _bind(portfolio_id: int, account: ExchangeAccount, balance: Decimal) -> Portfolio:
     portfolio = lock_portfolio(portfolio_id)

@@ -59,6 +59,11 @@ class PortfolioCreateSerializer(serializers.Serializer):
     website_url = serializers.CharField(
         max_length=max_length(Portfolio, "website_url"), required=False, allow_blank=True, default=""
     )
+    exchange_account_id = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Bind the new (margin) portfolio to this linked exchange account: its trades there are copied.",
+    )
 
 
 class PortfolioUpdateSerializer(serializers.Serializer):

@@ -494,3 +494,19 @@ def test_with_a_real_worker_the_api_order_and_the_beat_sweep_become_events(bound
         sweep_leader_trades.delay()
         wait_until(lambda: len(events_of(bound)) == 2, timeout=60)
     assert [e.kind for e in events_of(bound)] == ["position_open", "position_reduce"]
+
+
+@pytest.mark.django_db
+def test_a_portfolio_created_bound_or_not_at_all(synced, linked, leader):
+    from portfolios.models import Portfolio
+
+    api = api_for(leader)
+    stranger_account = linked_account(UserFactory(username="stranger"), api_key="other-key")
+    refused = api.post("/api/v1/portfolios", {"name": "x", "exchange_account_id": stranger_account.pk}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND")
+    assert not Portfolio.objects.filter(name="x").exists()
+
+    created = api.post("/api/v1/portfolios", {"name": "y", "exchange_account_id": linked.pk}, format="json")
+    assert created.status_code == 201, created.content
+    portfolio = Portfolio.objects.get(pk=created.json()["id"])
+    assert Account.objects.get(pk=portfolio.trading_account_id).exchange_account_id == linked.pk
