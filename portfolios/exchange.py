@@ -1,7 +1,7 @@
 """A portfolio bound to the leader's own exchange account (issue #15 §1).
 
-- **Binding** (``portfolio_exchange_bind`` / ``_unbind``): only a flat
-  portfolio (no open position, resting order or holding) is bound; its
+- **Binding** (``portfolio_exchange_bind`` / ``_unbind``): only a flat margin
+  or spot portfolio (no open position, resting order or holding) is bound; its
   trading account then mirrors the exchange: the paper balance goes back to
   the leader's main wallet and the exchange's wallet balance is credited
   from the external account (``EXCHANGE_SYNC``). Unbinding (flat again)
@@ -40,7 +40,7 @@ from django.utils import timezone
 from copytrading import failures, ledger
 from copytrading.enqueue import task
 from copytrading.errors import Conflict, DomainError, NotFound
-from copytrading.events import position_step_event
+from copytrading.events import position_step_event, spot_step_event
 from copytrading.exchanges import leader as exchange
 from copytrading.exchanges.errors import exchange_domain_error
 from copytrading.exchanges.models import (
@@ -69,7 +69,7 @@ from copytrading.models import (
 )
 from copytrading.money import Q8, ZERO
 from copytrading.outages import dispatch_on_commit
-from copytrading.trading import margin_external_fill, validate_side
+from copytrading.trading import margin_external_fill, spot_external_fill, validate_side
 from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
@@ -104,12 +104,11 @@ def _bindable(portfolio: Portfolio, account: ExchangeAccount) -> None:
     """What can be refused before the exchange is asked (checked again under the locks)."""
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio is closing or archived.")
-    if portfolio.mode != PortfolioMode.MARGIN:
-        # Spot is not replayed yet (portfolio_external_fill_apply); "all"
-        # spans two product lines, which are two exchange accounts.
+    if portfolio.mode not in (PortfolioMode.MARGIN, PortfolioMode.SPOT):
+        # "all" spans two product lines: on an exchange, two accounts (or APIs).
         raise DomainError(
             "PORTFOLIO_MODE_NOT_BINDABLE",
-            "Only a margin portfolio can be bound to an exchange account for now.",
+            "Only a margin or a spot portfolio can be bound to an exchange account (one product line each).",
             field="exchange_account_id",
         )
     if account.status != ExchangeAccountStatus.VALID:
@@ -366,11 +365,19 @@ def portfolio_external_fill_apply(
     locked by the caller) and record its leader events: the same steps and
     events as a paper market order, at the exchange's price and quantity."""
     validate_side(trade.side)
-    if instrument.product != Product.MARGIN:
-        raise DomainError("EXCHANGE_PRODUCT_NOT_SUPPORTED", "Only margin trades are copied from an exchange yet.")
     quantity = (trade.amount * instrument.contract_size).quantize(Q8)
+    price = trade.price.quantize(Q8)
     account_id = portfolio.trading_account_id
     equity = ledger.lock_accounts([account_id])[account_id].balance
+    if instrument.product == Product.SPOT:
+        step = spot_external_fill(
+            account_id=account_id, instrument=instrument, side=trade.side, quantity=quantity, price=price
+        )
+        return [
+            spot_step_event(
+                portfolio_id=portfolio.pk, fill=step.fill, quantity_before=step.quantity_before, equity=equity
+            )
+        ]
     current = (
         Position.objects.filter(
             account_id=account_id, instrument=instrument, status=PositionStatus.OPEN, leader_position__isnull=True
@@ -383,7 +390,7 @@ def portfolio_external_fill_apply(
         instrument=instrument,
         side=trade.side,
         quantity=quantity,
-        price=trade.price.quantize(Q8),
+        price=price,
         leverage=leverage or current or 1,
     )
     return [

@@ -23,5 +23,6 @@ from copytrading.trading.market import (  # noqa: F401
     margin_external_fill,
     margin_market_order,
     position_close,
+    spot_external_fill,
     spot_market_order,
 )

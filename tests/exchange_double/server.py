@@ -32,6 +32,7 @@ ROUTE_MODULES = [
     "tests.exchange_double.binance_public",
     "tests.exchange_double.binance_private",
     "tests.exchange_double.accounts",
+    "tests.exchange_double.binance_spot",
 ]
 
 

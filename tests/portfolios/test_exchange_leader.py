@@ -510,3 +510,84 @@ def test_a_portfolio_created_bound_or_not_at_all(synced, linked, leader):
     assert created.status_code == 201, created.content
     portfolio = Portfolio.objects.get(pk=created.json()["id"])
     assert Account.objects.get(pk=portfolio.trading_account_id).exchange_account_id == linked.pk
+
+
+# --- spot ---------------------------------------------------------------------------
+
+SPOT_BTC = "BTC/USDT"
+
+
+@pytest.fixture
+def spot_bound(db, exchange_settings, leader):
+    markets, mode = markets_load("binance")
+    instruments_sync(exchange_id="binance", markets=markets, precision_mode=mode)
+    account = linked_account(leader, exchange_id="binance")
+    portfolio = portfolio_create(leader=leader, name="spot on binance", mode="spot")
+    exchange.portfolio_exchange_bind(portfolio=portfolio, exchange_account_id=account.pk)
+    return portfolio
+
+
+def on_spot():
+    return exchange_client("binance", api_key=API_KEY, secret=API_SECRET)
+
+
+@pytest.mark.django_db
+def test_spot_buys_and_sells_on_the_exchange_become_spot_events(spot_bound, exchange_double):
+    from copytrading.models import Holding
+
+    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("10000")
+    on_spot().create_order(SPOT_BTC, "market", "buy", 0.01)
+    exchange_double.state.set_mark("BTCUSDT", "65000.00", spot=True)
+    on_spot().create_order(SPOT_BTC, "market", "sell", 0.004)
+
+    report = exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
+
+    assert (report.trades, len(report.events)) == (2, 2)
+    buy, sell = events_of(spot_bound)
+    assert (buy.kind, D(buy.payload["quantity"]), D(buy.payload["price"])) == ("spot_buy", D("0.01"), D("64000"))
+    assert (sell.kind, D(sell.payload["quantity"]), D(sell.payload["quantity_before"])) == (
+        "spot_sell",
+        D("0.004"),
+        D("0.01"),
+    )
+    assert Holding.objects.get(account_id=spot_bound.trading_account_id, asset="BTC").quantity == D("0.006")
+    # 10000 - 640 + 260
+    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("9620")
+
+
+@pytest.mark.django_db
+def test_a_spot_sell_of_what_the_book_never_bought_is_rejected_and_passed(spot_bound, exchange_double):
+    from copytrading.exchanges.models import LeaderTradePoll
+
+    # BTC the leader held before binding (the double's spot book), sold after.
+    from tests.exchange_double.binance_spot import spot_book
+
+    spot_book(exchange_double.state.accounts[API_KEY]).balances["BTC"] = D("1")
+    on_spot().create_order(SPOT_BTC, "market", "sell", 0.01)
+    on_spot().create_order(SPOT_BTC, "market", "buy", 0.01)
+
+    report = exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
+
+    assert (report.trades, report.rejected, len(report.events)) == (2, 1, 1)
+    assert [e.kind for e in events_of(spot_bound)] == ["spot_buy"]
+    rejected = InboxMessage.objects.get(source="exchange", status="rejected")
+    assert rejected.result["code"] == "INSUFFICIENT_HOLDING"
+    # The cursor is past both: the refusal is not retried forever.
+    assert exchange.leader_trades_poll(account_id=spot_bound.trading_account_id).trades == 0
+    assert LeaderTradePoll.objects.get().cursors.get(symbol=SPOT_BTC).last_trade_id
+
+
+@pytest.mark.django_db
+def test_a_spot_api_order_goes_to_the_exchange(spot_bound, leader, exchange_double):
+    from tests.exchange_double.binance_spot import spot_book
+
+    answer = api_for(leader).post(
+        f"/api/v1/portfolios/{spot_bound.pk}/orders",
+        {"symbol": SPOT_BTC, "side": "buy", "quantity": "0.01", "type": "market"},
+        format="json",
+    )
+    assert answer.status_code == 202, answer.content
+    (order,) = spot_book(exchange_double.state.accounts[API_KEY]).orders.values()
+    assert order.client_order_id == answer.json()["client_order_id"]
+    exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
+    assert [e.kind for e in events_of(spot_bound)] == ["spot_buy"]
