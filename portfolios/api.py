@@ -168,6 +168,8 @@ class PortfolioOrderView(APIView):
                 quantity=data["quantity"],
                 order_type=data["type"].lower(),
                 price=data.get("price"),
+                # Only when asked: otherwise the exchange account's own leverage stays.
+                leverage=data["leverage"] if "leverage" in request.data else None,
                 # A retry with the same key sends the same client order id:
                 # the exchange refuses a second order.
                 token=f"api:{request.user.pk}:{key}" if (key := request.headers.get("Idempotency-Key")) else None,

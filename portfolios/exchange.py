@@ -272,7 +272,7 @@ def leader_trades_poll(*, account_id: int) -> PollReport:
             .filter(account_id=account_id)
             .first()
         )
-        if poll is None or poll.account.exchange_account is None:
+        if poll is None or poll.account.exchange_account is None or poll.account.is_closed:
             report.skipped = True
             return report
         _poll(poll, report, rejected)
@@ -490,6 +490,7 @@ def portfolio_exchange_order_place(
     quantity: Decimal,
     order_type: str = "market",
     price: Decimal | None = None,
+    leverage: int | None = None,
     token: str | None = None,
 ) -> SentOrder:
     """Send the leader's order to the exchange (not to the paper book). Its
@@ -499,7 +500,7 @@ def portfolio_exchange_order_place(
     ``EXCHANGE_UNAVAILABLE`` — the order may still have reached the exchange,
     in which case its fills become events like any other trade."""
     client_order_id = leader_client_order_id(portfolio.pk, token or uuid.uuid4().hex)
-    row, _ = _order_record(
+    row, instrument = _order_record(
         portfolio=portfolio, symbol=symbol, side=side, quantity=quantity, order_type=order_type, price=price,
         client_order_id=client_order_id,
     )  # fmt: skip
@@ -509,6 +510,9 @@ def portfolio_exchange_order_place(
     now = timezone.now
     try:
         with exchange.leader_client(account) as client:
+            if leverage and instrument.product == Product.MARGIN:
+                # The position's leverage is the exchange account's per symbol.
+                client.set_leverage(leverage, row.symbol)
             placed = exchange.order_create(
                 client, symbol=row.symbol, side=row.side, amount=row.quantity, order_type=row.order_type,
                 price=row.price, client_order_id=row.client_order_id,

@@ -120,6 +120,7 @@ def portfolio_signal_receive(
                     quantity=quantity,
                     order_type=order_type,
                     price=price,
+                    leverage=leverage if "leverage" in payload else None,
                     token=f"signal:{external_id}",
                 )
             else:

@@ -346,7 +346,8 @@ def test_a_bound_portfolios_api_order_goes_to_the_exchange_and_becomes_an_event(
     assert (row.status, row.order_id) == ("filled", None)
     # The poll ran after the commit (eager): the fill is the leader's event.
     (event,) = events_of(bound)
-    assert (event.kind, D(event.payload["quantity"])) == ("position_open", D("0.010"))
+    assert (event.kind, D(event.payload["quantity"]), event.payload["leverage"]) == ("position_open", D("0.010"), 5)
+    assert exchange_double.state.accounts[API_KEY].leverage == {"BTCUSDT": 5}
 
 
 @pytest.mark.django_db
