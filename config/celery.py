@@ -16,13 +16,21 @@ app.conf.include = [
     "copytrading.exchanges.tasks",
     "portfolios.stats_tasks",
     "portfolios.lifecycle_tasks",
+    "portfolios.exchange_tasks",
 ]
 
 # The schedule is read when beat starts; settings are loaded lazily, so the
 # environment variable is read directly (the same default as config/settings.py).
 WATCHDOG_INTERVAL = int(os.environ.get("RISK_WATCHDOG_INTERVAL_SECONDS", "30"))
+LEADER_TRADES_POLL = float(os.environ.get("LEADER_TRADES_POLL_SECONDS", "3"))
 
 app.conf.beat_schedule = {
+    # Exchange-bound portfolios: the leader's trades → leader events (portfolios/exchange.py).
+    "leader-trades-poll": {
+        "task": "portfolios.exchange_tasks.sweep_leader_trades",
+        "schedule": LEADER_TRADES_POLL,
+        "options": {"expires": LEADER_TRADES_POLL},
+    },
     "outbox-relay": {
         "task": "copytrading.tasks.relay_outbox",
         "schedule": 5.0,

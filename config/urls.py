@@ -52,6 +52,11 @@ api_v1 = [
     path("portfolios", portfolios_api.PortfolioListView.as_view(), name="portfolio-list"),
     path("portfolios/<int:pk>", portfolios_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
     path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
+    path(
+        "portfolios/<int:pk>/exchange-account",
+        portfolios_api.PortfolioExchangeAccountView.as_view(),
+        name="portfolio-exchange-account",
+    ),
     path("portfolios/<int:pk>/close", lifecycle_api.PortfolioCloseView.as_view(), name="portfolio-close"),
     path("portfolios/<int:pk>/orders", portfolios_api.PortfolioOrderView.as_view(), name="portfolio-orders"),
     path(

@@ -19,7 +19,7 @@ from copytrading import leader_events
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
 
 # So are the linked exchange accounts (copytrading/exchanges/models.py).
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder  # noqa: F401
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder, LeaderTradeCursor, LeaderTradePoll  # noqa: F401
 from copytrading.money import FRACTION_PLACES
 
 # So are the notifications room's (copytrading/notifications/models.py).
@@ -128,6 +128,9 @@ class TransferKind(models.TextChoices):
     FEE_SETTLE_LEADER = "FEE_SETTLE_LEADER", "Profit share to the leader"
     FEE_SETTLE_PLATFORM = "FEE_SETTLE_PLATFORM", "Profit share to the platform"
     LEADER_WITHDRAWAL = "LEADER_WITHDRAWAL", "Leader profit withdrawal"
+    # A leader's trading account bound to an exchange account mirrors the
+    # exchange's balance: set at bind (from the external account), returned at unbind.
+    EXCHANGE_SYNC = "EXCHANGE_SYNC", "Exchange balance sync"
 
 
 class Transfer(models.Model):

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from copytrading import paging
 from copytrading.errors import DomainError
 from copytrading.idempotency import idempotent
-from copytrading.models import Holding, Order, Position, PositionStatus
+from copytrading.models import Account, Holding, Order, Position, PositionStatus
 from copytrading.serializers import (
     AmountSerializer,
     ClosePositionSerializer,
@@ -17,9 +17,13 @@ from copytrading.serializers import (
     OrderSerializer,
     PositionSerializer,
 )
-from portfolios import services
+from copytrading.venues import portfolio_exchange_account_id
+from portfolios import exchange, services
 from portfolios.models import Portfolio
 from portfolios.serializers import (
+    ExchangeBindingSerializer,
+    ExchangeBindSerializer,
+    ExchangeOrderSentSerializer,
     LeaderEventsSerializer,
     OrderPlaceSerializer,
     OrderRepriceSerializer,
@@ -60,7 +64,11 @@ class PortfolioListView(APIView):
     def post(self, request):
         s = PortfolioCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        portfolio = services.portfolio_create(leader=request.user, **s.validated_data)
+        data = dict(s.validated_data)
+        if "exchange_account_id" in data:
+            portfolio = exchange.portfolio_create_on_exchange(leader=request.user, **data)
+        else:
+            portfolio = services.portfolio_create(leader=request.user, **data)
         return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 
@@ -102,6 +110,34 @@ class PortfolioFundView(APIView):
         )
 
 
+class PortfolioExchangeAccountView(APIView):
+    """Bind the portfolio to one of the leader's linked exchange accounts, or unbind it."""
+
+    @staticmethod
+    def _binding(portfolio) -> Response:
+        account = Account.objects.get(pk=portfolio.trading_account_id)
+        body = {
+            "portfolio": portfolio.pk,
+            "exchange_account_id": account.exchange_account_id,
+            "balance": account.balance,
+        }
+        return Response(ExchangeBindingSerializer(body).data)
+
+    @extend_schema(request=ExchangeBindSerializer, responses={200: ExchangeBindingSerializer})
+    def post(self, request, pk):
+        portfolio = my_portfolio(request, pk)
+        s = ExchangeBindSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        portfolio = exchange.portfolio_exchange_bind(
+            portfolio=portfolio, exchange_account_id=s.validated_data["exchange_account_id"]
+        )
+        return self._binding(portfolio)
+
+    @extend_schema(request=None, responses={200: ExchangeBindingSerializer})
+    def delete(self, request, pk):
+        return self._binding(exchange.portfolio_exchange_unbind(portfolio=my_portfolio(request, pk)))
+
+
 class PortfolioOrderView(APIView):
     @extend_schema(parameters=paging.PAGE_PARAMETERS, responses=paging.page_serializer(OrderSerializer))
     def get(self, request, pk):
@@ -109,7 +145,9 @@ class PortfolioOrderView(APIView):
         orders = Order.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
         return paging.queryset_page(orders, OrderSerializer, request, self)
 
-    @extend_schema(request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer})
+    @extend_schema(
+        request=OrderPlaceSerializer, responses={201: LeaderEventsSerializer, 202: ExchangeOrderSentSerializer}
+    )
     @idempotent
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
@@ -120,6 +158,23 @@ class PortfolioOrderView(APIView):
         s = OrderPlaceSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = s.validated_data
+        if portfolio_exchange_account_id(portfolio.pk) is not None:
+            # Bound to the leader's exchange account: sent there; the fill
+            # becomes an event when the trade poll sees it.
+            sent = exchange.portfolio_exchange_order_place(
+                portfolio=portfolio,
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["type"].lower(),
+                price=data.get("price"),
+                # Only when asked: otherwise the exchange account's own leverage stays.
+                leverage=data["leverage"] if "leverage" in request.data else None,
+                # A retry with the same key sends the same client order id:
+                # the exchange refuses a second order.
+                token=f"api:{request.user.pk}:{key}" if (key := request.headers.get("Idempotency-Key")) else None,
+            )
+            return Response(ExchangeOrderSentSerializer(sent).data, status=status.HTTP_202_ACCEPTED)
         events = services.portfolio_order_place(
             portfolio=portfolio,
             symbol=data["symbol"],

@@ -30,7 +30,8 @@ from django.utils import timezone
 from copytrading import ledger
 from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
-from copytrading.models import Account, Order, OrderStatus, Position, PositionStatus, TransferKind
+from copytrading.exchanges.models import LeaderTradePoll
+from copytrading.models import Account, AccountKind, Order, OrderStatus, Position, PositionStatus, TransferKind
 from copytrading.notifications.services import Note, notify
 from copytrading.outages import dispatch_on_commit
 from fees import services as fee_services
@@ -196,7 +197,18 @@ def _trading_account_empty(portfolio: Portfolio) -> None:
     account = Account.objects.get(pk=account_id)
     if account.locked:
         raise Conflict("TRADING_ACCOUNT_BUSY", "The trading account still holds margin; retry later.")
-    if account.balance > 0:
+    if account.balance > 0 and account.exchange_account_id is not None:
+        # Bound to an exchange account: the balance is the exchange's mirror
+        # (portfolios/exchange.py), it goes back where it came from.
+        ledger.transfer(
+            debit_id=account_id,
+            credit_id=ledger.system_account(AccountKind.EXTERNAL).pk,
+            amount=account.balance,
+            kind=TransferKind.EXCHANGE_SYNC,
+            key=f"portfolio:{portfolio.pk}:archive-return",
+            ref=f"portfolio {portfolio.pk} archived (exchange account {account.exchange_account_id})",
+        )
+    elif account.balance > 0:
         ledger.transfer(
             debit_id=account_id,
             credit_id=ledger.main_account_for(portfolio.leader).pk,
@@ -206,6 +218,8 @@ def _trading_account_empty(portfolio: Portfolio) -> None:
             ref=f"portfolio {portfolio.pk} archived",
         )
     Account.objects.filter(pk=account_id).update(is_closed=True)
+    # An archived portfolio's trades are no longer polled (the exchange account is free again).
+    LeaderTradePoll.objects.filter(account_id=account_id).delete()
 
 
 @transaction.atomic

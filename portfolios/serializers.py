@@ -59,6 +59,11 @@ class PortfolioCreateSerializer(serializers.Serializer):
     website_url = serializers.CharField(
         max_length=max_length(Portfolio, "website_url"), required=False, allow_blank=True, default=""
     )
+    exchange_account_id = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Bind the new (margin) portfolio to this linked exchange account: its trades there are copied.",
+    )
 
 
 class PortfolioUpdateSerializer(serializers.Serializer):
@@ -154,3 +159,25 @@ class TpslBatchRequestSerializer(serializers.Serializer):
 
 class PositionEditSerializer(serializers.Serializer):
     leverage = serializers.IntegerField(min_value=1, max_value=1000)
+
+
+class ExchangeBindSerializer(serializers.Serializer):
+    exchange_account_id = serializers.IntegerField(min_value=1)
+
+
+class ExchangeBindingSerializer(serializers.Serializer):
+    """A portfolio's binding: its exchange account (null: the paper venue)
+    and its trading account's balance, which mirrors the exchange's while bound."""
+
+    portfolio = serializers.IntegerField()
+    exchange_account_id = serializers.IntegerField(allow_null=True)
+    balance = serializers.DecimalField(max_digits=30, decimal_places=8)
+
+
+class ExchangeOrderSentSerializer(serializers.Serializer):
+    """A leader's order sent to the exchange (it becomes a leader event when
+    its fill is detected)."""
+
+    client_order_id = serializers.CharField()
+    exchange_order_id = serializers.CharField()
+    status = serializers.CharField()

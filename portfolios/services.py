@@ -30,6 +30,7 @@ from copytrading.trade_math import SELL
 from copytrading.trading import UNCHANGED, instrument_for_trading, validate_side
 from copytrading.venues import venue_for_portfolio
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
+from portfolios.exchange import refuse_on_exchange
 from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
@@ -44,6 +45,7 @@ MARKET, LIMIT = "market", "limit"
 def portfolio_fund(*, portfolio: Portfolio, amount: Decimal, idempotency_key: str | None = None):
     """Move money from the leader's main wallet to the portfolio's trading account."""
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "its balance is the exchange's; deposit")
     main = ledger.main_account_for(portfolio.leader)
     key = f"portfolio-fund:{portfolio.pk}:{idempotency_key or uuid.uuid4().hex}"
     return ledger.transfer(
@@ -148,6 +150,7 @@ def portfolio_order_place(
     limit order commits ``limit_placed`` (its fill comes with a price update)."""
     check_order_type(order_type)
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "place orders through the API, the webhook or the exchange")
     instrument = instrument_for_trading(symbol)
     _check_mode(portfolio, instrument.product)
     account_id = portfolio.trading_account_id
@@ -208,6 +211,7 @@ def _record_margin_step(portfolio: Portfolio, step, equity: Decimal) -> LeaderEv
 def portfolio_position_close(*, portfolio: Portfolio, position_id: int, quantity: Decimal | None = None) -> LeaderEvent:
     """The leader closes all or part of an open position; mirrors follow by fraction."""
     portfolio = _lock(portfolio)
+    refuse_on_exchange(portfolio, "close positions")
     step = venue_for_portfolio(portfolio.pk).position_close(
         account_id=portfolio.trading_account_id, position_id=position_id, quantity=quantity
     )
@@ -231,6 +235,7 @@ def _order_fields(order: Order) -> dict:
 def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decimal) -> LeaderEvent:
     """Move the leader's resting limit order; its mirrors are re-priced."""
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "re-price orders")
     order, old_price = venue_for_portfolio(portfolio.pk).limit_order_amend(
         account_id=portfolio.trading_account_id, order_id=order_id, price=price
     )
@@ -244,6 +249,7 @@ def portfolio_order_reprice(*, portfolio: Portfolio, order_id: int, price: Decim
 def portfolio_order_cancel(*, portfolio: Portfolio, order_id: int) -> LeaderEvent:
     """Cancel the leader's resting limit order; its mirrors are cancelled."""
     portfolio = _lock(portfolio)
+    refuse_on_exchange(portfolio, "cancel orders")
     order = venue_for_portfolio(portfolio.pk).limit_order_cancel(
         account_id=portfolio.trading_account_id, order_id=order_id
     )
@@ -272,6 +278,7 @@ def portfolio_position_tpsl_set(
     """Set or clear (None) the TP and SL of the leader's open position (an
     omitted one stays as it is); every open mirror gets the same prices."""
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "set take-profit and stop-loss")
     position = venue_for_portfolio(portfolio.pk).position_tpsl_set(
         position_id=position_id,
         account_id=portfolio.trading_account_id,
@@ -295,6 +302,7 @@ def portfolio_positions_tpsl_set(*, portfolio: Portfolio, items: list[dict]) -> 
             )
         seen.add(item["position"])
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "set take-profit and stop-loss")
     venue = venue_for_portfolio(portfolio.pk)
     events = []
     for n, item in enumerate(items):
@@ -319,6 +327,7 @@ def portfolio_position_leverage_set(*, portfolio: Portfolio, position_id: int, l
     Followers keep theirs: the event's executions say why
     (POSITION_EDIT_NOT_PROPAGATED)."""
     portfolio = _lock_active(portfolio)
+    refuse_on_exchange(portfolio, "change leverage")
     position, old = venue_for_portfolio(portfolio.pk).position_leverage_set(
         position_id=position_id, account_id=portfolio.trading_account_id, leverage=leverage
     )

@@ -152,4 +152,7 @@ class SignalWebhookView(APIView):
             return Response({"code": error.code, "detail": error.detail, "field": error.field}, status=error.status)
         events = [{"id": e.pk, "seq": e.seq, "kind": e.kind, "payload": e.payload} for e in outcome.events]
         body = {"duplicate": False, "id": message.external_id, "status": message.status, "events": events}
+        if outcome.exchange_order is not None:  # sent to the leader's exchange account: its fill comes later
+            body["exchange_order"] = outcome.exchange_order
+            return Response(body, status=status.HTTP_202_ACCEPTED)
         return Response(body, status=status.HTTP_201_CREATED)

@@ -12,7 +12,7 @@ API refuses it (docs/decisions.md §12).
 """
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,8 @@ from django.db import transaction
 from copytrading.errors import DomainError
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
+from copytrading.venues import portfolio_exchange_account_id
+from portfolios.exchange import portfolio_exchange_order_place
 from portfolios.models import Portfolio
 from portfolios.services import (
     ADVANCED_ORDER_TYPES,
@@ -56,6 +58,7 @@ class SignalOutcome:
     duplicate: bool
     events: list[LeaderEvent] = field(default_factory=list)
     error: DomainError | None = None
+    exchange_order: dict[str, Any] | None = None  # an exchange-bound portfolio's order, sent
 
 
 def _error_result(error: DomainError) -> dict[str, Any]:
@@ -90,6 +93,8 @@ def portfolio_signal_receive(
     if not created:
         return SignalOutcome(message=message, duplicate=True)
     error = None
+    events: list[LeaderEvent] = []
+    sent = None
     try:
         # A savepoint: a refused trade is rolled back on its own (with any
         # on-commit dispatch it registered) while the inbox row stays.
@@ -105,6 +110,19 @@ def portfolio_signal_receive(
                         price=price,
                     )
                 ]
+            elif portfolio_exchange_account_id(portfolio.pk) is not None:
+                # Sent to the leader's exchange account; the signal's id makes
+                # the client order id, so a redelivery cannot place it twice.
+                sent = portfolio_exchange_order_place(
+                    portfolio=portfolio,
+                    symbol=symbol,
+                    side=side,
+                    quantity=quantity,
+                    order_type=order_type,
+                    price=price,
+                    leverage=leverage if "leverage" in payload else None,
+                    token=f"signal:{external_id}",
+                )
             else:
                 events = portfolio_order_place(
                     portfolio=portfolio,
@@ -120,9 +138,8 @@ def portfolio_signal_receive(
     if error is not None:
         inbox_result_record(message=message, status=InboxStatus.REJECTED, result=_error_result(error))
         return SignalOutcome(message=message, duplicate=False, error=error)
-    inbox_result_record(
-        message=message,
-        status=InboxStatus.EXECUTED,
-        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
-    )
-    return SignalOutcome(message=message, duplicate=False, events=events)
+    result: dict[str, Any] = {"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]}
+    if sent is not None:
+        result["exchange_order"] = asdict(sent)
+    inbox_result_record(message=message, status=InboxStatus.EXECUTED, result=result)
+    return SignalOutcome(message=message, duplicate=False, events=events, exchange_order=result.get("exchange_order"))

@@ -147,3 +147,36 @@ class ExchangeOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_order_id} {self.side} {self.quantity} {self.symbol} ({self.status})"
+
+
+class LeaderTradePoll(models.Model):
+    """A leader's trading account bound to its linked exchange account, as
+    the trade poller sees it: created at bind, deleted at unbind. The poller
+    locks this row (``FOR UPDATE SKIP LOCKED``) for the whole poll, so two
+    pollers never process one account at once. Trades executed before
+    ``bound_at`` are not the portfolio's (its book started flat then)."""
+
+    account = models.OneToOneField("copytrading.Account", on_delete=models.CASCADE, related_name="trade_poll")
+    bound_at = models.DateTimeField()
+    polled_at = models.DateTimeField(null=True, blank=True)  # the last poll that reached the exchange
+
+    def __str__(self) -> str:
+        return f"trade poll of account #{self.account_id}"
+
+
+class LeaderTradeCursor(models.Model):
+    """How far a leader's trades on one symbol have been turned into events:
+    the last trade applied (its exchange time and id). Advanced in the same
+    transaction as the events it produced, so a crash between the two is
+    impossible; the inbox (keyed by the trade id) makes an overlap harmless."""
+
+    poll = models.ForeignKey(LeaderTradePoll, on_delete=models.CASCADE, related_name="cursors")
+    symbol = models.CharField(max_length=60)  # the ccxt symbol (Instrument.symbol)
+    last_trade_ms = models.BigIntegerField()  # the exchange's timestamp of the last trade applied
+    last_trade_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["poll", "symbol"], name="one_trade_cursor_per_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} after {self.last_trade_id or self.last_trade_ms}"

@@ -129,7 +129,9 @@ def _match(instrument: Instrument, *, mirrors: bool) -> MatchResult:
         # A flagged mark (a jump beyond the feed's sanity band, a stale feed) never liquidates.
         alias, condition = _trigger_filter(mark, liquidations=instrument.mark_trusted)
         trigger_rows = list(
-            Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
+            # A position on an account bound to an exchange account is the
+            # exchange's to trigger and liquidate: its fills come back as trades.
+            Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN, account__exchange_account=None)
             .alias(**alias)
             .filter(condition)
             .values_list("pk", "account_id")

@@ -19,4 +19,10 @@ from copytrading.trading.common import (  # noqa: F401 - re-exported: the public
 )
 from copytrading.trading.edits import UNCHANGED, position_leverage_set, position_tpsl_set, validate_tpsl  # noqa: F401
 from copytrading.trading.limits import limit_order_cancel, limit_order_place, limit_order_reprice  # noqa: F401
-from copytrading.trading.market import margin_market_order, position_close, spot_market_order  # noqa: F401
+from copytrading.trading.market import (  # noqa: F401
+    margin_external_fill,
+    margin_market_order,
+    position_close,
+    spot_external_fill,
+    spot_market_order,
+)

@@ -43,6 +43,31 @@ def margin_market_order(
     account = ledger.lock_accounts([account_id])[account_id]
     price = _market_price(instrument, side)
     validate_quantity(instrument, quantity, price)
+    return _margin_fill(account, instrument, side, quantity, price, leverage, check_funds=True)
+
+
+@transaction.atomic
+def margin_external_fill(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int
+) -> list[Executed]:
+    """A fill that already happened elsewhere (the leader's trade on their
+    exchange account), replayed into the account's book at the exchange's
+    price and quantity with the same netting as a market order. The
+    exchange accepted it, so its size and margin are not refused here (its
+    lot and margin rules were the exchange's); the ledger's constraints
+    still hold (margin never above the balance)."""
+    validate_side(side)
+    if not quantity.is_finite() or quantity <= 0 or not price.is_finite() or price <= 0:
+        raise DomainError("INVALID_FILL", "An external fill needs a positive quantity and price.")
+    account = ledger.lock_accounts([account_id])[account_id]
+    leverage = min(max(leverage, 1), max(instrument.max_leverage, 1))
+    return _margin_fill(account, instrument, side, quantity, price, leverage, check_funds=False)
+
+
+def _margin_fill(
+    account, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, leverage: int, *, check_funds: bool
+) -> list[Executed]:
+    account_id = account.pk
     position = _lock_open_position(account_id, instrument)
     steps = trade_math.plan_order(
         position.side if position else None, position.quantity if position else ZERO, side, quantity
@@ -69,7 +94,7 @@ def margin_market_order(
         else:
             lev = position.leverage if step.action == trade_math.INCREASE else leverage
             margin = trade_math.margin_for(step.quantity, price, lev)
-            if margin > free:
+            if margin > free and check_funds:
                 raise InsufficientFunds(
                     f"This order needs {margin} of free margin; {free} is available.", field="quantity"
                 )
@@ -89,6 +114,29 @@ def spot_market_order(*, account_id: int, instrument: Instrument, side: str, qua
     account = ledger.lock_accounts([account_id])[account_id]
     price = _market_price(instrument, side)
     validate_quantity(instrument, quantity, price)
+    return _spot_fill(account, instrument, side, quantity, price, external=False)
+
+
+@transaction.atomic
+def spot_external_fill(
+    *, account_id: int, instrument: Instrument, side: str, quantity: Decimal, price: Decimal
+) -> Executed:
+    """A spot trade that already happened elsewhere (the leader's, on their
+    exchange account), replayed at its price and quantity. A buy in the
+    primary currency is not refused for cash (the exchange took the money);
+    a sell sells at most what this book holds (an asset held on the exchange
+    before the account was bound is not the book's), none: refused."""
+    if instrument.product != Product.SPOT:
+        raise DomainError("WRONG_PRODUCT", f"{instrument.symbol} is not a spot instrument.", field="symbol")
+    validate_side(side)
+    if not quantity.is_finite() or quantity <= 0 or not price.is_finite() or price <= 0:
+        raise DomainError("INVALID_FILL", "An external fill needs a positive quantity and price.")
+    account = ledger.lock_accounts([account_id])[account_id]
+    return _spot_fill(account, instrument, side, quantity, price, external=True)
+
+
+def _spot_fill(account, instrument: Instrument, side: str, quantity: Decimal, price: Decimal, *, external: bool):
+    account_id = account.pk
     cross = instrument.quote != settings.PRIMARY_CURRENCY  # e.g. ETH/BTC: paid in BTC held
     assets = [instrument.base, instrument.quote] if cross else [instrument.base]
     held = {
@@ -108,11 +156,13 @@ def spot_market_order(*, account_id: int, instrument: Instrument, side: str, qua
                     f"{available.normalize()} is free to use (resting orders hold the rest).",
                     field="quantity",
                 )
-        elif cost > account.free:
+        elif cost > account.free and not external:
             raise InsufficientFunds(f"This order costs {cost}; {account.free} is available.", field="quantity")
         action = SPOT_BUY
     else:
         available = holding.free if holding else ZERO
+        if external and ZERO < available < quantity:
+            quantity = available
         if quantity > available:
             raise DomainError(
                 "INSUFFICIENT_HOLDING",

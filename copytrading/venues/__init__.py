@@ -11,6 +11,7 @@ under ``EXCHANGE``) serves the accounts bound to a linked exchange account;
 the engine's code does not change.
 """
 
+from copytrading.models import Account
 from copytrading.venues.paper import PaperVenue
 from copytrading.venues.port import Venue
 
@@ -32,9 +33,22 @@ def venue_named(name: str) -> Venue:
         raise LookupError(f"no venue registered as {name!r}") from None
 
 
+EXCHANGE = "exchange"
+
+
+def portfolio_exchange_account_id(portfolio_id: int) -> int | None:
+    """The linked exchange account a portfolio's trading account is bound to
+    (None: the portfolio trades on the paper venue)."""
+    return Account.objects.filter(portfolio__pk=portfolio_id).values_list("exchange_account_id", flat=True).first()
+
+
 def venue_for_portfolio(portfolio_id: int) -> Venue:
-    """The venue of a leader's own orders: the paper venue (a leader trading
-    on an exchange is reported through the inbox, not placed by us)."""
+    """The venue of a leader's own orders: the paper venue, or, for a
+    portfolio bound to the leader's exchange account, the exchange venue
+    (its orders are sent to the exchange and become leader events when the
+    trade poller sees them fill: portfolios/exchange.py)."""
+    if portfolio_exchange_account_id(portfolio_id) is not None:
+        return venue_named(EXCHANGE)
     return _venues[PAPER]
 
 

@@ -33,6 +33,7 @@ ROUTE_MODULES = [
     "tests.exchange_double.binance_private",
     "tests.exchange_double.accounts",
     "tests.exchange_double.inspect",
+    "tests.exchange_double.binance_spot",
 ]
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from portfolios.models import Portfolio, PortfolioStats, StatsLine
 from portfolios.services import portfolio_create
+from tests.exchange_double.fixtures import exchange_double, exchange_settings  # noqa: F401
 from tests.factories import UserFactory
 
 D = Decimal
