@@ -11,11 +11,17 @@ app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Autodiscovery imports only each app's tasks.py; other task modules are listed here.
-app.conf.include = ["copytrading.inbox_tasks", "portfolios.stats_tasks", "portfolios.lifecycle_tasks"]
+app.conf.include = [
+    "copytrading.inbox_tasks",
+    "copytrading.exchanges.reconcile_tasks",
+    "portfolios.stats_tasks",
+    "portfolios.lifecycle_tasks",
+]
 
 # The schedule is read when beat starts; settings are loaded lazily, so the
 # environment variable is read directly (the same default as config/settings.py).
 WATCHDOG_INTERVAL = int(os.environ.get("RISK_WATCHDOG_INTERVAL_SECONDS", "30"))
+EXCHANGE_RECONCILE_INTERVAL = int(os.environ.get("EXCHANGE_RECONCILE_INTERVAL_SECONDS", "300"))
 
 app.conf.beat_schedule = {
     "outbox-relay": {
@@ -36,6 +42,13 @@ app.conf.beat_schedule = {
     "reconcile-closing-portfolios": {
         "task": "portfolios.lifecycle_tasks.reconcile_closing_portfolios",
         "schedule": 600.0,
+    },
+    # Exchange-bound accounts compared with their exchange (copytrading/exchanges/reconciliation.py);
+    # a run not started within its slot is dropped: the next one covers it.
+    "reconcile-exchange-accounts": {
+        "task": "exchange.reconcile",
+        "schedule": float(EXCHANGE_RECONCILE_INTERVAL),
+        "options": {"expires": EXCHANGE_RECONCILE_INTERVAL * 5 / 6},
     },
     "fee-settlement": {
         "task": "fees.tasks.settle_fees",

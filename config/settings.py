@@ -439,3 +439,8 @@ EXCHANGE_SECRET_KEYS_GENERATED = not env_list("EXCHANGE_SECRET_KEYS") and bool(E
 EXCHANGE_ACCOUNT_TIMEOUT_SECONDS = env_float("EXCHANGE_ACCOUNT_TIMEOUT_SECONDS", 3)
 # Links and re-validations one user may make per minute (each asks the exchange).
 EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE = env_int("EXCHANGE_ACCOUNT_CHECKS_PER_MINUTE", 10)
+# The exchange reconciliation (copytrading/exchanges/reconciliation.py): how often beat
+# runs it (read by config/celery.py), and how old a pending/sent exchange order must be
+# before its absence from the exchange's open orders is a finding (MISSING_ORDER).
+EXCHANGE_RECONCILE_INTERVAL_SECONDS = env_int("EXCHANGE_RECONCILE_INTERVAL_SECONDS", 300)
+EXCHANGE_RECONCILE_GRACE_SECONDS = env_int("EXCHANGE_RECONCILE_GRACE_SECONDS", 120)

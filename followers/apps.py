@@ -27,3 +27,6 @@ class FollowersConfig(AppConfig):
         from followers.notify_hooks import register as register_notify_hooks
 
         register_notify_hooks()
+        from followers.drift_hooks import register as register_drift_hooks
+
+        register_drift_hooks()
