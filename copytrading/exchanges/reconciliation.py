@@ -128,6 +128,7 @@ class ExchangeView:
 class AccountResult:
     account_id: int
     exchange: str
+    account_kind: str
     findings: list[rc.Finding] = field(default_factory=list)
     new: set[str] = field(default_factory=set)  # finding keys seen for the first time
     repairs: dict[str, str] = field(default_factory=dict)  # finding key → what was done (or "failed: CODE")
@@ -304,7 +305,7 @@ def account_reconcile(
     account: Account, *, dry_run: bool = False, grace: timedelta | None = None, now: datetime | None = None
 ) -> AccountResult:
     grace = grace if grace is not None else timedelta(seconds=settings.EXCHANGE_RECONCILE_GRACE_SECONDS)
-    result = AccountResult(account.pk, account.exchange_account.exchange)
+    result = AccountResult(account.pk, account.exchange_account.exchange, account.kind)
     read_at = timezone.now()
 
     def closed_symbols(positions: list[rc.ExchangePosition]) -> list[str]:
@@ -410,11 +411,13 @@ def _repair_order_ids(drift: ExchangeDrift) -> list[int]:
     return list(ExchangeOrder.objects.filter(client_order_id=f"ct-r{drift.pk}").values_list("pk", flat=True))
 
 
-def repairable(finding: rc.Finding) -> bool:
-    """Whether the reconciler repairs this kind of finding (the others are reported only)."""
-    return finding.code in (rc.CLOSED_ON_EXCHANGE, rc.MISSING_ORDER) or (
-        finding.code == rc.UNKNOWN_POSITION and finding.ours
-    )
+def repairable(finding: rc.Finding, account_kind: str) -> bool:
+    """Whether the reconciler repairs this finding (the others are reported only)."""
+    if finding.code == rc.MISSING_ORDER:
+        return True
+    if account_kind != AccountKind.COPY:
+        return False
+    return finding.code == rc.CLOSED_ON_EXCHANGE or (finding.code == rc.UNKNOWN_POSITION and finding.ours)
 
 
 def _repair(
@@ -429,6 +432,11 @@ def _repair(
         return HANDED_TO_SUBMITTER
     if drift.repair or drift.repair_error:
         return None  # done (or tried) once
+    if account.kind != AccountKind.COPY:
+        # A leader's account: its fills become leader events through the
+        # leader's exchange watcher (issue #15 §1); a close adopted here would
+        # bypass the outbox and leave every mirror open. Reported only.
+        return None
     try:
         with transaction.atomic():
             if finding.code == rc.CLOSED_ON_EXCHANGE:

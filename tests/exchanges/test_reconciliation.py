@@ -188,7 +188,8 @@ def test_an_orphan_the_service_opened_is_closed_with_one_reduce_only_order(copy)
     assert (repair.side, repair.quantity, repair.reduce_only, repair.order) == ("sell", D("0.010"), True, None)
     # Sent through the submitter; the exchange closed the position.
     assert repair.status == ExchangeOrderStatus.FILLED
-    sent = [o for o in copy.double.state.accounts[API_KEY].orders.values() if o.client_order_id == repair.client_order_id]
+    orders = copy.double.state.accounts[API_KEY].orders.values()
+    sent = [o for o in orders if o.client_order_id == repair.client_order_id]
     assert [(o.side, o.quantity, o.reduce_only) for o in sent] == [("SELL", D("0.010"), True)]
     assert copy.double.state.accounts[API_KEY].positions["BTCUSDT"].amount == 0
     (event,) = RiskEvent.objects.all()
@@ -362,3 +363,84 @@ def test_the_command_prints_progress_findings_and_a_summary_with_its_exit_code(c
         call_command("reconcile_exchanges")
     assert exit_.value.code == 2
     assert "could not read the exchange (EXCHANGE_UNAVAILABLE)" in capsys.readouterr().out
+
+
+def test_a_leaders_bound_trading_account_is_reported_never_repaired(world, exchange_double):
+    # The leader's fills reach followers as leader events (the leader's
+    # exchange watcher); a close adopted quietly here would strand every mirror.
+    portfolio = world.leader()
+    world.price(ETH_PERP, "3000")
+    world.trade(portfolio, ETH_PERP, "buy", "2")
+    bind(portfolio.trading_account_id, portfolio.leader)
+
+    report = run()
+
+    assert found(report) == [("CLOSED_ON_EXCHANGE", ETH_PERP)] and report.accounts[0].repairs == {}
+    assert Position.objects.get(account_id=portfolio.trading_account_id).status == PositionStatus.OPEN
+    assert JobError.objects.filter(task="exchange.reconcile:CLOSED_ON_EXCHANGE").exists()
+    assert not RiskEvent.objects.exists() and not Notification.objects.filter(kind="exchange_drift").exists()
+
+
+def test_the_periodic_task_runs_the_reconciliation_and_beat_schedules_it(copy):
+    from config.celery import app
+    from copytrading.exchanges.reconcile_tasks import reconcile_exchange_accounts
+
+    hold(copy.double, "SOLUSDT", "-3", "150")
+    entry = app.conf.beat_schedule["reconcile-exchange-accounts"]
+    assert entry["task"] in app.tasks and entry["schedule"] == 300.0
+
+    result = reconcile_exchange_accounts.delay().get()
+
+    assert result == {"accounts": 1, "findings": 1, "new": 1, "unreachable": 0}
+    assert ExchangeDrift.objects.get().code == "UNKNOWN_POSITION"
+
+
+def test_the_dry_run_says_what_it_would_repair(copy, capsys):
+    with copy.double.state.lock:
+        copy.double.state.accounts[API_KEY].positions.pop("ETHUSDT")
+
+    with pytest.raises(SystemExit):
+        call_command("reconcile_exchanges", "--dry-run", "--account", str(copy.copy_account_id))
+
+    out = capsys.readouterr().out
+    line = f"CLOSED_ON_EXCHANGE {ETH_PERP}  [new] {ETH_PERP}: 1 in the service, none on the exchange (would repair)"
+    assert line in out
+    assert Position.objects.get(pk=copy.mirror.pk).status == PositionStatus.OPEN
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_adopt_a_close_once_and_report_it_once(copy):
+    import threading
+
+    from django.db import connection
+
+    with copy.double.state.lock:
+        copy.double.state.accounts[API_KEY].positions.pop("ETHUSDT")
+    start = threading.Barrier(2)
+    reports, errors = [], []
+
+    def one_run():
+        try:
+            start.wait()
+            reports.append(run())
+        except Exception as exc:  # noqa: BLE001  surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert errors == [] and len(reports) == 2
+    mirror = Position.objects.get(pk=copy.mirror.pk)
+    assert (mirror.status, mirror.realized_pnl) == (PositionStatus.CLOSED, D("0"))  # at the mark: 3000
+    assert Order.objects.filter(position=mirror).count() == 2
+    assert ExchangeDrift.objects.count() == 1 and RiskEvent.objects.count() == 1
+    assert Notification.objects.filter(kind="exchange_drift").count() == 1
+    assert sum(len(r.accounts[0].repairs) for r in reports) == 1
+    assert ledger_check().ok

@@ -29,7 +29,9 @@ class Command(BaseCommand):
             for f in result.findings:
                 new = "new" if f.key in result.new else "known"
                 done = result.repairs.get(f.key)
-                would = " (would repair)" if dry_run and f.key in result.new and repairable(f) else ""
+                # A known drift was repaired (or tried) by an earlier run; a missing order every run.
+                again = f.key in result.new or f.code == "MISSING_ORDER"
+                would = " (would repair)" if dry_run and again and repairable(f, result.account_kind) else ""
                 self.stdout.write(
                     f"  {f.code:<18} {f.subject}  [{new}] {f.detail}" + (f" -> {done}" if done else "") + would
                 )
