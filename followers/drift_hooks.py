@@ -2,7 +2,7 @@
 their subscription (the core knows accounts, not subscriptions: it calls the
 listener registered here, in its recording transaction)."""
 
-from copytrading.exchanges.reconciliation import DriftNotice, register_drift_listener
+from copytrading.exchanges.drift_reports import DriftNotice, register_drift_listener
 from followers.models import Subscription
 from risk.services import exchange_drift_events_record
 

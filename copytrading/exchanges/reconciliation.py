@@ -31,9 +31,13 @@ One account at a time:
    - ``MISSING_ORDER``: handed back to the submitter, whose lookup by client
      order id decides (filled, or never arrived and resent) — not us;
    - a position the service never traded there (the user's own), a quantity
-     mismatch, an unknown order of ours: reported only.
+     mismatch, an unknown order of ours, and any position drift of a
+     leader's trading account (its fills must reach followers as leader
+     events, not be adopted quietly): reported only.
 
 ``dry_run`` reads both sides and compares, and writes nothing anywhere.
+Reading the exchange: copytrading/exchanges/account_reads.py; the reports:
+copytrading/exchanges/drift_reports.py.
 """
 
 from __future__ import annotations
@@ -42,9 +46,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-import ccxt
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -52,76 +54,17 @@ from django.utils import timezone
 from copytrading import failures, ledger, trade_math
 from copytrading.errors import DomainError
 from copytrading.exchanges import reconcile as rc
-from copytrading.exchanges import redact
-from copytrading.exchanges.accounts import ExchangeUnavailable, exchange_auth_failed, exchange_error
-from copytrading.exchanges.client import exchange_client
+from copytrading.exchanges.account_reads import ExchangeView, exchange_view
+from copytrading.exchanges.drift_reports import CLOSED_IN_SERVICE, POSITION_CODES, TASK, report_new_drifts
 from copytrading.exchanges.models import ExchangeDrift, ExchangeOrder, ExchangeOrderStatus
 from copytrading.models import Account, AccountKind, Instrument, Position, PositionStatus
 from copytrading.money import q8_down
-from copytrading.notifications.services import Note, notify
 from copytrading.venue import Fill, apply_fills
 
 log = logging.getLogger(__name__)
 
-TASK = "exchange.reconcile"
-# Position drifts concern the follower (notified); order drifts are ops' business.
-POSITION_CODES = (rc.UNKNOWN_POSITION, rc.CLOSED_ON_EXCHANGE, rc.QUANTITY_MISMATCH)
-SEVERITY = {
-    rc.UNKNOWN_POSITION: failures.HIGH,
-    rc.CLOSED_ON_EXCHANGE: failures.HIGH,
-    rc.QUANTITY_MISMATCH: failures.HIGH,
-    rc.UNKNOWN_ORDER: failures.MEDIUM,
-    rc.MISSING_ORDER: failures.MEDIUM,
-}
 # ExchangeDrift.repair values.
-CLOSED_IN_SERVICE, CLOSE_ORDER_SENT, HANDED_TO_SUBMITTER = (
-    "closed_in_service",
-    "close_order_sent",
-    "handed_to_submitter",
-)
-TRADES_LOOKED_AT = 50
-
-
-class DriftFound(Exception):
-    """What the job-error feed records for a drift (never raised): grouped per
-    code, since the feed's fingerprint is the task and the exception class."""
-
-
-@dataclass(frozen=True, slots=True)
-class DriftNotice:
-    """A drift seen for the first time, as the drift listeners get it."""
-
-    drift_id: int
-    account_id: int
-    account_kind: str
-    user_id: int | None
-    subscription_id: int | None
-    code: str
-    symbol: str
-    detail: str
-    service_quantity: Decimal
-    exchange_quantity: Decimal
-    repaired: bool
-
-
-DriftListener = Callable[[list[DriftNotice]], None]
-_drift_listeners: list[DriftListener] = []
-
-
-def register_drift_listener(listener: DriftListener) -> None:
-    """Have ``listener(notices)`` called, in the recording transaction, with
-    the drifts a run saw for the first time (``followers`` registers the one
-    that writes risk events: the core imports no app above it)."""
-    if listener not in _drift_listeners:
-        _drift_listeners.append(listener)
-
-
-@dataclass(slots=True)
-class ExchangeView:
-    positions: list[rc.ExchangePosition]
-    open_orders: list[rc.ExchangeOpenOrder]
-    # symbol → (price, where it came from) for the positions the exchange closed
-    close_prices: dict[str, tuple[Decimal, str]] = field(default_factory=dict)
+CLOSE_ORDER_SENT, HANDED_TO_SUBMITTER = "close_order_sent", "handed_to_submitter"
 
 
 @dataclass(slots=True)
@@ -133,7 +76,9 @@ class AccountResult:
     new: set[str] = field(default_factory=set)  # finding keys seen for the first time
     repairs: dict[str, str] = field(default_factory=dict)  # finding key → what was done (or "failed: CODE")
     resolved: int = 0
-    error: str = ""  # set: the exchange could not be read (a DomainError code)
+    # Set: the account could not be reconciled — the exchange could not be read
+    # (a DomainError code: EXCHANGE_UNAVAILABLE...), or INTERNAL_ERROR.
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -151,7 +96,7 @@ class ReconcileReport:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 1 drift found, 2 an exchange could not be read."""
+        """0 clean, 1 drift found, 2 an account could not be reconciled (its exchange unreadable)."""
         if self.unreachable:
             return 2
         return 1 if self.findings else 0
@@ -164,87 +109,6 @@ class ReconcileReport:
             f"{sum(a.resolved for a in self.accounts)} resolved, {len(self.unreachable)} unreachable"
             + (" (dry run: nothing changed)" if self.dry_run else "")
         )
-
-
-# --- reading the exchange -------------------------------------------------------------
-
-
-def _decimal(value: object) -> Decimal:
-    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-
-
-def _client(account: Account):
-    from copytrading.exchanges.services import credentials_of
-
-    linked = account.exchange_account
-    credentials = credentials_of(linked)
-    client = exchange_client(
-        linked.exchange,
-        api_key=credentials.api_key,
-        secret=credentials.secret,
-        password=credentials.passphrase or None,
-        # Binance warns (raises) on open orders of every symbol at once: we want exactly that.
-        options={"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False},
-    )
-    client.verbose = False
-    client.logger = logging.getLogger(redact.WIRE_LOGGER)
-    return client, credentials
-
-
-def exchange_view(
-    account: Account, *, closed_symbols: Callable[[list[rc.ExchangePosition]], list[str]]
-) -> ExchangeView:
-    """What the exchange says about ``account``'s exchange account. Raises
-    DomainError (EXCHANGE_UNAVAILABLE, EXCHANGE_AUTH_FAILED, EXCHANGE_ERROR,
-    EXCHANGE_SECRETS_UNREADABLE) when it cannot be read. ``closed_symbols``
-    names, from the positions read, the symbols whose last trade is wanted."""
-    exchange = account.exchange_account.exchange
-    client, credentials = _client(account)
-    with redact.holding(credentials.api_key, credentials.secret, credentials.passphrase):
-        try:
-            positions = []
-            for p in client.fetch_positions():
-                contracts = abs(_decimal(p.get("contracts")))
-                if not contracts:
-                    continue
-                size = _decimal(p.get("contractSize")) or Decimal(1)
-                side = p.get("side") or (rc.LONG if _decimal(p.get("contracts")) > 0 else rc.SHORT)
-                mark = _decimal(p.get("markPrice")) or None
-                positions.append(rc.ExchangePosition(p["symbol"], side, contracts * size, contracts, mark))
-            open_orders = [
-                rc.ExchangeOpenOrder(
-                    str(o.get("clientOrderId") or ""),
-                    o["symbol"],
-                    str(o.get("side") or ""),
-                    _decimal(o.get("amount")),
-                    str(o.get("id") or ""),
-                )
-                for o in client.fetch_open_orders()
-            ]
-            view = ExchangeView(positions, open_orders)
-            for symbol in closed_symbols(positions):
-                trades = client.fetch_my_trades(symbol, None, TRADES_LOOKED_AT)
-                if trades:
-                    last = max(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))
-                    view.close_prices[symbol] = (_decimal(last["price"]), f"last trade {last.get('id')}")
-            return view
-        except ccxt.AuthenticationError as exc:
-            _log(exchange, exc)
-            raise exchange_auth_failed(exchange) from None
-        except ccxt.NetworkError as exc:
-            _log(exchange, exc)
-            raise ExchangeUnavailable(exchange) from None
-        except ccxt.BaseError as exc:
-            _log(exchange, exc)
-            raise exchange_error(exchange) from None
-        finally:
-            session = getattr(client, "session", None)
-            if session is not None:
-                session.close()
-
-
-def _log(exchange: str, exc: Exception) -> None:
-    log.warning("exchange reconciliation: %s failed: %s: %s", exchange, type(exc).__name__, redact.scrub(str(exc)))
 
 
 # --- reading the service --------------------------------------------------------------
@@ -294,7 +158,13 @@ def exchange_accounts_reconcile(
     accounts = bound_accounts(account_id)
     grace = timedelta(seconds=settings.EXCHANGE_RECONCILE_GRACE_SECONDS)
     for i, account in enumerate(accounts, 1):
-        result = account_reconcile(account, dry_run=dry_run, grace=grace, now=now)
+        try:
+            result = account_reconcile(account, dry_run=dry_run, grace=grace, now=now)
+        except Exception as exc:  # one account's bug never stops the others' reconciliation
+            log.exception("exchange reconciliation of account %s failed", account.pk)
+            result = AccountResult(account.pk, account.exchange_account.exchange, account.kind, error="INTERNAL_ERROR")
+            if not dry_run:
+                failures.failure_report(task=TASK, arguments={"account_id": account.pk}, exc=exc)
         report.accounts.append(result)
         if progress is not None:
             progress(i, len(accounts), result)
@@ -403,7 +273,7 @@ def _record_and_repair(
             continue
         if drift.repair in (CLOSE_ORDER_SENT, HANDED_TO_SUBMITTER):
             to_submit.extend(finding.order_ids or _repair_order_ids(drift))
-    _report(account, fresh, result)
+    report_new_drifts(account, fresh, result.repairs)
     return to_submit
 
 
@@ -493,69 +363,3 @@ def _send_close(account: Account, finding: rc.Finding, drift: ExchangeDrift, now
         reduce_only=True, status=ExchangeOrderStatus.PENDING, subscription_id=finding.subscription_id,
         decided_at=now,
     )  # fmt: skip
-
-
-def _follower_sentence(finding: rc.Finding, exchange: str, repair: str | None) -> str:
-    shown = f"{abs(finding.exchange_quantity).normalize():f}"
-    if finding.code == rc.CLOSED_ON_EXCHANGE:
-        done = " Your copy's position was closed too, at the exchange's price." if repair == CLOSED_IN_SERVICE else ""
-        return f"Your {finding.symbol} position was closed on {exchange} outside this service.{done}"
-    if finding.code == rc.UNKNOWN_POSITION and finding.ours:
-        return (
-            f"A {finding.symbol} position of {shown} opened by this copy was still open on {exchange}; "
-            "an order closing it was sent."
-        )
-    if finding.code == rc.UNKNOWN_POSITION:
-        return (
-            f"Your {exchange} account holds a {finding.symbol} position of {shown} that this copy did not open; "
-            "it is left alone, but it uses the same balance."
-        )
-    mine = f"{abs(finding.service_quantity).normalize():f}"
-    return (
-        f"Your {finding.symbol} position on {exchange} is {shown}, your copy holds {mine}; our staff will look into it."
-    )
-
-
-def _report(account: Account, fresh: list[tuple[rc.Finding, ExchangeDrift]], result: AccountResult) -> None:
-    """Report the drifts seen for the first time: listeners (risk events),
-    the job-error feed, the follower."""
-    if not fresh:
-        return
-    exchange = account.exchange_account.exchange
-    notices = [
-        DriftNotice(
-            drift.pk, account.pk, account.kind, account.user_id, finding.subscription_id, finding.code,
-            finding.symbol, f"{finding.code} {finding.detail}", finding.service_quantity, finding.exchange_quantity,
-            bool(result.repairs.get(finding.key)) and not result.repairs[finding.key].startswith("failed"),
-        )
-        for finding, drift in fresh
-    ]  # fmt: skip
-    for listener in _drift_listeners:
-        listener(notices)
-    for finding, drift in fresh:
-        failures.failure_report(
-            task=f"{TASK}:{finding.code}",
-            arguments={"account_id": account.pk, "drift_id": drift.pk, "symbol": finding.symbol},
-            exc=DriftFound(f"account {account.pk} ({exchange}): {finding.code} {finding.detail}"),
-            severity=SEVERITY[finding.code],
-        )
-    if account.kind == AccountKind.COPY and account.user_id is not None:
-        notify(
-            [
-                Note(
-                    account.user_id,
-                    "exchange_drift",
-                    f"exchange_drift:{drift.pk}",
-                    {
-                        "code": finding.code,
-                        "symbol": finding.symbol,
-                        "account_id": account.pk,
-                        "subscription_id": finding.subscription_id,
-                        "detail": finding.detail,
-                    },
-                    body=_follower_sentence(finding, exchange, result.repairs.get(finding.key)),
-                )
-                for finding, drift in fresh
-                if finding.code in POSITION_CODES
-            ]
-        )

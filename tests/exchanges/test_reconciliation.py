@@ -444,3 +444,36 @@ def test_two_runs_at_once_adopt_a_close_once_and_report_it_once(copy):
     assert Notification.objects.filter(kind="exchange_drift").count() == 1
     assert sum(len(r.accounts[0].repairs) for r in reports) == 1
     assert ledger_check().ok
+
+
+def test_an_account_that_fails_to_reconcile_is_reported_and_does_not_stop_the_others(copy, world, monkeypatch):
+    from copytrading.exchanges import reconciliation
+
+    portfolio = world.leader()  # a second bound account, on another key of the double
+    copy.double.state.add_account("leader-key", "leader-secret")
+    now = timezone.now()
+    linked = ExchangeAccount.objects.create(
+        user=portfolio.leader, exchange="binanceusdm", label="leader", api_key_encrypted=crypto.encrypt("leader-key"),
+        secret_encrypted=crypto.encrypt("leader-secret"), api_key_hint="lead…-key",
+        api_key_fingerprint=crypto.fingerprint("binanceusdm", "leader-key"), status=ExchangeAccountStatus.VALID,
+        created_at=now, last_validated_at=now,
+    )  # fmt: skip
+    Account.objects.filter(pk=portfolio.trading_account_id).update(exchange_account=linked)
+    real = reconciliation._known
+
+    def broken_for_the_copy(exchange_account_id, read_at):
+        if exchange_account_id == copy.linked.pk:
+            raise RuntimeError("a bug")
+        return real(exchange_account_id, read_at)
+
+    monkeypatch.setattr(reconciliation, "_known", broken_for_the_copy)
+
+    report = run()
+
+    assert [(a.account_id, a.error) for a in report.accounts] == [
+        (copy.copy_account_id, "INTERNAL_ERROR"),
+        (portfolio.trading_account_id, ""),
+    ]
+    assert report.exit_code == 2
+    (error,) = JobError.objects.filter(task="exchange.reconcile")
+    assert error.exception_class == "builtins.RuntimeError"
