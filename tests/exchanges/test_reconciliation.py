@@ -27,6 +27,7 @@ from copytrading.exchanges.reconciliation import exchange_accounts_reconcile
 from copytrading.ledger import ledger_check
 from copytrading.models import Account, Order, Position, PositionStatus, Transfer
 from copytrading.notifications.models import Notification
+from fees.models import FeeAccrual
 from risk.models import Action, RiskEvent, Rule
 from tests.copytrading.world import BTC_PERP, ETH_PERP, World
 from tests.exchange_double.fixtures import API_KEY, API_SECRET
@@ -62,6 +63,8 @@ def copy(world, exchange_double):
     """A follower copying 1 ETH long (the leader's 2 at 0.5) at 3000, its
     copy wallet bound to the double's account, which holds the same position."""
     portfolio = world.leader()
+    portfolio.profit_share_pct = D("10")  # a close in profit pays the leader's share
+    portfolio.save(update_fields=["profit_share_pct"])
     sub = world.follower(portfolio)
     world.price(ETH_PERP, "3000")
     world.trade(portfolio, ETH_PERP, "buy", "2")
@@ -143,8 +146,12 @@ def test_a_close_on_the_exchange_is_adopted_once_at_the_exchanges_last_trade(cop
     assert (mirror.status, mirror.quantity, mirror.realized_pnl) == (PositionStatus.CLOSED, 0, D("50"))
     close = Order.objects.get(position=mirror, side="sell")
     assert close.price == D("3050")
+    # The close listeners ran as for any close: the profit share accrued on the 50.
+    accrual = FeeAccrual.objects.get(source_position=mirror)
+    assert (accrual.profit, accrual.subscription_id, accrual.share_pct) == (D("50"), copy.pk, D("10"))
+    assert accrual.fee == D("50") * accrual.share_pct / 100
     wallet = Account.objects.get(pk=copy.copy_account_id)
-    assert (wallet.balance - wallet_before, wallet.locked) == (D("50"), 0)
+    assert (wallet.balance - wallet_before, wallet.locked) == (D("50") - accrual.fee, 0)
     assert ledger_check().ok
     # Reported once: a risk event on the subscription, a job error, the follower told.
     (event,) = RiskEvent.objects.all()
