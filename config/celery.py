@@ -14,6 +14,7 @@ app.autodiscover_tasks()
 app.conf.include = [
     "copytrading.inbox_tasks",
     "copytrading.exchanges.tasks",
+    "copytrading.exchanges.reconcile_tasks",
     "portfolios.stats_tasks",
     "portfolios.lifecycle_tasks",
     "portfolios.exchange_tasks",
@@ -23,6 +24,7 @@ app.conf.include = [
 # environment variable is read directly (the same default as config/settings.py).
 WATCHDOG_INTERVAL = int(os.environ.get("RISK_WATCHDOG_INTERVAL_SECONDS", "30"))
 LEADER_TRADES_POLL = float(os.environ.get("LEADER_TRADES_POLL_SECONDS", "3"))
+EXCHANGE_RECONCILE_INTERVAL = int(os.environ.get("EXCHANGE_RECONCILE_INTERVAL_SECONDS", "300"))
 
 app.conf.beat_schedule = {
     # Exchange-bound portfolios: the leader's trades → leader events (portfolios/exchange.py).
@@ -49,6 +51,13 @@ app.conf.beat_schedule = {
     "reconcile-closing-portfolios": {
         "task": "portfolios.lifecycle_tasks.reconcile_closing_portfolios",
         "schedule": 600.0,
+    },
+    # Exchange-bound accounts compared with their exchange (copytrading/exchanges/reconciliation.py);
+    # a run not started within its slot is dropped: the next one covers it.
+    "reconcile-exchange-accounts": {
+        "task": "exchange.reconcile",
+        "schedule": float(EXCHANGE_RECONCILE_INTERVAL),
+        "options": {"expires": EXCHANGE_RECONCILE_INTERVAL * 5 / 6},
     },
     "fee-settlement": {
         "task": "fees.tasks.settle_fees",

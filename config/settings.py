@@ -470,3 +470,8 @@ EXCHANGE_SUBMIT_BATCH = env_int("EXCHANGE_SUBMIT_BATCH", 2000)
 EXCHANGE_SUBMIT_SWEEP_GRACE_SECONDS = env_float("EXCHANGE_SUBMIT_SWEEP_GRACE_SECONDS", 2.0)
 # Markets an exchange's clients share, reloaded after this.
 EXCHANGE_MARKETS_TTL_SECONDS = env_float("EXCHANGE_MARKETS_TTL_SECONDS", 3600.0)
+# The exchange reconciliation (copytrading/exchanges/reconciliation.py): how often beat
+# runs it (read by config/celery.py), and how old a pending/sent exchange order must be
+# before its absence from the exchange's open orders is a finding (MISSING_ORDER).
+EXCHANGE_RECONCILE_INTERVAL_SECONDS = env_int("EXCHANGE_RECONCILE_INTERVAL_SECONDS", 300)
+EXCHANGE_RECONCILE_GRACE_SECONDS = env_int("EXCHANGE_RECONCILE_GRACE_SECONDS", 120)

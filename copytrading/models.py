@@ -19,7 +19,13 @@ from copytrading import leader_events
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
 
 # So are the linked exchange accounts (copytrading/exchanges/models.py).
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder, LeaderTradeCursor, LeaderTradePoll  # noqa: F401
+from copytrading.exchanges.models import (  # noqa: F401
+    ExchangeAccount,
+    ExchangeDrift,
+    ExchangeOrder,
+    LeaderTradeCursor,
+    LeaderTradePoll,
+)
 from copytrading.money import FRACTION_PLACES
 
 # So are the notifications room's (copytrading/notifications/models.py).

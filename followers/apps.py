@@ -31,3 +31,6 @@ class FollowersConfig(AppConfig):
         from followers.lifecycle import unfollows_finish
 
         register_settled_listener(unfollows_finish)  # an unfollow waiting for its exchange closes
+        from followers.drift_hooks import register as register_drift_hooks
+
+        register_drift_hooks()

@@ -19,12 +19,17 @@ class Rule(models.TextChoices):
     DAILY_LOSS_UNREALIZED = "daily_loss_unrealized", "Daily loss limit (unrealized PnL)"
     MARGIN_CALL = "margin_call", "Margin-call protection"
     MAX_DRAWDOWN = "max_drawdown", "Max drawdown stop"
+    # Not a watchdog rule: the exchange reconciliation found the copy's
+    # exchange account differing from the service (copytrading/exchanges/reconciliation.py).
+    EXCHANGE_DRIFT = "exchange_drift", "Exchange account drift"
 
 
 class Action(models.TextChoices):
     PAUSE = "pause", "Paused"
     PAUSE_AND_CLOSE = "pause_and_close", "Paused and closed every mirror"
     RESUME = "resume", "Resumed (daily reset)"
+    DRIFT_REPORTED = "drift_reported", "Drift reported"
+    DRIFT_REPAIRED = "drift_repaired", "Drift repaired"
 
 
 class RiskLimits(models.Model):
@@ -129,6 +134,8 @@ class RiskEvent(models.Model):
     # (Database defaults too: the daily reset inserts its events by COPY.)
     sold_holdings = models.PositiveIntegerField(default=0, db_default=0)
     dust = models.JSONField(default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True)
+    # An exchange drift: its code and what differed (blank for the watchdog's rules).
+    detail = models.CharField(max_length=300, blank=True, default="", db_default="")
     created_at = models.DateTimeField()
 
     class Meta:

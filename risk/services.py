@@ -203,3 +203,33 @@ def daily_reset_apply(*, now: datetime | None = None) -> list[int]:
         now=now,
     )
     return resumed
+
+
+# --- exchange drift ----------------------------------------------------------------
+
+
+def exchange_drift_events_record(
+    *, drifts: list[tuple[int, str, Decimal, Decimal, bool]], now: datetime | None = None
+) -> int:
+    """One risk event per (subscription id, detail, exchange quantity,
+    service quantity, repaired) — a drift the exchange reconciliation found
+    on the copy's exchange account for the first time. In the caller's
+    transaction, one INSERT. Returns how many it wrote."""
+    if not drifts:
+        return 0
+    now = now or timezone.now()
+    RiskEvent.objects.bulk_create(
+        [
+            RiskEvent(
+                subscription_id=sid,
+                rule=Rule.EXCHANGE_DRIFT,
+                measured=measured,
+                threshold=expected,
+                action=Action.DRIFT_REPAIRED if repaired else Action.DRIFT_REPORTED,
+                detail=detail[:300],
+                created_at=now,
+            )
+            for sid, detail, measured, expected, repaired in drifts
+        ]
+    )
+    return len(drifts)

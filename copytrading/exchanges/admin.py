@@ -6,7 +6,7 @@ copytrading/admin.py)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
+from copytrading.exchanges.models import ExchangeAccount, ExchangeDrift, ExchangeOrder
 from copytrading.exchanges.services import exchange_account_delete
 
 SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
@@ -66,6 +66,21 @@ class ExchangeOrderAdmin(admin.ModelAdmin):
         return False
 
 
+class ExchangeDriftAdmin(ExchangeOrderAdmin):
+    """What the exchange reconciliation found (copytrading/exchanges/reconciliation.py):
+    open drifts first, each with what was repaired."""
+
+    list_display = ["id", "code", "subject", "account", "exchange_account", "subscription_id", "service_quantity",
+                    "exchange_quantity", "repair", "repair_error", "seen_count", "first_seen_at", "last_seen_at",
+                    "resolved_at"]  # fmt: skip
+    list_filter = ["code", "repair", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=subject", "=subscription_id", "exchange_account__user__username"]
+    list_select_related = ["exchange_account"]
+    raw_id_fields = ["account", "exchange_account"]
+    ordering = ["-id"]
+
+
 def register(site: admin.AdminSite) -> None:
     site.register(ExchangeAccount, ExchangeAccountAdmin)
     site.register(ExchangeOrder, ExchangeOrderAdmin)
+    site.register(ExchangeDrift, ExchangeDriftAdmin)

@@ -180,3 +180,42 @@ class LeaderTradeCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} after {self.last_trade_id or self.last_trade_ms}"
+class ExchangeDrift(models.Model):
+    """One difference between the service and an exchange account, from the
+    first reconciliation run that saw it until the first that no longer does
+    (``resolved_at``). Consecutive runs seeing the same drift (``code`` and
+    ``subject``: a symbol, or a client order id) update this row instead of
+    reporting again: one risk event, one job-error count, one notification per
+    drift. ``repair`` says what the reconciler did about it, once
+    (copytrading/exchanges/reconciliation.py)."""
+
+    account = models.ForeignKey("copytrading.Account", on_delete=models.PROTECT, related_name="exchange_drifts")
+    exchange_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="drifts")
+    code = models.CharField(max_length=30)  # copytrading.exchanges.reconcile's codes
+    subject = models.CharField(max_length=60)
+    symbol = models.CharField(max_length=60)
+    subscription_id = models.BigIntegerField(null=True, blank=True)
+    service_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    exchange_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    detail = models.CharField(max_length=300)
+    # "" (report only), or what was done: "closed_in_service", "close_order_sent",
+    # "handed_to_submitter"; ``repair_error`` a code when the repair failed.
+    repair = models.CharField(max_length=30, blank=True, default="")
+    repair_error = models.CharField(max_length=60, blank=True, default="")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    seen_count = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "code", "subject"],
+                condition=Q(resolved_at__isnull=True),
+                name="exchange_drift_open_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-id"], name="exchange_drift_by_account")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.subject} account={self.account_id}"

@@ -83,6 +83,14 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("risk.max_drawdown", Severity.HIGH, "Max drawdown stop triggered", "Copying is paused.", F),
     Kind("risk.daily_loss_reset", Severity.LOW, "Copying resumed", "Your daily loss limit reset.", F),
     Kind("risk.follower_daily_loss_limit", Severity.LOW, "A follower hit their daily loss limit", "", L),
+    # the exchange reconciliation (copytrading/exchanges/reconciliation.py writes the body)
+    Kind(
+        "exchange_drift",
+        Severity.HIGH,
+        "Your exchange account differs from your copy",
+        "{detail}",
+        F,
+    ),
     # portfolio lifecycle
     Kind("portfolio_closing", Severity.MEDIUM, "Portfolio closing", "{portfolio} is closing.", L),
     Kind("portfolio_archived", Severity.MEDIUM, "Portfolio archived", "{portfolio} is closed and archived.", L),

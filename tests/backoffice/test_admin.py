@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.candles import candle_record
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
+from copytrading.exchanges.models import ExchangeAccount, ExchangeDrift, ExchangeOrder
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -58,7 +58,7 @@ READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
-    ExchangeOrder,
+    ExchangeOrder, ExchangeDrift,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -240,6 +240,19 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             side="buy", quantity=Decimal("0.5"), decided_at=timezone.now(), reject_code="EXCHANGE_REJECTED",
         )  # fmt: skip
         return row, ["ct-77-88", "BTC/USDT:USDT", "EXCHANGE_REJECTED"]
+    if model is ExchangeDrift:
+        from django.utils import timezone
+
+        from tests.exchanges.test_admin import exchange_account_row
+
+        now = timezone.now()
+        row = ExchangeDrift.objects.create(
+            account_id=copied.copy_account_id, exchange_account=exchange_account_row(copied.follower),
+            code="CLOSED_ON_EXCHANGE", subject="ETH/USDT:USDT", symbol="ETH/USDT:USDT", subscription_id=copied.pk,
+            detail="ETH/USDT:USDT: 1 in the service, none on the exchange", repair="closed_in_service",
+            first_seen_at=now, last_seen_at=now,
+        )  # fmt: skip
+        return row, ["CLOSED_ON_EXCHANGE", "ETH/USDT:USDT", "closed_in_service"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('copytrading', '0016_exchange_orders'),
+        ('copytrading', '0017_exchange_order_applied'),
     ]
 
     operations = [
