@@ -46,7 +46,17 @@ from copytrading.matching.common import (  # noqa: F401 - re-exported: the publi
 )
 from copytrading.matching.passes import Matcher
 from copytrading.matching.spot import SpotMatcher
-from copytrading.models import MONEY, Holding, Instrument, Order, OrderStatus, Position, PositionStatus, Product
+from copytrading.models import (
+    MONEY,
+    AccountKind,
+    Holding,
+    Instrument,
+    Order,
+    OrderStatus,
+    Position,
+    PositionStatus,
+    Product,
+)
 from copytrading.outages import after_commit, is_outage
 from copytrading.venue import PositionState
 
@@ -129,9 +139,11 @@ def _match(instrument: Instrument, *, mirrors: bool) -> MatchResult:
         # A flagged mark (a jump beyond the feed's sanity band, a stale feed) never liquidates.
         alias, condition = _trigger_filter(mark, liquidations=instrument.mark_trusted)
         trigger_rows = list(
-            # A position on an account bound to an exchange account is the
-            # exchange's to trigger and liquidate: its fills come back as trades.
-            Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN, account__exchange_account=None)
+            # A leader trading on an exchange: its TP/SL and liquidations are
+            # the exchange's, and come back as trades. (A follower's exchange
+            # copy is triggered here and closes through the exchange.)
+            Position.objects.filter(instrument=instrument, status=PositionStatus.OPEN)
+            .exclude(account__exchange_account__isnull=False, account__kind=AccountKind.LEADER_TRADING)
             .alias(**alias)
             .filter(condition)
             .values_list("pk", "account_id")
