@@ -230,14 +230,17 @@ def events_settle(event_ids: list[int]) -> int:
 # --- chunks -----------------------------------------------------------------
 
 
-def _market_view(instrument: Instrument) -> MarketView:
+def _market_view(instrument: Instrument, reference: Decimal | None = None) -> MarketView:
     spread = settings.PAPER_SPREAD_BPS
+    # An instrument synced from an exchange has no mark until its feed runs:
+    # the leader's own fill price (``reference``) is then the best price there is.
+    mark = instrument.mark_price or reference
     return MarketView(
         product=instrument.product,
         quote=instrument.quote,
         primary_currency=settings.PRIMARY_CURRENCY,
-        fill_price_buy=trade_math.fill_price(instrument.mark_price, trade_math.BUY, spread, instrument.price_tick),
-        fill_price_sell=trade_math.fill_price(instrument.mark_price, trade_math.SELL, spread, instrument.price_tick),
+        fill_price_buy=trade_math.fill_price(mark, trade_math.BUY, spread, instrument.price_tick),
+        fill_price_sell=trade_math.fill_price(mark, trade_math.SELL, spread, instrument.price_tick),
         max_leverage=instrument.max_leverage,
         constraints=constraints_of(instrument),
     )
@@ -348,7 +351,7 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
         instrument = Instrument.objects.get(pk=data.instrument_id)
         # A not-copied order is skipped for everyone: it needs no price (the
         # instrument may have none yet).
-        market = None if event.kind == decisions.ORDER_NOT_COPIED else _market_view(instrument)
+        market = None if event.kind == decisions.ORDER_NOT_COPIED else _market_view(instrument, view.price or None)
         first_id, last_id = part or (chunk.first_subscription_id, chunk.last_subscription_id)
         targets = target_source().load(event.portfolio_id, first_id, last_id)
         # Execution rows and the checkpoint commit together, so a pending chunk
