@@ -20,7 +20,8 @@ ccxt's do not share one interpreter lock).
 
 ``duplicates`` counts orders on the double beyond one per client order id.
 Sizes: ``BENCH_EXCHANGE_SIZES`` (default 1000,5000); repetitions:
-``BENCH_REPETITIONS`` (default 5)."""
+``BENCH_REPETITIONS`` (default 5). ``BENCH_VERBOSE=1`` prints each in-process round's CPU and
+wall time; ``BENCH_PROFILE=1`` profiles one round (the calling thread)."""
 
 import base64
 import json

@@ -42,6 +42,7 @@ from typing import Any
 import ccxt
 from django.utils import timezone
 
+from copytrading.errors import DomainError
 from copytrading.exchanges import redact
 from copytrading.exchanges.accounts import Credentials
 from copytrading.exchanges.client import exchange_client
@@ -342,7 +343,15 @@ def run_lane(lane: Lane, config: ClientConfig, markets_ttl_seconds: float) -> li
     holds the account's credentials only for the lane."""
     creds = lane.credentials
     with redact.holding(creds.api_key, creds.secret, creds.passphrase):
-        client = thread_client(lane.exchange, config)
+        try:
+            client = thread_client(lane.exchange, config)
+        except DomainError as exc:  # ccxt has no such exchange: nothing can ever be sent
+            return [
+                Answer(job, None, 0.0, False, 0.0, exc.code)
+                if job.was_sent
+                else Answer(job, rejected(job, exc.code, exc.detail))
+                for job in lane.jobs
+            ]
         try:
             share_markets(client, lane.exchange, config, markets_ttl_seconds)
         except Exception as exc:  # noqa: BLE001  markets unreadable: nothing was sent, all retried

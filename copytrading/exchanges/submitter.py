@@ -261,6 +261,16 @@ def _renew(pks: set[int]) -> None:
     ExchangeOrder.objects.filter(pk__in=pks, status=S.SENT).update(next_attempt_at=lease, updated_at=now)
 
 
+def _answers_of(future: Future, lane: Lane) -> list[Answer]:
+    """A lane's answers; a lane that raised (a bug: ``place`` answers every
+    exchange error) is retried, its orders' fate unknown."""
+    try:
+        return future.result()
+    except Exception:
+        log.exception("a submit lane of %s raised; its %d orders are retried", lane.exchange, len(lane.jobs))
+        return [Answer(job, None, 1.0, False, 0.0, "LaneError") for job in lane.jobs]
+
+
 def _round(claimed: list[tuple[ExchangeOrder, bool]], report: SubmitReport) -> None:
     """One attempt at every claimed row, concurrently; answers recorded as they come."""
     report.attempts += len(claimed)
@@ -285,7 +295,7 @@ def _round(claimed: list[tuple[ExchangeOrder, bool]], report: SubmitReport) -> N
         if in_flight:
             more, in_flight = wait(in_flight, timeout=RECORD_EVERY_SECONDS)
             done |= more
-        answers = [answer for future in done for answer in future.result()]
+        answers = [answer for future in done for answer in _answers_of(future, futures[future])]
         if answers:
             _record(answers, report)
         if in_flight and time.monotonic() >= renew_at:

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from copytrading.exchanges import outcomes
 from copytrading.exchanges.client import exchange_client
-from copytrading.exchanges.models import ExchangeAccountStatus, ExchangeOrder
+from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
-from copytrading.exchanges.sending import REJECT_CODES
+from copytrading.exchanges.sending import REJECT_CODES, Job, outcome_of
 from copytrading.exchanges.submitter import submit_on_commit, submit_orders
 from tests.exchanges.submitting import link_accounts, make_orders, orders_on_double
 
@@ -288,3 +288,58 @@ def test_submit_on_commit_queues_the_task_after_the_commit_only(submit_settings,
     kept.refresh_from_db()
     dropped.refresh_from_db()
     assert (kept.status, dropped.status) == (S.FILLED, S.PENDING)
+
+
+@pytest.mark.django_db
+def test_an_exchange_that_keeps_refusing_at_its_edge_gets_no_look_ups(submit_settings, exchange_double):
+    submit_settings.EXCHANGE_SUBMIT_MAX_ATTEMPTS = 3
+    (account,) = link_accounts(exchange_double, 1)
+    (row,) = make_orders([account])
+    exchange_double.inject("status", status=429, path=ORDER_PATH, times=None)
+
+    submit_orders([row.pk])
+
+    row.refresh_from_db()
+    # A 429 places nothing: each attempt sends again, none looks up, and no
+    # extra look-ups before giving up.
+    assert (row.status, row.reject_code, row.attempts) == (S.FAILED, "EXCHANGE_UNAVAILABLE", 3)
+    assert len(posts(exchange_double, row.client_order_id)) == 3
+    assert not lookups(exchange_double, row.client_order_id)
+
+
+JOB = Job(
+    pk=1, client_order_id="ct-1-2", symbol="BTC/USDT:USDT", side="buy", order_type="limit",
+    quantity=Decimal("0.010"), price=Decimal("60000"), reduce_only=False, attempt=1, was_sent=False,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("order", "status", "filled"),
+    [
+        ({"id": "9", "status": "open", "filled": 0.0}, S.ACKNOWLEDGED, Decimal("0")),
+        ({"id": "9", "status": "open", "filled": 0.004, "average": 60000.0}, S.PARTIALLY_FILLED, Decimal("0.004")),
+        ({"id": "9", "status": "closed", "filled": 0.01, "average": 60000.0}, S.FILLED, Decimal("0.01")),
+        ({"id": "9", "status": "canceled", "filled": 0.004}, S.CANCELLED, Decimal("0.004")),
+        ({"id": "9", "status": "expired", "filled": None}, S.CANCELLED, Decimal("0")),
+        ({"id": "9", "status": "rejected", "filled": 0}, S.REJECTED, Decimal("0")),
+        # More than the order's quantity (a unit mix-up) never breaks the row's constraint.
+        ({"id": "9", "status": "closed", "filled": 0.02}, S.FILLED, Decimal("0.010")),
+    ],
+)
+def test_a_ccxt_order_reads_as_an_outcome(order, status, filled):
+    outcome = outcome_of(JOB, order, timezone.now())
+    assert (outcome.status, outcome.filled_quantity, outcome.exchange_order_id) == (status, filled, "9")
+    assert (outcome.reject_code == "EXCHANGE_REJECTED") == (status == S.REJECTED)
+
+
+@pytest.mark.django_db
+def test_an_exchange_ccxt_does_not_know_rejects_without_a_request(submit_settings, exchange_double):
+    (account,) = link_accounts(exchange_double, 1)
+    ExchangeAccount.objects.filter(pk=account.pk).update(exchange="nosuchexchange")
+    (row,) = make_orders([account])
+
+    submit_orders([row.pk])
+
+    row.refresh_from_db()
+    assert (row.status, row.reject_code) == (S.REJECTED, "UNKNOWN_EXCHANGE")
+    assert not exchange_double.state.requests
