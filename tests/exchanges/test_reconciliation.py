@@ -484,3 +484,23 @@ def test_an_account_that_fails_to_reconcile_is_reported_and_does_not_stop_the_ot
     assert report.exit_code == 2
     (error,) = JobError.objects.filter(task="exchange.reconcile")
     assert error.exception_class == "builtins.RuntimeError"
+
+
+def test_a_drift_report_never_hides_the_event_that_paused_a_copy(copy):
+    from followers.selectors import risk_views
+    from risk.models import RiskState
+    from risk.services import exchange_drift_events_record
+
+    now = timezone.now()
+    RiskState.objects.create(
+        subscription_id=copy.pk, copy_account_id=copy.copy_account_id, follower_id=copy.follower_id,
+        paused_by_rule=Rule.MAX_DRAWDOWN, paused_at=now,
+    )  # fmt: skip
+    RiskEvent.objects.create(
+        subscription_id=copy.pk, rule=Rule.MAX_DRAWDOWN, measured=D("31"), threshold=D("30"), action=Action.PAUSE,
+        created_at=now,
+    )  # fmt: skip
+    exchange_drift_events_record(drifts=[(copy.pk, "QUANTITY_MISMATCH ETH", D("1.5"), D("1"), False)])
+
+    event = risk_views([copy.pk])[copy.pk]["pause_event"]
+    assert (event["rule"], event["measured"]) == (Rule.MAX_DRAWDOWN, "31.00000000")
