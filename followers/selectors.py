@@ -111,7 +111,11 @@ def risk_views(subscription_ids: Sequence[int]) -> dict[int, dict]:
     events: dict[int, RiskEvent] = {}
     if states:
         for event in (
-            RiskEvent.objects.filter(subscription_id__in=list(states)).exclude(action="resume").order_by("-id")
+            # Drift reports of the exchange reconciliation explain no pause.
+            RiskEvent.objects.filter(subscription_id__in=list(states))
+            .exclude(action="resume")
+            .exclude(rule=Rule.EXCHANGE_DRIFT)
+            .order_by("-id")
         ):
             events.setdefault(event.subscription_id, event)
     default_level = str(margin_call_default())

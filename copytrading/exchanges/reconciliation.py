@@ -49,6 +49,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from copytrading import failures, ledger, trade_math
@@ -56,7 +57,7 @@ from copytrading.errors import DomainError
 from copytrading.exchanges import reconcile as rc
 from copytrading.exchanges.account_reads import ExchangeView, exchange_view
 from copytrading.exchanges.drift_reports import CLOSED_IN_SERVICE, POSITION_CODES, TASK, report_new_drifts
-from copytrading.exchanges.models import ExchangeDrift, ExchangeOrder, ExchangeOrderStatus
+from copytrading.exchanges.models import EXCHANGE_ORDER_FINAL, ExchangeDrift, ExchangeOrder, ExchangeOrderStatus
 from copytrading.models import Account, AccountKind, Instrument, Position, PositionStatus
 from copytrading.money import q8_down
 from copytrading.venue import Fill, apply_fills
@@ -209,7 +210,7 @@ def account_reconcile(
         )
         result.new = {f.key for f in result.findings if (f.code, f.subject) not in open_keys}
         return result
-    to_submit = _record_and_repair(account, result, view, unsettled, now)
+    to_submit = _record_and_repair(account, result, view, unsettled, now, read_at)
     if to_submit:
         from copytrading.exchanges.submitter import submit_orders
 
@@ -222,7 +223,7 @@ def account_reconcile(
 
 @transaction.atomic
 def _record_and_repair(
-    account: Account, result: AccountResult, view: ExchangeView, unsettled: set[str], now: datetime
+    account: Account, result: AccountResult, view: ExchangeView, unsettled: set[str], now: datetime, read_at: datetime
 ) -> list[int]:
     """Record the run's findings as drifts, resolve the drifts no longer
     seen, report the new ones and repair; returns the exchange orders to hand
@@ -265,7 +266,7 @@ def _record_and_repair(
 
     to_submit: list[int] = []
     for finding, drift in current:
-        done = _repair(account, finding, drift, view, now)
+        done = _repair(account, finding, drift, view, now, read_at)
         if done is None:
             continue
         result.repairs[finding.key] = done
@@ -290,8 +291,19 @@ def repairable(finding: rc.Finding, account_kind: str) -> bool:
     return finding.code == rc.CLOSED_ON_EXCHANGE or (finding.code == rc.UNKNOWN_POSITION and finding.ours)
 
 
+def _moving(account: Account, symbol: str, since: datetime) -> bool:
+    """Whether an order of ours on ``symbol`` is in flight or changed since
+    ``since`` (the exchange was read): decided or answered after this run
+    read the service, so what was compared may be out of date."""
+    return (
+        ExchangeOrder.objects.filter(exchange_account_id=account.exchange_account_id, symbol=symbol)
+        .filter(Q(updated_at__gte=since) | ~Q(status__in=EXCHANGE_ORDER_FINAL))
+        .exists()
+    )
+
+
 def _repair(
-    account: Account, finding: rc.Finding, drift: ExchangeDrift, view: ExchangeView, now: datetime
+    account: Account, finding: rc.Finding, drift: ExchangeDrift, view: ExchangeView, now: datetime, read_at: datetime
 ) -> str | None:
     """Repair ``finding`` if it is safe and not done yet; what was done, or None."""
     if finding.code == rc.MISSING_ORDER:
@@ -306,6 +318,10 @@ def _repair(
         # A leader's account: its fills become leader events through the
         # leader's exchange watcher (issue #15 §1); a close adopted here would
         # bypass the outbox and leave every mirror open. Reported only.
+        return None
+    if _moving(account, finding.symbol, read_at):
+        # Under the account's lock now: an order decided or answered since the
+        # read would make this repair act on a stale picture. Next run.
         return None
     try:
         with transaction.atomic():

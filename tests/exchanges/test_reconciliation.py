@@ -486,3 +486,48 @@ def test_an_account_that_fails_to_reconcile_is_reported_and_does_not_stop_the_ot
     assert report.exit_code == 2
     (error,) = JobError.objects.filter(task="exchange.reconcile")
     assert error.exception_class == "builtins.RuntimeError"
+
+
+def test_a_drift_report_never_hides_the_event_that_paused_a_copy(copy):
+    from followers.selectors import risk_views
+    from risk.models import RiskState
+    from risk.services import exchange_drift_events_record
+
+    now = timezone.now()
+    RiskState.objects.create(
+        subscription_id=copy.pk, copy_account_id=copy.copy_account_id, follower_id=copy.follower_id,
+        paused_by_rule=Rule.MAX_DRAWDOWN, paused_at=now,
+    )  # fmt: skip
+    RiskEvent.objects.create(
+        subscription_id=copy.pk, rule=Rule.MAX_DRAWDOWN, measured=D("31"), threshold=D("30"), action=Action.PAUSE,
+        created_at=now,
+    )  # fmt: skip
+    exchange_drift_events_record(drifts=[(copy.pk, "QUANTITY_MISMATCH ETH", D("1.5"), D("1"), False)])
+
+    event = risk_views([copy.pk])[copy.pk]["pause_event"]
+    assert (event["rule"], event["measured"]) == (Rule.MAX_DRAWDOWN, "31.00000000")
+
+
+def test_an_order_decided_after_the_read_holds_the_repair_back(copy, monkeypatch):
+    from copytrading.exchanges import reconciliation
+
+    with copy.double.state.lock:
+        copy.double.state.accounts[API_KEY].positions.pop("ETHUSDT")
+    real = reconciliation._known
+
+    def known_then_a_new_decision(exchange_account_id, read_at):
+        seen = real(exchange_account_id, read_at)
+        # The fan-out decides a close of this mirror right after the service was read.
+        our_order(copy, ETH_PERP, ExchangeOrderStatus.PENDING, "ct-950-1", age=timedelta(0))
+        return seen
+
+    monkeypatch.setattr(reconciliation, "_known", known_then_a_new_decision)
+    report = run()
+    monkeypatch.undo()
+
+    assert found(report) == [("CLOSED_ON_EXCHANGE", ETH_PERP)] and report.accounts[0].repairs == {}
+    assert Position.objects.get(pk=copy.mirror.pk).status == PositionStatus.OPEN
+    # Next run: the symbol has an order in flight, so it is not compared; the drift stays open.
+    again = run()
+    assert (found(again), again.accounts[0].resolved) == ([], 0)
+    assert ExchangeDrift.objects.get().resolved_at is None
