@@ -6,7 +6,7 @@ copytrading/admin.py)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder, LeaderTradeCursor, LeaderTradePoll
 from copytrading.exchanges.services import exchange_account_delete
 
 SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
@@ -66,6 +66,37 @@ class ExchangeOrderAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class LeaderTradePollAdmin(ReadOnlyAdmin):
+    """Leaders' trading accounts bound to their exchange accounts, as the
+    trade poller sees them (portfolios/exchange.py): when bound, when last read."""
+
+    list_display = ["id", "account", "bound_at", "polled_at"]
+    raw_id_fields = ["account"]
+
+
+class LeaderTradeCursorAdmin(ReadOnlyAdmin):
+    """How far each bound account's trades have become leader events, per symbol."""
+
+    list_display = ["id", "poll", "symbol", "last_trade_ms", "last_trade_id"]
+    search_fields = ["=symbol"]
+    raw_id_fields = ["poll"]
+
+
 def register(site: admin.AdminSite) -> None:
     site.register(ExchangeAccount, ExchangeAccountAdmin)
     site.register(ExchangeOrder, ExchangeOrderAdmin)
+    site.register(LeaderTradePoll, LeaderTradePollAdmin)
+    site.register(LeaderTradeCursor, LeaderTradeCursorAdmin)

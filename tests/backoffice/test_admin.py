@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.candles import candle_record
-from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder
+from copytrading.exchanges.models import ExchangeAccount, ExchangeOrder, LeaderTradeCursor, LeaderTradePoll
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -58,7 +58,7 @@ READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
-    ExchangeOrder,
+    ExchangeOrder, LeaderTradePoll, LeaderTradeCursor,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -240,6 +240,16 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             side="buy", quantity=Decimal("0.5"), decided_at=timezone.now(), reject_code="EXCHANGE_REJECTED",
         )  # fmt: skip
         return row, ["ct-77-88", "BTC/USDT:USDT", "EXCHANGE_REJECTED"]
+    if model in (LeaderTradePoll, LeaderTradeCursor):
+        from django.utils import timezone
+
+        poll = LeaderTradePoll.objects.create(account_id=portfolio.trading_account_id, bound_at=timezone.now())
+        if model is LeaderTradePoll:
+            return poll, [str(poll.account)]
+        cursor = LeaderTradeCursor.objects.create(
+            poll=poll, symbol="BTC/USDT:USDT", last_trade_ms=1, last_trade_id="9071"
+        )
+        return cursor, ["BTC/USDT:USDT", "9071"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
