@@ -316,46 +316,64 @@ def _poll(poll: LeaderTradePoll, report: PollReport, rejected: list) -> None:
     if not fetched:
         return
     portfolio = lock_portfolio(portfolio_id)
-    for symbol, trades in fetched.items():
-        instrument = instruments[symbol]
-        cursor = cursors.get(symbol) or LeaderTradeCursor(poll=poll, symbol=symbol, last_trade_ms=bound_ms)
-        for trade in trades:
-            report.trades += 1
-            message, created = inbox_accept(
-                source=INBOX_SOURCE,
-                external_id=_external_id(account.exchange, trade),
-                portfolio_id=portfolio.pk,
-                payload={
-                    "trade_id": trade.trade_id, "order_id": trade.order_id, "symbol": trade.symbol,
-                    "side": trade.side, "price": str(trade.price), "amount": str(trade.amount),
-                    "time_ms": trade.timestamp_ms,
-                },
-            )  # fmt: skip
-            if not created:
-                report.duplicates += 1
-            else:
-                try:
-                    with transaction.atomic():
-                        events = portfolio_external_fill_apply(
-                            portfolio=portfolio, instrument=instrument, trade=trade, leverage=leverage.get(symbol)
-                        )
-                except DomainError as exc:
-                    report.rejected += 1
-                    inbox_result_record(
-                        message=message,
-                        status=InboxStatus.REJECTED,
-                        result={"code": exc.code, "detail": exc.detail},
-                    )
-                    rejected.append(({"account_id": poll.account_id, "trade": message.external_id}, exc))
-                else:
-                    report.events += [e.pk for e in events]
-                    inbox_result_record(
-                        message=message,
-                        status=InboxStatus.EXECUTED,
-                        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
-                    )
-            cursor.last_trade_ms, cursor.last_trade_id = trade.timestamp_ms, trade.trade_id
+    # In the exchange's order across symbols: the events' sequence is the
+    # leader's (each follower's equity moves as the leader's did).
+    ordered = sorted(
+        ((symbol, trade) for symbol, trades in fetched.items() for trade in trades),
+        key=lambda st: (st[1].timestamp_ms, st[0], exchange.id_key(st[1].trade_id)),
+    )
+    moved: dict[str, LeaderTradeCursor] = {}
+    for symbol, trade in ordered:
+        cursor = moved.get(symbol) or cursors.get(symbol)
+        if cursor is None:
+            cursor = LeaderTradeCursor(poll=poll, symbol=symbol, last_trade_ms=bound_ms)
+        moved[symbol] = cursor
+        _apply_trade(poll, portfolio, instruments[symbol], trade, leverage.get(symbol), report, rejected)
+        cursor.last_trade_ms, cursor.last_trade_id = trade.timestamp_ms, trade.trade_id
+    for cursor in moved.values():  # in this transaction: with the events they produced
         cursor.save()
+
+
+def _apply_trade(
+    poll: LeaderTradePoll,
+    portfolio: Portfolio,
+    instrument: Instrument,
+    trade: exchange.ExchangeTrade,
+    leverage: int | None,
+    report: PollReport,
+    rejected: list,
+) -> None:
+    report.trades += 1
+    message, created = inbox_accept(
+        source=INBOX_SOURCE,
+        external_id=_external_id(poll.account.exchange_account.exchange, trade),
+        portfolio_id=portfolio.pk,
+        payload={
+            "trade_id": trade.trade_id, "order_id": trade.order_id, "symbol": trade.symbol, "side": trade.side,
+            "price": str(trade.price), "amount": str(trade.amount), "time_ms": trade.timestamp_ms,
+        },
+    )  # fmt: skip
+    if not created:
+        report.duplicates += 1
+        return
+    try:
+        with transaction.atomic():  # a refused trade rolls back alone; its inbox row stays
+            events = portfolio_external_fill_apply(
+                portfolio=portfolio, instrument=instrument, trade=trade, leverage=leverage
+            )
+    except DomainError as exc:
+        report.rejected += 1
+        inbox_result_record(
+            message=message, status=InboxStatus.REJECTED, result={"code": exc.code, "detail": exc.detail}
+        )
+        rejected.append(({"account_id": poll.account_id, "trade": message.external_id}, exc))
+        return
+    report.events += [e.pk for e in events]
+    inbox_result_record(
+        message=message,
+        status=InboxStatus.EXECUTED,
+        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
+    )
 
 
 def portfolio_external_fill_apply(

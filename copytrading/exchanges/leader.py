@@ -96,10 +96,10 @@ def trades_since(client: ccxt.Exchange, symbol: str, since_ms: int) -> list[Exch
         if len(page) < TRADES_PAGE or not fresh:
             break
         cursor = max(t.timestamp_ms for t in page)
-    return sorted(seen.values(), key=lambda t: (t.timestamp_ms, _id_key(t.trade_id)))
+    return sorted(seen.values(), key=lambda t: (t.timestamp_ms, id_key(t.trade_id)))
 
 
-def _id_key(trade_id: str) -> tuple[int, str]:
+def id_key(trade_id: str) -> tuple[int, str]:
     # Numeric ids (Binance) compare as numbers; others as text.
     return (int(trade_id), "") if trade_id.isdigit() else (0, trade_id)
 
@@ -108,7 +108,7 @@ def after(trade: ExchangeTrade, last_ms: int, last_id: str) -> bool:
     """Is ``trade`` past a cursor at (``last_ms``, ``last_id``)?"""
     if trade.timestamp_ms != last_ms:
         return trade.timestamp_ms > last_ms
-    return not last_id or _id_key(trade.trade_id) > _id_key(last_id)
+    return not last_id or id_key(trade.trade_id) > id_key(last_id)
 
 
 def leverages(client: ccxt.Exchange, symbols: list[str]) -> dict[str, int]:

@@ -592,3 +592,24 @@ def test_a_spot_api_order_goes_to_the_exchange(spot_bound, leader, exchange_doub
     assert order.client_order_id == answer.json()["client_order_id"]
     exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
     assert [e.kind for e in events_of(spot_bound)] == ["spot_buy"]
+
+
+@pytest.mark.django_db
+def test_trades_on_several_symbols_become_events_in_the_exchanges_order(bound):
+    import time
+
+    eth = "ETH/USDT:USDT"
+    on_exchange().create_order(eth, "market", "buy", 0.100)
+    time.sleep(0.01)
+    on_exchange().create_order(BTC, "market", "buy", 0.010)
+    time.sleep(0.01)
+    on_exchange().create_order(eth, "market", "sell", 0.100)
+
+    exchange.leader_trades_poll(account_id=bound.trading_account_id)
+
+    assert [(e.kind, e.payload["symbol"]) for e in events_of(bound)] == [
+        ("position_open", eth),
+        ("position_open", BTC),
+        ("position_close", eth),
+    ]
+    assert set(LeaderTradeCursor.objects.values_list("symbol", flat=True)) == {BTC, eth}
