@@ -368,11 +368,35 @@ def _apply_trade(
         )
         rejected.append(({"account_id": poll.account_id, "trade": message.external_id}, exc))
         return
+    _fee_record(portfolio, trade, message.external_id)
     report.events += [e.pk for e in events]
     inbox_result_record(
         message=message,
         status=InboxStatus.EXECUTED,
         result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
+    )
+
+
+def _fee_record(portfolio: Portfolio, trade: exchange.ExchangeTrade, trade_key: str) -> None:
+    """The exchange's fee, when charged in the primary currency, leaves the
+    mirrored balance too (to the external account: it went to the exchange),
+    so the book keeps matching the exchange. Fees in another asset (BNB, the
+    base asset of a spot buy) are the leader's own business and not mirrored;
+    a fee the book cannot pay from free balance is skipped, never a reason to
+    refuse the trade."""
+    fee = (trade.fee or ZERO).quantize(Q8)
+    if fee <= 0 or trade.fee_currency != settings.PRIMARY_CURRENCY:
+        return
+    account_id = portfolio.trading_account_id
+    if Account.objects.get(pk=account_id).free < fee:
+        return
+    ledger.transfer(
+        debit_id=account_id,
+        credit_id=ledger.system_account(AccountKind.EXTERNAL).pk,
+        amount=fee,
+        kind=TransferKind.TRADING_FEE,
+        key=f"exchange-fee:{trade_key}",
+        ref=f"exchange fee of trade {trade_key}",
     )
 
 

@@ -221,8 +221,11 @@ def test_a_fill_on_the_exchange_becomes_one_position_open_event_at_the_exchange_
         D("65000"),
         10,
     )
-    # margin = 0.010 x 65000 / 10 locked out of the mirrored balance
-    assert Account.objects.get(pk=bound.trading_account_id).locked == D("65")
+    # margin = 0.010 x 65000 / 10 locked out of the mirrored balance, the
+    # exchange's fee (0.04 % of 650) paid out of it, as on the exchange
+    trading = Account.objects.get(pk=bound.trading_account_id)
+    assert (trading.locked, trading.balance) == (D("65"), D("10000") - D("0.26"))
+    assert Transfer.objects.filter(debit=trading, kind=TransferKind.TRADING_FEE).count() == 1
 
 
 @pytest.mark.django_db
@@ -552,8 +555,8 @@ def test_spot_buys_and_sells_on_the_exchange_become_spot_events(spot_bound, exch
         D("0.01"),
     )
     assert Holding.objects.get(account_id=spot_bound.trading_account_id, asset="BTC").quantity == D("0.006")
-    # 10000 - 640 + 260
-    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("9620")
+    # 10000 - 640 + 260, less the sell's fee in USDT (0.04 % of 260); the buy's fee was in BTC
+    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("9620") - D("0.104")
 
 
 @pytest.mark.django_db
