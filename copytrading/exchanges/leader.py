@@ -10,6 +10,7 @@ URL override, the redacted logger), with the account's credentials held in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Trades asked per userTrades call (Binance's maximum is 1,000).
 TRADES_PAGE = 1000
+# The longest span one call may cover (Binance: 7 days from startTime).
+TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 
 @contextmanager
@@ -83,19 +86,32 @@ def _trade(raw: dict[str, Any]) -> ExchangeTrade:
     )
 
 
-def trades_since(client: ccxt.Exchange, symbol: str, since_ms: int) -> list[ExchangeTrade]:
-    """The account's trades on ``symbol`` from ``since_ms`` (inclusive), oldest
-    first by (time, id), paging while the exchange returns full pages."""
+def trades_since(
+    client: ccxt.Exchange, symbol: str, since_ms: int, *, now_ms: int | None = None
+) -> list[ExchangeTrade]:
+    """The account's trades on ``symbol`` from ``since_ms`` (inclusive) to
+    now, oldest first by (time, id). Binance answers at most 7 days from a
+    start time, so the span is read in 7-day windows (after a long outage a
+    window without trades must not stop the reading), each paged while the
+    exchange returns full pages."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     seen: dict[str, ExchangeTrade] = {}
-    cursor = since_ms
+    start = since_ms
     while True:
-        page = [_trade(raw) for raw in client.fetch_my_trades(symbol, cursor, TRADES_PAGE)]
-        fresh = [t for t in page if t.trade_id not in seen]
-        for trade in fresh:
-            seen[trade.trade_id] = trade
-        if len(page) < TRADES_PAGE or not fresh:
+        end = min(start + TRADES_WINDOW_MS, now_ms)
+        cursor = start
+        while True:
+            raw = client.fetch_my_trades(symbol, cursor, TRADES_PAGE, {"until": end} if end < now_ms else {})
+            page = [_trade(r) for r in raw]
+            fresh = [t for t in page if t.trade_id not in seen]
+            for trade in fresh:
+                seen[trade.trade_id] = trade
+            if len(page) < TRADES_PAGE or not fresh:
+                break
+            cursor = max(t.timestamp_ms for t in page)
+        if end >= now_ms:
             break
-        cursor = max(t.timestamp_ms for t in page)
+        start = end
     return sorted(seen.values(), key=lambda t: (t.timestamp_ms, id_key(t.trade_id)))
 
 

@@ -616,3 +616,31 @@ def test_trades_on_several_symbols_become_events_in_the_exchanges_order(bound):
         ("position_close", eth),
     ]
     assert set(LeaderTradeCursor.objects.values_list("symbol", flat=True)) == {BTC, eth}
+
+
+def test_a_long_outage_is_read_in_seven_day_windows_up_to_now():
+    """Binance answers at most 7 days from a start time: a cursor 20 days old
+    is read in three windows, and a trade in the last one is found even
+    though the first two have none."""
+    from copytrading.exchanges.leader import TRADES_WINDOW_MS, trades_since
+
+    now = 10 * TRADES_WINDOW_MS
+    since = now - 20 * 24 * 3600 * 1000
+    asked = []
+
+    class Client:
+        def fetch_my_trades(self, symbol, since_ms, limit, params):
+            asked.append((since_ms, params.get("until")))
+            if since_ms <= now - 1000 < (params.get("until") or now + 1):
+                return [{"id": "7", "symbol": symbol, "side": "buy", "price": 1, "amount": 2, "timestamp": now - 1000,
+                         "info": {"price": "1", "qty": "2"}}]  # fmt: skip
+            return []
+
+    trades = trades_since(Client(), BTC, since, now_ms=now)
+
+    assert [(t.trade_id, t.amount) for t in trades] == [("7", D("2"))]
+    assert asked == [
+        (since, since + TRADES_WINDOW_MS),
+        (since + TRADES_WINDOW_MS, since + 2 * TRADES_WINDOW_MS),
+        (since + 2 * TRADES_WINDOW_MS, None),
+    ]
