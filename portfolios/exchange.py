@@ -300,7 +300,9 @@ def _poll(poll: LeaderTradePoll, report: PollReport, rejected: list) -> None:
             for symbol in instruments:
                 cursor = cursors.get(symbol)
                 last_ms, last_id = (cursor.last_trade_ms, cursor.last_trade_id) if cursor else (bound_ms, "")
-                new = [t for t in exchange.trades_since(client, symbol, last_ms) if exchange.after(t, last_ms, last_id)]
+                # Never before the binding: those trades are not the portfolio's.
+                since = max(last_ms, bound_ms)
+                new = [t for t in exchange.trades_since(client, symbol, since) if exchange.after(t, last_ms, last_id)]
                 if new:
                     fetched[symbol] = new
             if fetched and mode == Product.MARGIN:

@@ -268,7 +268,8 @@ def test_polling_again_and_overlapping_cursors_give_one_event_per_trade(bound, e
 
     # An overlap (a cursor moved back, as after a restore or a stream and a
     # poll seeing the same trades): the inbox keeps them to one event each.
-    LeaderTradeCursor.objects.filter(symbol=BTC).update(last_trade_ms=0, last_trade_id="")
+    bound_ms = int(LeaderTradePoll.objects.get().bound_at.timestamp() * 1000)
+    LeaderTradeCursor.objects.filter(symbol=BTC).update(last_trade_ms=bound_ms, last_trade_id="")
     overlap = exchange.leader_trades_poll(account_id=bound.trading_account_id)
 
     assert (overlap.trades, overlap.duplicates, overlap.events) == (2, 2, [])
