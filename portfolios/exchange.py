@@ -300,7 +300,9 @@ def _poll(poll: LeaderTradePoll, report: PollReport, rejected: list) -> None:
             for symbol in instruments:
                 cursor = cursors.get(symbol)
                 last_ms, last_id = (cursor.last_trade_ms, cursor.last_trade_id) if cursor else (bound_ms, "")
-                new = [t for t in exchange.trades_since(client, symbol, last_ms) if exchange.after(t, last_ms, last_id)]
+                # Never before the binding: those trades are not the portfolio's.
+                since = max(last_ms, bound_ms)
+                new = [t for t in exchange.trades_since(client, symbol, since) if exchange.after(t, last_ms, last_id)]
                 if new:
                     fetched[symbol] = new
             if fetched and mode == Product.MARGIN:
@@ -316,46 +318,88 @@ def _poll(poll: LeaderTradePoll, report: PollReport, rejected: list) -> None:
     if not fetched:
         return
     portfolio = lock_portfolio(portfolio_id)
-    for symbol, trades in fetched.items():
-        instrument = instruments[symbol]
-        cursor = cursors.get(symbol) or LeaderTradeCursor(poll=poll, symbol=symbol, last_trade_ms=bound_ms)
-        for trade in trades:
-            report.trades += 1
-            message, created = inbox_accept(
-                source=INBOX_SOURCE,
-                external_id=_external_id(account.exchange, trade),
-                portfolio_id=portfolio.pk,
-                payload={
-                    "trade_id": trade.trade_id, "order_id": trade.order_id, "symbol": trade.symbol,
-                    "side": trade.side, "price": str(trade.price), "amount": str(trade.amount),
-                    "time_ms": trade.timestamp_ms,
-                },
-            )  # fmt: skip
-            if not created:
-                report.duplicates += 1
-            else:
-                try:
-                    with transaction.atomic():
-                        events = portfolio_external_fill_apply(
-                            portfolio=portfolio, instrument=instrument, trade=trade, leverage=leverage.get(symbol)
-                        )
-                except DomainError as exc:
-                    report.rejected += 1
-                    inbox_result_record(
-                        message=message,
-                        status=InboxStatus.REJECTED,
-                        result={"code": exc.code, "detail": exc.detail},
-                    )
-                    rejected.append(({"account_id": poll.account_id, "trade": message.external_id}, exc))
-                else:
-                    report.events += [e.pk for e in events]
-                    inbox_result_record(
-                        message=message,
-                        status=InboxStatus.EXECUTED,
-                        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
-                    )
-            cursor.last_trade_ms, cursor.last_trade_id = trade.timestamp_ms, trade.trade_id
+    # In the exchange's order across symbols: the events' sequence is the
+    # leader's (each follower's equity moves as the leader's did).
+    ordered = sorted(
+        ((symbol, trade) for symbol, trades in fetched.items() for trade in trades),
+        key=lambda st: (st[1].timestamp_ms, st[0], exchange.id_key(st[1].trade_id)),
+    )
+    moved: dict[str, LeaderTradeCursor] = {}
+    for symbol, trade in ordered:
+        cursor = moved.get(symbol) or cursors.get(symbol)
+        if cursor is None:
+            cursor = LeaderTradeCursor(poll=poll, symbol=symbol, last_trade_ms=bound_ms)
+        moved[symbol] = cursor
+        _apply_trade(poll, portfolio, instruments[symbol], trade, leverage.get(symbol), report, rejected)
+        cursor.last_trade_ms, cursor.last_trade_id = trade.timestamp_ms, trade.trade_id
+    for cursor in moved.values():  # in this transaction: with the events they produced
         cursor.save()
+
+
+def _apply_trade(
+    poll: LeaderTradePoll,
+    portfolio: Portfolio,
+    instrument: Instrument,
+    trade: exchange.ExchangeTrade,
+    leverage: int | None,
+    report: PollReport,
+    rejected: list,
+) -> None:
+    report.trades += 1
+    message, created = inbox_accept(
+        source=INBOX_SOURCE,
+        external_id=_external_id(poll.account.exchange_account.exchange, trade),
+        portfolio_id=portfolio.pk,
+        payload={
+            "trade_id": trade.trade_id, "order_id": trade.order_id, "symbol": trade.symbol, "side": trade.side,
+            "price": str(trade.price), "amount": str(trade.amount), "time_ms": trade.timestamp_ms,
+        },
+    )  # fmt: skip
+    if not created:
+        report.duplicates += 1
+        return
+    try:
+        with transaction.atomic():  # a refused trade rolls back alone; its inbox row stays
+            events = portfolio_external_fill_apply(
+                portfolio=portfolio, instrument=instrument, trade=trade, leverage=leverage
+            )
+    except DomainError as exc:
+        report.rejected += 1
+        inbox_result_record(
+            message=message, status=InboxStatus.REJECTED, result={"code": exc.code, "detail": exc.detail}
+        )
+        rejected.append(({"account_id": poll.account_id, "trade": message.external_id}, exc))
+        return
+    _fee_record(portfolio, trade, message.external_id)
+    report.events += [e.pk for e in events]
+    inbox_result_record(
+        message=message,
+        status=InboxStatus.EXECUTED,
+        result={"events": [{"id": e.pk, "seq": e.seq, "kind": e.kind} for e in events]},
+    )
+
+
+def _fee_record(portfolio: Portfolio, trade: exchange.ExchangeTrade, trade_key: str) -> None:
+    """The exchange's fee, when charged in the primary currency, leaves the
+    mirrored balance too (to the external account: it went to the exchange),
+    so the book keeps matching the exchange. Fees in another asset (BNB, the
+    base asset of a spot buy) are the leader's own business and not mirrored;
+    a fee the book cannot pay from free balance is skipped, never a reason to
+    refuse the trade."""
+    fee = (trade.fee or ZERO).quantize(Q8)
+    if fee <= 0 or trade.fee_currency != settings.PRIMARY_CURRENCY:
+        return
+    account_id = portfolio.trading_account_id
+    if Account.objects.get(pk=account_id).free < fee:
+        return
+    ledger.transfer(
+        debit_id=account_id,
+        credit_id=ledger.system_account(AccountKind.EXTERNAL).pk,
+        amount=fee,
+        kind=TransferKind.TRADING_FEE,
+        key=f"exchange-fee:{trade_key}",
+        ref=f"exchange fee of trade {trade_key}",
+    )
 
 
 def portfolio_external_fill_apply(

@@ -6,7 +6,13 @@ copytrading/admin.py)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
-from copytrading.exchanges.models import ExchangeAccount, ExchangeDrift, ExchangeOrder
+from copytrading.exchanges.models import (
+    ExchangeAccount,
+    ExchangeDrift,
+    ExchangeOrder,
+    LeaderTradeCursor,
+    LeaderTradePoll,
+)
 from copytrading.exchanges.services import exchange_account_delete
 
 SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
@@ -43,17 +49,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(ids)} exchange account(s) unlinked.")
 
 
-class ExchangeOrderAdmin(admin.ModelAdmin):
-    """Orders sent to exchanges: what was sent, what the exchange said, and
-    when (decided → submitted → acknowledged → filled)."""
-
-    list_display = ["id", "client_order_id", "exchange_account", "symbol", "side", "quantity", "status",
-                    "filled_quantity", "average_price", "reject_code", "attempts", "decided_at", "submitted_at",
-                    "acknowledged_at", "filled_at"]  # fmt: skip
-    list_filter = ["status", "reject_code"]
-    search_fields = ["=client_order_id", "=exchange_order_id", "exchange_account__user__username"]
-    list_select_related = ["exchange_account"]
-    raw_id_fields = ["exchange_account", "order"]
+class ReadOnlyAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -66,7 +62,20 @@ class ExchangeOrderAdmin(admin.ModelAdmin):
         return False
 
 
-class ExchangeDriftAdmin(ExchangeOrderAdmin):
+class ExchangeOrderAdmin(ReadOnlyAdmin):
+    """Orders sent to exchanges: what was sent, what the exchange said, and
+    when (decided → submitted → acknowledged → filled)."""
+
+    list_display = ["id", "client_order_id", "exchange_account", "symbol", "side", "quantity", "status",
+                    "filled_quantity", "average_price", "reject_code", "attempts", "decided_at", "submitted_at",
+                    "acknowledged_at", "filled_at"]  # fmt: skip
+    list_filter = ["status", "reject_code"]
+    search_fields = ["=client_order_id", "=exchange_order_id", "exchange_account__user__username"]
+    list_select_related = ["exchange_account"]
+    raw_id_fields = ["exchange_account", "order"]
+
+
+class ExchangeDriftAdmin(ReadOnlyAdmin):
     """What the exchange reconciliation found (copytrading/exchanges/reconciliation.py):
     open drifts first, each with what was repaired."""
 
@@ -80,7 +89,25 @@ class ExchangeDriftAdmin(ExchangeOrderAdmin):
     ordering = ["-id"]
 
 
+class LeaderTradePollAdmin(ReadOnlyAdmin):
+    """Leaders' trading accounts bound to their exchange accounts, as the
+    trade poller sees them (portfolios/exchange.py): when bound, when last read."""
+
+    list_display = ["id", "account", "bound_at", "polled_at"]
+    raw_id_fields = ["account"]
+
+
+class LeaderTradeCursorAdmin(ReadOnlyAdmin):
+    """How far each bound account's trades have become leader events, per symbol."""
+
+    list_display = ["id", "poll", "symbol", "last_trade_ms", "last_trade_id"]
+    search_fields = ["=symbol"]
+    raw_id_fields = ["poll"]
+
+
 def register(site: admin.AdminSite) -> None:
     site.register(ExchangeAccount, ExchangeAccountAdmin)
     site.register(ExchangeOrder, ExchangeOrderAdmin)
     site.register(ExchangeDrift, ExchangeDriftAdmin)
+    site.register(LeaderTradePoll, LeaderTradePollAdmin)
+    site.register(LeaderTradeCursor, LeaderTradeCursorAdmin)

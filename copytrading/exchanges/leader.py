@@ -10,6 +10,7 @@ URL override, the redacted logger), with the account's credentials held in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Trades asked per userTrades call (Binance's maximum is 1,000).
 TRADES_PAGE = 1000
+# The longest span one call may cover (Binance: 7 days from startTime).
+TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 
 @contextmanager
@@ -83,23 +86,36 @@ def _trade(raw: dict[str, Any]) -> ExchangeTrade:
     )
 
 
-def trades_since(client: ccxt.Exchange, symbol: str, since_ms: int) -> list[ExchangeTrade]:
-    """The account's trades on ``symbol`` from ``since_ms`` (inclusive), oldest
-    first by (time, id), paging while the exchange returns full pages."""
+def trades_since(
+    client: ccxt.Exchange, symbol: str, since_ms: int, *, now_ms: int | None = None
+) -> list[ExchangeTrade]:
+    """The account's trades on ``symbol`` from ``since_ms`` (inclusive) to
+    now, oldest first by (time, id). Binance answers at most 7 days from a
+    start time, so the span is read in 7-day windows (after a long outage a
+    window without trades must not stop the reading), each paged while the
+    exchange returns full pages."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     seen: dict[str, ExchangeTrade] = {}
-    cursor = since_ms
+    start = since_ms
     while True:
-        page = [_trade(raw) for raw in client.fetch_my_trades(symbol, cursor, TRADES_PAGE)]
-        fresh = [t for t in page if t.trade_id not in seen]
-        for trade in fresh:
-            seen[trade.trade_id] = trade
-        if len(page) < TRADES_PAGE or not fresh:
+        end = min(start + TRADES_WINDOW_MS, now_ms)
+        cursor = start
+        while True:
+            raw = client.fetch_my_trades(symbol, cursor, TRADES_PAGE, {"until": end} if end < now_ms else {})
+            page = [_trade(r) for r in raw]
+            fresh = [t for t in page if t.trade_id not in seen]
+            for trade in fresh:
+                seen[trade.trade_id] = trade
+            if len(page) < TRADES_PAGE or not fresh:
+                break
+            cursor = max(t.timestamp_ms for t in page)
+        if end >= now_ms:
             break
-        cursor = max(t.timestamp_ms for t in page)
-    return sorted(seen.values(), key=lambda t: (t.timestamp_ms, _id_key(t.trade_id)))
+        start = end
+    return sorted(seen.values(), key=lambda t: (t.timestamp_ms, id_key(t.trade_id)))
 
 
-def _id_key(trade_id: str) -> tuple[int, str]:
+def id_key(trade_id: str) -> tuple[int, str]:
     # Numeric ids (Binance) compare as numbers; others as text.
     return (int(trade_id), "") if trade_id.isdigit() else (0, trade_id)
 
@@ -108,7 +124,7 @@ def after(trade: ExchangeTrade, last_ms: int, last_id: str) -> bool:
     """Is ``trade`` past a cursor at (``last_ms``, ``last_id``)?"""
     if trade.timestamp_ms != last_ms:
         return trade.timestamp_ms > last_ms
-    return not last_id or _id_key(trade.trade_id) > _id_key(last_id)
+    return not last_id or id_key(trade.trade_id) > id_key(last_id)
 
 
 def leverages(client: ccxt.Exchange, symbols: list[str]) -> dict[str, int]:

@@ -11,7 +11,13 @@ from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.candles import candle_record
-from copytrading.exchanges.models import ExchangeAccount, ExchangeDrift, ExchangeOrder
+from copytrading.exchanges.models import (
+    ExchangeAccount,
+    ExchangeDrift,
+    ExchangeOrder,
+    LeaderTradeCursor,
+    LeaderTradePoll,
+)
 from copytrading.inbox import inbox_accept
 from copytrading.models import (
     Account,
@@ -58,7 +64,7 @@ READ_ONLY_MODELS = [
     *LEDGER_MODELS, Instrument, Portfolio, Subscription, InboxMessage, PasscodeThrottle, CopyTemplate,
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
-    ExchangeOrder, ExchangeDrift,
+    ExchangeOrder, ExchangeDrift, LeaderTradePoll, LeaderTradeCursor,
 ]  # fmt: skip
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
@@ -253,6 +259,16 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             first_seen_at=now, last_seen_at=now,
         )  # fmt: skip
         return row, ["CLOSED_ON_EXCHANGE", "ETH/USDT:USDT", "closed_in_service"]
+    if model in (LeaderTradePoll, LeaderTradeCursor):
+        from django.utils import timezone
+
+        poll = LeaderTradePoll.objects.create(account_id=portfolio.trading_account_id, bound_at=timezone.now())
+        if model is LeaderTradePoll:
+            return poll, [str(poll.account)]
+        cursor = LeaderTradeCursor.objects.create(
+            poll=poll, symbol="BTC/USDT:USDT", last_trade_ms=1, last_trade_id="9071"
+        )
+        return cursor, ["BTC/USDT:USDT", "9071"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 

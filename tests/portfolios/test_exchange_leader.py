@@ -221,8 +221,11 @@ def test_a_fill_on_the_exchange_becomes_one_position_open_event_at_the_exchange_
         D("65000"),
         10,
     )
-    # margin = 0.010 x 65000 / 10 locked out of the mirrored balance
-    assert Account.objects.get(pk=bound.trading_account_id).locked == D("65")
+    # margin = 0.010 x 65000 / 10 locked out of the mirrored balance, the
+    # exchange's fee (0.04 % of 650) paid out of it, as on the exchange
+    trading = Account.objects.get(pk=bound.trading_account_id)
+    assert (trading.locked, trading.balance) == (D("65"), D("10000") - D("0.26"))
+    assert Transfer.objects.filter(debit=trading, kind=TransferKind.TRADING_FEE).count() == 1
 
 
 @pytest.mark.django_db
@@ -265,7 +268,8 @@ def test_polling_again_and_overlapping_cursors_give_one_event_per_trade(bound, e
 
     # An overlap (a cursor moved back, as after a restore or a stream and a
     # poll seeing the same trades): the inbox keeps them to one event each.
-    LeaderTradeCursor.objects.filter(symbol=BTC).update(last_trade_ms=0, last_trade_id="")
+    bound_ms = int(LeaderTradePoll.objects.get().bound_at.timestamp() * 1000)
+    LeaderTradeCursor.objects.filter(symbol=BTC).update(last_trade_ms=bound_ms, last_trade_id="")
     overlap = exchange.leader_trades_poll(account_id=bound.trading_account_id)
 
     assert (overlap.trades, overlap.duplicates, overlap.events) == (2, 2, [])
@@ -552,8 +556,8 @@ def test_spot_buys_and_sells_on_the_exchange_become_spot_events(spot_bound, exch
         D("0.01"),
     )
     assert Holding.objects.get(account_id=spot_bound.trading_account_id, asset="BTC").quantity == D("0.006")
-    # 10000 - 640 + 260
-    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("9620")
+    # 10000 - 640 + 260, less the sell's fee in USDT (0.04 % of 260); the buy's fee was in BTC
+    assert Account.objects.get(pk=spot_bound.trading_account_id).balance == D("9620") - D("0.104")
 
 
 @pytest.mark.django_db
@@ -592,3 +596,52 @@ def test_a_spot_api_order_goes_to_the_exchange(spot_bound, leader, exchange_doub
     assert order.client_order_id == answer.json()["client_order_id"]
     exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
     assert [e.kind for e in events_of(spot_bound)] == ["spot_buy"]
+
+
+@pytest.mark.django_db
+def test_trades_on_several_symbols_become_events_in_the_exchanges_order(bound):
+    import time
+
+    eth = "ETH/USDT:USDT"
+    on_exchange().create_order(eth, "market", "buy", 0.100)
+    time.sleep(0.01)
+    on_exchange().create_order(BTC, "market", "buy", 0.010)
+    time.sleep(0.01)
+    on_exchange().create_order(eth, "market", "sell", 0.100)
+
+    exchange.leader_trades_poll(account_id=bound.trading_account_id)
+
+    assert [(e.kind, e.payload["symbol"]) for e in events_of(bound)] == [
+        ("position_open", eth),
+        ("position_open", BTC),
+        ("position_close", eth),
+    ]
+    assert set(LeaderTradeCursor.objects.values_list("symbol", flat=True)) == {BTC, eth}
+
+
+def test_a_long_outage_is_read_in_seven_day_windows_up_to_now():
+    """Binance answers at most 7 days from a start time: a cursor 20 days old
+    is read in three windows, and a trade in the last one is found even
+    though the first two have none."""
+    from copytrading.exchanges.leader import TRADES_WINDOW_MS, trades_since
+
+    now = 10 * TRADES_WINDOW_MS
+    since = now - 20 * 24 * 3600 * 1000
+    asked = []
+
+    class Client:
+        def fetch_my_trades(self, symbol, since_ms, limit, params):
+            asked.append((since_ms, params.get("until")))
+            if since_ms <= now - 1000 < (params.get("until") or now + 1):
+                return [{"id": "7", "symbol": symbol, "side": "buy", "price": 1, "amount": 2, "timestamp": now - 1000,
+                         "info": {"price": "1", "qty": "2"}}]  # fmt: skip
+            return []
+
+    trades = trades_since(Client(), BTC, since, now_ms=now)
+
+    assert [(t.trade_id, t.amount) for t in trades] == [("7", D("2"))]
+    assert asked == [
+        (since, since + TRADES_WINDOW_MS),
+        (since + TRADES_WINDOW_MS, since + 2 * TRADES_WINDOW_MS),
+        (since + 2 * TRADES_WINDOW_MS, None),
+    ]
