@@ -180,6 +180,8 @@ class LeaderTradeCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} after {self.last_trade_id or self.last_trade_ms}"
+
+
 class ExchangeDrift(models.Model):
     """One difference between the service and an exchange account, from the
     first reconciliation run that saw it until the first that no longer does

@@ -13,7 +13,7 @@ One attempt at one order (``place``):
 3. a market order whose answer is not final is read once more.
 
 Every exchange error becomes an ``Answer``: an ``OrderOutcome`` (acknowledged,
-filled, rejected with a stable code from ``REJECT_CODES``), or a retry
+filled, rejected with a stable code from copytrading.exchanges.errors), or a retry
 (network errors, 429/418, 5xx, timeouts) with the least delay the exchange
 asked for (``Retry-After``) and whether the order may have reached it
 (``ambiguous``: then it is looked up before any resend, and no sooner than the
@@ -43,7 +43,7 @@ import ccxt
 from django.utils import timezone
 
 from copytrading.errors import DomainError
-from copytrading.exchanges import redact
+from copytrading.exchanges import errors, redact
 from copytrading.exchanges.accounts import Credentials
 from copytrading.exchanges.client import exchange_client
 from copytrading.exchanges.models import ExchangeOrderStatus as S
@@ -54,20 +54,6 @@ log = logging.getLogger(__name__)
 # What an exchange's refusal of an order is recorded as: the first class that
 # matches (most specific first). The execution log shows the code; the
 # exchange's own text, scrubbed of credentials, goes to ``reject_message``.
-REJECT_CODES: tuple[tuple[type[ccxt.BaseError], str], ...] = (
-    (ccxt.InsufficientFunds, "EXCHANGE_INSUFFICIENT_FUNDS"),
-    (ccxt.BadSymbol, "EXCHANGE_BAD_SYMBOL"),
-    (ccxt.MarketClosed, "EXCHANGE_MARKET_CLOSED"),
-    (ccxt.InvalidOrder, "EXCHANGE_INVALID_ORDER"),
-    (ccxt.AuthenticationError, "EXCHANGE_AUTH_FAILED"),
-    (ccxt.BadRequest, "EXCHANGE_BAD_REQUEST"),
-    (ccxt.NotSupported, "EXCHANGE_NOT_SUPPORTED"),
-    (ccxt.ExchangeError, "EXCHANGE_REJECTED"),
-)
-# Gave up: the exchange never answered within the attempts.
-UNAVAILABLE = "EXCHANGE_UNAVAILABLE"
-# The exchange answered "rejected" in an order's own status (not an error).
-REJECTED_BY_EXCHANGE = "EXCHANGE_REJECTED"
 
 # Failures worth another attempt: ccxt's NetworkError (timeouts, 429/418,
 # 5xx, maintenance, nonce/clock) and answers it could not read (BadResponse).
@@ -76,13 +62,6 @@ RETRYABLE: tuple[type[BaseException], ...] = (ccxt.OperationFailed,)
 REFUSED_UNPLACED: tuple[type[BaseException], ...] = (ccxt.DDoSProtection,)
 # Exchanges that say "duplicate client order id" with a code (as InvalidOrder).
 DUPLICATE_CLIENT_ID_CODES = ("-4116", "-2010")  # Binance futures; Binance spot's "Duplicate order sent."
-
-
-def reject_code(exc: BaseException) -> str:
-    for kind, code in REJECT_CODES:
-        if isinstance(exc, kind):
-            return code
-    return "EXCHANGE_REJECTED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +227,7 @@ def outcome_of(job: Job, order: dict, at: datetime) -> OrderOutcome:
         return OrderOutcome(status=S.CANCELLED, **common)
     if status == "rejected":
         message = "The exchange rejected the order."
-        return OrderOutcome(status=S.REJECTED, reject_code=REJECTED_BY_EXCHANGE, reject_message=message, **common)
+        return OrderOutcome(status=S.REJECTED, reject_code=errors.REJECTED, reject_message=message, **common)
     return OrderOutcome(status=S.PARTIALLY_FILLED if filled > 0 else S.ACKNOWLEDGED, **common)
 
 
@@ -324,7 +303,9 @@ def place(client: ccxt.Exchange, exchange: str, job: Job) -> Answer:
             # Refused while looking the order up: its fate is still unknown.
             return Answer(job, None, 0.0, False, 0.0, type(exc).__name__)
         message = redact.scrub(str(exc))
-        return Answer(job, rejected(job, reject_code(exc), message), error=type(exc).__name__)
+        return Answer(
+            job, rejected(job, errors.reject_code(exc, reduce_only=job.reduce_only), message), error=type(exc).__name__
+        )
     except Exception as exc:  # noqa: BLE001  ccxt failing outside its errors: unknown fate, retried
         log.error("placing %s raised %s: %s", job.client_order_id, type(exc).__name__, redact.scrub(str(exc)))
         return Answer(job, None, 0.0, bool(created_at), created_at, type(exc).__name__)
@@ -335,7 +316,9 @@ def rejected(job: Job, code: str, message: str) -> OrderOutcome:
 
 
 def failed(job: Job, message: str) -> OrderOutcome:
-    return OrderOutcome(job.client_order_id, S.FAILED, timezone.now(), reject_code=UNAVAILABLE, reject_message=message)
+    return OrderOutcome(
+        job.client_order_id, S.FAILED, timezone.now(), reject_code=errors.UNAVAILABLE, reject_message=message
+    )
 
 
 def run_lane(lane: Lane, config: ClientConfig, markets_ttl_seconds: float) -> list[Answer]:

@@ -38,7 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from copytrading import bulk, decisions, ledger, reservations, trade_math
-from copytrading.exchanges import reasons
+from copytrading.exchanges import errors
 from copytrading.exchanges.models import EXCHANGE_ORDER_FINAL, ExchangeOrder, ExchangeOrderStatus
 from copytrading.exchanges.outcomes import OrderOutcome
 from copytrading.models import (
@@ -257,7 +257,7 @@ def _executions(ended_without_fill, ended_with_fill, events) -> None:
         if o.leader_event_id is not None:
             outcome = decisions.FAILED if row.status == S.FAILED else decisions.REJECTED
             keyed[(o.leader_event_id, o.subscription_id)] = (
-                outcome, reasons.code_for_status(row.status, row.reject_code), o.quantity, o.price,
+                outcome, errors.code_for_status(row.status, row.reject_code), o.quantity, o.price,
             )  # fmt: skip
     for o, _, quantity, price in ended_with_fill:
         if o.leader_event_id is not None:
@@ -285,7 +285,7 @@ def _tell_listeners(ended_without_fill, events) -> None:
         if o.leader_event_id is not None and o.leader_event_id in events:
             outcome = decisions.FAILED if row.status == S.FAILED else decisions.REJECTED
             by_event[o.leader_event_id].append(
-                ExecutionOutcome(o.subscription_id, outcome, reasons.code_for_status(row.status, row.reject_code))
+                ExecutionOutcome(o.subscription_id, outcome, errors.code_for_status(row.status, row.reject_code))
             )
     for event_id, outcomes in by_event.items():
         tell_execution_listeners(events[event_id], outcomes)

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from copytrading.exchanges import outcomes
+from copytrading.exchanges import errors, outcomes
 from copytrading.exchanges.client import exchange_client
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
-from copytrading.exchanges.sending import REJECT_CODES, Job, outcome_of
+from copytrading.exchanges.sending import Job, outcome_of
 from copytrading.exchanges.submitter import submit_on_commit, submit_orders
 from tests.exchanges.submitting import link_accounts, make_orders, orders_on_double
 
@@ -127,7 +127,7 @@ def test_a_rejection_gets_its_stable_code_and_a_scrubbed_message(submit_settings
 
 
 def test_one_table_maps_exchange_errors_to_codes():
-    codes = [code for _, code in REJECT_CODES]
+    codes = [code for _, code, _, _, _ in errors.TABLE]
     assert len(codes) == len(set(codes))
     assert all(code.startswith("EXCHANGE_") for code in codes)
 
