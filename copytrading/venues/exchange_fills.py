@@ -151,7 +151,6 @@ def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
 
     now = timezone.now()
     fills: list[Fill] = []
-    filled_by: dict[int, Fill] = {}  # order id -> its fill in this batch
     releases = []  # reservations given back without a fill
     order_changes: dict[int, list] = {}
     row_changes = []
@@ -178,7 +177,6 @@ def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
                 increment = ZERO  # nothing it could apply to: reported, left to the reconciler
             else:
                 fills.append(fill)
-                filled_by[o.pk] = fill
                 reserved_left -= release
                 row.applied_quantity += (increment / size).normalize()
                 row.applied_cost += increment * price
