@@ -161,7 +161,7 @@ def write_pending(instrument: Instrument, orders: Sequence[Pending]) -> tuple[li
         ],
         returning=True,
     )  # fmt: skip
-    submit_on_commit(exchange_ids)
+    submit_after_commit(exchange_ids)
     return order_ids, exchange_ids
 
 
@@ -180,7 +180,7 @@ def positions_closing(position_ids: Sequence[int]) -> dict[int, int]:
     return dict(rows)
 
 
-def submit_on_commit(exchange_order_ids: list[int]) -> None:
+def submit_after_commit(exchange_order_ids: list[int]) -> None:
     """Queue the sending of these exchange orders once the transaction that
     wrote them commits (one task per chunk). A lost message is not a lost
     order: the submitter's sweep sends the pending rows it finds."""

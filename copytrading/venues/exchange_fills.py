@@ -33,7 +33,6 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -52,6 +51,7 @@ from copytrading.models import (
     Product,
 )
 from copytrading.money import ZERO, q8, q8_down
+from copytrading.outages import after_commit
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, PositionState, apply_fills
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def _tell_settled(account_ids: list[int]) -> None:
             except Exception:
                 log.exception("settled listener %r failed for accounts %s", listener, account_ids)
 
-    transaction.on_commit(run)
+    after_commit(run, what=f"settled listeners of accounts {account_ids}")
 
 
 def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
@@ -151,7 +151,6 @@ def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
 
     now = timezone.now()
     fills: list[Fill] = []
-    filled_by: dict[int, Fill] = {}  # order id -> its fill in this batch
     releases = []  # reservations given back without a fill
     order_changes: dict[int, list] = {}
     row_changes = []
@@ -178,7 +177,6 @@ def _apply(rows: dict[int, ExchangeOrder]) -> list[int]:
                 increment = ZERO  # nothing it could apply to: reported, left to the reconciler
             else:
                 fills.append(fill)
-                filled_by[o.pk] = fill
                 reserved_left -= release
                 row.applied_quantity += (increment / size).normalize()
                 row.applied_cost += increment * price
