@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from copytrading.bulk import update_rows
-from copytrading.exchanges.models import ExchangeOrder, ExchangeOrderStatus
+from copytrading.exchanges.models import EXCHANGE_ORDER_FINAL, ExchangeOrder, ExchangeOrderStatus
 
 S = ExchangeOrderStatus
 # How far along an order is: an outcome only ever moves it forward.
@@ -71,8 +71,11 @@ def _moves(row: ExchangeOrder, outcome: OrderOutcome) -> bool:
     old, new = RANK[S(row.status)], RANK[S(outcome.status)]
     if new > old:
         return True
-    # The same stage again: only more filled quantity is news.
-    return new == old and outcome.filled_quantity > row.filled_quantity and row.status not in (S.FILLED,)
+    # The same stage again: only more filled quantity is news, and a final
+    # order never moves again (what a late answer says is the reconciler's).
+    if row.status in EXCHANGE_ORDER_FINAL:
+        return False
+    return new == old and outcome.filled_quantity > row.filled_quantity
 
 
 @transaction.atomic
