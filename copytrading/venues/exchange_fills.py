@@ -16,7 +16,7 @@ Set-based over the moved rows (a constant number of statements):
 - an order that ends without any fill (rejected, cancelled, failed) becomes
   a REJECTED order, gives back its reservation, and its execution row
   becomes REJECTED (FAILED for a failure) with the ``EXCHANGE_*`` code
-  (copytrading.exchanges.reasons); a rejected close leaves the mirror open;
+  (copytrading.exchanges.errors); a rejected close leaves the mirror open;
 - an order that ends after a partial fill is FILLED for what filled;
 - once an event's last exchange order is final, the event completes and its
   portfolio's next event is dispatched (``propagation.events_settle``).
