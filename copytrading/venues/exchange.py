@@ -33,12 +33,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from copytrading import bulk, enqueue, ledger, reservations, trade_math
+from copytrading import bulk, ledger, reservations, trade_math
 from copytrading.errors import DomainError
 from copytrading.exchanges.models import ExchangeOrder, ExchangeOrderStatus
+from copytrading.exchanges.submitter import submit_on_commit
 from copytrading.models import Account, Holding, Instrument, Order, OrderStatus, OrderType, Product
 from copytrading.money import ZERO, q8_up
-from copytrading.outages import dispatch_on_commit
 from copytrading.trading import Executed
 from copytrading.trading.common import lock_own_open_position, validate_qty_step
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, OrderRef
@@ -55,7 +55,6 @@ from copytrading.venues.port import (
 )
 
 NAME = "exchange"
-SUBMIT_TASK = "exchange.submit"  # part of the submitter's contract: args = [ExchangeOrder ids]
 REDUCING = (trade_math.REDUCE, trade_math.CLOSE)
 
 PENDING_ORDER_FIELDS = [
@@ -161,7 +160,7 @@ def write_pending(instrument: Instrument, orders: Sequence[Pending]) -> tuple[li
         ],
         returning=True,
     )  # fmt: skip
-    submit_after_commit(exchange_ids)
+    submit_on_commit(exchange_ids)
     return order_ids, exchange_ids
 
 
@@ -178,19 +177,6 @@ def positions_closing(position_ids: Sequence[int]) -> dict[int, int]:
         .values_list("position_id", "pk")
     )
     return dict(rows)
-
-
-def submit_after_commit(exchange_order_ids: list[int]) -> None:
-    """Queue the sending of these exchange orders once the transaction that
-    wrote them commits (one task per chunk). A lost message is not a lost
-    order: the submitter's sweep sends the pending rows it finds."""
-    if not exchange_order_ids:
-        return
-    ids = list(exchange_order_ids)
-    dispatch_on_commit(
-        lambda: enqueue.task(SUBMIT_TASK).delay(ids),
-        what=f"{SUBMIT_TASK} of {len(ids)} exchange orders (the submitter's sweep sends them)",
-    )
 
 
 class ExchangeVenue:

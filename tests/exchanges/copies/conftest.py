@@ -11,7 +11,7 @@ from copytrading import enqueue
 from copytrading.exchanges import crypto
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.outcomes import OrderOutcome, record_outcomes
-from copytrading.venues.exchange import SUBMIT_TASK
+from copytrading.exchanges.submitter import SUBMIT_TASK
 from followers.services import subscription_create
 from tests.copytrading.world import World
 from tests.exchange_double.fixtures import API_KEY, API_SECRET
