@@ -3,12 +3,23 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from copytrading.services import instruments_seed
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql")))
+
+# The embedded pass of CI (HYPOTHESIS_PROFILE=embedded, .ci/run) runs the
+# property tests with a fifth of hypothesis's default 100 examples: the services
+# pass runs them in full, and a property over plain Python values holds or fails
+# the same on either database. A test that sets its own max_examples keeps it.
+# (An environment variable, not --hypothesis-profile: hypothesis reads that
+# option before pytest has imported this file when the paths are given.)
+hypothesis_settings.register_profile("embedded", max_examples=20)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def pytest_collection_modifyitems(config, items):

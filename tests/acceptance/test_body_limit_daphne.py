@@ -11,7 +11,10 @@ from tests.daphne import running_daphne
 
 MB = 1024 * 1024
 BODY = 100 * MB
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to read memory")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to read memory"),
+    pytest.mark.slow,  # a real daphne: runs once, in the services pass
+]
 
 
 def memory_kb(pid: int) -> dict[str, int]:

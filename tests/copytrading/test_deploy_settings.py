@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+# A subprocess with exactly its own environment: the pass (services or embedded)
+# cannot change the outcome, so it runs once, in the services pass.
+SUBPROCESS = pytest.mark.slow
 SERVICES = "postgres://nobody@127.0.0.1:1/nothing"  # never connected to: settings only
 START = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
 # The production settings documented in README.md ("Production").
@@ -30,6 +35,7 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     )
 
 
+@SUBPROCESS
 def test_services_mode_without_a_key_refuses_to_start(tmp_path):
     result = run(["-c", START], tmp_path, DATABASE_URL=SERVICES, DJANGO_DEBUG="false")
     assert result.returncode != 0
@@ -37,12 +43,14 @@ def test_services_mode_without_a_key_refuses_to_start(tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+@SUBPROCESS
 def test_the_web_server_refuses_too(tmp_path):
     result = run(["manage.py", "check"], tmp_path, DATABASE_URL=SERVICES)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 
 
+@SUBPROCESS
 def test_embedded_mode_makes_its_own_key_once(tmp_path):
     first = run(["-c", START], tmp_path)
     second = run(["-c", START], tmp_path)
@@ -56,24 +64,28 @@ def test_embedded_mode_makes_its_own_key_once(tmp_path):
     assert run(["-c", START], other).stdout.strip() != key  # each machine its own
 
 
+@SUBPROCESS
 def test_debug_in_services_mode_starts_with_a_local_key(tmp_path):
     result = run(["-c", START], tmp_path, DATABASE_URL=SERVICES, DJANGO_DEBUG="true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (tmp_path / "secret_key").read_text().strip()
 
 
+@SUBPROCESS
 def test_a_given_key_is_used(tmp_path):
     result = run(["-c", START], tmp_path, **PRODUCTION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == PRODUCTION["DJANGO_SECRET_KEY"]
 
 
+@SUBPROCESS
 def test_check_deploy_is_clean_under_the_documented_production_settings(tmp_path):
     result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path, **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
+@SUBPROCESS
 def test_each_protection_can_be_turned_off_by_environment(tmp_path):
     # e.g. behind a proxy that redirects and sets HSTS itself
     overrides = {

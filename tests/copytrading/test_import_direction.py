@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from celery import current_app
 
 from copytrading import enqueue, tasks
@@ -38,6 +39,7 @@ def test_no_core_module_imports_the_tasks():
     assert offenders == []
 
 
+@pytest.mark.slow  # a subprocess with its own environment: runs once, in the services pass
 def test_the_outbox_and_the_engine_load_without_the_tasks_and_find_them_by_name():
     """In a fresh process (a web process): the engine's modules do not load
     the tasks; the first dispatch finds them by name (Celery's autodiscovery)."""

@@ -71,6 +71,7 @@ def _start(tmp_path, **env) -> subprocess.CompletedProcess:
                           timeout=120, check=False)  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess with its own environment: runs once, in the services pass
 def test_a_malformed_key_stops_the_process_at_start(tmp_path):
     result = _start(tmp_path, EXCHANGE_SECRET_KEYS=f"{NEW},not-a-fernet-key")
     assert result.returncode != 0
@@ -78,6 +79,7 @@ def test_a_malformed_key_stops_the_process_at_start(tmp_path):
     assert "not-a-fernet-key" not in result.stderr.replace("EXCHANGE_SECRET_KEYS=", "")
 
 
+@pytest.mark.slow  # subprocesses with their own environment: runs once, in the services pass
 def test_services_mode_generates_no_key_and_embedded_mode_does(tmp_path):
     services = _start(tmp_path, **PRODUCTION)
     assert services.returncode == 0, services.stderr
