@@ -45,7 +45,7 @@ from django.utils import timezone
 from copytrading import enqueue
 from copytrading.bulk import update_rows
 from copytrading.errors import DomainError
-from copytrading.exchanges import sending
+from copytrading.exchanges import redact, sending
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
 from copytrading.exchanges.outcomes import OrderOutcome, record_outcomes
@@ -271,17 +271,21 @@ def _answers_of(future: Future, lane: Lane) -> list[Answer]:
         return [Answer(job, None, 1.0, False, 0.0, "LaneError") for job in lane.jobs]
 
 
+def _config() -> ClientConfig:
+    return ClientConfig(
+        url_override=settings.EXCHANGE_URL_OVERRIDE or "",
+        timeout_seconds=settings.EXCHANGE_SUBMIT_TIMEOUT_SECONDS,
+        recv_window_seconds=settings.EXCHANGE_ORDER_RECV_WINDOW_SECONDS,
+    )
+
+
 def _round(claimed: list[tuple[ExchangeOrder, bool]], report: SubmitReport) -> None:
     """One attempt at every claimed row, concurrently; answers recorded as they come."""
     report.attempts += len(claimed)
     lanes, known = _lanes(claimed)
     if known:
         _record(known, report)
-    config = ClientConfig(
-        url_override=settings.EXCHANGE_URL_OVERRIDE or "",
-        timeout_seconds=settings.EXCHANGE_SUBMIT_TIMEOUT_SECONDS,
-        recv_window_seconds=settings.EXCHANGE_ORDER_RECV_WINDOW_SECONDS,
-    )
+    config = _config()
     ttl = settings.EXCHANGE_MARKETS_TTL_SECONDS
     futures: dict[Future, Lane] = {
         _pool(lane.exchange).submit(sending.run_lane, lane, config, ttl): lane for lane in lanes
@@ -341,3 +345,52 @@ def submit_orders(order_ids: list[int] | None = None) -> SubmitReport:
     if report.claimed:
         log.info("exchange orders submitted: %s", report)
     return report
+
+
+# --- orders the exchange took but has not finished ---------------------------------------
+
+# How long an acknowledged or partly filled order is left before it is read
+# again (a market order answered NEW, a leader's limit): its portfolio's next
+# event waits for it, so nothing may leave it unread.
+FOLLOW_UP_AFTER = timedelta(seconds=2)
+FOLLOW_UP_BATCH = 500
+
+
+def follow_up_unfinished() -> int:
+    """Read again, by client order id, the orders an exchange acknowledged but
+    has not finished, and record what it says now (the sweep calls this).
+    Read-only at the exchange: an order it acknowledged is never resent; one
+    it no longer knows is left to the reconciliation. Returns how many moved."""
+    from copytrading.exchanges.services import credentials_of
+
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            ExchangeOrder.objects.select_related("exchange_account")
+            .filter(status__in=[S.ACKNOWLEDGED, S.PARTIALLY_FILLED], updated_at__lte=now - FOLLOW_UP_AFTER)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("updated_at")[:FOLLOW_UP_BATCH]
+        )
+        if not rows:
+            return 0
+        ExchangeOrder.objects.filter(pk__in=[r.pk for r in rows]).update(updated_at=now)
+    outcomes: list[OrderOutcome] = []
+    config = _config()
+    for row in rows:
+        exchange = row.exchange_account.exchange
+        try:
+            creds = credentials_of(row.exchange_account)
+            with redact.holding(creds.api_key, creds.secret, creds.passphrase):
+                client = sending.thread_client(exchange, config)
+                sending.share_markets(client, exchange, config, settings.EXCHANGE_MARKETS_TTL_SECONDS)
+                client.apiKey, client.secret, client.password = creds.api_key, creds.secret, creds.passphrase or None
+                try:
+                    order = client.fetch_order(None, row.symbol, {"clientOrderId": row.client_order_id})
+                finally:
+                    client.apiKey = client.secret = ""
+                    client.password = None
+        except Exception as exc:  # noqa: BLE001  unknown here: read again at the next sweep
+            log.warning("follow-up of %s: %s", row.client_order_id, type(exc).__name__)
+            continue
+        outcomes.append(sending.outcome_of(_job(row, True), order, timezone.now()))
+    return len(record_outcomes(outcomes)) if outcomes else 0

@@ -14,7 +14,7 @@ from copytrading.exchanges.client import exchange_client
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
 from copytrading.exchanges.sending import Job, outcome_of
-from copytrading.exchanges.submitter import submit_on_commit, submit_orders
+from copytrading.exchanges.submitter import follow_up_unfinished, submit_on_commit, submit_orders
 from tests.exchanges.submitting import link_accounts, make_orders, orders_on_double
 
 ORDER_PATH = "/fapi/v1/order"
@@ -343,3 +343,22 @@ def test_an_exchange_ccxt_does_not_know_rejects_without_a_request(submit_setting
     row.refresh_from_db()
     assert (row.status, row.reject_code) == (S.REJECTED, "UNKNOWN_EXCHANGE")
     assert not exchange_double.state.requests
+
+
+@pytest.mark.django_db
+def test_an_acknowledged_order_is_read_again_until_the_exchange_finishes_it(submit_settings, exchange_double):
+    # A market order answered NEW: its portfolio's next event waits for it,
+    # so the sweep reads it again (never resends it) until it is final.
+    (account,) = link_accounts(exchange_double, 1)
+    (row,) = make_orders([account])
+    placed = place_directly(row)
+    ExchangeOrder.objects.filter(pk=row.pk).update(
+        status=S.ACKNOWLEDGED, exchange_order_id=str(placed["id"]), attempts=1,
+        updated_at=timezone.now() - timedelta(seconds=5),
+    )  # fmt: skip
+    assert follow_up_unfinished() == 1
+
+    row.refresh_from_db()
+    assert (row.status, row.filled_quantity) == (S.FILLED, Decimal("0.002"))
+    assert orders_on_double(exchange_double)[row.client_order_id] == 1
+    assert follow_up_unfinished() == 0  # final: nothing left to read
