@@ -29,7 +29,7 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import ccxt
@@ -518,10 +518,13 @@ def _order_record(
         quantity=amount,
         price=price if order_type == "limit" else None,
         decided_at=timezone.now(),
-        # Sent at once below; a row left here by a crash is looked up by the
-        # submitter's sweep before anything is resent.
+        # Sent at once below. The submitter's sweep leaves it alone for a
+        # lease (longer than the call's timeout and the exchange's recvWindow),
+        # then looks it up by client id before anything is resent: a row left
+        # here by a crash is never sent twice, nor raced by the sweep.
         status=ExchangeOrderStatus.SENT,
         submitted_at=timezone.now(),
+        next_attempt_at=timezone.now() + timedelta(seconds=settings.EXCHANGE_SUBMIT_LEASE_SECONDS),
     )
     return row, instrument
 
@@ -557,10 +560,17 @@ def portfolio_exchange_order_place(
             if leverage and instrument.product == Product.MARGIN:
                 # The position's leverage is the exchange account's per symbol.
                 client.set_leverage(leverage, row.symbol)
-            placed = exchange.order_create(
-                client, symbol=row.symbol, side=row.side, amount=row.quantity, order_type=row.order_type,
-                price=row.price, client_order_id=row.client_order_id,
-            )  # fmt: skip
+            # A deterministic id (a signal's, an Idempotency-Key's) may have
+            # been sent by an attempt whose transaction then rolled back: the
+            # exchange is asked first, and only an order it lacks is placed.
+            placed = (
+                exchange.order_find(client, symbol=row.symbol, client_order_id=row.client_order_id) if token else None
+            )
+            if placed is None:
+                placed = exchange.order_create(
+                    client, symbol=row.symbol, side=row.side, amount=row.quantity, order_type=row.order_type,
+                    price=row.price, client_order_id=row.client_order_id,
+                )  # fmt: skip
     except ccxt.BaseError as exc:
         exchange.log_failure("placing the leader's order", account, exc)
         error = exchange_domain_error(exc)

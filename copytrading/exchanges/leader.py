@@ -155,6 +155,24 @@ class PlacedOrder:
     average: Decimal | None
 
 
+def order_find(client: ccxt.Exchange, *, symbol: str, client_order_id: str) -> PlacedOrder | None:
+    """The exchange's order with this client order id, None when it has none."""
+    try:
+        raw = client.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+    except ccxt.OrderNotFound:
+        return None
+    return _placed(raw)
+
+
+def _placed(raw: dict) -> PlacedOrder:
+    return PlacedOrder(
+        exchange_order_id=str(raw.get("id") or ""),
+        status=str(raw.get("status") or "open"),
+        filled=_decimal(raw.get("filled")) or Decimal(0),
+        average=_decimal(raw.get("average")),
+    )
+
+
 def order_create(
     client: ccxt.Exchange,
     *,
@@ -169,9 +187,4 @@ def order_create(
     params = {"clientOrderId": client_order_id}
     limit = float(price) if price is not None else None
     raw = client.create_order(symbol, order_type, side, float(amount), limit, params)
-    return PlacedOrder(
-        exchange_order_id=str(raw.get("id") or ""),
-        status=str(raw.get("status") or "open"),
-        filled=_decimal(raw.get("filled")) or Decimal(0),
-        average=_decimal(raw.get("average")),
-    )
+    return _placed(raw)

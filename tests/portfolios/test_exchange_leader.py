@@ -461,6 +461,25 @@ def test_a_signal_on_a_bound_portfolio_goes_to_the_exchange_once(bound, exchange
 
 
 @pytest.mark.django_db
+def test_a_signal_whose_first_delivery_reached_the_exchange_but_rolled_back_is_not_placed_again(bound, exchange_double):
+    # The exchange took the order, then the request's transaction rolled back
+    # (no inbox row, no ExchangeOrder): the redelivery asks the exchange first.
+    from portfolios.webhooks import portfolio_webhook_secret_rotate
+    from tests.acceptance.test_signal_webhook import post_signal
+
+    exchange_double.state.unique_client_order_ids = False  # a second send would show as a second order
+    client_order_id = exchange.leader_client_order_id(bound.pk, "signal:sig-9")
+    on_exchange().create_order(BTC, "market", "buy", 0.010, None, {"clientOrderId": client_order_id})
+    secret = portfolio_webhook_secret_rotate(portfolio=bound)
+
+    answer = post_signal(bound.pk, secret, {"id": "sig-9", "symbol": BTC, "side": "buy", "quantity": "0.010"})
+
+    assert answer.status_code == 202, answer.content
+    assert exchange_double.state.client_order_ids()[client_order_id] == 1
+    assert ExchangeOrder.objects.get(client_order_id=client_order_id).status == "filled"
+
+
+@pytest.mark.django_db
 def test_the_paper_matching_never_liquidates_a_bound_portfolios_position(bound):
     from copytrading.models import Instrument
     from copytrading.services import price_set
