@@ -363,7 +363,18 @@ def _apply_trade(
             events = portfolio_external_fill_apply(
                 portfolio=portfolio, instrument=instrument, trade=trade, leverage=leverage
             )
-    except DomainError as exc:
+    except (DomainError, IntegrityError) as error:
+        # A trade the book cannot take (a ledger constraint: margin above the
+        # mirrored balance, money the service never saw) is recorded refused
+        # and reported, never retried forever: the cursor moves past it, and
+        # the reconciliation reports the drift it leaves.
+        exc = (
+            error
+            if isinstance(error, DomainError)
+            else DomainError(
+                "TRADE_NOT_APPLICABLE", "The trade does not fit the portfolio's book (a ledger constraint refused it)."
+            )
+        )
         report.rejected += 1
         inbox_result_record(
             message=message, status=InboxStatus.REJECTED, result={"code": exc.code, "detail": exc.detail}

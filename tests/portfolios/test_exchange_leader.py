@@ -480,6 +480,25 @@ def test_a_signal_whose_first_delivery_reached_the_exchange_but_rolled_back_is_n
 
 
 @pytest.mark.django_db
+def test_a_trade_the_book_cannot_take_is_refused_once_and_the_poll_goes_on(bound, exchange_double):
+    # Money the service never saw (deposited on the exchange after the bind)
+    # pays for a position whose margin is above the mirrored balance: the
+    # ledger refuses it. The trade is recorded refused; later trades still copy.
+    with exchange_double.state.lock:
+        exchange_double.state.accounts[API_KEY].balances["USDT"] = D("100000")
+    on_exchange().set_leverage(1, BTC)
+    on_exchange().create_order(BTC, "market", "buy", 0.5)  # 32,000 of margin against 10,000 mirrored
+
+    first = exchange.leader_trades_poll(account_id=bound.trading_account_id)
+    on_exchange().create_order(BTC, "market", "buy", 0.01)
+    second = exchange.leader_trades_poll(account_id=bound.trading_account_id)
+
+    assert (first.rejected, first.events) == (1, [])
+    assert InboxMessage.objects.filter(status="rejected").count() == 1
+    assert [e.kind for e in events_of(bound)] == ["position_open"] and len(second.events) == 1
+
+
+@pytest.mark.django_db
 def test_the_paper_matching_never_liquidates_a_bound_portfolios_position(bound):
     from copytrading.models import Instrument
     from copytrading.services import price_set
