@@ -92,9 +92,11 @@ CANCELLED = "EXCHANGE_CANCELLED"  # the exchange cancelled or expired it without
 FAILED = "EXCHANGE_FAILED"  # the service gave up on it
 UNAVAILABLE = "EXCHANGE_UNAVAILABLE"  # gave up after retries: timeouts, 429/418, 5xx
 REDUCE_ONLY_REJECTED = "EXCHANGE_REDUCE_ONLY_REJECTED"  # nothing left to reduce on the exchange
+APPLY_FAILED = "EXCHANGE_APPLY_FAILED"  # the exchange's answer could not be applied (reported; reconciled)
 
 CODES = frozenset(
-    {code for _, code, _, _, _ in TABLE} | {"EXCHANGE_ERROR", REJECTED, CANCELLED, FAILED, REDUCE_ONLY_REJECTED}
+    {code for _, code, _, _, _ in TABLE}
+    | {"EXCHANGE_ERROR", REJECTED, CANCELLED, FAILED, REDUCE_ONLY_REJECTED, APPLY_FAILED}
 )
 
 

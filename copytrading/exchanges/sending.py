@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 # 5xx, maintenance, nonce/clock) and answers it could not read (BadResponse).
 RETRYABLE: tuple[type[BaseException], ...] = (ccxt.OperationFailed,)
 # Of those, refusals at the exchange's edge that placed nothing for sure.
-REFUSED_UNPLACED: tuple[type[BaseException], ...] = (ccxt.DDoSProtection,)
+REFUSED_UNPLACED: tuple[type[BaseException], ...] = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
 # Exchanges that say "duplicate client order id" with a code (as InvalidOrder).
 DUPLICATE_CLIENT_ID_CODES = ("-4116", "-2010")  # Binance futures; Binance spot's "Duplicate order sent."
 

@@ -42,15 +42,15 @@ from django.db.models import F, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from copytrading import enqueue
+from copytrading import enqueue, failures
 from copytrading.bulk import update_rows
 from copytrading.errors import DomainError
-from copytrading.exchanges import redact, sending
+from copytrading.exchanges import errors, redact, sending
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
 from copytrading.exchanges.outcomes import OrderOutcome, record_outcomes
 from copytrading.exchanges.sending import Answer, ClientConfig, Job, Lane
-from copytrading.outages import dispatch_on_commit
+from copytrading.outages import dispatch_on_commit, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +246,40 @@ def _record(answers: list[Answer], report: SubmitReport) -> None:
             status=S.PENDING, next_attempt_at=row.next_attempt_at, updated_at=now
         )
     if outcomes:
-        for _, outcome in record_outcomes(outcomes):
+        for _, outcome in _record_isolated(outcomes):
             if outcome.status in (S.ACKNOWLEDGED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED):
                 report.acknowledged += 1
             report.filled += outcome.status == S.FILLED
             report.rejected += outcome.status == S.REJECTED
             report.failed += outcome.status == S.FAILED
+
+
+def _record_isolated(outcomes: list[OrderOutcome]) -> list[tuple[ExchangeOrder, OrderOutcome]]:
+    """``record_outcomes`` for a batch; if applying it raises (a fill the
+    engine cannot take: a ledger constraint, a bug), each outcome is recorded
+    on its own, and one that still cannot be applied ends ``failed``
+    (``EXCHANGE_APPLY_FAILED``, reported as a job error): its event completes
+    and the reconciliation finds whatever it left on the exchange. One bad
+    answer never rolls back the batch's others, nor comes back every sweep."""
+    try:
+        return record_outcomes(outcomes)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+    moved = []
+    for outcome in outcomes:
+        try:
+            moved += record_outcomes([outcome])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            failures.failure_report(task=SUBMIT_TASK, arguments={"client_order_id": outcome.client_order_id}, exc=exc)
+            message = f"The exchange's answer ({outcome.status}) could not be applied: {type(exc).__name__}."
+            moved += record_outcomes(
+                [OrderOutcome(outcome.client_order_id, S.FAILED, outcome.at, outcome.exchange_order_id,
+                              outcome.filled_quantity, outcome.average_price, errors.APPLY_FAILED, message)]
+            )  # fmt: skip
+    return moved
 
 
 def _renew(pks: set[int]) -> None:

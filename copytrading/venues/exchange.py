@@ -235,7 +235,10 @@ class ExchangeVenue:
         instrument = position.instrument
         ledger.lock_accounts([account_id])
         side = trade_math.closing_side(position.side)
-        price = trade_math.fill_price(instrument.mark_price, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
+        # No mark yet (an instrument just synced): the entry price; the close
+        # reserves nothing and fills at the exchange's price anyway.
+        mark = instrument.mark_price or position.entry_price
+        price = trade_math.fill_price(mark, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
         if quantity is None or quantity == position.quantity:
             closed, action = position.quantity, trade_math.CLOSE
         else:

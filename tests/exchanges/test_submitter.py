@@ -362,3 +362,25 @@ def test_an_acknowledged_order_is_read_again_until_the_exchange_finishes_it(subm
     assert (row.status, row.filled_quantity) == (S.FILLED, Decimal("0.002"))
     assert orders_on_double(exchange_double)[row.client_order_id] == 1
     assert follow_up_unfinished() == 0  # final: nothing left to read
+
+
+@pytest.mark.django_db
+def test_an_answer_the_engine_cannot_apply_fails_alone_and_is_reported(submit_settings, exchange_double, monkeypatch):
+    from backoffice.models import JobError
+
+    accounts = link_accounts(exchange_double, 2)
+    rows = make_orders(accounts)
+    poisoned = rows[0].client_order_id
+
+    def engine(moved):
+        if any(row.client_order_id == poisoned and outcome.status == S.FILLED for row, outcome in moved):
+            raise ValueError("a fill the ledger refuses")
+
+    monkeypatch.setattr(outcomes, "_engine_appliers", [engine])
+    submit_orders(ids(rows))
+
+    bad, good = (ExchangeOrder.objects.get(pk=row.pk) for row in rows)
+    assert (bad.status, bad.reject_code) == (S.FAILED, "EXCHANGE_APPLY_FAILED")
+    assert good.status == S.FILLED
+    assert JobError.objects.filter(task="exchange.submit").exists()
+    assert orders_on_double(exchange_double)[poisoned] == 1  # placed once; the reconciliation owns the rest
