@@ -282,8 +282,17 @@ def unfollows_finish(account_ids: list[int]) -> int:
             copy_account_id__in=list(account_ids), status=SubscriptionStatus.PAUSED, pause_reason=UNFOLLOW_PENDING
         ).order_by("pk")
     )
+    from copytrading.venues.exchange import closes_refused_recently
+
+    # A close the exchange just refused is not re-sent at once (the refusal
+    # settling would run this again, and again): the unfollow stays pending
+    # until the follower asks again.
+    refused = closes_refused_recently(account_ids=[sub.copy_account_id for sub in waiting])
     ended = 0
     for sub in waiting:
+        if sub.copy_account_id in refused:
+            log.warning("unfollow of subscription %s waits: the exchange refused its close", sub.pk)
+            continue
         try:
             done = subscription_unfollow(subscription=sub, reason=sub.end_reason or UNFOLLOWED)
         except Exception:

@@ -67,7 +67,13 @@ def exchange_view(
     with redact.holding(credentials.api_key, credentials.secret, credentials.passphrase):
         try:
             positions = []
-            for p in client.fetch_positions():
+            # A spot account has holdings, not positions (Binance's spot API has
+            # no fetchPositions): its positions are none, not unreadable.
+            try:
+                raw_positions = client.fetch_positions()
+            except ccxt.NotSupported:
+                raw_positions = []
+            for p in raw_positions:
                 contracts = abs(_decimal(p.get("contracts")))
                 if not contracts:
                     continue

@@ -257,13 +257,14 @@ class Matcher:
         mark crosses its trigger), applied when the exchange fills it
         (copytrading.venues.exchange). Returns the triggers left to fill here."""
         from copytrading.venues import exchange_bound
-        from copytrading.venues.exchange import Pending, positions_closing, write_pending
+        from copytrading.venues.exchange import Pending, closes_refused_recently, positions_closing, write_pending
 
         bound = exchange_bound({p.account_id for p, _ in closing})
         if not bound:
             return closing
         on_exchange = [(p, t) for p, t in closing if p.account_id in bound]
-        already = positions_closing([p.pk for p, _ in on_exchange])
+        ids = [p.pk for p, _ in on_exchange]
+        already = set(positions_closing(ids)) | closes_refused_recently(position_ids=ids)
         orders = []
         for position, trigger in sorted(on_exchange, key=lambda c: c[0].pk):
             if position.pk in already:

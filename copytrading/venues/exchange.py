@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -177,6 +177,27 @@ def positions_closing(position_ids: Sequence[int]) -> dict[int, int]:
         .values_list("position_id", "pk")
     )
     return dict(rows)
+
+
+# After the exchange refused a close (a revoked key, nothing left to reduce),
+# no new close of that position or wallet is sent before this has passed: a
+# trigger seen on every price tick, or an unfollow re-run as each refusal
+# settles, would otherwise send one refused order after another.
+REFUSED_CLOSE_COOLDOWN = timedelta(seconds=60)
+
+
+def closes_refused_recently(*, position_ids: Sequence[int] = (), account_ids: Sequence[int] = ()) -> set[int]:
+    """Of these positions (or wallets), those whose reduce-only order the
+    exchange refused or the service gave up within the cool-down (one query)."""
+    if not position_ids and not account_ids:
+        return set()
+    since = timezone.now() - REFUSED_CLOSE_COOLDOWN
+    refused = Order.objects.filter(
+        status=OrderStatus.REJECTED, exchange_order__reduce_only=True, exchange_order__updated_at__gte=since
+    )
+    if position_ids:
+        return set(refused.filter(position_id__in=list(position_ids)).values_list("position_id", flat=True))
+    return set(refused.filter(account_id__in=list(account_ids)).values_list("account_id", flat=True))
 
 
 class ExchangeVenue:

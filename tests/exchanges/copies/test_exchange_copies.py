@@ -152,6 +152,26 @@ def test_a_stop_loss_on_an_exchange_copy_closes_through_the_exchange_once(world)
     assert ledger_check().ok
 
 
+def test_a_refused_stop_loss_close_is_not_resent_on_every_tick(world):
+    portfolio = world.leader()
+    bound = bound_follower(portfolio)
+    world.trade(portfolio, ETH_PERP, "buy", "2")
+    tell(world, outcome(exchange_orders_of(bound)[0], S.FILLED, "1", "3200"))
+    mirror = mirrors_of(bound).get()
+    Position.objects.filter(pk=mirror.pk).update(stop_loss=D("3100"))
+    world.price(ETH_PERP, "3090")
+    (close,) = [r for r in exchange_orders_of(bound) if r.reduce_only]
+
+    tell(world, outcome(close, S.REJECTED, reject_code="EXCHANGE_AUTH_FAILED"))  # the key was revoked
+    world.price(ETH_PERP, "3080")
+    world.price(ETH_PERP, "3070")
+
+    assert len([r for r in exchange_orders_of(bound) if r.reduce_only]) == 1  # cooling down, not re-sent per tick
+    mirror.refresh_from_db()
+    assert mirror.status == PositionStatus.OPEN and wallet(bound).locked > 0  # its margin still held
+    assert ledger_check().ok
+
+
 def test_unfollow_waits_for_the_exchange_closes_then_ends(world):
     portfolio = world.leader()
     bound = bound_follower(portfolio)
