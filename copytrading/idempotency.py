@@ -96,6 +96,18 @@ def _stored(response: Response) -> bool:
     return response.status_code < 500 and response.status_code not in (400, 429)
 
 
+def answer_stored(request, body_field: str | None = None) -> bool:
+    """Whether this request's Idempotency-Key already has a stored answer
+    (a retry): a view whose checks run before ``idempotent`` (an exchange
+    asked outside the transaction) skips them, so the retry gets the first
+    answer and not a refusal of the state the first one created."""
+    key = request_key(request, body_field)
+    if not key or not request.user.is_authenticated:
+        return False
+    since = timezone.now() - LIFETIME
+    return IdempotentRequest.objects.filter(user=request.user, key=key, created_at__gt=since).exists()
+
+
 def idempotent(method=None, *, body_field: str | None = None):
     """Decorate a DRF view's ``post`` so it honours ``Idempotency-Key``."""
 

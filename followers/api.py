@@ -74,9 +74,10 @@ class SubscriptionListView(APIView):
             passcode=data.pop("passcode", None),
             client_address=client_address(request),
         )
-        services.exchange_binding_check(
-            follower=request.user, amount=data["amount"], exchange_account_id=data.get("exchange_account_id")
-        )
+        if not idempotency.answer_stored(request):
+            services.exchange_binding_check(
+                follower=request.user, amount=data["amount"], exchange_account_id=data.get("exchange_account_id")
+            )
         return self._open(request, portfolio, data)
 
     @idempotency.idempotent

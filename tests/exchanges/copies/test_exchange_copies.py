@@ -58,6 +58,22 @@ def test_subscribing_onto_an_exchange_account_binds_the_copy_wallet(world, follo
     assert other.status_code == 201 and other.json()["exchange_account"] is None
 
 
+def test_a_retried_bound_subscribe_gets_its_first_answer(world, follower):
+    # The retry's account is now bound to the wallet the first request made:
+    # it must get that answer back, not a refusal of its own binding.
+    portfolio = world.leader()
+    linked = linked_account(follower)
+    client = client_for(follower)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(follower)}", HTTP_IDEMPOTENCY_KEY="sub-1")
+
+    first = subscribe(client, portfolio, exchange_account_id=linked.pk)
+    again = subscribe(client, portfolio, exchange_account_id=linked.pk)
+
+    assert first.status_code == again.status_code == 201, again.json()
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert Subscription.objects.filter(follower=follower).count() == 1
+
+
 def test_binding_refusals_have_stable_codes_and_store_nothing(world, follower, exchange_double, settings):
     portfolio = world.leader()
     stranger = linked_account(UserFactory())
