@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from copytrading import events
+from copytrading.admin_base import ReadOnlyAdmin, ReadOnlyInline
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.auth.services import auth_token_revoke, login_throttle_clear
 from copytrading.exchanges import admin as exchanges_admin
@@ -37,35 +38,6 @@ from copytrading.models import (
 )
 from copytrading.notifications import admin as notifications_admin
 from copytrading.serializers import exchange_order_of
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never added, changed or deleted through the admin: the add,
-    change (POST) and delete views answer 403 even for a superuser."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def changelist_link(model, label: str, **filters) -> str:

@@ -6,6 +6,7 @@ copytrading/admin.py)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
+from copytrading.admin_base import ReadOnlyAdmin
 from copytrading.exchanges.models import (
     ExchangeAccount,
     ExchangeDrift,
@@ -49,22 +50,11 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(ids)} exchange account(s) unlinked.")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 class ExchangeOrderAdmin(ReadOnlyAdmin):
     """Orders sent to exchanges: what was sent, what the exchange said, and
     when (decided → submitted → acknowledged → filled)."""
+
+    show_full_result_count = False
 
     list_display = ["id", "client_order_id", "exchange_account", "symbol", "side", "quantity", "status",
                     "filled_quantity", "average_price", "reject_code", "attempts", "decided_at", "submitted_at",
@@ -78,6 +68,8 @@ class ExchangeOrderAdmin(ReadOnlyAdmin):
 class ExchangeDriftAdmin(ReadOnlyAdmin):
     """What the exchange reconciliation found (copytrading/exchanges/reconciliation.py):
     open drifts first, each with what was repaired."""
+
+    show_full_result_count = False
 
     list_display = ["id", "code", "subject", "account", "exchange_account", "subscription_id", "service_quantity",
                     "exchange_quantity", "repair", "repair_error", "seen_count", "first_seen_at", "last_seen_at",
@@ -93,12 +85,16 @@ class LeaderTradePollAdmin(ReadOnlyAdmin):
     """Leaders' trading accounts bound to their exchange accounts, as the
     trade poller sees them (portfolios/exchange.py): when bound, when last read."""
 
+    show_full_result_count = False
+
     list_display = ["id", "account", "bound_at", "polled_at"]
     raw_id_fields = ["account"]
 
 
 class LeaderTradeCursorAdmin(ReadOnlyAdmin):
     """How far each bound account's trades have become leader events, per symbol."""
+
+    show_full_result_count = False
 
     list_display = ["id", "poll", "symbol", "last_trade_ms", "last_trade_id"]
     search_fields = ["=symbol"]

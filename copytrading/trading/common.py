@@ -106,3 +106,19 @@ def margin_delta_lock(account_id: int, delta: Decimal, *, needs: str, field: str
         raise InsufficientFunds(f"{needs} {delta} more {of}; {free} is available.", field=field)
     if delta:
         ledger.apply_transfers([], locked_deltas={account_id: delta})
+
+
+def closing_quantity(position: Position, quantity: Decimal | None) -> tuple[Decimal, str]:
+    """What closing ``quantity`` of ``position`` (None: all of it) closes, and
+    as which action (CLOSE or REDUCE); a quantity off the position or off the
+    instrument's step is refused."""
+    if quantity is None or quantity == position.quantity:
+        return position.quantity, trade_math.CLOSE
+    if quantity <= 0 or quantity > position.quantity:
+        raise DomainError(
+            "INVALID_QUANTITY",
+            f"The quantity must be above 0 and at most {position.quantity.normalize()}.",
+            field="quantity",
+        )
+    validate_qty_step(position.instrument, quantity)
+    return quantity, trade_math.REDUCE

@@ -12,9 +12,9 @@ from copytrading.models import Holding, Instrument, Position, PositionStatus, Pr
 from copytrading.money import ZERO, q8_up
 from copytrading.trading.common import (
     Executed,
+    closing_quantity,
     lock_own_open_position,
     validate_leverage,
-    validate_qty_step,
     validate_quantity,
     validate_side,
 )
@@ -184,17 +184,7 @@ def position_close(*, position_id: int, account_id: int, quantity: Decimal | Non
     ledger.lock_accounts([account_id])
     side = trade_math.closing_side(position.side)
     price = _market_price(instrument, side)
-    if quantity is None or quantity == position.quantity:
-        closed, action = position.quantity, trade_math.CLOSE
-    else:
-        if quantity <= 0 or quantity > position.quantity:
-            raise DomainError(
-                "INVALID_QUANTITY",
-                f"The quantity must be above 0 and at most {position.quantity.normalize()}.",
-                field="quantity",
-            )
-        validate_qty_step(instrument, quantity)
-        closed, action = quantity, trade_math.REDUCE
+    closed, action = closing_quantity(position, quantity)
     before = position.quantity
     fill = Fill(
         account_id,

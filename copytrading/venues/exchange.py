@@ -40,7 +40,7 @@ from copytrading.exchanges.submitter import submit_on_commit
 from copytrading.models import Account, Holding, Instrument, Order, OrderStatus, OrderType, Product
 from copytrading.money import ZERO, q8_up
 from copytrading.trading import Executed
-from copytrading.trading.common import lock_own_open_position, validate_qty_step
+from copytrading.trading.common import closing_quantity, lock_own_open_position
 from copytrading.venue import SPOT_BUY, SPOT_SELL, Fill, OrderRef
 from copytrading.venues.paper import PaperVenue
 from copytrading.venues.port import (
@@ -260,17 +260,7 @@ class ExchangeVenue:
         # reserves nothing and fills at the exchange's price anyway.
         mark = instrument.mark_price or position.entry_price
         price = trade_math.fill_price(mark, side, settings.PAPER_SPREAD_BPS, instrument.price_tick)
-        if quantity is None or quantity == position.quantity:
-            closed, action = position.quantity, trade_math.CLOSE
-        else:
-            if quantity <= 0 or quantity > position.quantity:
-                raise DomainError(
-                    "INVALID_QUANTITY",
-                    f"The quantity must be above 0 and at most {position.quantity.normalize()}.",
-                    field="quantity",
-                )
-            validate_qty_step(instrument, quantity)
-            closed, action = quantity, trade_math.REDUCE
+        closed, action = closing_quantity(position, quantity)
         fill = Fill(
             account_id, instrument, side, action, closed, price, position.leverage, position,
             subscription_id=position.subscription_id,
