@@ -31,7 +31,8 @@ from copytrading import ledger
 from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
 from copytrading.exchanges.models import LeaderTradePoll
-from copytrading.models import Account, AccountKind, Order, OrderStatus, Position, PositionStatus, TransferKind
+from copytrading.models import Account, AccountKind, Holding, Order, OrderStatus, Position, PositionStatus, TransferKind
+from copytrading.money import ZERO
 from copytrading.notifications.services import Note, notify
 from copytrading.outages import dispatch_on_commit
 from fees import services as fee_services
@@ -193,7 +194,12 @@ def _trading_account_empty(portfolio: Portfolio) -> None:
     copies the portfolio any more, so these sales write no leader event."""
     account_id = portfolio.trading_account_id
     ledger.lock_accounts([account_id])
-    account_holdings_sell(account_id=account_id)
+    if Account.objects.filter(pk=account_id, exchange_account__isnull=False).exists():
+        # Bound to the leader's exchange account: the coins are theirs, on the
+        # exchange; the book only stops mirroring them (nothing is sold).
+        Holding.objects.filter(account_id=account_id).update(quantity=ZERO, cost_basis=ZERO, reserved=ZERO)
+    else:
+        account_holdings_sell(account_id=account_id)
     account = Account.objects.get(pk=account_id)
     if account.locked:
         raise Conflict("TRADING_ACCOUNT_BUSY", "The trading account still holds margin; retry later.")

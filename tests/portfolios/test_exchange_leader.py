@@ -683,3 +683,20 @@ def test_a_long_outage_is_read_in_seven_day_windows_up_to_now():
         (since + TRADES_WINDOW_MS, since + 2 * TRADES_WINDOW_MS),
         (since + 2 * TRADES_WINDOW_MS, None),
     ]
+
+
+@pytest.mark.django_db
+def test_archiving_a_bound_spot_portfolio_sells_nothing_on_the_exchange(spot_bound, leader, exchange_double):
+    from copytrading.models import Holding
+    from portfolios.lifecycle import portfolio_archive, portfolio_close
+
+    on_spot().create_order(SPOT_BTC, "market", "buy", 0.01)
+    exchange.leader_trades_poll(account_id=spot_bound.trading_account_id)
+    posts_before = len(exchange_double.state.seen("/api/v3/order", "POST"))
+
+    portfolio_close(portfolio=spot_bound, actor=leader)
+    assert portfolio_archive(portfolio_id=spot_bound.pk)
+
+    assert len(exchange_double.state.seen("/api/v3/order", "POST")) == posts_before  # the leader's coins stay put
+    assert Holding.objects.get(account_id=spot_bound.trading_account_id, asset="BTC").quantity == 0
+    assert Account.objects.get(pk=spot_bound.trading_account_id).is_closed
