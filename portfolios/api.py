@@ -21,7 +21,6 @@ from copytrading.venues import portfolio_exchange_account_id
 from portfolios import exchange, services
 from portfolios.models import Portfolio
 from portfolios.serializers import (
-    ExchangeBindingSerializer,
     ExchangeBindSerializer,
     ExchangeOrderSentSerializer,
     LeaderEventsSerializer,
@@ -29,6 +28,7 @@ from portfolios.serializers import (
     OrderRepriceSerializer,
     PortfolioCreateSerializer,
     PortfolioDetailSerializer,
+    PortfolioExchangeBindingSerializer,
     PortfolioSerializer,
     PortfolioUpdateSerializer,
     PositionEditSerializer,
@@ -121,9 +121,9 @@ class PortfolioExchangeAccountView(APIView):
             "exchange_account_id": account.exchange_account_id,
             "balance": account.balance,
         }
-        return Response(ExchangeBindingSerializer(body).data)
+        return Response(PortfolioExchangeBindingSerializer(body).data)
 
-    @extend_schema(request=ExchangeBindSerializer, responses={200: ExchangeBindingSerializer})
+    @extend_schema(request=ExchangeBindSerializer, responses={200: PortfolioExchangeBindingSerializer})
     def post(self, request, pk):
         portfolio = my_portfolio(request, pk)
         s = ExchangeBindSerializer(data=request.data)
@@ -133,7 +133,7 @@ class PortfolioExchangeAccountView(APIView):
         )
         return self._binding(portfolio)
 
-    @extend_schema(request=None, responses={200: ExchangeBindingSerializer})
+    @extend_schema(request=None, responses={200: PortfolioExchangeBindingSerializer})
     def delete(self, request, pk):
         return self._binding(exchange.portfolio_exchange_unbind(portfolio=my_portfolio(request, pk)))
 

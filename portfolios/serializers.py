@@ -60,7 +60,7 @@ class PortfolioCreateSerializer(serializers.Serializer):
         max_length=max_length(Portfolio, "website_url"), required=False, allow_blank=True, default=""
     )
     exchange_account_id = serializers.IntegerField(
-        min_value=1,
+        **ID_BOUNDS,
         required=False,
         help_text="Bind the new (margin) portfolio to this linked exchange account: its trades there are copied.",
     )
@@ -162,10 +162,10 @@ class PositionEditSerializer(serializers.Serializer):
 
 
 class ExchangeBindSerializer(serializers.Serializer):
-    exchange_account_id = serializers.IntegerField(min_value=1)
+    exchange_account_id = serializers.IntegerField(**ID_BOUNDS)
 
 
-class ExchangeBindingSerializer(serializers.Serializer):
+class PortfolioExchangeBindingSerializer(serializers.Serializer):
     """A portfolio's binding: its exchange account (null: the paper venue)
     and its trading account's balance, which mirrors the exchange's while bound."""
 

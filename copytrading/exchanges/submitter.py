@@ -76,7 +76,7 @@ class SubmitReport:
     left: int = 0  # still `sent` when the call ended: the sweep carries on
 
 
-def submit_on_commit(order_ids: list[int]) -> None:
+def submit_after_commit(order_ids: list[int]) -> None:
     """Queue ``exchange.submit`` for these rows once the current transaction
     commits (the engine's chunk calls this once per chunk). A lost dispatch
     is redelivered by the sweep."""

@@ -36,7 +36,7 @@ from django.utils import timezone
 from copytrading import bulk, ledger, reservations, trade_math
 from copytrading.errors import DomainError
 from copytrading.exchanges.models import ExchangeOrder, ExchangeOrderStatus
-from copytrading.exchanges.submitter import submit_on_commit
+from copytrading.exchanges.submitter import submit_after_commit
 from copytrading.models import Account, Holding, Instrument, Order, OrderStatus, OrderType, Product
 from copytrading.money import ZERO, q8_up
 from copytrading.trading import Executed
@@ -160,7 +160,7 @@ def write_pending(instrument: Instrument, orders: Sequence[Pending]) -> tuple[li
         ],
         returning=True,
     )  # fmt: skip
-    submit_on_commit(exchange_ids)
+    submit_after_commit(exchange_ids)
     return order_ids, exchange_ids
 
 

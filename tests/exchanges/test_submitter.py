@@ -14,7 +14,7 @@ from copytrading.exchanges.client import exchange_client
 from copytrading.exchanges.models import ExchangeAccount, ExchangeAccountStatus, ExchangeOrder
 from copytrading.exchanges.models import ExchangeOrderStatus as S
 from copytrading.exchanges.sending import Job, outcome_of
-from copytrading.exchanges.submitter import follow_up_unfinished, submit_on_commit, submit_orders
+from copytrading.exchanges.submitter import follow_up_unfinished, submit_after_commit, submit_orders
 from tests.exchanges.submitting import link_accounts, make_orders, orders_on_double
 
 ORDER_PATH = "/fapi/v1/order"
@@ -273,16 +273,16 @@ def test_the_sweep_leaves_a_just_committed_row_to_its_task_and_a_leased_one_to_i
 
 
 @pytest.mark.django_db(transaction=True)
-def test_submit_on_commit_queues_the_task_after_the_commit_only(submit_settings, exchange_double):
+def test_submit_after_commit_queues_the_task_after_the_commit_only(submit_settings, exchange_double):
     from django.db import transaction
 
     (account,) = link_accounts(exchange_double, 1)
     kept, dropped = make_orders([account], per_account=2)
     with transaction.atomic():
-        submit_on_commit([kept.pk])  # eager here: runs the task at the commit
+        submit_after_commit([kept.pk])  # eager here: runs the task at the commit
         assert not exchange_double.state.seen(ORDER_PATH)
     with pytest.raises(RuntimeError), transaction.atomic():
-        submit_on_commit([dropped.pk])
+        submit_after_commit([dropped.pk])
         raise RuntimeError("rolled back")
 
     kept.refresh_from_db()
