@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "graphene_django",
     "django_celery_beat",
     "channels",
+    "auditlog",
+    "solo",
     "copytrading",
     "risk",
     "fees",

@@ -566,6 +566,17 @@ class Execution(models.Model):
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.PROTECT, related_name="executions", db_index=False
     )
+    # What the decision saw (the "why" a follower did or did not copy): the
+    # size before step rounding, the copy's free balance, the instrument's
+    # minimums and step, the price the size was computed at; and a detail
+    # beside the reason code (e.g. the kill switch's reason).
+    attempted_quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    free_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    min_quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    min_notional = models.DecimalField(**MONEY, null=True, blank=True)
+    quantity_step = models.DecimalField(**MONEY, null=True, blank=True)
+    price_used = models.DecimalField(**MONEY, null=True, blank=True)
+    reason_detail = models.CharField(max_length=300, blank=True, db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
