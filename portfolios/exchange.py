@@ -51,7 +51,7 @@ from copytrading.exchanges.models import (
     LeaderTradeCursor,
     LeaderTradePoll,
 )
-from copytrading.exchanges.outcomes import OrderOutcome, record_outcomes
+from copytrading.exchanges.outcomes import OrderOutcome, record_outcomes, status_of
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import (
     Account,
@@ -602,7 +602,7 @@ def portfolio_exchange_order_place(
         with transaction.atomic():
             poll_soon(portfolio.trading_account_id)
         raise error from None
-    status = _status_of(placed)
+    status = status_of(placed.status, placed.filled)
     with transaction.atomic():
         record_outcomes(
             [
@@ -618,14 +618,3 @@ def portfolio_exchange_order_place(
         )
         poll_soon(portfolio.trading_account_id)
     return SentOrder(row.client_order_id, placed.exchange_order_id, status)
-
-
-def _status_of(placed: exchange.PlacedOrder) -> str:
-    S = ExchangeOrderStatus
-    if placed.status == "closed":
-        return S.FILLED
-    if placed.status in ("canceled", "expired"):
-        return S.CANCELLED
-    if placed.status == "rejected":
-        return S.REJECTED
-    return S.PARTIALLY_FILLED if placed.filled > ZERO else S.ACKNOWLEDGED

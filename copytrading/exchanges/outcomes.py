@@ -52,6 +52,18 @@ class OrderOutcome:
     reject_message: str = ""
 
 
+def status_of(ccxt_status: str | None, filled: Decimal) -> str:
+    """The ExchangeOrderStatus a ccxt order's ``status`` and cumulative
+    ``filled`` say (the one mapping, for copies and leader orders alike)."""
+    if ccxt_status == "closed":
+        return S.FILLED
+    if ccxt_status in ("canceled", "expired"):
+        return S.CANCELLED
+    if ccxt_status == "rejected":
+        return S.REJECTED
+    return S.PARTIALLY_FILLED if filled > 0 else S.ACKNOWLEDGED
+
+
 UPDATED_FIELDS = (
     "status", "exchange_order_id", "filled_quantity", "average_price", "reject_code", "reject_message",
     "acknowledged_at", "filled_at", "updated_at",

@@ -47,7 +47,7 @@ from copytrading.exchanges import errors, redact
 from copytrading.exchanges.accounts import Credentials
 from copytrading.exchanges.client import exchange_client
 from copytrading.exchanges.models import ExchangeOrderStatus as S
-from copytrading.exchanges.outcomes import OrderOutcome
+from copytrading.exchanges.outcomes import OrderOutcome, status_of
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,6 @@ def _decimal(value: Any) -> Decimal:
 
 def outcome_of(job: Job, order: dict, at: datetime) -> OrderOutcome:
     """What a ccxt order structure says about ``job``'s order."""
-    status = order.get("status")
     filled = min(_decimal(order.get("filled")), job.quantity)
     average = order.get("average")
     common = {
@@ -221,14 +220,11 @@ def outcome_of(job: Job, order: dict, at: datetime) -> OrderOutcome:
         "filled_quantity": filled,
         "average_price": _decimal(average) if average else None,
     }
-    if status == "closed":
-        return OrderOutcome(status=S.FILLED, **common)
-    if status in ("canceled", "expired"):
-        return OrderOutcome(status=S.CANCELLED, **common)
-    if status == "rejected":
+    status = status_of(order.get("status"), filled)
+    if status == S.REJECTED:
         message = "The exchange rejected the order."
-        return OrderOutcome(status=S.REJECTED, reject_code=errors.REJECTED, reject_message=message, **common)
-    return OrderOutcome(status=S.PARTIALLY_FILLED if filled > 0 else S.ACKNOWLEDGED, **common)
+        return OrderOutcome(status=status, reject_code=errors.REJECTED, reject_message=message, **common)
+    return OrderOutcome(status=status, **common)
 
 
 def _lookup(client: ccxt.Exchange, exchange: str, job: Job) -> dict | None:
