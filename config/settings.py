@@ -108,6 +108,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The audit trail (copytrading/audit): changes compared as values, not text
+# (a Decimal 10.00 re-saved as 10 is no change), stored as JSON.
+AUDITLOG_STORE_JSON_CHANGES = True
+
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None

@@ -113,9 +113,8 @@ def reason_of(entry: LogEntry) -> str:
 
 def current_actor() -> Any:
     """The authenticated user of the request being served, or None."""
-    try:
-        context = auditlog_value.get()
-    except LookupError:
+    context = auditlog_value.get(None)
+    if not context:
         return None
     actor = context.get("actor")
     if isinstance(actor, Callable):
