@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from backoffice.joberrors import job_errors_acknowledge
 from backoffice.models import Heartbeat, JobError
+from copytrading.audit.admin import AuditHistoryMixin
 
 
 @admin.register(Heartbeat)
@@ -35,7 +36,7 @@ class AcknowledgedFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobError)
-class JobErrorAdmin(admin.ModelAdmin):
+class JobErrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """The job-error feed: one row per bug with its count. Read-only; staff
     acknowledge (a new occurrence re-opens it)."""
 

@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from backoffice.models import JobError, JobErrorSeverity
+from copytrading import audit
 from copytrading.failures import register_failure_reporter
 
 log = logging.getLogger(__name__)
@@ -147,12 +148,22 @@ def job_error_record(
         return False
 
 
+@transaction.atomic
 def job_errors_acknowledge(*, error_ids: Iterable[int], by) -> int:
     """Staff saw these errors: they leave the open list until they fire again.
-    One conditional update; returns how many were open."""
-    return JobError.objects.filter(pk__in=list(error_ids), acknowledged_at__isnull=True).update(
-        acknowledged_at=timezone.now(), acknowledged_by=by
+    One conditional update of the open ones (locked first, so each leaves
+    exactly one audit entry); returns how many were open."""
+    open_ids = list(
+        JobError.objects.select_for_update()
+        .filter(pk__in=list(error_ids), acknowledged_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
+    now = timezone.now()
+    acknowledged = JobError.objects.filter(pk__in=open_ids).update(acknowledged_at=now, acknowledged_by=by)
+    for error in JobError.objects.filter(pk__in=open_ids).order_by("pk"):
+        audit.record(actor=by, action="acknowledge", target=error, changes={"acknowledged_at": (None, now)})
+    return acknowledged
 
 
 def open_job_errors_count() -> int:

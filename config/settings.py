@@ -102,9 +102,15 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "copytrading.auth.middleware.LoginLockoutMiddleware",
+    # The audit trail's actor: the session's or (once DRF authenticated it) the token's user.
+    "copytrading.audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The audit trail (copytrading/audit): changes compared as values, not text
+# (a Decimal 10.00 re-saved as 10 is no change), stored as JSON.
+AUDITLOG_STORE_JSON_CHANGES = True
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 
 from copytrading import events
 from copytrading.admin_base import ReadOnlyAdmin, ReadOnlyInline
+from copytrading.audit import admin as audit_admin
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.auth.services import auth_token_revoke, login_throttle_clear
 from copytrading.exchanges import admin as exchanges_admin
@@ -217,7 +218,9 @@ class LeaderEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay the selected events (serves only followers without an execution row)")
     def replay(self, request: HttpRequest, queryset) -> None:
-        queued = sum(events.leader_event_replay(event_id=pk) for pk in queryset.values_list("pk", flat=True))
+        queued = sum(
+            events.leader_event_replay(event_id=pk, actor=request.user) for pk in queryset.values_list("pk", flat=True)
+        )
         self.message_user(request, f"{queryset.count()} event(s) replayed; {queued} chunk(s) queued.")
 
     @admin.display(description="executions")
@@ -336,7 +339,7 @@ class AuthTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset) -> None:
-        revoked = sum(auth_token_revoke(token=token) for token in queryset)
+        revoked = sum(auth_token_revoke(token=token, actor=request.user) for token in queryset)
         self.message_user(request, f"{revoked} token(s) revoked.")
 
 
@@ -348,7 +351,7 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Unlock: forget the selected counts and lockouts")
     def unlock(self, request: HttpRequest, queryset) -> None:
-        cleared = login_throttle_clear(keys=list(queryset.values_list("key", flat=True)))
+        cleared = login_throttle_clear(keys=list(queryset.values_list("key", flat=True)), actor=request.user)
         self.message_user(request, f"{cleared} lockout(s) lifted.")
 
 
@@ -379,3 +382,5 @@ class StreamNoticeAdmin(ReadOnlyAdmin):
 notifications_admin.register(admin.site)
 # So does the linked exchange accounts'.
 exchanges_admin.register(admin.site)
+# And the audit trail's (one list of every entry; users' history).
+audit_admin.register(admin.site)

@@ -4,10 +4,13 @@ the rooms inside copytrading that register their own models)."""
 from django.contrib import admin
 from django.http import HttpRequest
 
+from copytrading.audit.admin import AuditHistoryMixin
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """Viewable, never added, changed or deleted through the admin: the add,
-    change (POST) and delete views answer 403 even for a superuser."""
+    change (POST) and delete views answer 403 even for a superuser. Its
+    "History" shows the object's audit entries."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -26,3 +26,9 @@ class CopytradingConfig(AppConfig):
 
         register_venue(ExchangeVenue())  # copies on accounts bound to a linked exchange account
         register_applier(apply_outcomes)  # what the exchange said about them → the engine
+
+        from copytrading import audit
+        from copytrading.audit.registry import register_all
+
+        audit.connect()  # each entry keeps its actor's name
+        register_all()  # the models the audit trail records (copytrading/audit/registry.py)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Max
 
-from copytrading import leader_events, trade_math
+from copytrading import audit, leader_events, trade_math
 from copytrading.enqueue import dispatch, dispatch_chunk
 from copytrading.errors import DomainError
 from copytrading.leader_events import LeaderEventData
@@ -179,7 +179,7 @@ def order_not_copied_event(
 
 
 @transaction.atomic
-def leader_event_replay(*, event_id: int) -> int:
+def leader_event_replay(*, event_id: int, actor=None) -> int:
     """Run an event's propagation again (a staff action after a repair).
 
     Safe at any time: each chunk serves only the subscriptions of its original
@@ -189,6 +189,7 @@ def leader_event_replay(*, event_id: int) -> int:
     event = LeaderEvent.objects.select_for_update().filter(pk=event_id).first()
     if event is None:
         raise DomainError("NOT_FOUND", "No such leader event.", status=404)
+    audit.record(actor=actor, action="replay", target=event)
     if event.status == LeaderEventStatus.PENDING:
         dispatch_on_commit(lambda: dispatch(event.pk), what=f"replay of leader event {event.pk}; the outbox relay")
         return 0

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from copytrading.admin import ReadOnlyAdmin, ReadOnlyInline, change_link
+from copytrading.audit.admin import AuditHistoryMixin
 from fees import services
 from fees.models import (
     AccrualStatus,
@@ -27,19 +28,19 @@ STUCK_AFTER = timedelta(minutes=5)
 
 
 @admin.register(FeeGroup)
-class FeeGroupAdmin(admin.ModelAdmin):
+class FeeGroupAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "max_profit_share_pct", "platform_cut_pct", "is_default", "updated_at"]
     search_fields = ["name"]
 
 
 @admin.register(LimitsGroup)
-class LimitsGroupAdmin(admin.ModelAdmin):
+class LimitsGroupAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "max_followers", "max_profit_share_pct", "is_default", "updated_at"]
     search_fields = ["name"]
 
 
 @admin.register(LeaderGroupAssignment)
-class LeaderGroupAssignmentAdmin(admin.ModelAdmin):
+class LeaderGroupAssignmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["leader", "fee_group", "limits_group", "assigned_by", "assigned_at"]
     list_select_related = ["leader", "fee_group", "limits_group", "assigned_by"]
     list_filter = ["fee_group", "limits_group"]

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from copytrading import ledger
+from copytrading import audit, ledger
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import Account, AccountKind, Transfer, TransferKind
 from copytrading.money import ZERO
@@ -326,6 +326,7 @@ def fee_accrual_resolve(*, accrual_id: int, actor=None) -> FeeAccrual:
         raise DomainError("NOT_FOUND", "There is no such fee accrual.", status=404)
     if accrual.status == AccrualStatus.SETTLED:
         return accrual
+    before = accrual.status
     FeeAccrual.objects.filter(pk=accrual_id).update(attempts=F("attempts") + 1)
     try:
         with transaction.atomic():
@@ -333,6 +334,12 @@ def fee_accrual_resolve(*, accrual_id: int, actor=None) -> FeeAccrual:
     except Exception as exc:  # noqa: BLE001 (recorded on the accrual, shown to staff)
         _record_failure(accrual_id, exc, actor=actor)
     accrual.refresh_from_db()
+    audit.record(
+        actor=actor,
+        action="resolve",
+        target=accrual,
+        changes={"status": (before, accrual.status), "error": (None, accrual.error or None)},
+    )
     return accrual
 
 

@@ -64,17 +64,27 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     @admin.action(description="Pause the selected copies", permissions=["lifecycle"])
     def pause_selected(self, request, queryset):
         self._each(
-            request, queryset, lambda s: services.subscription_pause(subscription=s, reason=PAUSED_BY_STAFF), "paused"
+            request,
+            queryset,
+            lambda s: services.subscription_pause(subscription=s, reason=PAUSED_BY_STAFF, actor=request.user),
+            "paused",
         )
 
     @admin.action(description="Resume the selected copies", permissions=["lifecycle"])
     def resume_selected(self, request, queryset):
-        self._each(request, queryset, lambda s: services.subscription_resume(subscription=s), "resumed")
+        self._each(
+            request, queryset, lambda s: services.subscription_resume(subscription=s, actor=request.user), "resumed"
+        )
 
     @admin.action(description="Unfollow: close mirrors, return the wallets", permissions=["lifecycle"])
     def unfollow_selected(self, request, queryset):
         reason = f"ended by staff ({request.user.get_username()})"
-        self._each(request, queryset, lambda s: services.subscription_unfollow(subscription=s, reason=reason), "ended")
+        self._each(
+            request,
+            queryset,
+            lambda s: services.subscription_unfollow(subscription=s, reason=reason, actor=request.user),
+            "ended",
+        )
 
     @admin.display(description="portfolio", ordering="portfolio__name")
     def portfolio_link(self, obj: Subscription) -> str:

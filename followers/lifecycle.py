@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from copytrading import ledger
+from copytrading import audit, ledger
 from copytrading.changes import touch
 from copytrading.closing import account_holdings_sell, account_orders_cancel
 from copytrading.errors import Conflict, DomainError, InsufficientFunds, validate_all
@@ -158,20 +158,25 @@ def subscription_settings_update(*, subscription: Subscription, **changes) -> Su
 
 
 @transaction.atomic
-def subscription_pause(*, subscription: Subscription, reason: str = PAUSED_BY_FOLLOWER) -> Subscription:
+def subscription_pause(*, subscription: Subscription, reason: str = PAUSED_BY_FOLLOWER, actor=None) -> Subscription:
     """No new copies from now on; open mirrors still follow the leader's
-    closes and TP/SL. Pausing a paused copy changes nothing (its reason stays)."""
+    closes and TP/SL. Pausing a paused copy changes nothing (its reason stays).
+    Audited: ``actor`` (default: the request's user) and the reason."""
     sub = lock_live_subscription(subscription)
     if sub.status == SubscriptionStatus.PAUSED:
         return sub
+    before = sub.status
     sub.status, sub.pause_reason = SubscriptionStatus.PAUSED, reason[:50]
     sub.save(update_fields=["status", "pause_reason"])
+    audit.record(
+        actor=actor, action="pause", target=sub, changes={"status": (before, sub.status)}, reason=sub.pause_reason
+    )
     touch(subscriptions=[sub.pk])
     return sub
 
 
 @transaction.atomic
-def subscription_resume(*, subscription: Subscription) -> Subscription:
+def subscription_resume(*, subscription: Subscription, actor=None) -> Subscription:
     """Copy again, whatever paused it (a watchdog pause included: its rule
     pauses again on the next tick if the breach is still there)."""
     sub = lock_live_subscription(subscription)
@@ -180,8 +185,15 @@ def subscription_resume(*, subscription: Subscription) -> Subscription:
     if sub.pause_reason == UNFOLLOW_PENDING:
         raise Conflict("UNFOLLOW_PENDING", "This copy is ending: its last orders are at the exchange.")
     _refuse_unless_portfolio_active(sub, "copying cannot resume")
+    before = (sub.status, sub.pause_reason)
     sub.status, sub.pause_reason = SubscriptionStatus.ACTIVE, ""
     sub.save(update_fields=["status", "pause_reason"])
+    audit.record(
+        actor=actor,
+        action="resume",
+        target=sub,
+        changes={"status": (before[0], sub.status), "pause_reason": (before[1], "")},
+    )
     touch(subscriptions=[sub.pk])
     return sub
 
@@ -204,7 +216,7 @@ class SubscriptionUnfollowed:
 
 @transaction.atomic
 def subscription_unfollow(
-    *, subscription: Subscription, reason: str = UNFOLLOWED, notify: bool = True
+    *, subscription: Subscription, reason: str = UNFOLLOWED, notify: bool = True, actor=None
 ) -> SubscriptionUnfollowed:
     """End a copy: close every open mirror at market (through the venue's
     close path, so profit share accrues as on any close), cancel its resting
@@ -233,8 +245,16 @@ def subscription_unfollow(
         # and the unfollow finishes when the last one fills (followers/apps.py
         # registers ``unfollows_finish`` with the exchange venue's applier).
         if sub.pause_reason != UNFOLLOW_PENDING:
+            before = sub.status
             sub.status, sub.pause_reason, sub.end_reason = SubscriptionStatus.PAUSED, UNFOLLOW_PENDING, reason[:200]
             sub.save(update_fields=["status", "pause_reason", "end_reason"])
+            audit.record(
+                actor=actor,
+                action="unfollow",
+                target=sub,
+                changes={"status": (before, sub.status), "pause_reason": ("", UNFOLLOW_PENDING)},
+                reason=sub.end_reason,
+            )
             touch(users=[sub.follower_id], subscriptions=[sub.pk], portfolios=[sub.portfolio_id])
         return SubscriptionUnfollowed(sub, len(open_ids), cancelled, sold, ZERO, settling=True)
 
@@ -254,9 +274,17 @@ def subscription_unfollow(
             ref=f"subscription {sub.pk} unfollow",
         )
     Account.objects.filter(pk=account_id).update(is_closed=True)
+    before = sub.status
     sub.status, sub.pause_reason = SubscriptionStatus.ENDED, ""
     sub.ended_at, sub.end_reason = timezone.now(), reason[:200]
     sub.save(update_fields=["status", "pause_reason", "ended_at", "end_reason"])
+    audit.record(
+        actor=actor,
+        action="unfollow",
+        target=sub,
+        changes={"status": (before, sub.status), "returned": (None, returned)},
+        reason=sub.end_reason,
+    )
     if notify:
         notify_hooks.subscription_ended(sub, returned)
     touch(users=[sub.follower_id], subscriptions=[sub.pk], portfolios=[sub.portfolio_id])

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from copytrading import failures, ledger
+from copytrading import audit, failures, ledger
 from copytrading.enqueue import task
 from copytrading.errors import Conflict, DomainError, NotFound
 from copytrading.events import position_step_event, spot_step_event
@@ -200,6 +200,11 @@ def _bind(portfolio_id: int, account: ExchangeAccount, balance: Decimal) -> Port
     except IntegrityError:  # one_open_account_per_exchange_account: a concurrent bind won
         raise _in_use() from None
     LeaderTradePoll.objects.create(account_id=trading.pk, bound_at=timezone.now())
+    audit.record(
+        action="exchange_bind",
+        target=portfolio,
+        changes={"exchange_account": (None, account.pk), "exchange_balance": (None, balance)},
+    )
     return portfolio
 
 
@@ -225,6 +230,9 @@ def portfolio_exchange_unbind(*, portfolio: Portfolio) -> Portfolio:
         )
     Account.objects.filter(pk=trading.pk).update(exchange_account=None)
     LeaderTradePoll.objects.filter(account_id=trading.pk).delete()
+    audit.record(
+        action="exchange_unbind", target=portfolio, changes={"exchange_account": (trading.exchange_account_id, None)}
+    )
     return portfolio
 
 

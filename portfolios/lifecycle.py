@@ -27,7 +27,7 @@ from typing import Protocol
 from django.db import transaction
 from django.utils import timezone
 
-from copytrading import ledger
+from copytrading import audit, ledger
 from copytrading.closing import account_holdings_sell
 from copytrading.errors import Conflict, DomainError
 from copytrading.exchanges.models import LeaderTradePoll
@@ -85,6 +85,13 @@ def portfolio_close(*, portfolio: Portfolio, actor, reason: str = "", forced: bo
     portfolio.closed_by = actor
     portfolio.closing_started_at = timezone.now()
     portfolio.save(update_fields=["status", "close_reason", "closed_by", "closing_started_at", "updated_at"])
+    audit.record(
+        actor=actor,
+        action="force_close" if forced else "close",
+        target=portfolio,
+        changes={"status": (PortfolioStatus.ACTIVE, portfolio.status)},
+        reason=reason,
+    )
     body = f"{portfolio.name} takes no new followers or orders; its followers are being detached."
     if forced:
         body += f" Closed by staff: {reason}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import transaction
 
+from copytrading import audit
 from copytrading.errors import DomainError
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
@@ -47,7 +48,15 @@ def portfolio_webhook_secret_rotate(*, portfolio: Portfolio) -> str:
     """Generate a new signing secret and return it; the only time it is shown.
     The previous secret stops working at once (no grace period)."""
     secret = SECRET_PREFIX + secrets.token_hex(32)
+    before = Portfolio.objects.filter(pk=portfolio.pk).values_list("webhook_secret", flat=True).first()
     Portfolio.objects.filter(pk=portfolio.pk).update(webhook_secret=secret)
+    # Recorded as changed, never with a value.
+    audit.record(
+        action="rotate_webhook_secret",
+        target=portfolio,
+        changes={"webhook_secret": (before, secret)},
+        masked={"webhook_secret"},
+    )
     portfolio.webhook_secret = secret
     return secret
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
+from copytrading import audit
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.errors import DomainError
 
@@ -58,9 +59,14 @@ def auth_token_create(*, user) -> tuple[AuthToken, str]:
     return token, key
 
 
-def auth_token_revoke(*, token: AuthToken) -> bool:
-    """Revoke one token (logout); False if it already was."""
-    return bool(AuthToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+def auth_token_revoke(*, token: AuthToken, actor=None) -> bool:
+    """Revoke one token (logout, or staff); False if it already was. Audited."""
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = bool(AuthToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now))
+        if revoked:
+            audit.record(actor=actor, action="revoke", target=token, changes={"revoked_at": (None, now)})
+    return revoked
 
 
 def auth_tokens_revoke_all(*, user) -> int:
@@ -160,9 +166,19 @@ def login_throttle_succeeded(*, username: str, address: str | None) -> None:
     LoginThrottle.objects.filter(key=username_throttle_key(username)).update(attempts=0, locked_until=None)
 
 
-def login_throttle_clear(*, keys: list[str]) -> int:
-    """Lift lockouts and forget the counts (staff, from the admin)."""
-    return LoginThrottle.objects.filter(key__in=keys).delete()[0]
+@transaction.atomic
+def login_throttle_clear(*, keys: list[str], actor=None) -> int:
+    """Lift lockouts and forget the counts (staff, from the admin); each row
+    lifted leaves an audit entry with what it held."""
+    rows = list(LoginThrottle.objects.select_for_update().filter(key__in=keys).order_by("pk"))
+    for row in rows:
+        audit.record(
+            actor=actor,
+            action="unlock",
+            target=row,
+            changes={"attempts": (row.attempts, None), "locked_until": (row.locked_until, None)},
+        )
+    return LoginThrottle.objects.filter(pk__in=[row.pk for row in rows]).delete()[0]
 
 
 def registration_count(*, address: str) -> None:

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from copytrading.admin_base import ReadOnlyAdmin
+from copytrading.audit.admin import AuditHistoryMixin
 from copytrading.exchanges.models import (
     ExchangeAccount,
     ExchangeDrift,
@@ -19,7 +20,7 @@ from copytrading.exchanges.services import exchange_account_delete
 SECRET_COLUMNS = ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"]
 
 
-class ExchangeAccountAdmin(admin.ModelAdmin):
+class ExchangeAccountAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["id", "user", "exchange", "label", "api_key_hint", "status", "last_validated_at", "created_at"]
     list_filter = ["exchange", "status"]
     search_fields = ["user__username", "label"]

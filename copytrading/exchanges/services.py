@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from copytrading import audit
 from copytrading.auth.services import throttle_count
 from copytrading.errors import Conflict, DomainError, NotFound
 from copytrading.exchanges import crypto
@@ -137,11 +138,18 @@ def exchange_account_validate(*, user, account_id: int, now: datetime | None = N
         if found.can_withdraw:
             status = ExchangeAccountStatus.CAN_WITHDRAW
     now = now or timezone.now()
-    updated = ExchangeAccount.objects.filter(pk=account.pk, user=user).update(
-        status=status, permissions=permissions, last_validated_at=now
-    )
-    if not updated:  # deleted while the exchange was asked
-        raise NotFound("exchange account")
+    with transaction.atomic():
+        updated = ExchangeAccount.objects.filter(pk=account.pk, user=user).update(
+            status=status, permissions=permissions, last_validated_at=now
+        )
+        if not updated:  # deleted while the exchange was asked
+            raise NotFound("exchange account")
+        audit.record(
+            actor=user,
+            action="validate",
+            target=account,
+            changes={"status": (account.status, status), "permissions": (account.permissions, permissions)},
+        )
     account.status, account.permissions, account.last_validated_at = status, permissions, now
     return account
 
