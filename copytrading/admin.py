@@ -379,3 +379,8 @@ class StreamNoticeAdmin(ReadOnlyAdmin):
 notifications_admin.register(admin.site)
 # So does the linked exchange accounts'.
 exchanges_admin.register(admin.site)
+
+# The live settings room's admin lives with the room.
+from copytrading.live import admin as live_admin  # noqa: E402
+
+live_admin.register(admin.site)

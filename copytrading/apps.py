@@ -26,3 +26,8 @@ class CopytradingConfig(AppConfig):
 
         register_venue(ExchangeVenue())  # copies on accounts bound to a linked exchange account
         register_applier(apply_outcomes)  # what the exchange said about them → the engine
+
+        from copytrading import audit
+        from copytrading.live.models import LiveSettings
+
+        audit.register(LiveSettings)  # every save of the live settings record (the services also record verbs)

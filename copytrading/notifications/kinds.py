@@ -91,6 +91,14 @@ KINDS: dict[str, Kind] = _kinds(
         "{detail}",
         F,
     ),
+    # the kill switch (copytrading/live): once per copy when a halt starts
+    Kind(
+        "copying_halted",
+        Severity.HIGH,
+        "Copying is halted",
+        "Copying of {portfolio} is halted by our staff: {reason}. Open positions still follow the leader's closes.",
+        F,
+    ),
     # portfolio lifecycle
     Kind("portfolio_closing", Severity.MEDIUM, "Portfolio closing", "{portfolio} is closing.", L),
     Kind("portfolio_archived", Severity.MEDIUM, "Portfolio archived", "{portfolio} is closed and archived.", L),
