@@ -7,6 +7,7 @@ read them and every app above can too. Code reads them through
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import models
 from django.db.models import Q
 from solo.models import SingletonModel
@@ -147,3 +148,15 @@ def _saved(**kwargs) -> None:
 for _model in (LiveSettings, PortfolioHalt):
     models.signals.post_save.connect(_saved, sender=_model, dispatch_uid=f"live-saved-{_model.__name__}")
     models.signals.post_delete.connect(_saved, sender=_model, dispatch_uid=f"live-deleted-{_model.__name__}")
+
+
+def _setting_changed(*, setting: str, **kwargs) -> None:
+    """A test changing an env knob's setting (the record's initial value)
+    is seen at once while no record was saved."""
+    if setting in ("RISK_MARGIN_CALL_LEVEL_PCT", "NOTIFY_TRADE_COPIED", "CATALOG_CACHE_SECONDS"):
+        from copytrading import live
+
+        live.invalidate()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="live-setting-changed")
