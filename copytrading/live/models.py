@@ -48,7 +48,8 @@ class LiveSettings(SingletonModel):
     )
     # Watchdog thresholds.
     margin_call_level_pct = models.DecimalField(
-        **PCT,
+        max_digits=6,
+        decimal_places=2,
         default=Decimal("110"),
         help_text="Default margin-call threshold (margin level %, 100 to 1000); a subscription may set its own.",
     )
