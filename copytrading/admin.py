@@ -384,3 +384,8 @@ notifications_admin.register(admin.site)
 exchanges_admin.register(admin.site)
 # And the audit trail's (one list of every entry; users' history).
 audit_admin.register(admin.site)
+
+# The live settings room's admin lives with the room.
+from copytrading.live import admin as live_admin  # noqa: E402
+
+live_admin.register(admin.site)

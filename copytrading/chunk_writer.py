@@ -34,6 +34,7 @@ EXECUTION_FIELDS = [
     "follower_price",
     "order",
     "created_at",
+    "reason_detail",
 ]
 
 FILL_ACTIONS = (trade_math.OPEN, trade_math.INCREASE, trade_math.REDUCE, trade_math.CLOSE, SPOT_BUY, SPOT_SELL)
@@ -64,8 +65,18 @@ class ChunkWriter:
     per venue, usually one), hands each batch to its venue in one call, and
     writes the execution log with the order ids the venues acknowledge."""
 
-    def __init__(self, event: LeaderEvent, data: LeaderEventData, view: EventView, instrument: Instrument):
+    def __init__(
+        self,
+        event: LeaderEvent,
+        data: LeaderEventData,
+        view: EventView,
+        instrument: Instrument,
+        *,
+        halt_reason: str | None = None,
+    ):
         self.event = event
+        # The staff's reason of a halt on, for the rows it skips (reason_detail).
+        self.halt_reason = halt_reason
         self.data = data
         self.view = view
         self.instrument = instrument
@@ -168,6 +179,7 @@ class ChunkWriter:
         view = self.view
         # What the leader did is the same on every row of the event.
         leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
+        halt_reason = self.halt_reason
         bulk.insert_rows(
             Execution,
             EXECUTION_FIELDS,
@@ -175,6 +187,7 @@ class ChunkWriter:
                 (
                     self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
                     leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
+                    halt_reason if decision.reason == decisions.COPYING_HALTED else "",
                 )
                 for target, decision, order_id in self.rows
             ],

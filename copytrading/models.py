@@ -26,6 +26,7 @@ from copytrading.exchanges.models import (  # noqa: F401
     LeaderTradeCursor,
     LeaderTradePoll,
 )
+from copytrading.live.models import LiveSettings, PortfolioHalt  # noqa: F401  (the live settings room's)
 from copytrading.money import FRACTION_PLACES
 
 # So are the notifications room's (copytrading/notifications/models.py).

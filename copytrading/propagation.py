@@ -23,7 +23,7 @@ The core does not import the followers app: it reads subscriptions through a
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from copytrading import decisions, ledger, trade_math
+from copytrading import decisions, ledger, live, trade_math
 from copytrading.chunk_writer import ChunkWriter, MirrorOrder, leader_fraction
 from copytrading.decisions import MarketView, MirrorOrderView, MirrorView, TargetView
 from copytrading.enqueue import dispatch
@@ -385,8 +385,13 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             ):
                 holdings[h.account_id] = h
         leader_position_id = _leader_position_id(data)
+        # The kill switch (copytrading/live; docs/decisions.md NEW-B-1): one
+        # cached read per chunk. While it is on, every follower is decided as
+        # if paused, and what a pause skips is skipped as COPYING_HALTED with
+        # the staff's reason.
+        halted = live.current().halt_reason(event.portfolio_id)
 
-        writer = ChunkWriter(event, data, view, instrument)
+        writer = ChunkWriter(event, data, view, instrument, halt_reason=halted)
         for target in targets:
             balance, locked = accounts[target.account_id]
             mirror = mirrors.get(target.account_id)
@@ -403,7 +408,10 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
                 market=market,
                 mirror_order=mirror_order.view if mirror_order else None,
                 pretrade=pretrade,
-            )
+            ) if halted is None else _decide_halted(
+                view, target, free=balance - locked, equity=balance, mirror=mirror, holding=holding,
+                market=market, mirror_order=mirror_order,
+            )  # fmt: skip
             writer.add(target, decision, mirror, mirror_order, holding, leader_position_id)
 
         writer.write()
@@ -429,6 +437,29 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             failed=F("failed") + outcomes[decisions.FAILED],
         )
     return result
+
+
+def _decide_halted(view, target, *, free, equity, mirror, holding, market, mirror_order) -> decisions.Decision:
+    """A follower's decision while copying is halted: the decision of the
+    same follower paused, with ``COPYING_HALTED`` for what the pause skips
+    (opens, increases, buys, placed limits). Closes, reduces, sells, TP/SL
+    and a resting mirror limit's re-price, cancel or fill still go through,
+    as for a paused copy. A follower who paused keeps SUBSCRIPTION_PAUSED."""
+    decision = decisions.decide(
+        view,
+        replace(target, active=False) if target.active else target,
+        free=free,
+        equity=equity,
+        mirror=MirrorView(mirror.side, mirror.quantity, mirror.leverage) if mirror else None,
+        holding=holding.quantity if holding else ZERO,
+        holding_reserved=holding.reserved if holding else ZERO,
+        market=market,
+        mirror_order=mirror_order.view if mirror_order else None,
+        pretrade=None,
+    )
+    if target.active and decision.reason == decisions.SUBSCRIPTION_PAUSED:
+        return replace(decision, reason=decisions.COPYING_HALTED)
+    return decision
 
 
 def _relax_commit_durability() -> None:

@@ -9,6 +9,7 @@ from django.db.models import BigIntegerField, Count, F, QuerySet, Sum
 from django.db.models.functions import Cast, Round, TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
+from copytrading import live
 from copytrading.models import Account
 from copytrading.money import Q8, ZERO
 from fees.models import (
@@ -23,22 +24,40 @@ from fees.models import (
 
 # The groups a leader without an assignment is in. Created on first use
 # (get_or_create under a unique "is_default" index), so a fresh database needs
-# no data migration; staff edit them in the admin like any other group.
-DEFAULT_FEE_GROUP = {"name": "Default", "max_profit_share_pct": Decimal("50.00"), "platform_cut_pct": Decimal("20.00")}
-DEFAULT_LIMITS_GROUP = {"name": "Default", "max_followers": 1000, "max_profit_share_pct": Decimal("50.00")}
+# no data migration, with the caps of the live settings' defaults; a change of
+# those defaults updates them (fees/live_hooks.py). Staff may also edit them
+# in the admin like any other group.
+
+
+def default_fee_group_values() -> dict:
+    v = live.current()
+    return {
+        "name": "Default",
+        "max_profit_share_pct": v.default_max_profit_share_pct,
+        "platform_cut_pct": v.default_platform_cut_pct,
+    }
+
+
+def default_limits_group_values() -> dict:
+    v = live.current()
+    return {
+        "name": "Default",
+        "max_followers": v.default_max_followers,
+        "max_profit_share_pct": v.default_max_profit_share_pct,
+    }
 
 
 def default_fee_group() -> FeeGroup:
     group = FeeGroup.objects.filter(is_default=True).first()
     if group is None:
-        group, _ = FeeGroup.objects.get_or_create(is_default=True, defaults=DEFAULT_FEE_GROUP)
+        group, _ = FeeGroup.objects.get_or_create(is_default=True, defaults=default_fee_group_values())
     return group
 
 
 def default_limits_group() -> LimitsGroup:
     group = LimitsGroup.objects.filter(is_default=True).first()
     if group is None:
-        group, _ = LimitsGroup.objects.get_or_create(is_default=True, defaults=DEFAULT_LIMITS_GROUP)
+        group, _ = LimitsGroup.objects.get_or_create(is_default=True, defaults=default_limits_group_values())
     return group
 
 

@@ -34,3 +34,6 @@ class FollowersConfig(AppConfig):
         from followers.drift_hooks import register as register_drift_hooks
 
         register_drift_hooks()
+        from followers.halt_hooks import register as register_halt_hooks
+
+        register_halt_hooks()  # the kill switch's notification of the copies it halts

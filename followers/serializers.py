@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from copytrading import live
 from copytrading.bounds import ID_BOUNDS, int_bounds, max_length
 from copytrading.serializers import ModelSerializer, MoneyField
 from copytrading.sizing import SizingModel
@@ -91,6 +92,13 @@ class SubscriptionSerializer(ModelSerializer):
         help_text="The linked exchange account the copies are placed on (id, exchange, label, key hint); "
         "null: the copies execute on the paper venue."
     )
+    copying_halted = serializers.SerializerMethodField(
+        help_text="Staff halted copying of this portfolio (or all copying): new trades are not copied "
+        "(skipped COPYING_HALTED); closes, reduces and sells still are."
+    )
+    copying_halted_reason = serializers.SerializerMethodField(
+        help_text="The staff's reason while copying_halted, else null."
+    )
     profit_share_pct = serializers.SerializerMethodField(
         help_text='The profit share (percent, e.g. "15.00") this copy pays: the lower of the share agreed at '
         "subscribe and the portfolio's current one."
@@ -123,6 +131,8 @@ class SubscriptionSerializer(ModelSerializer):
             "risk",
             "created_at",
             "ended_at",
+            "copying_halted",
+            "copying_halted_reason",
         ]
 
     def _risk(self, obj) -> dict:
@@ -154,6 +164,13 @@ class SubscriptionSerializer(ModelSerializer):
         if obj.copy_account.exchange_account_id is None:  # no query for a paper copy
             return None
         return ExchangeBindingSerializer(obj.copy_account.exchange_account).data
+
+    def get_copying_halted(self, obj) -> bool:
+        return live.current().is_halted(obj.portfolio_id)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_copying_halted_reason(self, obj) -> str | None:
+        return live.current().halt_reason(obj.portfolio_id)
 
     def get_profit_share_pct(self, obj) -> str:
         return str(profit_share_due(obj.portfolio.profit_share_pct, obj.agreed_profit_share_pct))

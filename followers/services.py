@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from copytrading import changes, ledger
+from copytrading import live as live_settings
 from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.exchanges.binding import exchange_account_bind, exchange_binding_precheck
 from copytrading.models import AccountKind, TransferKind
@@ -112,10 +113,10 @@ def subscription_open(
     if portfolio.leader_id == follower.pk:
         raise DomainError("OWN_PORTFOLIO", "You cannot copy your own portfolio.", field="portfolio")
     check_amount(amount)
-    if amount < portfolio.min_investment:
-        raise DomainError(
-            "BELOW_MIN_INVESTMENT", f"This portfolio needs at least {portfolio.min_investment}.", field="amount"
-        )
+    # The platform's minimum (live settings) and the portfolio's, the higher.
+    minimum = max(portfolio.min_investment, live_settings.current().min_investment)
+    if amount < minimum:
+        raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
     if template in (None, "") and not SIZING_FIELDS & explicit.keys():
         # Nothing says how to size the copies: the documented default applies.
         template = DEFAULT_TEMPLATE

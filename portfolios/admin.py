@@ -12,6 +12,8 @@ from django.utils.html import format_html
 
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
 from copytrading.errors import DomainError
+from copytrading.live import services as live_services
+from copytrading.live.models import REASON_MAX as HALT_REASON_MAX
 from copytrading.models import Execution, LeaderEvent, Order, Position
 from portfolios.lifecycle import REASON_MAX_LENGTH, portfolio_close
 from portfolios.models import CopyTemplate, PasscodeThrottle, Portfolio
@@ -19,6 +21,10 @@ from portfolios.models import CopyTemplate, PasscodeThrottle, Portfolio
 
 class ForceCloseForm(forms.Form):
     reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class HaltCopyingForm(forms.Form):
+    reason = forms.CharField(max_length=HALT_REASON_MAX, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 @admin.register(Portfolio)
@@ -42,7 +48,7 @@ class PortfolioAdmin(ReadOnlyAdmin):
     raw_id_fields = ["leader", "trading_account"]
     date_hierarchy = "created_at"
     readonly_fields = ["trading_account_link", "activity"]
-    actions = ["force_close"]
+    actions = ["force_close", "halt_copying", "resume_copying"]
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -69,6 +75,35 @@ class PortfolioAdmin(ReadOnlyAdmin):
             return None
         context = {**self.admin_site.each_context(request), "portfolios": list(queryset), "form": form}
         return TemplateResponse(request, "admin/portfolios/portfolio/force_close.html", context)
+
+    # The kill switch of one portfolio (copytrading/live; docs/decisions.md NEW-B-1).
+    def has_halt_copying_permission(self, request) -> bool:
+        return request.user.has_perm("portfolios.change_portfolio")
+
+    has_resume_copying_permission = has_halt_copying_permission
+
+    @admin.action(description="Halt copying of the selected portfolios (reason required)", permissions=["halt_copying"])
+    def halt_copying(self, request, queryset):
+        form = HaltCopyingForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done = 0
+            for pk in queryset.order_by("pk").values_list("pk", flat=True):
+                try:
+                    done += live_services.halt_portfolio(pk, reason=form.cleaned_data["reason"], actor=request.user)
+                except DomainError as exc:
+                    self.message_user(request, f"#{pk}: {exc.detail}", messages.ERROR)
+            self.message_user(request, f"Copying halted for {done} portfolio(s).", messages.SUCCESS)
+            return None
+        context = {**self.admin_site.each_context(request), "portfolios": list(queryset), "form": form}
+        return TemplateResponse(request, "admin/portfolios/portfolio/halt_copying.html", context)
+
+    @admin.action(description="Resume copying of the selected portfolios", permissions=["resume_copying"])
+    def resume_copying(self, request, queryset):
+        done = sum(
+            live_services.resume_portfolio(pk, actor=request.user)
+            for pk in queryset.order_by("pk").values_list("pk", flat=True)
+        )
+        self.message_user(request, f"Copying resumed for {done} portfolio(s).", messages.SUCCESS)
 
     @admin.display(description="trading balance", ordering="trading_account__balance")
     def trading_balance(self, obj: Portfolio):

@@ -3,7 +3,6 @@
 import hashlib
 from decimal import Decimal
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
@@ -11,7 +10,7 @@ from rest_framework.fields import DateTimeField
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from copytrading import paging
+from copytrading import live, paging
 from copytrading.errors import DomainError
 from copytrading.money import CENT, Q8
 from copytrading.outages import cache_get, cache_set
@@ -92,10 +91,10 @@ def catalog_body(page: catalog.CatalogPage) -> dict:
 
 
 def cached_catalog_body(query: catalog.CatalogQuery, user) -> dict:
-    """A public page is the same for everybody: it is kept CATALOG_CACHE_SECONDS
+    """A public page is the same for everybody: it is kept catalog_cache_seconds (live settings)
     (its figures are refreshed every few minutes anyway) and only the reader's
     favorite flags are added to it. The favorites list itself is never cached."""
-    ttl = settings.CATALOG_CACHE_SECONDS
+    ttl = live.current().catalog_cache_seconds
     if query.list == "favorites" or ttl <= 0:
         return catalog_body(catalog.catalog_page(query, user))
     key = "catalog:v1:" + hashlib.sha256(repr(query).encode()).hexdigest()

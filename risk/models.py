@@ -35,7 +35,7 @@ class Action(models.TextChoices):
 class RiskLimits(models.Model):
     """A follower's limits for one subscription. No row (or a null column)
     means the rule is off, except the margin-call level, which falls back to
-    the platform default (RISK_MARGIN_CALL_LEVEL_PCT, 110 %)."""
+    the platform default (the live setting margin_call_level_pct, 110 %)."""
 
     subscription_id = models.BigIntegerField(primary_key=True)
     # Amounts in the primary currency: a loss of at least this much breaches.

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, F, Q, Sum
 from django.db.models.functions import Cast, Round
 
+from copytrading import live
 from copytrading.models import (
     Account,
     Holding,
@@ -34,7 +35,8 @@ FLOW_KINDS = (TransferKind.COPY_FUND, TransferKind.COPY_RETURN, TransferKind.DEP
 
 
 def margin_call_default() -> Decimal:
-    return Decimal(str(getattr(settings, "RISK_MARGIN_CALL_LEVEL_PCT", rules.DEFAULT_MARGIN_CALL_LEVEL_PCT)))
+    """The platform's margin-call threshold (live settings; a subscription may set its own)."""
+    return live.current().margin_call_level_pct
 
 
 @dataclass(slots=True)

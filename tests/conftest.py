@@ -49,6 +49,17 @@ def no_catalog_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def live_settings_fresh():
+    """The live settings' per-process view (copytrading/live) outlives a
+    test: each one starts and ends reading its own database's record."""
+    from copytrading import live
+
+    live.invalidate()
+    yield
+    live.invalidate()
+
+
+@pytest.fixture(autouse=True)
 def no_outage_backoff(monkeypatch):
     """A test that fails the broker or the cache starts a per-process back-off
     (copytrading/outages.py); the next test starts with both services trusted."""

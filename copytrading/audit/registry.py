@@ -67,6 +67,8 @@ AUDITED: dict[str, Audited] = {
         "exclude": ["created_at", "last_validated_at"],
         "mask": ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"],
     },
+    # The live settings record (the kill switch's verbs are recorded by copytrading.live.services).
+    "copytrading.LiveSettings": {},
     # Edited in the admin.
     "fees.FeeGroup": {"exclude": ["created_at", "updated_at"]},
     "fees.LimitsGroup": {"exclude": ["created_at", "updated_at"]},

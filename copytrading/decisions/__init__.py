@@ -24,6 +24,7 @@ from copytrading.decisions.limits import (  # noqa: F401 - re-exported: the publ
 from copytrading.decisions.model import (  # noqa: F401 - re-exported: the codes, views and Decision
     ADVANCED_ORDER_NOT_SUPPORTED,
     COPIED,
+    COPYING_HALTED,
     DEFAULT_SLIPPAGE_TOLERANCE_PCT,
     FAILED,
     INSUFFICIENT_FUNDS,

@@ -4,7 +4,7 @@ API validates preference kinds against it, ``notify`` renders from it.
 
 A kind's e-mail default follows its severity (high and critical are
 e-mailed, SPEC §8); its in-app default is on. "Trade copied" is off for
-everyone unless the platform turns it on (NOTIFY_TRADE_COPIED: SPEC §8's
+everyone unless the platform turns it on (the live setting notify_trade_copied: SPEC §8's
 triggers are enabled globally); then each follower may still turn it off."""
 
 from dataclasses import dataclass
@@ -89,6 +89,14 @@ KINDS: dict[str, Kind] = _kinds(
         Severity.HIGH,
         "Your exchange account differs from your copy",
         "{detail}",
+        F,
+    ),
+    # the kill switch (copytrading/live): once per copy when a halt starts
+    Kind(
+        "copying_halted",
+        Severity.HIGH,
+        "Copying is halted",
+        "Copying of {portfolio} is halted by our staff: {reason}. Open positions still follow the leader's closes.",
         F,
     ),
     # portfolio lifecycle

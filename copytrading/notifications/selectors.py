@@ -1,9 +1,9 @@
 """Reads of the notifications room. A user's notifications are only ever
 read through ``notifications_of``: another user's are simply not there."""
 
-from django.conf import settings
 from django.db.models import QuerySet
 
+from copytrading import live
 from copytrading.notifications.kinds import KINDS
 from copytrading.notifications.models import Notification, NotificationPreference
 
@@ -37,7 +37,7 @@ def preferences_of(user) -> list[dict]:
             "default_in_app": k.in_app,
             "default_email": k.email,
             # "Trade copied" is sent to no one unless the platform turns it on.
-            "enabled": code != "trade_copied" or settings.NOTIFY_TRADE_COPIED,
+            "enabled": code != "trade_copied" or live.current().notify_trade_copied,
         }
         for code, k in KINDS.items()
     ]

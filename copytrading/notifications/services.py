@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from copytrading import changes
+from copytrading import changes, live
 from copytrading.errors import DomainError, NotFound
 from copytrading.notifications.kinds import KINDS, kind
 from copytrading.notifications.models import EmailStatus, Notification, NotificationPreference
@@ -79,8 +78,9 @@ def notification_listeners() -> tuple[NotificationListener, ...]:
 
 def trade_copied_enabled() -> bool:
     """ "Trade copied" is off unless the platform turns it on (SPEC §8:
-    triggers are enabled globally); the fan-out asks before building notes."""
-    return settings.NOTIFY_TRADE_COPIED
+    triggers are enabled globally: live settings); the fan-out asks before
+    building notes (a cached read)."""
+    return live.current().notify_trade_copied
 
 
 # --- notify ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from copytrading.exchanges.models import (
     LeaderTradePoll,
 )
 from copytrading.inbox import inbox_accept
+from copytrading.live.models import LiveSettings, PortfolioHalt
 from copytrading.models import (
     Account,
     AccountKind,
@@ -65,7 +66,10 @@ READ_ONLY_MODELS = [
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
     ExchangeOrder, ExchangeDrift, LeaderTradePoll, LeaderTradeCursor,
+    PortfolioHalt,
 ]  # fmt: skip
+# Edited in the admin through their services (tests/live/test_admin.py).
+EDITABLE_MODELS = [LiveSettings]
 
 # A changelist costs a fixed number of queries (session, user, count, the page,
 # filter choices) whatever the number of rows; 6-7 today, so one lazy relation
@@ -269,6 +273,11 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             poll=poll, symbol="BTC/USDT:USDT", last_trade_ms=1, last_trade_id="9071"
         )
         return cursor, ["BTC/USDT:USDT", "9071"]
+    if model is PortfolioHalt:
+        from django.utils import timezone
+
+        halt = PortfolioHalt.objects.create(portfolio_id=portfolio.pk, reason="outage drill", at=timezone.now())
+        return halt, ["outage drill", f"#{portfolio.pk}"]
     raise AssertionError(f"no sample for {model.__name__}")
 
 
@@ -276,7 +285,7 @@ def test_every_model_of_the_back_office_apps_is_registered():
     registered = {m for m in admin.site._registry if m._meta.app_label in BACK_OFFICE_APPS}
     expected = {m for label in BACK_OFFICE_APPS for m in apps.get_app_config(label).get_models()}
     assert registered == expected
-    assert registered == set(READ_ONLY_MODELS)
+    assert registered == set(READ_ONLY_MODELS) | set(EDITABLE_MODELS)
 
 
 def test_the_sample_data_covers_both_outcomes(world):

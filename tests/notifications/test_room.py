@@ -52,7 +52,7 @@ def test_every_kind_has_a_severity_and_renders_without_its_data():
         assert title, code
     assert {c for c, k in KINDS.items() if k.email} == {
         "copy_error", "risk.daily_loss_realized", "risk.daily_loss_unrealized", "risk.margin_call",
-        "risk.max_drawdown", "portfolio_closed", "exchange_drift",
+        "risk.max_drawdown", "portfolio_closed", "exchange_drift", "copying_halted",
     }  # fmt: skip
 
 
