@@ -10,11 +10,15 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from copytrading import admin_hooks
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
 from copytrading.errors import DomainError
 from copytrading.models import Execution, LeaderEvent, Order, Position
 from portfolios.lifecycle import REASON_MAX_LENGTH, portfolio_close
 from portfolios.models import CopyTemplate, PasscodeThrottle, Portfolio
+
+# The core's admin pages (leader events, executions) link portfolio ids here.
+admin_hooks.register_page("portfolio", "admin:portfolios_portfolio_change")
 
 
 class ForceCloseForm(forms.Form):
