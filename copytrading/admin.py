@@ -411,7 +411,9 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest):
-        rows = super().get_queryset(request)
+        # The event is read by every row's reason sentence (its symbol) and
+        # the change page's links: joined, on the list and the change page.
+        rows = super().get_queryset(request).select_related("event")
         username = admin_hooks.follower_username("subscription_id")
         return rows.annotate(follower_username=username) if username is not None else rows
 

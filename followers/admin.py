@@ -14,7 +14,7 @@ from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
 from copytrading.errors import DomainError
 from copytrading.models import Execution, Holding, Order, Position
 from fees.models import FeeAccrual
-from fees.selectors import subscription_fee_stats
+from fees.selectors import subscription_fees_total
 from followers import services
 from followers.models import Subscription
 from followers.selectors import copy_snapshots
@@ -202,7 +202,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     def fees_paid(self, obj: Subscription) -> str:
         """The profit share charged to this copy: the total (fees.selectors,
         as the follower's fee statistics) and the latest accruals."""
-        total = subscription_fee_stats(subscription_id=obj.pk)["total"]
+        total = subscription_fees_total(subscription_id=obj.pk)
         recent = FeeAccrual.objects.filter(subscription_id=obj.pk).order_by("-id")[:RECENT_FEES]
         body = [
             (change_link(a, f"#{a.pk}"), a.accrued_at, a.source, a.profit, a.fee, a.get_status_display())
