@@ -49,6 +49,7 @@ def execution_values(execution: Any) -> dict[str, Any]:
     if event is not None:
         payload = event.payload if isinstance(event.payload, dict) else {}
         values["symbol"] = payload.get("symbol")
+        values["order_side"] = payload.get("order_side")
         values["event_kind"] = event.kind
     return values
 
@@ -105,8 +106,13 @@ class _Values:
 
     @property
     def reduces(self) -> bool:
-        """The event takes a share of what the copy holds (a reduce or a sell)."""
-        return self.text("event_kind") in ("position_reduce", "position_close", "spot_sell")
+        """The event takes a share of what the copy holds: a reduce, a sell,
+        or a spot limit sell placed (a spot symbol has no ":settle" part; a
+        margin limit sell opens a short, it is sized like a buy)."""
+        kind = self.text("event_kind")
+        if kind == "limit_placed":
+            return self.text("order_side") == "sell" and ":" not in self.text("symbol")
+        return kind in ("position_reduce", "position_close", "spot_sell")
 
 
 def num(value: Decimal | None) -> str:
@@ -127,9 +133,14 @@ def _below_min_quantity(v: _Values) -> str:
     attempted, minimum, step = v.dec("attempted_quantity"), v.dec("min_quantity"), v.dec("quantity_step")
     if v.reduces:
         what = "Your share of the leader's reduction or sale"
-        if attempted is not None and step is not None:
-            return f"{what} ({_amount(attempted, v.base)}) rounds down to nothing at the instrument's step {num(step)}."
-        return f"{what} rounds down to nothing at the instrument's quantity step."
+        if attempted is None or step is None:
+            return f"{what} rounds down to nothing at the instrument's quantity step."
+        if attempted >= step:
+            # The share was there, but resting sell orders of the copy hold it all.
+            return (
+                f"{what} ({_amount(attempted, v.base)}) is held by your resting sell orders: nothing was left to sell."
+            )
+        return f"{what} ({_amount(attempted, v.base)}) rounds down to nothing at the instrument's step {num(step)}."
     if attempted is None or minimum is None:
         return "Your size at your copy ratio is below the instrument's minimum quantity."
     size = f"Your size ({_amount(attempted, v.base)} at your copy ratio)"

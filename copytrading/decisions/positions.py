@@ -48,44 +48,26 @@ def position_open(
         action = trade_math.OPEN
         leverage = min(target.leverage_override or event.leverage, market.max_leverage)
     quantity, reason, raw = size(event, target, price, equity, market)
-    # From here on the decision has seen the size, the wallet and the price
-    # (recorded on every outcome; keywords, not a dict: this runs per follower).
+    # From here on the decision has seen the size, the wallet and the price:
+    # every outcome records them (keywords, not a dict: this runs per follower).
     if reason:
         return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
     refused = pretrade and pretrade(target.subscription_id, opens_position=mirror is None, notional=quantity * price)
     if refused:
         return Decision(
-            REJECTED,
-            refused,
-            quantity=quantity,
-            price=price,
-            leverage=leverage,
-            attempted=raw,
-            free=free,
-            price_used=price,
-        )
+            REJECTED, refused, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
     if trade_math.margin_for(quantity, price, leverage) > free:
         return Decision(
-            REJECTED,
-            INSUFFICIENT_MARGIN,
-            quantity=quantity,
-            price=price,
-            leverage=leverage,
-            attempted=raw,
-            free=free,
-            price_used=price,
-        )
+            REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
     if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
         return Decision(
-            REJECTED,
-            SLIPPAGE_EXCEEDED,
-            quantity=quantity,
-            price=price,
-            leverage=leverage,
-            attempted=raw,
-            free=free,
-            price_used=price,
-        )
+            REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
     return Decision(
         COPIED, "", action, event.order_side, quantity, price, leverage, attempted=raw, free=free, price_used=price
     )

@@ -115,6 +115,18 @@ def test_a_reduce_that_rounds_to_nothing_says_it_is_a_share():
     )
 
 
+def test_a_sell_whose_share_is_held_by_resting_sells_says_so():
+    values = {"symbol": "BTC/USDT", "quantity_step": D("0.00001"), "attempted_quantity": D("0.004")}
+    for kind, side in (("spot_sell", "sell"), ("limit_placed", "sell")):
+        assert reason_text("BELOW_MIN_QUANTITY", {**values, "event_kind": kind, "order_side": side}) == (
+            "Your share of the leader's reduction or sale (0.004 BTC) is held by your resting sell orders: "
+            "nothing was left to sell."
+        )
+    # A margin limit sell opens a short: sized like a buy.
+    short = {**BTC, "attempted_quantity": D("0.0004"), "event_kind": "limit_placed", "order_side": "sell"}
+    assert reason_text("BELOW_MIN_QUANTITY", short).startswith("Your size (0.0004 BTC at your copy ratio)")
+
+
 def test_money_sentences_quote_the_free_balance_and_what_was_needed():
     values = {**BTC, "free_balance": D("12.5"), "follower_quantity": D("0.05"), "price_used": D("64000")}
     assert reason_text("INSUFFICIENT_MARGIN", values) == (
