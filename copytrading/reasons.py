@@ -55,10 +55,11 @@ def execution_values(execution: Any) -> dict[str, Any]:
 
 
 def _loaded_event(execution: Any) -> Any:
-    state = getattr(execution, "_state", None)
-    cache = getattr(state, "fields_cache", None)
-    if cache is not None:
-        return cache.get("event")
+    """The row's event if already loaded (a model's foreign-key descriptor
+    knows), else None: a sentence never costs a query."""
+    descriptor = getattr(type(execution), "event", None)
+    if hasattr(descriptor, "is_cached"):
+        return execution.event if descriptor.is_cached(execution) else None
     return getattr(execution, "event", None)
 
 
