@@ -301,16 +301,18 @@ class LeaderOrderFilter(admin.SimpleListFilter):
 
     def _order_id(self) -> int | None:
         value = self.value()
-        return int(value) if value and value.isdigit() and len(value) < 19 else None
+        return int(value) if value and value.isascii() and value.isdigit() and len(value) < 19 else None
 
     def lookups(self, request, model_admin):
-        order_id = self._order_id()
-        return [(str(order_id), f"#{order_id}")] if order_id is not None else []
+        value = self.value()
+        return [(value, f"#{value}")] if value else []
 
     def queryset(self, request, queryset):
-        order_id = self._order_id()
-        if order_id is None:
+        if not self.value():
             return queryset
+        order_id = self._order_id()
+        if order_id is None:  # not an id: no order has it
+            return queryset.none()
         return queryset.filter(event__in=leader_order_events(order_id))
 
 
@@ -425,7 +427,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         found = Q(pk__in=[])
-        if term.isdigit() and len(term) < 19:
+        if term.isascii() and term.isdigit() and len(term) < 19:
             number = int(term)
             found |= Q(event_id=number) | Q(portfolio_id=number) | Q(subscription_id=number)
         named = admin_hooks.subscriptions_named(term)

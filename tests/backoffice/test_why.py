@@ -60,8 +60,10 @@ def test_the_search_takes_an_event_portfolio_or_subscription_id(admin_client, wo
     assert _rows(admin_client.get(EXECUTIONS, {"q": f"#{event.pk}"})) >= _executions(event=event)
     portfolio_rows = _rows(admin_client.get(EXECUTIONS, {"q": str(world.portfolio.pk)}))
     assert portfolio_rows >= _executions(portfolio_id=world.portfolio.pk)
-    # A number larger than any id column is no match, not an error.
+    # A number larger than any id column, or digits that are not ASCII, are no match, not an error.
     assert _rows(admin_client.get(EXECUTIONS, {"q": "9" * 30})) == set()
+    assert _rows(admin_client.get(EXECUTIONS, {"q": "²"})) == set()
+    assert _rows(admin_client.get(EXECUTIONS, {"leader_order": "²"})) == set()
 
 
 def test_the_list_filters_by_outcome_reason_and_date(admin_client, world: World):
