@@ -4,19 +4,21 @@ Everything here is read-only: ledger rows are append-only (a correction is a
 new transfer made by a service), and trading rows are written by the venue and
 the propagation engine only. Staff actions will call services, never edit rows.
 
-The core knows portfolios and subscriptions by id only, so they are shown as
-plain ids here; the apps above link back to these pages, not the other way.
+The core knows portfolios and subscriptions by id only: their ids become
+links, and an execution's follower a username, through what the apps above
+register in ``copytrading.admin_hooks`` (the core never imports them).
 """
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.db.models import F
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from copytrading import events
+from copytrading import admin_hooks, events, reasons
 from copytrading.admin_base import ReadOnlyAdmin, ReadOnlyInline
 from copytrading.audit import admin as audit_admin
 from copytrading.auth.models import AuthToken, LoginThrottle
@@ -177,8 +179,9 @@ class OrderAdmin(ReadOnlyAdmin):
         "price",
         "leverage",
         "position_id",
-        "leader_event_id",
-        "subscription_id",
+        "event_link",
+        "subscription_link",
+        "executions",
     ]
     list_filter = ["status", "side", "instrument", "created_at"]
     search_fields = ["=id", "=account__id", "=subscription_id", "=leader_event__id", "instrument__symbol"]
@@ -186,6 +189,34 @@ class OrderAdmin(ReadOnlyAdmin):
     raw_id_fields = ["account", "position", "leader_event"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    readonly_fields = ["event_link", "subscription_link", "executions_counted"]
+
+    @admin.display(description="leader event", ordering="leader_event_id")
+    def event_link(self, obj: Order) -> str:
+        if obj.leader_event_id is None:
+            return "-"
+        url = reverse("admin:copytrading_leaderevent_change", args=[obj.leader_event_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.leader_event_id)
+
+    @admin.display(description="subscription", ordering="subscription_id")
+    def subscription_link(self, obj: Order) -> str:
+        return admin_hooks.page_link("subscription", obj.subscription_id)
+
+    @admin.display(description="executions")
+    def executions(self, obj: Order) -> str:
+        """A follower's order: the execution row it belongs to. A leader's
+        order: the rows of every follower for the events it made."""
+        if obj.subscription_id is not None:
+            return changelist_link(Execution, "execution", order__id__exact=obj.pk)
+        return changelist_link(Execution, "executions", leader_order=obj.pk)
+
+    @admin.display(description="executions")
+    def executions_counted(self, obj: Order) -> str:
+        # The order's own page counts them (one query; the list does not).
+        if obj.subscription_id is not None:
+            return self.executions(obj)
+        count = Execution.objects.filter(event__in=leader_order_events(obj.pk)).count()
+        return changelist_link(Execution, f"{count} executions", leader_order=obj.pk)
 
 
 class PropagationChunkInline(ReadOnlyInline):
@@ -198,7 +229,7 @@ class PropagationChunkInline(ReadOnlyInline):
 class LeaderEventAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
-        "portfolio_id",
+        "portfolio_link",
         "seq",
         "kind",
         "status",
@@ -213,7 +244,7 @@ class LeaderEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [PropagationChunkInline]
-    readonly_fields = ["executions"]
+    readonly_fields = ["executions", "portfolio_link"]
     actions = ["replay"]
 
     @admin.action(description="Replay the selected events (serves only followers without an execution row)")
@@ -223,9 +254,25 @@ class LeaderEventAdmin(ReadOnlyAdmin):
         )
         self.message_user(request, f"{queryset.count()} event(s) replayed; {queued} chunk(s) queued.")
 
-    @admin.display(description="executions")
+    def get_queryset(self, request: HttpRequest):
+        # How many execution rows the event wrote: its chunks count them
+        # (a sum over a few checkpoints, not a count over every follower's row).
+        written = (
+            PropagationChunk.objects.filter(event=OuterRef("pk"))
+            .values("event")
+            .annotate(n=Sum(F("copied") + F("skipped") + F("rejected") + F("failed")))
+            .values("n")
+        )
+        return super().get_queryset(request).annotate(execution_count=Subquery(written))
+
+    @admin.display(description="executions", ordering="execution_count")
     def executions(self, obj: LeaderEvent) -> str:
-        return changelist_link(Execution, "executions", event__id__exact=obj.pk)
+        count = getattr(obj, "execution_count", None) or 0
+        return changelist_link(Execution, f"{count} executions", event__id__exact=obj.pk)
+
+    @admin.display(description="portfolio", ordering="portfolio_id")
+    def portfolio_link(self, obj: LeaderEvent) -> str:
+        return admin_hooks.page_link("portfolio", obj.portfolio_id)
 
 
 @admin.register(PropagationChunk)
@@ -247,36 +294,177 @@ class PropagationChunkAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class LeaderOrderFilter(admin.SimpleListFilter):
+    """``?leader_order=<id>``: the executions of every event a leader's order
+    made (its fill, or a limit order's place, re-prices, cancel and fills).
+    Shown in the sidebar only while applied (the order pages link to it)."""
+
+    title = "leader order"
+    parameter_name = "leader_order"
+
+    def _order_id(self) -> int | None:
+        value = self.value()
+        return int(value) if value and value.isascii() and value.isdigit() and len(value) < 19 else None
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, f"#{value}")] if value else []
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        order_id = self._order_id()
+        if order_id is None:  # not an id: no order has it
+            return queryset.none()
+        return queryset.filter(event__in=leader_order_events(order_id))
+
+
+def leader_order_events(order_id: int):
+    """Ids of the leader events of the leader's order ``order_id``. Events
+    name the order in their payload (not indexed), so the scan starts at the
+    order's creation: its events are written with it or after it."""
+    created_at = Order.objects.filter(pk=order_id).values_list("created_at", flat=True).first()
+    if created_at is None:
+        return LeaderEvent.objects.none().values("pk")
+    return LeaderEvent.objects.filter(
+        Q(payload__order_id=order_id) | Q(payload__leader_order_id=order_id),
+        created_at__gte=created_at - LEADER_ORDER_EVENT_SLACK,
+    ).values("pk")
+
+
+# Clocks of two processes: an event's timestamp is never much before its order's.
+LEADER_ORDER_EVENT_SLACK = timedelta(minutes=1)
+
+
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdmin):
+    """The answer to "why did follower X not copy trade Y?": search a
+    username (or an event, portfolio or subscription id), open the row, read
+    the reason as a sentence and what the decision saw."""
+
     list_display = [
         "id",
         "created_at",
         "event_link",
         "event_kind",
         "event_seq",
-        "portfolio_id",
-        "subscription_id",
+        "portfolio_link",
+        "subscription_link",
+        "follower",
         "outcome",
-        "reason_code",
+        "reason_code_text",
         "leader_quantity",
         "leader_fraction",
         "leader_price",
         "follower_quantity",
         "follower_price",
-        "order_id",
+        "order_link",
         "exchange_status",
         "exchange_submitted_at",
         "exchange_acknowledged_at",
         "exchange_filled_at",
     ]
-    list_filter = ["outcome", "reason_code", "event__kind", "created_at"]
-    # Exact ids first: staff paste a portfolio or subscription id from a ticket.
-    search_fields = ["=portfolio_id", "=subscription_id", "=event__id", "reason_code"]
+    list_filter = ["outcome", "reason_code", "event__kind", "created_at", LeaderOrderFilter]
+    # The search box takes a follower's username, or an event, portfolio or
+    # subscription id (get_search_results: each an indexed lookup).
+    search_fields = ["=portfolio_id", "=subscription_id", "=event__id"]
+    search_help_text = "A follower's username, or an event, portfolio or subscription id."
     list_select_related = ["event", "order__exchange_order"]
     raw_id_fields = ["event", "order"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["outcome", "reason", "reason_code", "reason_detail", "created_at"]}),
+        (
+            "Links",
+            {"fields": ["event_link", "event_kind", "portfolio_link", "subscription_link", "follower", "order_link"]},
+        ),
+        (
+            "What the decision saw",
+            {
+                "fields": [
+                    "attempted_quantity",
+                    "free_balance",
+                    "min_quantity",
+                    "min_notional",
+                    "quantity_step",
+                    "price_used",
+                ]
+            },
+        ),
+        (
+            "The leader and the follower",
+            {"fields": ["leader_quantity", "leader_fraction", "leader_price", "follower_quantity", "follower_price"]},
+        ),
+        (
+            "On the exchange",
+            {"fields": ["exchange_status", "exchange_submitted_at", "exchange_acknowledged_at", "exchange_filled_at"]},
+        ),
+    ]
+    readonly_fields = [
+        "reason",
+        "event_link",
+        "event_kind",
+        "portfolio_link",
+        "subscription_link",
+        "follower",
+        "order_link",
+        "exchange_status",
+        "exchange_submitted_at",
+        "exchange_acknowledged_at",
+        "exchange_filled_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest):
+        # The event is read by every row's reason sentence (its symbol) and
+        # the change page's links: joined, on the list and the change page.
+        rows = super().get_queryset(request).select_related("event")
+        username = admin_hooks.follower_username("subscription_id")
+        return rows.annotate(follower_username=username) if username is not None else rows
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        # Built here rather than by search_fields: a username is matched
+        # through the followers app's subquery, and a number only against
+        # the id columns (Django's "=portfolio_id" would compare text).
+        term = search_term.strip().removeprefix("#")
+        if not term:
+            return queryset, False
+        found = Q(pk__in=[])
+        if term.isascii() and term.isdigit() and len(term) < 19:
+            number = int(term)
+            found |= Q(event_id=number) | Q(portfolio_id=number) | Q(subscription_id=number)
+        named = admin_hooks.subscriptions_named(term)
+        if named is not None:
+            found |= Q(subscription_id__in=named)
+        return queryset.filter(found), False
+
+    @admin.display(description="Reason")
+    def reason(self, obj: Execution) -> str:
+        return reasons.reason_text(obj.reason_code, reasons.execution_values(obj)) or "-"
+
+    @admin.display(description="reason code", ordering="reason_code")
+    def reason_code_text(self, obj: Execution) -> str:
+        # The code, with its sentence on hover.
+        if not obj.reason_code:
+            return "-"
+        text = reasons.reason_text(obj.reason_code, reasons.execution_values(obj))
+        return format_html('<span title="{}">{}</span>', text, obj.reason_code)
+
+    @admin.display(description="follower", ordering="follower_username")
+    def follower(self, obj: Execution) -> str:
+        return getattr(obj, "follower_username", None) or "-"
+
+    @admin.display(description="portfolio", ordering="portfolio_id")
+    def portfolio_link(self, obj: Execution) -> str:
+        return admin_hooks.page_link("portfolio", obj.portfolio_id)
+
+    @admin.display(description="subscription", ordering="subscription_id")
+    def subscription_link(self, obj: Execution) -> str:
+        return admin_hooks.page_link("subscription", obj.subscription_id)
+
+    @admin.display(description="order", ordering="order_id")
+    def order_link(self, obj: Execution) -> str:
+        return change_link(obj.order, f"#{obj.order_id}") if obj.order_id is not None else "-"
 
     # A copy on an exchange account: its order's timeline (decided = created_at).
     @admin.display(description="exchange status")

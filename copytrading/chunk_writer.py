@@ -16,6 +16,7 @@ from django.utils import timezone
 from copytrading import bulk, decisions, trade_math, venues
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
 from copytrading.leader_events import LeaderEventData
+from copytrading.matching import constraints_of
 from copytrading.models import Execution, Instrument, LeaderEvent, OrderType
 from copytrading.money import ZERO, q_fraction
 from copytrading.venue import SPOT_BUY, SPOT_SELL
@@ -34,8 +35,21 @@ EXECUTION_FIELDS = [
     "follower_price",
     "order",
     "created_at",
+    # What the decision saw (Decision.detail, free, price_used, attempted;
+    # the instrument's minimums beside a recorded size).
     "reason_detail",
+    "free_balance",
+    "price_used",
+    "attempted_quantity",
+    "min_quantity",
+    "min_notional",
+    "quantity_step",
 ]
+
+# A raw size the execution row's column cannot hold (20 integer digits: a
+# fixed notional over a near-zero price) is not recorded, rather than fail
+# the follower's copy on a display column.
+ATTEMPTED_MAX = Decimal("1e19")
 
 FILL_ACTIONS = (trade_math.OPEN, trade_math.INCREASE, trade_math.REDUCE, trade_math.CLOSE, SPOT_BUY, SPOT_SELL)
 
@@ -180,6 +194,11 @@ class ChunkWriter:
         # What the leader did is the same on every row of the event.
         leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
         halt_reason = self.halt_reason
+        # The minimums are the instrument's, the same for every row: recorded
+        # beside a size the decision computed (a row with ``attempted``).
+        c = constraints_of(self.instrument)
+        minimums = (c.min_qty, c.min_notional, c.qty_step)
+        unsized = (None, None, None, None)
         bulk.insert_rows(
             Execution,
             EXECUTION_FIELDS,
@@ -187,7 +206,9 @@ class ChunkWriter:
                 (
                     self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
                     leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
-                    halt_reason if decision.reason == decisions.COPYING_HALTED else "",
+                    halt_reason if decision.reason == decisions.COPYING_HALTED else decision.detail,
+                    decision.free, decision.price_used,
+                    *(unsized if (a := decision.attempted) is None or a >= ATTEMPTED_MAX else (a, *minimums)),
                 )
                 for target, decision, order_id in self.rows
             ],

@@ -3,7 +3,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from copytrading import valuation
+from copytrading import reasons, valuation
 from copytrading.bounds import max_length
 from copytrading.models import Account, Execution, Holding, Instrument, Order, Position, PositionStatus
 from copytrading.selectors import primary_pairs
@@ -255,10 +255,18 @@ class ExecutionSerializer(ModelSerializer):
         "times; null for a paper copy."
     )
 
+    reason_text = serializers.SerializerMethodField(
+        help_text="The reason code as a sentence (copytrading.reasons), quoting what the decision saw; "
+        "empty for a copied row."
+    )
+
     @extend_schema_field(ExchangeExecutionSerializer(allow_null=True))
     def get_exchange(self, obj) -> dict | None:
         row = exchange_order_of(obj)
         return ExchangeExecutionSerializer(row).data if row is not None else None
+
+    def get_reason_text(self, obj) -> str:
+        return reasons.reason_text(obj.reason_code, reasons.execution_values(obj))
 
     class Meta:
         model = Execution
@@ -269,15 +277,24 @@ class ExecutionSerializer(ModelSerializer):
             "event_seq",
             "outcome",
             "reason_code",
+            "reason_text",
+            "reason_detail",
             "leader_quantity",
             "leader_fraction",
             "leader_price",
             "follower_quantity",
             "follower_price",
+            "attempted_quantity",
+            "free_balance",
+            "min_quantity",
+            "min_notional",
+            "quantity_step",
+            "price_used",
             "order",
             "exchange",
             "created_at",
         ]
+        read_only_fields = fields
 
 
 class ClosePositionSerializer(serializers.Serializer):

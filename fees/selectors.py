@@ -146,11 +146,17 @@ def subscription_fee_stats(*, subscription_id: int, now: datetime | None = None)
     week (last 26 weeks) and month (all time). Periods without fees are omitted."""
     now = now or timezone.now()
     rows = FeeAccrual.objects.filter(subscription_id=subscription_id)
-    body = {"total": _totals(rows, fees="fee", fees_due="fee_due")}
+    body = {"total": subscription_fees_total(subscription_id=subscription_id)}
     for name, (trunc, days) in SERIES_WINDOWS.items():
         since = _period_start(trunc, now - timedelta(days=days)) if days else None
         body[name] = _series(rows, trunc, since, fees="fee")
     return body
+
+
+def subscription_fees_total(*, subscription_id: int) -> dict:
+    """Profit share a subscription paid, all time: ``count``, ``fees`` (charged)
+    and ``fees_due`` (one query; the back office's subscription page)."""
+    return _totals(FeeAccrual.objects.filter(subscription_id=subscription_id), fees="fee", fees_due="fee_due")
 
 
 def follower_fees_total(*, follower_id: int) -> dict:

@@ -6,6 +6,7 @@ results of the user's subscriptions as they happen."""
 from collections.abc import Mapping
 from dataclasses import fields
 
+from copytrading import reasons
 from copytrading.models import Execution
 from copytrading.stream.selectors import book_load, marks_at
 from copytrading.stream.topics import EventTopic, Key, Marks, StateTopic, register_topic
@@ -86,7 +87,17 @@ class ExecutionsTopic(EventTopic):
         "follower_price",
         "order_id",
         "created_at",
+        # What the decision saw and the note beside the code, as the REST log.
+        "reason_detail",
+        "attempted_quantity",
+        "free_balance",
+        "min_quantity",
+        "min_notional",
+        "quantity_step",
+        "price_used",
     )
+    # Read for the reason's sentence (its units), not sent.
+    SENTENCE_INPUTS = {"event__kind": "event_kind", "event__payload__symbol": "symbol"}
 
     def __init__(self, user_id: int, name: str, message: Mapping) -> None:
         super().__init__(user_id, name, message)
@@ -95,7 +106,11 @@ class ExecutionsTopic(EventTopic):
     def read(self, initial: bool) -> object:
         ids = list(Subscription.objects.filter(follower_id=self.user_id).order_by("pk").values_list("pk", flat=True))
         rows = Execution.objects.filter(subscription_id__in=ids)
-        return ids, self.items_of(rows, self.FIELDS, initial)
+        items = self.items_of(rows, (*self.FIELDS, *self.SENTENCE_INPUTS), initial)
+        for item in items:
+            values = {**item, **{name: item.pop(key) for key, name in self.SENTENCE_INPUTS.items()}}
+            item["reason_text"] = reasons.reason_text(item["reason_code"], values)
+        return ids, items
 
     def apply(self, data: object, initial: bool) -> dict:
         self._subscription_ids, items = data

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from copytrading import admin_hooks
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
 from copytrading.errors import DomainError
 from copytrading.live import services as live_services
@@ -17,6 +18,9 @@ from copytrading.live.models import REASON_MAX as HALT_REASON_MAX
 from copytrading.models import Execution, LeaderEvent, Order, Position
 from portfolios.lifecycle import REASON_MAX_LENGTH, portfolio_close
 from portfolios.models import CopyTemplate, PasscodeThrottle, Portfolio
+
+# The core's admin pages (leader events, executions) link portfolio ids here.
+admin_hooks.register_page("portfolio", "admin:portfolios_portfolio_change")
 
 
 class ForceCloseForm(forms.Form):

@@ -124,18 +124,26 @@ def limit_event(
         if not target.copy_margin:
             return skip(PRODUCT_NOT_COPIED)
         leverage = min(target.leverage_override or event.leverage, market.max_leverage)
-        quantity, reason = size(event, target, event.price, equity, market)
+        price = event.price
+        quantity, reason, raw = size(event, target, price, equity, market)
         if reason:
-            return skip(reason)
-        refused = pretrade and pretrade(target.subscription_id, opens_position=True, notional=quantity * event.price)
+            return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
+        refused = pretrade and pretrade(target.subscription_id, opens_position=True, notional=quantity * price)
         if refused:
-            return Decision(REJECTED, refused, quantity=quantity, price=event.price, leverage=leverage)
-        reserved = trade_math.margin_for(quantity, event.price, leverage)
+            return Decision(
+                REJECTED, refused, quantity=quantity, price=price, leverage=leverage,
+                attempted=raw, free=free, price_used=price,
+            )  # fmt: skip
+        reserved = trade_math.margin_for(quantity, price, leverage)
         if reserved > free:
-            return Decision(REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=event.price, leverage=leverage)
+            return Decision(
+                REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage,
+                attempted=raw, free=free, price_used=price,
+            )  # fmt: skip
         return Decision(
-            COPIED, "", LIMIT_PLACE, event.order_side, quantity, event.price, leverage, reserved, ORDER_OPEN
-        )
+            COPIED, "", LIMIT_PLACE, event.order_side, quantity, price, leverage, reserved, ORDER_OPEN,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
 
     # Re-price and cancel reach paused followers too: a resting mirror keeps
     # following its leader order, like an open mirror follows closes.
@@ -152,9 +160,12 @@ def limit_event(
         # longer buys: it is cancelled instead.
         return Decision(
             REJECTED, INSUFFICIENT_MARGIN, LIMIT_CANCEL, event.order_side, order.quantity, event.price,
-            order.leverage, order_status=ORDER_CANCELLED,
+            order.leverage, order_status=ORDER_CANCELLED, free=free, price_used=event.price,
         )  # fmt: skip
-    return Decision(COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, order.leverage, reserved)
+    return Decision(
+        COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, order.leverage, reserved,
+        free=free, price_used=event.price,
+    )  # fmt: skip
 
 
 def mirror_limit_fill(
@@ -178,16 +189,31 @@ def mirror_limit_fill(
     )
     release = order.reserved if event.limit_final else ZERO
     if not steps:
-        return Decision(SKIPPED, reason, order_status=ORDER_CANCELLED if event.limit_final else None)
+        return Decision(
+            SKIPPED, reason, order_status=ORDER_CANCELLED if event.limit_final else None,
+            attempted=_mirror_step_attempted(event, order, mirror), price_used=order.price,
+        )  # fmt: skip
     (step,) = steps
     leverage = mirror.leverage if mirror is not None else order.leverage
     opens = step.action in (trade_math.OPEN, trade_math.INCREASE)
     if opens and trade_math.margin_for(step.quantity, order.price, leverage) > free + release:
         return Decision(
             REJECTED, INSUFFICIENT_MARGIN, quantity=step.quantity, price=order.price, leverage=leverage,
-            order_status=ORDER_REJECTED if event.limit_final else None,
+            order_status=ORDER_REJECTED if event.limit_final else None, free=free + release, price_used=order.price,
         )  # fmt: skip
     return Decision(
         COPIED, "", step.action, event.order_side, step.quantity, order.price, leverage,
         order_status=ORDER_FILLED if event.limit_final else None,
+        free=free + release if opens else None, price_used=order.price,
     )  # fmt: skip
+
+
+def _mirror_step_attempted(event: EventView, order: MirrorOrderView, mirror: MirrorView | None) -> Decimal | None:
+    """The unrounded size of a mirror-limit step that came to nothing (only
+    computed then, for the execution row): the mirror order's part of an
+    open, the leader's share of the mirror for a reduce; none for a close."""
+    if event.kind == POSITION_REDUCE:
+        return event.share.exact(mirror.quantity) if mirror is not None else None
+    if event.kind == POSITION_CLOSE:
+        return None
+    return order.quantity * event.quantity / event.order_quantity if event.order_quantity > 0 else None

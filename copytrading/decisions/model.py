@@ -3,7 +3,7 @@ statuses, reason codes, and the frozen views ``decide`` reads and the
 ``Decision`` it returns. Pure: no Django."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from functools import cached_property
 
@@ -109,6 +109,14 @@ class Share:
             return ZERO
         steps = _EXACT.divide_int(_EXACT.multiply(held, part), _EXACT.multiply(whole, step))
         return _EXACT.multiply(steps, step)
+
+    def exact(self, held: Decimal) -> Decimal:
+        """held x quantity ÷ before before any rounding to the step (what the
+        execution row records as the attempted quantity), to 28 digits."""
+        part, whole = (self.quantity, self.before) if self.before > 0 else (self.fraction, Decimal(1))
+        if held <= 0 or part <= 0:
+            return ZERO
+        return held * part / whole
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,19 @@ class Decision:
     leverage: int = 1
     reserved: Decimal = ZERO  # the margin a placed or re-priced mirror limit holds
     order_status: str | None = None  # the mirror limit's new status when it stops resting
+    # What the decision saw, for the execution row (the "why"; not part of
+    # the decision itself, so not compared): the size before step rounding
+    # (the exact share of a reduce or sell), the copy wallet's free balance
+    # when it was weighed, the price the size was computed at. None where the
+    # decision never got that far (a paused copy, no mirror). The writer adds
+    # the instrument's minimums to a row that has ``attempted``. ``detail``
+    # goes beside the reason code (Execution.reason_detail: e.g. the kill
+    # switch's reason, shown in the reason's sentence).
+    attempted: Decimal | None = field(default=None, compare=False)
+    free: Decimal | None = field(default=None, compare=False)
+    price_used: Decimal | None = field(default=None, compare=False)
+    detail: str = field(default="", compare=False)
 
 
-def skip(reason: str) -> Decision:
-    return Decision(SKIPPED, reason)
+def skip(reason: str, detail: str = "") -> Decision:
+    return Decision(SKIPPED, reason, detail=detail)

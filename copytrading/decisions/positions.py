@@ -11,6 +11,7 @@ from copytrading.decisions.model import (
     POSITION_CLOSE,
     PRODUCT_NOT_COPIED,
     REJECTED,
+    SKIPPED,
     SLIPPAGE_EXCEEDED,
     SUBSCRIPTION_PAUSED,
     TPSL,
@@ -46,17 +47,30 @@ def position_open(
     else:
         action = trade_math.OPEN
         leverage = min(target.leverage_override or event.leverage, market.max_leverage)
-    quantity, reason = size(event, target, price, equity, market)
+    quantity, reason, raw = size(event, target, price, equity, market)
+    # From here on the decision has seen the size, the wallet and the price:
+    # every outcome records them (keywords, not a dict: this runs per follower).
     if reason:
-        return skip(reason)
+        return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
     refused = pretrade and pretrade(target.subscription_id, opens_position=mirror is None, notional=quantity * price)
     if refused:
-        return Decision(REJECTED, refused, quantity=quantity, price=price, leverage=leverage)
+        return Decision(
+            REJECTED, refused, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
     if trade_math.margin_for(quantity, price, leverage) > free:
-        return Decision(REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage)
+        return Decision(
+            REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
     if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
-        return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, leverage=leverage)
-    return Decision(COPIED, "", action, event.order_side, quantity, price, leverage)
+        return Decision(
+            REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, leverage=leverage,
+            attempted=raw, free=free, price_used=price,
+        )  # fmt: skip
+    return Decision(
+        COPIED, "", action, event.order_side, quantity, price, leverage, attempted=raw, free=free, price_used=price
+    )
 
 
 def position_reduce(event: EventView, *, price: Decimal, mirror: MirrorView | None, market: MarketView) -> Decision:
@@ -66,12 +80,18 @@ def position_reduce(event: EventView, *, price: Decimal, mirror: MirrorView | No
     if mirror is None:
         return skip(NO_MIRROR_POSITION)
     if event.kind == POSITION_CLOSE:
-        return Decision(COPIED, "", trade_math.CLOSE, event.order_side, mirror.quantity, price, mirror.leverage)
-    planned = reduce_by(mirror.quantity, event.share, market.constraints)
+        return Decision(
+            COPIED, "", trade_math.CLOSE, event.order_side, mirror.quantity, price, mirror.leverage, price_used=price
+        )
+    share = event.share
+    attempted = None if share.is_all else share.exact(mirror.quantity)
+    planned = reduce_by(mirror.quantity, share, market.constraints)
     if planned is None:
-        return skip(sizing.BELOW_MIN_QUANTITY)
+        return Decision(SKIPPED, sizing.BELOW_MIN_QUANTITY, attempted=attempted, price_used=price)
     action, quantity = planned
-    return Decision(COPIED, "", action, event.order_side, quantity, price, mirror.leverage)
+    return Decision(
+        COPIED, "", action, event.order_side, quantity, price, mirror.leverage, attempted=attempted, price_used=price
+    )
 
 
 def tpsl_set(mirror: MirrorView | None) -> Decision:

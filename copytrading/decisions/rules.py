@@ -32,9 +32,10 @@ def reduce_by(mirror_quantity: Decimal, share: Share, c: sizing.Constraints) -> 
 
 def size(
     event: EventView, target: TargetView, price: Decimal, equity: Decimal, market: MarketView
-) -> tuple[Decimal, str | None]:
+) -> tuple[Decimal, str | None, Decimal]:
     """The follower's quantity under its sizing model and the venue's
-    constraints, or the reason it rounds to nothing."""
+    constraints, or the reason it rounds to nothing; and the quantity before
+    the constraints (what the execution row records as attempted)."""
     raw = sizing.follower_quantity(
         model=target.sizing_model,
         leader_quantity=event.quantity,
@@ -45,4 +46,5 @@ def size(
         follower_equity=equity,
         leader_equity=event.leader_equity,
     )
-    return sizing.constrain(raw, price, market.constraints)
+    quantity, reason = sizing.constrain(raw, price, market.constraints)
+    return quantity, reason, raw

@@ -46,11 +46,12 @@ def spot_limit_reserve(quantity: Decimal, price: Decimal, side: str) -> Decimal:
 
 
 def _buy_size(event: EventView, target: TargetView, price: Decimal, equity: Decimal, market: MarketView):
-    """(quantity, reason): the follower's buy, or why it gets none."""
+    """(quantity, reason, attempted): the follower's buy, or why it gets
+    none; and its size before the constraints (None if never sized)."""
     if not target.active:
-        return ZERO, SUBSCRIPTION_PAUSED
+        return ZERO, SUBSCRIPTION_PAUSED, None
     if not target.copy_spot:
-        return ZERO, PRODUCT_NOT_COPIED
+        return ZERO, PRODUCT_NOT_COPIED, None
     return size(event, target, price, equity, market)
 
 
@@ -72,14 +73,16 @@ def _pretrade(
 
 
 def _sell_size(share: Share, holding: Decimal, reserved: Decimal, market: MarketView):
-    """(quantity, reason): the leader's share of the holding, within its free part."""
+    """(quantity, reason, attempted): the leader's share of the holding,
+    within its free part; and that share before rounding (None for all of it)."""
     free = holding - reserved
     if holding <= 0:
-        return ZERO, NO_HOLDING_TO_SELL
+        return ZERO, NO_HOLDING_TO_SELL, None
+    attempted = None if share.is_all else share.exact(holding)
     quantity = free if share.is_all else min(free, share.of(holding, market.constraints.qty_step))
     if quantity <= 0:
-        return ZERO, sizing.BELOW_MIN_QUANTITY
-    return quantity, ""
+        return ZERO, sizing.BELOW_MIN_QUANTITY, attempted
+    return quantity, "", attempted
 
 
 def spot_trade(
@@ -98,21 +101,33 @@ def spot_trade(
     if market.quote != market.primary_currency:
         return skip(SPOT_PAIR_QUOTE_MISMATCH)
     if event.kind == SPOT_BUY:
-        quantity, reason = _buy_size(event, target, price, equity, market)
-        if reason:
+        quantity, reason, raw = _buy_size(event, target, price, equity, market)
+        if raw is None:  # paused, or not copying spot: nothing was weighed
             return skip(reason)
+        if reason:
+            return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
         refused = _pretrade(pretrade, target, quantity, price, holding, market)
         if refused:
-            return Decision(REJECTED, refused, quantity=quantity, price=price)
+            return Decision(
+                REJECTED, refused, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
+            )
         if q8_up(quantity * price) > free:
-            return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price)
+            return Decision(
+                REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
+            )
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
-            return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price)
-        return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price)
-    quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
-    if reason:
+            return Decision(
+                REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
+            )
+        return Decision(
+            COPIED, "", "spot_buy", event.order_side, quantity, price, attempted=raw, free=free, price_used=price
+        )
+    quantity, reason, attempted = _sell_size(event.share, holding, holding_reserved, market)
+    if reason == NO_HOLDING_TO_SELL:
         return skip(reason)
-    return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price)
+    if reason:
+        return Decision(SKIPPED, reason, attempted=attempted, price_used=price)
+    return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price, attempted=attempted, price_used=price)
 
 
 def spot_limit_event(
@@ -136,19 +151,32 @@ def spot_limit_event(
     if event.kind == LIMIT_PLACED:
         if market.quote != market.primary_currency:
             return skip(SPOT_PAIR_QUOTE_MISMATCH)
+        price = event.price
         if buy:
-            quantity, reason = _buy_size(event, target, event.price, equity, market)
+            quantity, reason, attempted = _buy_size(event, target, price, equity, market)
         else:
-            quantity, reason = _sell_size(event.share, holding, holding_reserved, market)
-        if reason:
+            quantity, reason, attempted = _sell_size(event.share, holding, holding_reserved, market)
+        # A buy weighs the wallet's free balance; a sell only the holding.
+        seen_free = free if buy else None
+        if reason in (SUBSCRIPTION_PAUSED, PRODUCT_NOT_COPIED, NO_HOLDING_TO_SELL):
             return skip(reason)
-        refused = buy and _pretrade(pretrade, target, quantity, event.price, holding, market)
+        if reason:
+            return Decision(SKIPPED, reason, attempted=attempted, free=seen_free, price_used=price)
+        refused = buy and _pretrade(pretrade, target, quantity, price, holding, market)
         if refused:
-            return Decision(REJECTED, refused, quantity=quantity, price=event.price)
-        reserved = spot_limit_reserve(quantity, event.price, event.order_side)
+            return Decision(
+                REJECTED, refused, quantity=quantity, price=price, attempted=attempted, free=seen_free, price_used=price
+            )
+        reserved = spot_limit_reserve(quantity, price, event.order_side)
         if buy and reserved > free:
-            return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=event.price)
-        return Decision(COPIED, "", LIMIT_PLACE, event.order_side, quantity, event.price, 1, reserved, ORDER_OPEN)
+            return Decision(
+                REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price,
+                attempted=attempted, free=seen_free, price_used=price,
+            )  # fmt: skip
+        return Decision(
+            COPIED, "", LIMIT_PLACE, event.order_side, quantity, price, 1, reserved, ORDER_OPEN,
+            attempted=attempted, free=seen_free, price_used=price,
+        )  # fmt: skip
 
     if order is None or order.status != ORDER_OPEN:
         return skip(NO_MIRROR_ORDER)
@@ -157,12 +185,16 @@ def spot_limit_event(
             COPIED, "", LIMIT_CANCEL, event.order_side, order.quantity, order.price, 1, order_status=ORDER_CANCELLED
         )
     reserved = spot_limit_reserve(order.quantity, event.price, event.order_side)
+    seen_free = free if buy else None
     if reserved - order.reserved > free:  # only a buy's reservation can grow
         return Decision(
             REJECTED, INSUFFICIENT_FUNDS, LIMIT_CANCEL, event.order_side, order.quantity, event.price, 1,
-            order_status=ORDER_CANCELLED,
+            order_status=ORDER_CANCELLED, free=seen_free, price_used=event.price,
         )  # fmt: skip
-    return Decision(COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, 1, reserved)
+    return Decision(
+        COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, 1, reserved,
+        free=seen_free, price_used=event.price,
+    )  # fmt: skip
 
 
 def mirror_spot_limit_fill(event: EventView, *, holding: Decimal, order: MirrorOrderView) -> Decision:
@@ -172,4 +204,7 @@ def mirror_spot_limit_fill(event: EventView, *, holding: Decimal, order: MirrorO
     if event.order_side == trade_math.SELL and holding < order.quantity:  # the holding constraint forbids it
         return Decision(SKIPPED, NO_HOLDING_TO_SELL, order_status=ORDER_CANCELLED)
     action = "spot_buy" if event.order_side == trade_math.BUY else "spot_sell"
-    return Decision(COPIED, "", action, event.order_side, order.quantity, order.price, 1, order_status=ORDER_FILLED)
+    return Decision(
+        COPIED, "", action, event.order_side, order.quantity, order.price, 1, order_status=ORDER_FILLED,
+        price_used=order.price,
+    )  # fmt: skip

@@ -183,13 +183,35 @@ def test_positions_and_executions_follow_a_leader_trade(world):
         await database_sync_to_async(world.trade)(portfolio, ETH_PERP, "buy", "1")
         executions = await client.delta("executions")
         [item] = executions["data"]["items"]
-        assert (item["subscription_id"], item["outcome"]) == (sub.pk, "COPIED")
+        assert (item["subscription_id"], item["outcome"], item["reason_text"]) == (sub.pk, "COPIED", "")
+        assert item["price_used"] == item["follower_price"]
         positions = await client.delta("positions", lambda m: m["data"]["changed"])
         [row] = positions["data"]["changed"]
         assert (row["instrument"], row["side"], row["quantity"]) == (ETH_PERP, "long", "0.50000000")
         await move(ETH_PERP, "3300")
         moved = await client.delta("positions", lambda m: m["data"]["changed"])
         assert moved["data"]["changed"][0]["unrealized_pnl"] == "50.00000000"
+        await client.close()
+
+    run(scenario)
+
+
+def test_an_execution_item_says_why_in_a_sentence(world):
+    portfolio = world.leader(mode="margin")
+    sub = world.subscribe(portfolio, multiplier=D("0.001"))  # 1 ETH x 0.001 is below the 0.01 minimum
+    token = token_for(sub.follower)
+
+    async def scenario():
+        client = await connect(token=token)
+        await client.subscribe("executions")
+        await database_sync_to_async(world.trade)(portfolio, ETH_PERP, "buy", "1")
+        [item] = (await client.delta("executions"))["data"]["items"]
+        assert (item["outcome"], item["reason_code"]) == ("SKIPPED", "BELOW_MIN_QUANTITY")
+        assert item["reason_text"] == (
+            "Your size (0.001 ETH at your copy ratio) is below the instrument's minimum quantity 0.01."
+        )
+        assert (item["attempted_quantity"], item["min_quantity"]) == ("0.00100000", "0.01000000")
+        assert "event__kind" not in item and "symbol" not in item
         await client.close()
 
     run(scenario)
