@@ -187,8 +187,8 @@ api_v1 = [
 
 urlpatterns = [
     # Back-office pages outside a model admin (before the admin's catch-all).
-    path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="fees-earnings"),
-    path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="report-export"),
+    path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="admin-fees-earnings"),
+    path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="admin-report-export"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
