@@ -12,6 +12,7 @@ BENCHMARKS = [
     "benchmarks.catalog",
     "benchmarks.stream",
     "benchmarks.fanout_exchange",
+    "benchmarks.export",
 ]
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from backoffice.reports.admin_export import export_view as report_export_view
 from backoffice.views import healthz
 from config.schema import TokenGraphQLView
 from copytrading import api as core_api
@@ -9,6 +10,7 @@ from copytrading.auth import api as auth_api
 from copytrading.exchanges import api as exchanges_api
 from copytrading.notifications import api as notifications_api
 from fees import api as fees_api
+from fees.admin_earnings import earnings_view
 from followers import api as followers_api
 from followers import fees_api as followers_fees_api
 from followers import stats_api as followers_stats_api
@@ -184,6 +186,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Back-office pages outside a model admin (before the admin's catch-all).
+    path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="admin-fees-earnings"),
+    path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="admin-report-export"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -10,8 +10,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from copytrading.admin import ReadOnlyAdmin, ReadOnlyInline, change_link
+from copytrading.admin_base import LeaderFilter
 from copytrading.audit.admin import AuditHistoryMixin
-from fees import services
+from fees import selectors, services
+from fees.admin_earnings import amount
 from fees.models import (
     AccrualStatus,
     FeeAccrual,
@@ -85,16 +87,30 @@ class AuditInline(ReadOnlyInline):
 @admin.register(FeeAccrual)
 class FeeAccrualAdmin(ReadOnlyAdmin):
     list_display = [
-        "id", "accrued_at", "status", "portfolio_id", "subscription_id", "source", "fee_model",
+        "id", "accrued_at", "status", "leader_user", "portfolio_id", "subscription_id", "source", "fee_model",
         "profit", "share_pct", "fee", "fee_due", "platform_part", "leader_part", "attempts", "settled_at",
     ]  # fmt: skip
-    list_filter = [StuckFilter, "status", "fee_model", "accrued_at"]
+    list_select_related = ["leader_user"]
+    list_filter = [LeaderFilter.on("leader_user"), StuckFilter, "status", "fee_model", "accrued_at"]
+    # ?portfolio_id=<id> filters by portfolio too (a plain column lookup).
     search_fields = ["=portfolio_id", "=subscription_id", "=source_position__id", "=source_order__id"]
     date_hierarchy = "accrued_at"
     readonly_fields = ["position_link", "order_link", "copy_account_link"]
     exclude = ["source_position", "source_order", "copy_account"]
     inlines = [AuditInline]
     actions = ["resolve_stuck"]
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, with the totals of all its rows (every page) above it."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:  # not a redirect
+            totals = selectors.accrual_totals(changelist.queryset)
+            totals["pending"] = totals["accrued"] - totals["settled"]
+            response.context_data["accrual_totals"] = {
+                name: value if name == "accruals" else amount(value) for name, value in totals.items()
+            }
+        return response
 
     @admin.display(description="source")
     def source(self, obj):
@@ -162,6 +178,6 @@ class LeaderProfitAccountAdmin(ReadOnlyAdmin):
 class LeaderWithdrawalAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "leader", "portfolio_id", "amount", "requested_amount", "currency"]
     list_select_related = ["leader"]
-    list_filter = ["created_at"]
+    list_filter = [LeaderFilter.on("leader"), "created_at"]
     search_fields = ["=portfolio_id", "leader__username"]
     date_hierarchy = "created_at"

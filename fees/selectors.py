@@ -4,8 +4,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, QuerySet, Sum
+from django.db.models import BigIntegerField, Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Round, TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -101,12 +102,12 @@ def leader_caps(leader_id: int) -> LeaderCaps:
 # --- exact sums ------------------------------------------------------------------
 
 
-def _exact_sum(field: str):
+def _exact_sum(field: str, *, filter: Q | None = None):
     """SUM that is exact on every database: SQLite would add decimals as binary
     floats, so there whole units of 1e-8 are summed as integers."""
     if connection.vendor == "sqlite":
-        return Sum(Cast(Round(F(field) * 10**8), output_field=BigIntegerField()))
-    return Sum(field)
+        return Sum(Cast(Round(F(field) * 10**8), output_field=BigIntegerField()), filter=filter)
+    return Sum(field, filter=filter)
 
 
 def _money(value) -> Decimal:
@@ -178,6 +179,136 @@ def _period_start(trunc, moment: datetime) -> datetime:
 # --- leader statistics -----------------------------------------------------------------
 
 
+# A window of leader earnings: today, this week (from Monday), this month (all UTC), or all time.
+EARNING_PERIODS = ("day", "week", "month", "all")
+_PERIOD_TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+
+
+@dataclass(frozen=True)
+class EarningWindow:
+    period: str
+    since: datetime | None  # inclusive; None: from the beginning
+    until: datetime | None  # exclusive; None: up to now
+
+
+def earning_window(period: str, *, now: datetime | None = None) -> EarningWindow:
+    """The ``period`` (one of EARNING_PERIODS) that contains ``now``."""
+    if period not in EARNING_PERIODS:
+        raise ValueError(f"period must be one of {', '.join(EARNING_PERIODS)}")
+    if period == "all":
+        return EarningWindow(period, None, None)
+    since = _period_start(_PERIOD_TRUNC[period], now or timezone.now())
+    if period == "day":
+        until = since + timedelta(days=1)
+    elif period == "week":
+        until = since + timedelta(days=7)
+    else:
+        until = (since + timedelta(days=32)).replace(day=1)
+    return EarningWindow(period, since, until)
+
+
+def _within(field: str, since: datetime | None, until: datetime | None) -> Q:
+    q = Q()
+    if since is not None:
+        q &= Q(**{f"{field}__gte": since})
+    if until is not None:
+        q &= Q(**{f"{field}__lt": until})
+    return q
+
+
+def _earning_sums(since: datetime | None = None, until: datetime | None = None) -> dict:
+    """What a leader earned, as SQL aggregates over FeeAccrual rows. Accrued:
+    the leader's part of the fees charged in the window (settled since or
+    not); settled: the leader's part paid into the profit account in the
+    window (by its settlement time)."""
+    accrued = _within("accrued_at", since, until) or None
+    settled = Q(status=AccrualStatus.SETTLED) & _within("settled_at", since, until)
+    return {
+        "accruals": Count("pk", filter=accrued),
+        "accrued": _exact_sum("leader_part", filter=accrued),
+        "fees": _exact_sum("fee", filter=accrued),
+        "platform": _exact_sum("platform_part", filter=accrued),
+        "settled": _exact_sum("leader_part", filter=settled),
+    }
+
+
+def _withdrawn_sum(since: datetime | None = None, until: datetime | None = None):
+    """Profit share moved to the leader's main wallet in the window (LeaderWithdrawal rows)."""
+    return _exact_sum("amount", filter=_within("created_at", since, until) or None)
+
+
+EARNING_FIGURES = ("accruals", "accrued", "settled", "withdrawn", "balance", "fees", "platform")
+
+
+def earnings_by_portfolio(
+    *,
+    leader_id: int | None = None,
+    portfolio_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict]:
+    """One row per portfolio with fee activity (of one leader, or all), in
+    the window: accruals (count), accrued, settled and withdrawn in it, the
+    profit account's balance now, the fees charged and the platform's cut.
+    Three grouped queries, whatever the number of portfolios; ordered by
+    leader and portfolio."""
+    accruals = FeeAccrual.objects.all()
+    withdrawals = LeaderWithdrawal.objects.all()
+    accounts = LeaderProfitAccount.objects.all()
+    if leader_id is not None:
+        accruals = accruals.filter(leader_user_id=leader_id)
+        withdrawals = withdrawals.filter(leader_id=leader_id)
+        accounts = accounts.filter(leader_id=leader_id)
+    if portfolio_id is not None:
+        accruals = accruals.filter(portfolio_id=portfolio_id)
+        withdrawals = withdrawals.filter(portfolio_id=portfolio_id)
+        accounts = accounts.filter(portfolio_id=portfolio_id)
+    rows: dict[int, dict] = {}
+
+    def row(portfolio: int, leader: int) -> dict:
+        if portfolio not in rows:
+            rows[portfolio] = {"portfolio_id": portfolio, "leader_id": leader} | dict.fromkeys(
+                EARNING_FIGURES, ZERO.quantize(Q8)
+            )
+            rows[portfolio]["accruals"] = 0
+        return rows[portfolio]
+
+    sums = _earning_sums(since, until)
+    for got in accruals.values("portfolio_id", "leader_user_id").annotate(**sums).order_by():
+        target = row(got["portfolio_id"], got["leader_user_id"])
+        target["accruals"] = got["accruals"]
+        for name in ("accrued", "settled", "fees", "platform"):
+            target[name] = _money(got[name])
+    grouped = withdrawals.values("portfolio_id", "leader_id").annotate(withdrawn=_withdrawn_sum(since, until))
+    for got in grouped.order_by():
+        row(got["portfolio_id"], got["leader_id"])["withdrawn"] = _money(got["withdrawn"])
+    for got in accounts.values("portfolio_id", "leader_id", balance=F("account__balance")):
+        row(got["portfolio_id"], got["leader_id"])["balance"] = Decimal(got["balance"]).quantize(Q8)
+    names = dict(
+        get_user_model().objects.filter(pk__in={r["leader_id"] for r in rows.values()}).values_list("pk", "username")
+    )
+    for r in rows.values():
+        r["leader"] = names.get(r["leader_id"], "")
+    return sorted(rows.values(), key=lambda r: (r["leader"], r["portfolio_id"]))
+
+
+def earnings_totals(rows: list[dict]) -> dict:
+    """The sum of ``earnings_by_portfolio`` rows (per leader, or over all)."""
+    return {
+        name: sum((r[name] for r in rows), ZERO.quantize(Q8) if name != "accruals" else 0) for name in EARNING_FIGURES
+    }
+
+
+def accrual_totals(rows: QuerySet[FeeAccrual]) -> dict:
+    """Totals of a list of accruals (the admin's filtered list): count, fees,
+    the leader's and the platform's parts, and the leader's part settled."""
+    got = rows.order_by().aggregate(**_earning_sums())
+    return {
+        "accruals": got["accruals"],
+        **{name: _money(got[name]) for name in ("accrued", "settled", "fees", "platform")},
+    }
+
+
 def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: datetime | None = None) -> dict:
     """A leader's profit share: all time, pending settlement, withdrawn and
     available; per day (last 90 days, chart data), per month, per follower."""
@@ -189,23 +320,25 @@ def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: dat
         rows = rows.filter(portfolio_id=portfolio_id)
         withdrawals = withdrawals.filter(portfolio_id=portfolio_id)
         profit_accounts = profit_accounts.filter(portfolio_id=portfolio_id)
-    total = _totals(rows, earned="leader_part", fees="fee", platform="platform_part")
-    settled = _totals(rows.filter(status=AccrualStatus.SETTLED), earned="leader_part")
+    total = {
+        name: _money(value) if name != "accruals" else value
+        for name, value in rows.aggregate(**_earning_sums()).items()
+    }
     available = _totals(Account.objects.filter(pk__in=profit_accounts.values("account_id")), balance="balance")
-    withdrawn = _totals(withdrawals, amount="amount")
+    withdrawn = _money(withdrawals.aggregate(amount=_withdrawn_sum())["amount"])
     by_follower = (
         rows.values("subscription_id", follower=F("copy_account__user__username"))
         .annotate(count=Count("pk"), earned=_exact_sum("leader_part"), fees=_exact_sum("fee"))
         .order_by("-earned", "subscription_id")
     )
     return {
-        "total_earned": total["earned"],
+        "total_earned": total["accrued"],
         "fees_charged": total["fees"],
         "platform_cut": total["platform"],
-        "accruals": total["count"],
-        "settled": settled["earned"],
-        "pending": total["earned"] - settled["earned"],
-        "withdrawn": withdrawn["amount"],
+        "accruals": total["accruals"],
+        "settled": total["settled"],
+        "pending": total["accrued"] - total["settled"],
+        "withdrawn": withdrawn,
         "available": available["balance"],
         "follower_count": rows.values("subscription_id").distinct().count(),
         "by_day": _series(rows, TruncDay, _period_start(TruncDay, now - timedelta(days=90)), earned="leader_part"),

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from copytrading import admin_hooks, reasons, sizing
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
+from copytrading.admin_base import LeaderFilter
 from copytrading.errors import DomainError
 from copytrading.models import Execution, Holding, Order, Position
 from fees.models import FeeAccrual
@@ -56,7 +57,14 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "invested",
         "created_at",
     ]
-    list_filter = ["status", "sizing_model", "copy_margin", "copy_spot", "created_at"]
+    list_filter = [
+        "status",
+        "sizing_model",
+        "copy_margin",
+        "copy_spot",
+        "created_at",
+        LeaderFilter.on("portfolio__leader"),
+    ]
     search_fields = ["=id", "follower__username", "=portfolio__id", "portfolio__name"]
     # One query for the page: the wallet columns read the joined copy account.
     list_select_related = ["follower", "portfolio", "copy_account"]

@@ -4,7 +4,7 @@ portfolios are known; the money moves in fees.services."""
 
 import csv
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -28,10 +28,30 @@ def _owned_portfolio_id(request, pk: int) -> int:
     return get_object_or_404(Portfolio.objects.only("pk"), pk=pk, leader=request.user).pk
 
 
+def staff_reads_earnings(user) -> bool:
+    """Back-office staff allowed to read fees (the admin's own permission)
+    see the earnings of any portfolio, as its leader would."""
+    return user.is_active and user.is_staff and user.has_perm("fees.view_feeaccrual")
+
+
+def _earnings_portfolio(request, pk: int, *, field: str | None = None) -> tuple[int, int]:
+    """(portfolio id, its leader's id) of a portfolio whose earnings the caller
+    may read: their own, or any for staff. Otherwise not found (404), naming
+    the query parameter ``field`` when the id came from one."""
+    portfolios = Portfolio.objects.only("pk", "leader_id")
+    if not staff_reads_earnings(request.user):
+        portfolios = portfolios.filter(leader=request.user)
+    portfolio = portfolios.filter(pk=pk).first() if 0 < pk < 2**63 else None
+    if portfolio is None:
+        raise NotFound("portfolio", field=field) if field else Http404
+    return portfolio.pk, portfolio.leader_id
+
+
 class LeaderEarningsView(APIView):
     """Profit share the caller earned as a leader, over all their portfolios
     or one (``?portfolio=ID``). Another leader's portfolio is not found (404),
-    as on ``portfolios/{id}/earnings``."""
+    as on ``portfolios/{id}/earnings``; staff read any portfolio's (its
+    leader's figures)."""
 
     @extend_schema(
         parameters=[OpenApiParameter("portfolio", int, required=False, description="one of your portfolios")],
@@ -39,7 +59,7 @@ class LeaderEarningsView(APIView):
     )
     def get(self, request):
         raw = request.query_params.get("portfolio")
-        portfolio_id = None
+        portfolio_id, leader_id = None, request.user.pk
         if raw not in (None, ""):
             try:
                 portfolio_id = int(raw)
@@ -47,12 +67,8 @@ class LeaderEarningsView(APIView):
                 raise DomainError("INVALID", "portfolio must be a portfolio id.", field="portfolio") from None
             # Any integer is an id; one that is no portfolio of yours (zero,
             # negative, beyond the column) is simply not found.
-            if (
-                not 0 < portfolio_id < 2**63
-                or not Portfolio.objects.filter(pk=portfolio_id, leader=request.user).exists()
-            ):
-                raise NotFound("portfolio", field="portfolio")
-        body = selectors.leader_earnings(leader_id=request.user.pk, portfolio_id=portfolio_id)
+            portfolio_id, leader_id = _earnings_portfolio(request, portfolio_id, field="portfolio")
+        body = selectors.leader_earnings(leader_id=leader_id, portfolio_id=portfolio_id)
         return Response(EarningsSerializer(body).data)
 
 
@@ -78,10 +94,12 @@ class PortfolioFeeModelView(APIView):
 
 
 class PortfolioEarningsView(APIView):
+    """The portfolio's earnings: for its leader, and for staff (any portfolio)."""
+
     @extend_schema(responses=EarningsSerializer)
     def get(self, request, pk):
-        portfolio_id = _owned_portfolio_id(request, pk)
-        body = selectors.leader_earnings(leader_id=request.user.pk, portfolio_id=portfolio_id)
+        portfolio_id, leader_id = _earnings_portfolio(request, pk)
+        body = selectors.leader_earnings(leader_id=leader_id, portfolio_id=portfolio_id)
         return Response(EarningsSerializer(body).data)
 
 
