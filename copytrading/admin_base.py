@@ -1,8 +1,13 @@
 """The back office's read-only bases, shared by every app's admin (and by
 the rooms inside copytrading that register their own models)."""
 
+from collections.abc import Callable
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,3 +37,45 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+# --- money on the back office's pages --------------------------------------------------
+
+_CENTS = Decimal("0.01")
+
+
+def money_text(amount: Decimal | None, currency: str | None = None) -> str:
+    """``Decimal("1234567.50000000")`` -> ``"1,234,567.50 USDT"``: thousands
+    separators, at least 2 places and every significant place beyond (a
+    ledger amount is never rounded for display), and the currency (the
+    primary one unless given). Decimal only: never through a float."""
+    if amount is None:
+        return "—"
+    value = Decimal(amount)
+    exponent = value.normalize().as_tuple().exponent
+    if not isinstance(exponent, int) or exponent > -2:  # whole, or 1 place: show cents
+        value = value.quantize(_CENTS)
+    else:
+        value = value.normalize()
+    return f"{value:,f} {currency or settings.PRIMARY_CURRENCY}"
+
+
+def money_html(amount: Decimal | None, currency: str | None = None) -> str:
+    """``money_text`` with the stored value on hover (and in the page, for
+    search and copy): ``<span title="1234567.50000000">1,234,567.50 USDT</span>``."""
+    if amount is None:
+        return "—"
+    return format_html('<span class="money" title="{}">{}</span>', str(amount), money_text(amount, currency))
+
+
+def money_column(field: str, *, description: str | None = None, currency_field: str | None = None) -> Callable:
+    """A sortable list column showing ``obj.<field>`` as money, e.g.
+    ``list_display = [..., money_column("balance", currency_field="currency")]``."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj) -> str:
+        currency = getattr(obj, currency_field) if currency_field else None
+        return money_html(getattr(obj, field), currency)
+
+    column.__name__ = f"{field}_money"
+    return column
