@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from backoffice.admin_views import portfolio_overview
 from backoffice.views import healthz
 from config.schema import TokenGraphQLView
 from copytrading import api as core_api
@@ -184,6 +185,13 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Back office pages beside the model admins (before admin.site.urls, whose
+    # object URLs would take them).
+    path(
+        "admin/portfolios/portfolio/<int:portfolio_id>/overview/",
+        admin.site.admin_view(portfolio_overview),
+        name="backoffice-portfolio-overview",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -35,6 +35,7 @@ class PortfolioAdmin(ReadOnlyAdmin):
         "trading_balance",
         "trading_locked",
         "created_at",
+        "overview_link",
     ]
     list_filter = ["status", "mode", "is_public", "created_at"]
     search_fields = ["=id", "name", "leader__username"]
@@ -83,13 +84,19 @@ class PortfolioAdmin(ReadOnlyAdmin):
         account = obj.trading_account
         return change_link(account, f"#{account.pk}: balance {account.balance}, locked {account.locked}")
 
+    @admin.display(description="overview")
+    def overview_link(self, obj: Portfolio) -> str:
+        # The overview page is the back office's (config/urls.py), reached by URL name.
+        return format_html('<a href="{}">overview</a>', reverse("backoffice-portfolio-overview", args=[obj.pk]))
+
     @admin.display(description="activity")
     def activity(self, obj: Portfolio) -> str:
         # The followers app sits beside this one, so it is reached by URL name,
         # not by import.
         subscriptions = reverse("admin:followers_subscription_changelist")
         return format_html(
-            "{} · {} · {} · {} · {}",
+            "{} · {} · {} · {} · {} · {}",
+            self.overview_link(obj),
             format_html('<a href="{}?portfolio__id__exact={}">subscriptions</a>', subscriptions, obj.pk),
             changelist_link(LeaderEvent, "leader events", portfolio_id=obj.pk),
             changelist_link(Execution, "executions", portfolio_id=obj.pk),
