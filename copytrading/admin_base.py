@@ -3,16 +3,37 @@ the rooms inside copytrading that register their own models)."""
 
 from collections.abc import Callable
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class MoneyColumnsMixin:
+    """List pages show every money column (a ``MONEY_FIELDS`` decimal of the
+    model) as money: ``1,234.50 USDT``, the stored value on hover. One place
+    for every app's admin: the columns stay named as they are in
+    ``list_display`` (sorting, filters and checks unchanged)."""
+
+    def get_list_display(self, request: HttpRequest):
+        return [
+            _money_column_of(self.model, name) if isinstance(name, str) else name
+            for name in super().get_list_display(request)
+        ]
+
+
+class ReadOnlyAdmin(MoneyColumnsMixin, admin.ModelAdmin):
     """Viewable, never added, changed or deleted through the admin: the add,
     change (POST) and delete views answer 403 even for a superuser."""
+
+    def get_ordering(self, request: HttpRequest):
+        # Newest first, as the change list sorts anyway; explicit so that the
+        # autocomplete views page a deterministic order too.
+        return super().get_ordering(request) or self.model._meta.ordering or ["-pk"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -79,3 +100,29 @@ def money_column(field: str, *, description: str | None = None, currency_field: 
 
     column.__name__ = f"{field}_money"
     return column
+
+
+# Decimal fields holding an amount of money (not a quantity, price or percent).
+MONEY_FIELDS = frozenset(
+    {
+        "amount", "available", "average_pnl", "balance", "cost_basis", "daily_loss_limit_realized",
+        "daily_loss_limit_unrealized", "fee", "fee_due", "fixed_notional", "invested", "leader_part", "locked",
+        "margin", "mark", "mark_after", "mark_before", "min_investment", "peak_equity", "platform_part", "pnl",
+        "position_pnl", "profit", "realized_pnl", "requested_amount",
+    }
+)  # fmt: skip
+
+
+@cache
+def _money_column_of(model: type[models.Model], name: str) -> str | Callable:
+    """``name`` itself, or a money column for it when it is a money field."""
+    if name not in MONEY_FIELDS:
+        return name
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name  # a method or attribute of the admin: its own display
+    if not isinstance(field, models.DecimalField):
+        return name
+    has_currency = any(f.name == "currency" for f in model._meta.concrete_fields)
+    return money_column(name, description=str(field.verbose_name), currency_field="currency" if has_currency else None)

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
+from copytrading.admin_base import money_html
 from copytrading.errors import DomainError
 from copytrading.models import Execution, LeaderEvent, Order, Position
 from portfolios.lifecycle import REASON_MAX_LENGTH, portfolio_close
@@ -40,7 +41,7 @@ class PortfolioAdmin(ReadOnlyAdmin):
     list_filter = ["status", "mode", "is_public", "created_at"]
     search_fields = ["=id", "name", "leader__username"]
     list_select_related = ["leader", "trading_account"]
-    raw_id_fields = ["leader", "trading_account"]
+    autocomplete_fields = ["leader", "trading_account"]
     date_hierarchy = "created_at"
     readonly_fields = ["trading_account_link", "activity"]
     actions = ["force_close"]
@@ -73,11 +74,11 @@ class PortfolioAdmin(ReadOnlyAdmin):
 
     @admin.display(description="trading balance", ordering="trading_account__balance")
     def trading_balance(self, obj: Portfolio):
-        return obj.trading_account.balance
+        return money_html(obj.trading_account.balance, obj.trading_account.currency)
 
     @admin.display(description="trading locked", ordering="trading_account__locked")
     def trading_locked(self, obj: Portfolio):
-        return obj.trading_account.locked
+        return money_html(obj.trading_account.locked, obj.trading_account.currency)
 
     @admin.display(description="trading account")
     def trading_account_link(self, obj: Portfolio) -> str:
@@ -114,7 +115,7 @@ class CopyTemplateAdmin(ReadOnlyAdmin):
     list_filter = ["sizing_model"]
     search_fields = ["=id", "name", "=portfolio__id", "portfolio__name"]
     list_select_related = ["portfolio"]
-    raw_id_fields = ["portfolio"]
+    autocomplete_fields = ["portfolio"]
 
 
 @admin.register(PasscodeThrottle)

@@ -2,10 +2,11 @@
 
 from django.contrib import admin
 
+from copytrading.admin_base import MoneyColumnsMixin
 from risk.models import RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(MoneyColumnsMixin, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
