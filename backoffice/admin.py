@@ -76,3 +76,9 @@ class JobErrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The whole admin's titles (the index's dashboard: templates/admin/index.html).
+admin.site.site_header = "Copy trading — back office"
+admin.site.site_title = "Copy trading — back office"
+admin.site.index_title = "The business at a glance"

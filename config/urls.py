@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from backoffice.admin_views import portfolio_overview
 from backoffice.reports.admin_export import export_view as report_export_view
 from backoffice.views import healthz
 from config.schema import TokenGraphQLView
@@ -189,6 +190,13 @@ urlpatterns = [
     # Back-office pages outside a model admin (before the admin's catch-all).
     path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="admin-fees-earnings"),
     path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="admin-report-export"),
+    # Back office pages beside the model admins (before admin.site.urls, whose
+    # object URLs would take them).
+    path(
+        "admin/portfolios/portfolio/<int:portfolio_id>/overview/",
+        admin.site.admin_view(portfolio_overview),
+        name="backoffice-portfolio-overview",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from copytrading import admin_hooks, events, reasons
-from copytrading.admin_base import ReadOnlyAdmin, ReadOnlyInline
+from copytrading.admin_base import ReadOnlyAdmin, ReadOnlyInline, money_html
 from copytrading.audit import admin as audit_admin
 from copytrading.auth.models import AuthToken, LoginThrottle
 from copytrading.auth.services import auth_token_revoke, login_throttle_clear
@@ -65,7 +65,7 @@ class AccountAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "is_closed", "currency"]
     search_fields = ["=id", "user__username", "name"]
     list_select_related = ["user"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
     date_hierarchy = "created_at"
     # Accounts grow with users and subscriptions: skip the unfiltered COUNT(*).
     show_full_result_count = False
@@ -73,7 +73,7 @@ class AccountAdmin(ReadOnlyAdmin):
 
     @admin.display(description="free", ordering=F("balance") - F("locked"))
     def free(self, obj: Account):
-        return obj.free
+        return money_html(obj.free, obj.currency)
 
     @admin.display(description="transfers")
     def transfers(self, obj: Account) -> str:
@@ -90,7 +90,7 @@ class TransferAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "created_at"]
     search_fields = ["=id", "=debit__id", "=credit__id", "idempotency_key", "ref"]
     list_select_related = ["debit", "credit"]
-    raw_id_fields = ["debit", "credit"]
+    autocomplete_fields = ["debit", "credit"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 
@@ -101,7 +101,7 @@ class PriceCandleAdmin(ReadOnlyAdmin):
     list_display = ["id", "instrument", "minute", "open", "high", "low", "close", "ticks"]
     list_filter = ["instrument"]
     list_select_related = ["instrument"]
-    raw_id_fields = ["instrument"]
+    autocomplete_fields = ["instrument"]
     date_hierarchy = "minute"
     show_full_result_count = False
 
@@ -150,7 +150,7 @@ class PositionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "side", "instrument", "opened_at"]
     search_fields = ["=id", "=account__id", "=subscription_id", "=leader_position__id", "instrument__symbol"]
     list_select_related = ["account", "instrument"]
-    raw_id_fields = ["account", "leader_position"]
+    autocomplete_fields = ["account", "leader_position"]
     date_hierarchy = "opened_at"
     show_full_result_count = False
 
@@ -161,7 +161,7 @@ class HoldingAdmin(ReadOnlyAdmin):
     list_filter = ["asset"]
     search_fields = ["=account__id", "asset"]
     list_select_related = ["account"]
-    raw_id_fields = ["account"]
+    autocomplete_fields = ["account"]
     show_full_result_count = False
 
 
@@ -186,7 +186,7 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "side", "instrument", "created_at"]
     search_fields = ["=id", "=account__id", "=subscription_id", "=leader_event__id", "instrument__symbol"]
     list_select_related = ["account", "instrument"]
-    raw_id_fields = ["account", "position", "leader_event"]
+    autocomplete_fields = ["account", "position", "leader_event"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = ["event_link", "subscription_link", "executions_counted"]
@@ -290,7 +290,7 @@ class PropagationChunkAdmin(ReadOnlyAdmin):
     list_filter = ["status", "updated_at"]
     search_fields = ["=event__id", "=event__portfolio_id"]
     list_select_related = ["event"]
-    raw_id_fields = ["event"]
+    autocomplete_fields = ["event"]
     show_full_result_count = False
 
 
@@ -370,7 +370,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
     search_fields = ["=portfolio_id", "=subscription_id", "=event__id"]
     search_help_text = "A follower's username, or an event, portfolio or subscription id."
     list_select_related = ["event", "order__exchange_order"]
-    raw_id_fields = ["event", "order"]
+    autocomplete_fields = ["event", "order"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     fieldsets = [
@@ -552,7 +552,7 @@ class IdempotentRequestAdmin(ReadOnlyAdmin):
     list_filter = ["status_code", "created_at"]
     search_fields = ["=key", "=user__username"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
     show_full_result_count = False
 
 

@@ -157,6 +157,21 @@ class Transfer(models.Model):
             models.CheckConstraint(name="transfer_amount_positive", condition=Q(amount__gt=0)),
             models.CheckConstraint(name="transfer_distinct_accounts", condition=~Q(debit=F("credit"))),
         ]
+        indexes = [
+            # The back office's fee figures by day (backoffice/dashboard.py):
+            # partial, so the hot path's other transfers never touch it.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(
+                    kind__in=[
+                        TransferKind.PROFIT_SHARE,
+                        TransferKind.FEE_SETTLE_LEADER,
+                        TransferKind.FEE_SETTLE_PLATFORM,
+                    ]
+                ),
+                name="transfer_fee_by_time",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} #{self.debit_id}->#{self.credit_id}"

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from copytrading import admin_hooks, reasons, sizing
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
-from copytrading.admin_base import LeaderFilter
+from copytrading.admin_base import LeaderFilter, money_html
 from copytrading.errors import DomainError
 from copytrading.models import Execution, Holding, Order, Position
 from fees.models import FeeAccrual
@@ -68,7 +68,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "follower__username", "=portfolio__id", "portfolio__name"]
     # One query for the page: the wallet columns read the joined copy account.
     list_select_related = ["follower", "portfolio", "copy_account"]
-    raw_id_fields = ["follower", "portfolio", "copy_account"]
+    autocomplete_fields = ["follower", "portfolio", "copy_account"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = [
@@ -136,11 +136,11 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="wallet balance", ordering="copy_account__balance")
     def wallet_balance(self, obj: Subscription):
-        return obj.copy_account.balance
+        return money_html(obj.copy_account.balance, obj.copy_account.currency)
 
     @admin.display(description="wallet locked", ordering="copy_account__locked")
     def wallet_locked(self, obj: Subscription):
-        return obj.copy_account.locked
+        return money_html(obj.copy_account.locked, obj.copy_account.currency)
 
     @admin.display(description="copy wallet")
     def copy_wallet(self, obj: Subscription) -> str:

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from copytrading import admin_hooks
 from copytrading.admin import ReadOnlyAdmin, change_link, changelist_link
+from copytrading.admin_base import money_html
 from copytrading.errors import DomainError
 from copytrading.live import services as live_services
 from copytrading.live.models import REASON_MAX as HALT_REASON_MAX
@@ -45,11 +46,12 @@ class PortfolioAdmin(ReadOnlyAdmin):
         "trading_balance",
         "trading_locked",
         "created_at",
+        "overview_link",
     ]
     list_filter = ["status", "mode", "is_public", "created_at"]
     search_fields = ["=id", "name", "leader__username"]
     list_select_related = ["leader", "trading_account"]
-    raw_id_fields = ["leader", "trading_account"]
+    autocomplete_fields = ["leader", "trading_account"]
     date_hierarchy = "created_at"
     readonly_fields = ["trading_account_link", "activity"]
     actions = ["force_close", "halt_copying", "resume_copying"]
@@ -111,16 +113,21 @@ class PortfolioAdmin(ReadOnlyAdmin):
 
     @admin.display(description="trading balance", ordering="trading_account__balance")
     def trading_balance(self, obj: Portfolio):
-        return obj.trading_account.balance
+        return money_html(obj.trading_account.balance, obj.trading_account.currency)
 
     @admin.display(description="trading locked", ordering="trading_account__locked")
     def trading_locked(self, obj: Portfolio):
-        return obj.trading_account.locked
+        return money_html(obj.trading_account.locked, obj.trading_account.currency)
 
     @admin.display(description="trading account")
     def trading_account_link(self, obj: Portfolio) -> str:
         account = obj.trading_account
         return change_link(account, f"#{account.pk}: balance {account.balance}, locked {account.locked}")
+
+    @admin.display(description="overview")
+    def overview_link(self, obj: Portfolio) -> str:
+        # The overview page is the back office's (config/urls.py), reached by URL name.
+        return format_html('<a href="{}">overview</a>', reverse("backoffice-portfolio-overview", args=[obj.pk]))
 
     @admin.display(description="activity")
     def activity(self, obj: Portfolio) -> str:
@@ -128,7 +135,8 @@ class PortfolioAdmin(ReadOnlyAdmin):
         # not by import.
         subscriptions = reverse("admin:followers_subscription_changelist")
         return format_html(
-            "{} · {} · {} · {} · {}",
+            "{} · {} · {} · {} · {} · {}",
+            self.overview_link(obj),
             format_html('<a href="{}?portfolio__id__exact={}">subscriptions</a>', subscriptions, obj.pk),
             changelist_link(LeaderEvent, "leader events", portfolio_id=obj.pk),
             changelist_link(Execution, "executions", portfolio_id=obj.pk),
@@ -146,7 +154,7 @@ class CopyTemplateAdmin(ReadOnlyAdmin):
     list_filter = ["sizing_model"]
     search_fields = ["=id", "name", "=portfolio__id", "portfolio__name"]
     list_select_related = ["portfolio"]
-    raw_id_fields = ["portfolio"]
+    autocomplete_fields = ["portfolio"]
 
 
 @admin.register(PasscodeThrottle)

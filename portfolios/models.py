@@ -164,6 +164,7 @@ class PortfolioStats(models.Model):
             models.Index(fields=["line", "win_rate_pct"], name="stats_by_win_rate"),
             models.Index(fields=["line", "follower_count"], name="stats_by_followers"),
         ]
+        verbose_name_plural = "portfolio stats"
 
     def __str__(self) -> str:
         return f"{self.portfolio_id}/{self.line}: pnl {self.pnl}, score {self.score}"
@@ -206,6 +207,7 @@ class FollowerDailyStats(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["portfolio", "day"], name="one_follower_day_per_portfolio")]
+        verbose_name_plural = "follower daily stats"
 
     def __str__(self) -> str:
         return f"{self.portfolio_id} {self.day}: {self.average_pnl}"

@@ -16,7 +16,7 @@ class PortfolioStatsAdmin(ReadOnlyAdmin):
     list_filter = ["line"]
     search_fields = ["=portfolio__id", "portfolio__name"]
     list_select_related = ["portfolio"]
-    raw_id_fields = ["portfolio"]
+    autocomplete_fields = ["portfolio"]
 
 
 @admin.register(PortfolioScore)
@@ -27,7 +27,7 @@ class PortfolioScoreAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     search_fields = ["=portfolio__id", "portfolio__name"]
     list_select_related = ["portfolio"]
-    raw_id_fields = ["portfolio"]
+    autocomplete_fields = ["portfolio"]
     date_hierarchy = "computed_at"
 
 
@@ -36,7 +36,7 @@ class FollowerDailyStatsAdmin(ReadOnlyAdmin):
     list_display = ["id", "portfolio", "day", "followers", "average_pnl", "average_roi_pct", "updated_at"]
     search_fields = ["=portfolio__id", "portfolio__name"]
     list_select_related = ["portfolio"]
-    raw_id_fields = ["portfolio"]
+    autocomplete_fields = ["portfolio"]
 
 
 @admin.register(Favorite)
@@ -44,4 +44,4 @@ class FavoriteAdmin(ReadOnlyAdmin):
     list_display = ["id", "user", "portfolio", "created_at"]
     search_fields = ["user__username", "=portfolio__id", "portfolio__name"]
     list_select_related = ["user", "portfolio"]
-    raw_id_fields = ["user", "portfolio"]
+    autocomplete_fields = ["user", "portfolio"]

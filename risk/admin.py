@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
+from copytrading.admin_base import MoneyColumnsMixin
 from copytrading.audit.admin import AuditHistoryMixin
 from risk.models import RiskEvent, RiskLimits, RiskState, WatchdogChunk, WatchdogTick
 
 
-class ReadOnly(AuditHistoryMixin, admin.ModelAdmin):
+class ReadOnly(AuditHistoryMixin, MoneyColumnsMixin, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 

@@ -63,7 +63,7 @@ class ExchangeOrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "reject_code"]
     search_fields = ["=client_order_id", "=exchange_order_id", "exchange_account__user__username"]
     list_select_related = ["exchange_account"]
-    raw_id_fields = ["exchange_account", "order"]
+    autocomplete_fields = ["exchange_account", "order"]
 
 
 class ExchangeDriftAdmin(ReadOnlyAdmin):
@@ -78,7 +78,7 @@ class ExchangeDriftAdmin(ReadOnlyAdmin):
     list_filter = ["code", "repair", ("resolved_at", admin.EmptyFieldListFilter)]
     search_fields = ["=subject", "=subscription_id", "exchange_account__user__username"]
     list_select_related = ["exchange_account"]
-    raw_id_fields = ["account", "exchange_account"]
+    autocomplete_fields = ["account", "exchange_account"]
     ordering = ["-id"]
 
 
@@ -89,7 +89,8 @@ class LeaderTradePollAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     list_display = ["id", "account", "bound_at", "polled_at"]
-    raw_id_fields = ["account"]
+    search_fields = ["=id", "=account__id"]
+    autocomplete_fields = ["account"]
 
 
 class LeaderTradeCursorAdmin(ReadOnlyAdmin):
@@ -99,7 +100,7 @@ class LeaderTradeCursorAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "poll", "symbol", "last_trade_ms", "last_trade_id"]
     search_fields = ["=symbol"]
-    raw_id_fields = ["poll"]
+    autocomplete_fields = ["poll"]
 
 
 def register(site: admin.AdminSite) -> None:

@@ -25,6 +25,7 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["kind", "severity", ReadFilter, "email_status", "hidden"]
     search_fields = ["user__username"]
     list_select_related = ["user"]
+    autocomplete_fields = ["user"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
