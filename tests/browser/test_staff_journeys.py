@@ -61,6 +61,13 @@ def _price(symbol: str, price: str) -> None:
 # --- reading pages ----------------------------------------------------------------
 
 
+def _open(page, url: str):
+    """Go to ``url``; the page must answer 200 (a missing page fails here, by its URL)."""
+    response = page.goto(url)
+    assert response is not None and response.status == 200, f"{url}: {response and response.status}"
+    return response
+
+
 def _rows(page) -> list[str]:
     """The text of each row of the admin changelist on the page."""
     return [row.inner_text() for row in page.locator("#result_list tbody tr").all()]
@@ -99,7 +106,7 @@ def test_why_a_follower_did_not_copy_a_trade(page, shot):
 
     staff_login(page, ops)
     shot(page, "admin-index")
-    page.goto("/admin/copytrading/execution/")
+    _open(page, "/admin/copytrading/execution/")
     page.fill("#searchbar", "tiny-follower")
     page.press("#searchbar", "Enter")
     page.wait_for_url(re.compile(r"[?&]q=tiny-follower"))
@@ -130,7 +137,7 @@ def test_pause_a_follower_and_see_the_audit_entry(page, shot):
     ops1 = staff_user("ops1")
 
     staff_login(page, ops1)
-    page.goto("/admin/followers/subscription/?q=paused-follower")
+    _open(page, "/admin/followers/subscription/?q=paused-follower")
     page.check(f"input.action-select[value='{sub.pk}']")
     page.select_option("select[name=action]", "pause_selected")
     shot(page, "pause-selected")
@@ -140,13 +147,14 @@ def test_pause_a_follower_and_see_the_audit_entry(page, shot):
     assert "1 subscription(s) paused" in page.locator("ul.messagelist").inner_text()
     assert Subscription.objects.get(pk=sub.pk).status == SubscriptionStatus.PAUSED
 
-    page.goto("/admin/auditlog/logentry/")
+    _open(page, "/admin/auditlog/logentry/")
     shot(page, "audit-log")
     entries = [row for row in _rows(page) if "ops1" in row and "paused-follower" in row]
     assert entries, _rows(page)
     assert any("pause" in row.lower() for row in entries), entries
 
-    page.goto(f"/admin/followers/subscription/{sub.pk}/change/")
+    _open(page, f"/admin/followers/subscription/{sub.pk}/change/")
+    assert page.locator("a.historylink").count() == 1, "no History link on the subscription's page"
     page.click("a.historylink")
     page.wait_for_url(re.compile(rf"/admin/followers/subscription/{sub.pk}/history/"))
     shot(page, "subscription-history")
@@ -179,7 +187,7 @@ def test_flip_the_global_kill_switch(page, shot, server):
     reason = "Exchange maintenance until 18:00 UTC"
 
     staff_login(page, ops)
-    page.goto("/admin/copytrading/livesettings/")
+    _open(page, "/admin/copytrading/livesettings/")
     shot(page, "live-settings")
     page.check("#id_copying_halted")
     page.fill("#id_copying_halted_reason", reason)
@@ -199,8 +207,10 @@ def test_flip_the_global_kill_switch(page, shot, server):
     ]
 
     # One click from the leader event to its executions.
-    page.goto(f"/admin/copytrading/leaderevent/{event.pk}/change/")
-    page.click(f"a[href*='event__id__exact={event.pk}']")
+    _open(page, f"/admin/copytrading/leaderevent/{event.pk}/change/")
+    link = page.locator(f"a[href*='event__id__exact={event.pk}']")
+    assert link.count() >= 1, "no link from the leader event to its executions"
+    link.first.click()
     page.wait_for_url(re.compile(rf"event__id__exact={event.pk}"))
     shot(page, "executions-of-the-halted-event")
     shown = _rows(page)
@@ -228,9 +238,10 @@ def test_export_executions_as_csv(page, shot):
     ops = staff_user("ops-reports")
 
     staff_login(page, ops)
-    page.goto(f"/admin/copytrading/execution/?event__id__exact={second.pk}")
+    _open(page, f"/admin/copytrading/execution/?event__id__exact={second.pk}")
     shot(page, "filtered-executions")
     assert len(_rows(page)) == len(subs)
+    assert page.locator("a.export-csv").count() == 1, "no Export CSV link (a.export-csv) on the execution list"
     with page.expect_download() as info:
         page.click("a.export-csv")
     download = info.value
@@ -244,7 +255,7 @@ def test_export_executions_as_csv(page, shot):
     id_column = _column(header, "id")
     assert {int(row[id_column]) for row in data} == expected
     assert first.pk not in {int(row[id_column]) for row in data}
-    page.goto("/admin/copytrading/execution/")
+    _open(page, "/admin/copytrading/execution/")
     shot(page, "after-export")
 
 
@@ -278,9 +289,9 @@ def test_read_a_leaders_earnings_for_this_week(page, shot):
     ops = staff_user("ops-finance")
 
     staff_login(page, ops)
-    page.goto("/admin/fees/")
+    _open(page, "/admin/fees/")
     shot(page, "fees-index")
-    page.goto("/admin/fees/earnings/?leader=earning-leader&period=week")
+    _open(page, "/admin/fees/earnings/?leader=earning-leader&period=week")
     shot(page, "earnings-this-week")
     content = page.locator("#content").inner_text()
     assert "earning-leader's book" in content, content
