@@ -35,7 +35,7 @@ from tests.conftest import ON_POSTGRES
 from tests.daphne import ROOT, free_port
 from tests.worker import _test_database_url
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
 STAFF_PASSWORD = "browser-journey-pass-4821"
 
