@@ -73,6 +73,17 @@ def _rows(page) -> list[str]:
     return [row.inner_text() for row in page.locator("#result_list tbody tr").all()]
 
 
+def _table(page, selector: str) -> list[dict[str, str]]:
+    """The rows of an HTML table as {lower-case header: cell text}."""
+    table = page.locator(selector).first
+    headers = [h.strip().lower() for h in table.locator("thead th").all_text_contents()]
+    rows = []
+    for tr in table.locator("tbody tr").all():
+        cells = [c.strip() for c in tr.locator("th, td").all_text_contents()]
+        rows.append(dict(zip(headers, cells, strict=False)))
+    return rows
+
+
 def _field(page, label: str) -> str:
     """The value shown beside a read-only field's label on an admin change page."""
     pattern = re.compile(rf"^\s*{re.escape(label)}\s*:?\s*$", re.IGNORECASE)
@@ -85,11 +96,6 @@ def _number(text: str) -> Decimal:
     match = re.search(r"-?\d[\d,]*(?:\.\d+)?", text)
     assert match, f"no number in {text!r}"
     return D(match.group().replace(",", ""))
-
-
-def _amounts(text: str) -> set[Decimal]:
-    """Every number on a page, as Decimals (thousands separators allowed)."""
-    return {D(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)}
 
 
 # --- a. why a follower did not copy a trade ------------------------------------------
@@ -195,6 +201,7 @@ def test_flip_the_global_kill_switch(page, shot, server):
     page.click("input[name=_save]")
     page.wait_for_load_state()
     shot(page, "kill-switch-saved")
+    assert "changed successfully" in page.locator("ul.messagelist").inner_text()
     assert page.locator(".errornote, .errorlist").count() == 0, page.locator("#content").inner_text()
 
     # The leader's next order, through the API (outside the browser): the server fans it out.
@@ -291,9 +298,18 @@ def test_read_a_leaders_earnings_for_this_week(page, shot):
     staff_login(page, ops)
     _open(page, "/admin/fees/")
     shot(page, "fees-index")
+    page.click("a[href*='/admin/fees/earnings/']")
+    page.wait_for_url(re.compile(r"/admin/fees/earnings/"))
     _open(page, "/admin/fees/earnings/?leader=earning-leader&period=week")
     shot(page, "earnings-this-week")
-    content = page.locator("#content").inner_text()
-    assert "earning-leader's book" in content, content
-    assert "idle-leader" not in content, content
-    assert accrual.leader_part in _amounts(content) or accrual.fee in _amounts(content), content
+    table = _table(page, "#content table")
+    rows = [row for row in table if "earning-leader" in row["leader"] and not row["leader"].startswith("Total")]
+    assert len(rows) == 1, table  # the leader's one portfolio; no other leader's
+    (row,) = rows
+    link = page.locator(f"#content table a[href*='/admin/portfolios/portfolio/{portfolio.pk}/']")
+    assert link.count() == 1 or portfolio.name in row["portfolio"], row
+    # This week's accrual: the leader's part of the 30 fee (the platform keeps its cut).
+    assert _number(row["accrued"]) == accrual.leader_part == accrual.fee - accrual.platform_part, row
+    (total,) = [r for r in table if r["leader"].startswith("Total")]
+    assert _number(total["accrued"]) == accrual.leader_part, total
+    assert all("idle-leader" not in r["leader"] for r in table), table
