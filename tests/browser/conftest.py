@@ -25,11 +25,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from tests.conftest import ON_POSTGRES
 from tests.daphne import ROOT, free_port
@@ -60,24 +62,33 @@ class Server:
         self.proc, self.port, self.log = proc, port, log
         self.url = f"http://127.0.0.1:{port}"
 
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
+    def log_size(self) -> int:
+        return self.log.stat().st_size
+
+    def log_since(self, offset: int, chars: int = 4000) -> str:
+        with self.log.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")[-chars:]
 
 
-@pytest.fixture
-def server(transactional_db, tmp_path) -> Iterator[Server]:
+@pytest.fixture(scope="package")
+def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
     """daphne on the test database, the admin's static files served, tasks
-    eager; its output in a file (a pipe nobody reads would fill and stall it)."""
+    eager; its output in a file (a pipe nobody reads would fill and stall it).
+    One for the package: starting one costs seconds, and what a journey leaves
+    in it is only its sessions (flushed with the data) and the live settings'
+    few-second cache (a journey that halts copying resumes it)."""
+    folder = tmp_path_factory.mktemp("daphne")
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
-        "VAR_DIR": str(tmp_path / "server-var"),
+        "VAR_DIR": str(folder / "var"),
         "DJANGO_SERVE_STATIC": "true",
         "CELERY_TASK_ALWAYS_EAGER": "true",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     port = free_port()
-    log = tmp_path / "daphne.log"
+    log = folder / "daphne.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
@@ -95,13 +106,11 @@ def server(transactional_db, tmp_path) -> Iterator[Server]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start:\n{running.log_tail()}") from None
+                    raise RuntimeError(f"daphne did not start:\n{running.log_since(0)}") from None
                 time.sleep(0.1)
         yield running
     finally:
         proc.terminate()
-        # Shown by pytest only when the test failed ("Captured stdout teardown").
-        print(f"--- daphne log (tail) ---\n{running.log_tail()}")
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -137,8 +146,10 @@ def browser(_sync_playwright_in_this_thread):
 
 
 @pytest.fixture
-def page(browser, server):
-    """A fresh browser context (no cookies) on the running server."""
+def page(browser, server, transactional_db):
+    """A fresh browser context (no cookies) on the running server; a failing
+    journey shows what the server logged meanwhile."""
+    log_start = server.log_size()
     context = browser.new_context(base_url=server.url, accept_downloads=True, viewport={"width": 1366, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -146,18 +157,24 @@ def page(browser, server):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
     context.close()
+    # Shown by pytest only when the test failed ("Captured stdout teardown").
+    print(f"--- daphne log during the test ---\n{server.log_since(log_start)}")
     assert not errors, f"JavaScript errors on the pages: {errors}"
 
 
 # --- helpers -----------------------------------------------------------------------
 
 
+@cache
+def _staff_password_hash() -> str:
+    return make_password(STAFF_PASSWORD)  # the default hasher: the server checks it
+
+
 def staff_user(username: str = "ops1", *, superuser: bool = True):
-    """A staff member who can log in to the server (the default password hasher:
-    the server checks it)."""
-    return get_user_model().objects.create_user(
+    """A staff member who can log in to the server."""
+    return get_user_model().objects.create(
         username=username,
-        password=STAFF_PASSWORD,
+        password=_staff_password_hash(),
         email=f"{username}@example.com",
         is_staff=True,
         is_superuser=superuser,

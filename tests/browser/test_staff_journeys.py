@@ -229,6 +229,17 @@ def test_flip_the_global_kill_switch(page, shot, server):
     shot(page, "halted-execution")
     assert reason in _field(page, "Reason")
 
+    # Copying resumes: untick, save.
+    _open(page, "/admin/copytrading/livesettings/")
+    page.uncheck("#id_copying_halted")
+    page.click("input[name=_save]")
+    page.wait_for_load_state()
+    assert "changed successfully" in page.locator("ul.messagelist").inner_text()
+    shot(page, "kill-switch-off")
+    _api_order(server, portfolio, ETH_PERP, "1")
+    resumed = LeaderEvent.objects.filter(portfolio_id=portfolio.pk).latest("seq")
+    assert {e.outcome for e in Execution.objects.filter(event=resumed)} == {Outcome.COPIED}
+
 
 # --- d. export executions as CSV ---------------------------------------------------------
 
