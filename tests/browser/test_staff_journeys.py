@@ -264,6 +264,9 @@ def test_export_executions_as_csv(page, shot):
         page.click("a.export-csv")
     download = info.value
     assert download.suggested_filename.endswith(".csv"), download.suggested_filename
+    # The same link, fetched with the staff member's session: what the server says it is.
+    answer = page.request.get(page.locator("a.export-csv").get_attribute("href"))
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv"), answer.headers
     body = Path(download.path()).read_text(encoding="utf-8-sig")
     table = list(csv.reader(io.StringIO(body)))
     header, data = table[0], table[1:]
