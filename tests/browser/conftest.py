@@ -1,0 +1,215 @@
+"""The staff journeys in a real browser: a daphne process serving the admin
+(its static files too) on the test PostgreSQL database, and Debian's headless
+Chromium driven by Playwright for Python through ``executable_path``
+(Playwright's own browser download is not used). Services pass only (slow).
+
+The data a journey needs is made through the services in the test process and
+committed (``transaction=True``) so the server sees it; the server runs its
+Celery tasks in-process (``CELERY_TASK_ALWAYS_EAGER``), so what a staff member
+does in the browser (or a leader through the API) fans out before the answer.
+
+Playwright's sync API keeps an asyncio loop marked as running in this thread
+for as long as it is started, and Django refuses ORM calls while a loop runs
+(SynchronousOnlyOperation). The browser therefore lives for this package only
+(``scope="package"``: one Chromium for all the journeys, a fresh context per
+test), with ``DJANGO_ALLOW_ASYNC_UNSAFE`` set in this process meanwhile: the
+test thread is synchronous; the loop only carries Playwright's messages. The
+server process never gets it.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+
+from tests.conftest import ON_POSTGRES
+from tests.daphne import ROOT, free_port
+from tests.worker import _test_database_url
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+STAFF_PASSWORD = "browser-journey-pass-4821"
+
+# Every browser test carries these (the module's pytestmark): the reason is
+# shown by -ra when a pass cannot run them.
+browser_marks = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not ON_POSTGRES, reason="browser journeys need PostgreSQL: set DATABASE_URL (CI does)"),
+    pytest.mark.skipif(
+        not HAVE_CHROMIUM,
+        reason=f"browser journeys need Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)",
+    ),
+]
+
+
+# --- the server ------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size
+
+    def log_since(self, offset: int, chars: int = 4000) -> str:
+        with self.log.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")[-chars:]
+
+
+@pytest.fixture(scope="package")
+def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
+    """daphne on the test database, the admin's static files served, tasks
+    eager; its output in a file (a pipe nobody reads would fill and stall it).
+    One for the package: starting one costs seconds, and what a journey leaves
+    in it is only its sessions (flushed with the data) and the live settings'
+    few-second cache (a journey that halts copying resumes it)."""
+    folder = tmp_path_factory.mktemp("daphne")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "VAR_DIR": str(folder / "var"),
+        "DJANGO_SERVE_STATIC": "true",
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    port = free_port()
+    log = folder / "daphne.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = Server(proc, port, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start:\n{running.log_since(0)}") from None
+                time.sleep(0.1)
+        yield running
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- the browser -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def _sync_playwright_in_this_thread() -> Iterator[None]:
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if before is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
+
+
+@pytest.fixture(scope="package")
+def browser(_sync_playwright_in_this_thread):
+    """One headless Chromium for the journeys (Debian's, not a download)."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, server, transactional_db):
+    """A fresh browser context (no cookies) on the running server; a failing
+    journey shows what the server logged meanwhile."""
+    log_start = server.log_size()
+    context = browser.new_context(base_url=server.url, accept_downloads=True, viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    # Shown by pytest only when the test failed ("Captured stdout teardown").
+    print(f"--- daphne log during the test ---\n{server.log_since(log_start)}")
+    assert not errors, f"JavaScript errors on the pages: {errors}"
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+@cache
+def _staff_password_hash() -> str:
+    return make_password(STAFF_PASSWORD)  # the default hasher: the server checks it
+
+
+def staff_user(username: str = "ops1", *, superuser: bool = True):
+    """A staff member who can log in to the server."""
+    return get_user_model().objects.create(
+        username=username,
+        password=_staff_password_hash(),
+        email=f"{username}@example.com",
+        is_staff=True,
+        is_superuser=superuser,
+    )
+
+
+def staff_login(page, user, password: str = STAFF_PASSWORD) -> None:
+    """Log in through the admin's login form; the admin index opens with its
+    stylesheet applied (static files are served)."""
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/$"))
+    styled = page.evaluate(
+        """() => [...document.styleSheets].some(
+            s => s.href && s.href.includes('/static/admin/css/base.css') && s.cssRules.length > 0)"""
+    )
+    assert styled, "the admin's base.css did not load"
+
+
+@pytest.fixture
+def shot(request) -> Callable[..., Path]:
+    """``shot(page, "step")`` saves var/screenshots/<journey>/<nn>-<step>.png
+    (numbered in the order taken) and returns the path."""
+    journey = request.node.name.removeprefix("test_").split("[")[0]
+    folder = Path(settings.VAR_DIR) / "screenshots" / journey
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    taken = []
+
+    def take(page, name: str, *, full_page: bool = True) -> Path:
+        taken.append(name)
+        path = folder / f"{len(taken):02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return take
