@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('copytrading', '0020_execution_decision_context'),
+        ('copytrading', '0021_audit_log_immutable'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('copytrading', '0020_execution_decision_context'),
+        ('copytrading', '0022_live_settings'),
     ]
 
     operations = [
