@@ -416,9 +416,11 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest):
-        # The event is read by every row's reason sentence (its symbol) and
-        # the change page's links: joined, on the list and the change page.
-        rows = super().get_queryset(request).select_related("event")
+        # The event (every row's reason sentence reads its symbol) and the
+        # order's exchange record, joined on the list and the change page:
+        # named here because the change list skips list_select_related once
+        # the queryset selects anything related.
+        rows = super().get_queryset(request).select_related(*self.list_select_related)
         username = admin_hooks.follower_username("subscription_id")
         return rows.annotate(follower_username=username) if username is not None else rows
 
