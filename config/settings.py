@@ -111,6 +111,8 @@ MIDDLEWARE = [
 # The audit trail (copytrading/audit): changes compared as values, not text
 # (a Decimal 10.00 re-saved as 10 is no change), stored as JSON.
 AUDITLOG_STORE_JSON_CHANGES = True
+# A related row by its name, not its id (read only when that field changed).
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"

@@ -38,7 +38,16 @@ AUDITED: dict[str, Audited] = {
             "agreed_profit_share_pct",
         ],
     },
-    "risk.RiskLimits": {"exclude": ["updated_at"]},
+    "risk.RiskLimits": {
+        "fields": [
+            "daily_loss_limit_realized",
+            "daily_loss_limit_unrealized",
+            "margin_call_level_pct",
+            "max_drawdown_pct",
+            "max_open_positions",
+            "max_exposure_pct",
+        ],
+    },
     # A portfolio's settings and fee model; status moves through close
     # (recorded by portfolios.lifecycle), the webhook secret through its
     # rotation (portfolios.webhooks), the exchange binding in portfolios.exchange.
@@ -60,19 +69,50 @@ AUDITED: dict[str, Audited] = {
         ],
         "mask": ["passcode_hash", "webhook_secret"],
     },
-    "portfolios.CopyTemplate": {"exclude": ["created_at", "updated_at"]},
+    "portfolios.CopyTemplate": {
+        "fields": [
+            "portfolio",
+            "name",
+            "description",
+            "sizing_model",
+            "multiplier",
+            "fixed_notional",
+            "risk_factor",
+            "leverage_override",
+            "copy_margin",
+            "copy_spot",
+            "slippage_tolerance_pct",
+            "daily_loss_realized_pct",
+            "daily_loss_unrealized_pct",
+            "margin_call_level_pct",
+            "max_drawdown_pct",
+            "max_open_positions",
+            "max_exposure_pct",
+        ],
+    },
     # Linked exchange accounts: created by the link, deleted by the unlink;
     # validation is an UPDATE, recorded by its service. Credentials: masked.
     "copytrading.ExchangeAccount": {
-        "exclude": ["created_at", "last_validated_at"],
+        "fields": [
+            "user",
+            "exchange",
+            "label",
+            "api_key_hint",
+            "status",
+            "permissions",
+            "api_key_encrypted",
+            "secret_encrypted",
+            "passphrase_encrypted",
+            "api_key_fingerprint",
+        ],
         "mask": ["api_key_encrypted", "secret_encrypted", "passphrase_encrypted", "api_key_fingerprint"],
     },
     # The live settings record (the kill switch's verbs are recorded by copytrading.live.services).
     "copytrading.LiveSettings": {},
     # Edited in the admin.
-    "fees.FeeGroup": {"exclude": ["created_at", "updated_at"]},
-    "fees.LimitsGroup": {"exclude": ["created_at", "updated_at"]},
-    "fees.LeaderGroupAssignment": {"exclude": ["assigned_at"]},
+    "fees.FeeGroup": {"fields": ["name", "max_profit_share_pct", "platform_cut_pct", "is_default"]},
+    "fees.LimitsGroup": {"fields": ["name", "max_followers", "max_profit_share_pct", "is_default"]},
+    "fees.LeaderGroupAssignment": {"fields": ["leader", "fee_group", "limits_group", "assigned_by"]},
     # Staff rights and passwords (a login's last_login is not a change).
     "auth.User": {
         "fields": ["username", "email", "password", "is_active", "is_staff", "is_superuser"],

@@ -244,6 +244,11 @@ def test_unlinking_an_exchange_account_in_the_admin(client, ops1, follower):
 def test_subscription_settings_and_lifecycle_through_the_api(subscription, follower):
     api = api_for(follower)
     url = f"/api/v1/subscriptions/{subscription.pk}"
+    create = entries(subscription)[0]
+    assert create.action == LogEntry.Action.CREATE
+    # Related rows by name (AUDITLOG_USE_FK_STRING_REPRESENTATION).
+    assert create.changes_dict["follower"] == [None, "follower-fx"]
+    assert create.changes_dict["portfolio"] == [None, "Momentum Alpha"]
     answer = api.patch(f"{url}/settings", {"multiplier": "0.75", "daily_loss_limit_realized": "100"}, format="json")
     assert answer.status_code == 200, answer.content
     update = next(e for e in entries(subscription) if e.action == LogEntry.Action.UPDATE)
