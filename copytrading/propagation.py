@@ -362,12 +362,19 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)
+        # The kill switch (copytrading/live; docs/decisions.md NEW-B-1): one
+        # cached read per chunk. While it is on, every follower is decided as
+        # if paused, and what a pause skips is skipped as COPYING_HALTED with
+        # the staff's reason (no pre-trade check: nothing opens).
+        halted = live.current().halt_reason(event.portfolio_id)
         # Only copies that can open or grow a position (a spot buy, a spot
         # limit buy included) are checked; the books are read under the
         # accounts' locks.
         pretrade = (
             target_source().pretrade_gate(targets)
-            if event.kind in (decisions.POSITION_OPEN, decisions.LIMIT_PLACED, decisions.SPOT_BUY) and targets
+            if event.kind in (decisions.POSITION_OPEN, decisions.LIMIT_PLACED, decisions.SPOT_BUY)
+            and targets
+            and halted is None
             else None
         )
 
@@ -385,11 +392,6 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             ):
                 holdings[h.account_id] = h
         leader_position_id = _leader_position_id(data)
-        # The kill switch (copytrading/live; docs/decisions.md NEW-B-1): one
-        # cached read per chunk. While it is on, every follower is decided as
-        # if paused, and what a pause skips is skipped as COPYING_HALTED with
-        # the staff's reason.
-        halted = live.current().halt_reason(event.portfolio_id)
 
         writer = ChunkWriter(event, data, view, instrument, halt_reason=halted)
         for target in targets:
@@ -439,7 +441,17 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
     return result
 
 
-def _decide_halted(view, target, *, free, equity, mirror, holding, market, mirror_order) -> decisions.Decision:
+def _decide_halted(
+    view: decisions.EventView,
+    target: TargetView,
+    *,
+    free: Decimal,
+    equity: Decimal,
+    mirror: PositionState | None,
+    holding: Holding | None,
+    market: MarketView | None,
+    mirror_order: MirrorOrder | None,
+) -> decisions.Decision:
     """A follower's decision while copying is halted: the decision of the
     same follower paused, with ``COPYING_HALTED`` for what the pause skips
     (opens, increases, buys, placed limits). Closes, reduces, sells, TP/SL
