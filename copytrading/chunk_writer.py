@@ -35,8 +35,8 @@ EXECUTION_FIELDS = [
     "follower_price",
     "order",
     "created_at",
-    # What the decision saw (Decision.detail, free, price_used, attempted;
-    # the instrument's minimums beside a recorded size).
+    # What the decision saw (Decision.seen: the detail, free balance, price
+    # used and attempted size; the instrument's minimums beside a size).
     "reason_detail",
     "free_balance",
     "price_used",
@@ -50,6 +50,8 @@ EXECUTION_FIELDS = [
 # fixed notional over a near-zero price) is not recorded, rather than fail
 # the follower's copy on a display column.
 ATTEMPTED_MAX = Decimal("1e19")
+UNSIZED = (None, None, None, None)  # attempted quantity and the minimums
+NOTHING_SEEN = ("", None, None, *UNSIZED)  # reason detail, free balance, price used, ...
 
 FILL_ACTIONS = (trade_math.OPEN, trade_math.INCREASE, trade_math.REDUCE, trade_math.CLOSE, SPOT_BUY, SPOT_SELL)
 
@@ -193,23 +195,25 @@ class ChunkWriter:
         view = self.view
         # What the leader did is the same on every row of the event.
         leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
-        halt_reason = self.halt_reason
-        # The minimums are the instrument's, the same for every row: recorded
-        # beside a size the decision computed (a row with ``attempted``).
+        # What the decision saw (Decision.seen), and the instrument's minimums
+        # beside a size it computed: the same for every row, read once.
         c = constraints_of(self.instrument)
         minimums = (c.min_qty, c.min_notional, c.qty_step)
-        unsized = (None, None, None, None)
-        bulk.insert_rows(
-            Execution,
-            EXECUTION_FIELDS,
-            [
-                (
-                    self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
-                    leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
-                    halt_reason if decision.reason == decisions.COPYING_HALTED else decision.detail,
-                    decision.free, decision.price_used,
-                    *(unsized if (a := decision.attempted) is None or a >= ATTEMPTED_MAX else (a, *minimums)),
-                )
-                for target, decision, order_id in self.rows
-            ],
-        )  # fmt: skip
+        halt_reason = self.halt_reason
+        rows = []
+        for target, decision, order_id in self.rows:
+            seen = decision.seen
+            if seen:
+                attempted = seen[0]
+                sized = (attempted, *minimums) if attempted is not None and attempted < ATTEMPTED_MAX else UNSIZED
+                context = (seen[3] if len(seen) > 3 else "", seen[1], seen[2], *sized)
+            else:
+                context = NOTHING_SEEN
+            if decision.reason == decisions.COPYING_HALTED:
+                context = (halt_reason or "", *context[1:])  # the staff's reason beside the code
+            rows.append((
+                self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
+                leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
+                *context,
+            ))  # fmt: skip
+        bulk.insert_rows(Execution, EXECUTION_FIELDS, rows)

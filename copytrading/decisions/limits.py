@@ -127,22 +127,22 @@ def limit_event(
         price = event.price
         quantity, reason, raw = size(event, target, price, equity, market)
         if reason:
-            return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
+            return Decision(SKIPPED, reason, seen=(raw, free, price))
         refused = pretrade and pretrade(target.subscription_id, opens_position=True, notional=quantity * price)
         if refused:
             return Decision(
                 REJECTED, refused, quantity=quantity, price=price, leverage=leverage,
-                attempted=raw, free=free, price_used=price,
+                seen=(raw, free, price),
             )  # fmt: skip
         reserved = trade_math.margin_for(quantity, price, leverage)
         if reserved > free:
             return Decision(
                 REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage,
-                attempted=raw, free=free, price_used=price,
+                seen=(raw, free, price),
             )  # fmt: skip
         return Decision(
             COPIED, "", LIMIT_PLACE, event.order_side, quantity, price, leverage, reserved, ORDER_OPEN,
-            attempted=raw, free=free, price_used=price,
+            seen=(raw, free, price),
         )  # fmt: skip
 
     # Re-price and cancel reach paused followers too: a resting mirror keeps
@@ -160,11 +160,11 @@ def limit_event(
         # longer buys: it is cancelled instead.
         return Decision(
             REJECTED, INSUFFICIENT_MARGIN, LIMIT_CANCEL, event.order_side, order.quantity, event.price,
-            order.leverage, order_status=ORDER_CANCELLED, free=free, price_used=event.price,
+            order.leverage, order_status=ORDER_CANCELLED, seen=(None, free, event.price),
         )  # fmt: skip
     return Decision(
         COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, order.leverage, reserved,
-        free=free, price_used=event.price,
+        seen=(None, free, event.price),
     )  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def mirror_limit_fill(
     if not steps:
         return Decision(
             SKIPPED, reason, order_status=ORDER_CANCELLED if event.limit_final else None,
-            attempted=_mirror_step_attempted(event, order, mirror), price_used=order.price,
+            seen=(_mirror_step_attempted(event, order, mirror), None, order.price),
         )  # fmt: skip
     (step,) = steps
     leverage = mirror.leverage if mirror is not None else order.leverage
@@ -199,12 +199,12 @@ def mirror_limit_fill(
     if opens and trade_math.margin_for(step.quantity, order.price, leverage) > free + release:
         return Decision(
             REJECTED, INSUFFICIENT_MARGIN, quantity=step.quantity, price=order.price, leverage=leverage,
-            order_status=ORDER_REJECTED if event.limit_final else None, free=free + release, price_used=order.price,
+            order_status=ORDER_REJECTED if event.limit_final else None, seen=(None, free + release, order.price),
         )  # fmt: skip
     return Decision(
         COPIED, "", step.action, event.order_side, step.quantity, order.price, leverage,
         order_status=ORDER_FILLED if event.limit_final else None,
-        free=free + release if opens else None, price_used=order.price,
+        seen=(None, free + release if opens else None, order.price),
     )  # fmt: skip
 
 

@@ -252,18 +252,36 @@ class Decision:
     reserved: Decimal = ZERO  # the margin a placed or re-priced mirror limit holds
     order_status: str | None = None  # the mirror limit's new status when it stops resting
     # What the decision saw, for the execution row (the "why"; not part of
-    # the decision itself, so not compared): the size before step rounding
-    # (the exact share of a reduce or sell), the copy wallet's free balance
-    # when it was weighed, the price the size was computed at. None where the
-    # decision never got that far (a paused copy, no mirror). The writer adds
-    # the instrument's minimums to a row that has ``attempted``. ``detail``
-    # goes beside the reason code (Execution.reason_detail: e.g. the kill
-    # switch's reason, shown in the reason's sentence).
-    attempted: Decimal | None = field(default=None, compare=False)
-    free: Decimal | None = field(default=None, compare=False)
-    price_used: Decimal | None = field(default=None, compare=False)
-    detail: str = field(default="", compare=False)
+    # the decision itself, so not compared): ``(attempted, free, price_used)``,
+    # read through the properties below; empty where the decision never got
+    # that far (a paused copy, no mirror). One tuple, not three fields: a
+    # field costs every Decision (10,000 per event) its own set in __init__.
+    seen: tuple = field(default=(), compare=False)
+
+    @property
+    def attempted(self) -> Decimal | None:
+        """The size before step rounding (a reduce's or sell's exact share).
+        The writer adds the instrument's minimums to a row that has one."""
+        return self.seen[0] if self.seen else None
+
+    @property
+    def free(self) -> Decimal | None:
+        """The copy wallet's free balance, when the decision weighed it."""
+        return self.seen[1] if self.seen else None
+
+    @property
+    def price_used(self) -> Decimal | None:
+        """The price the size was computed at."""
+        return self.seen[2] if self.seen else None
+
+    @property
+    def detail(self) -> str:
+        """A note beside the reason code (``Execution.reason_detail``: e.g. the
+        kill switch's reason), carried as a fourth element by ``skip``."""
+        return self.seen[3] if len(self.seen) > 3 else ""
 
 
 def skip(reason: str, detail: str = "") -> Decision:
-    return Decision(SKIPPED, reason, detail=detail)
+    """Not copied for ``reason``; ``detail`` (e.g. the platform's reason for a
+    halt) goes beside the code on the execution row."""
+    return Decision(SKIPPED, reason, seen=(None, None, None, detail)) if detail else Decision(SKIPPED, reason)

@@ -49,28 +49,23 @@ def position_open(
         leverage = min(target.leverage_override or event.leverage, market.max_leverage)
     quantity, reason, raw = size(event, target, price, equity, market)
     # From here on the decision has seen the size, the wallet and the price:
-    # every outcome records them (keywords, not a dict: this runs per follower).
+    # every outcome records them (Decision.seen).
     if reason:
-        return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
+        return Decision(SKIPPED, reason, seen=(raw, free, price))
     refused = pretrade and pretrade(target.subscription_id, opens_position=mirror is None, notional=quantity * price)
     if refused:
-        return Decision(
-            REJECTED, refused, quantity=quantity, price=price, leverage=leverage,
-            attempted=raw, free=free, price_used=price,
-        )  # fmt: skip
+        return Decision(REJECTED, refused, quantity=quantity, price=price, leverage=leverage, seen=(raw, free, price))
     if trade_math.margin_for(quantity, price, leverage) > free:
         return Decision(
             REJECTED, INSUFFICIENT_MARGIN, quantity=quantity, price=price, leverage=leverage,
-            attempted=raw, free=free, price_used=price,
+            seen=(raw, free, price),
         )  # fmt: skip
     if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
         return Decision(
             REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, leverage=leverage,
-            attempted=raw, free=free, price_used=price,
+            seen=(raw, free, price),
         )  # fmt: skip
-    return Decision(
-        COPIED, "", action, event.order_side, quantity, price, leverage, attempted=raw, free=free, price_used=price
-    )
+    return Decision(COPIED, "", action, event.order_side, quantity, price, leverage, seen=(raw, free, price))
 
 
 def position_reduce(event: EventView, *, price: Decimal, mirror: MirrorView | None, market: MarketView) -> Decision:
@@ -81,16 +76,17 @@ def position_reduce(event: EventView, *, price: Decimal, mirror: MirrorView | No
         return skip(NO_MIRROR_POSITION)
     if event.kind == POSITION_CLOSE:
         return Decision(
-            COPIED, "", trade_math.CLOSE, event.order_side, mirror.quantity, price, mirror.leverage, price_used=price
-        )
+            COPIED, "", trade_math.CLOSE, event.order_side, mirror.quantity, price, mirror.leverage,
+            seen=(None, None, price),
+        )  # fmt: skip
     share = event.share
     attempted = None if share.is_all else share.exact(mirror.quantity)
     planned = reduce_by(mirror.quantity, share, market.constraints)
     if planned is None:
-        return Decision(SKIPPED, sizing.BELOW_MIN_QUANTITY, attempted=attempted, price_used=price)
+        return Decision(SKIPPED, sizing.BELOW_MIN_QUANTITY, seen=(attempted, None, price))
     action, quantity = planned
     return Decision(
-        COPIED, "", action, event.order_side, quantity, price, mirror.leverage, attempted=attempted, price_used=price
+        COPIED, "", action, event.order_side, quantity, price, mirror.leverage, seen=(attempted, None, price)
     )
 
 

@@ -105,29 +105,21 @@ def spot_trade(
         if raw is None:  # paused, or not copying spot: nothing was weighed
             return skip(reason)
         if reason:
-            return Decision(SKIPPED, reason, attempted=raw, free=free, price_used=price)
+            return Decision(SKIPPED, reason, seen=(raw, free, price))
         refused = _pretrade(pretrade, target, quantity, price, holding, market)
         if refused:
-            return Decision(
-                REJECTED, refused, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
-            )
+            return Decision(REJECTED, refused, quantity=quantity, price=price, seen=(raw, free, price))
         if q8_up(quantity * price) > free:
-            return Decision(
-                REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
-            )
+            return Decision(REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price, seen=(raw, free, price))
         if slippage_exceeded(event.price, price, target.slippage_tolerance_pct):
-            return Decision(
-                REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, attempted=raw, free=free, price_used=price
-            )
-        return Decision(
-            COPIED, "", "spot_buy", event.order_side, quantity, price, attempted=raw, free=free, price_used=price
-        )
+            return Decision(REJECTED, SLIPPAGE_EXCEEDED, quantity=quantity, price=price, seen=(raw, free, price))
+        return Decision(COPIED, "", "spot_buy", event.order_side, quantity, price, seen=(raw, free, price))
     quantity, reason, attempted = _sell_size(event.share, holding, holding_reserved, market)
     if reason == NO_HOLDING_TO_SELL:
         return skip(reason)
     if reason:
-        return Decision(SKIPPED, reason, attempted=attempted, price_used=price)
-    return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price, attempted=attempted, price_used=price)
+        return Decision(SKIPPED, reason, seen=(attempted, None, price))
+    return Decision(COPIED, "", "spot_sell", event.order_side, quantity, price, seen=(attempted, None, price))
 
 
 def spot_limit_event(
@@ -161,21 +153,19 @@ def spot_limit_event(
         if reason in (SUBSCRIPTION_PAUSED, PRODUCT_NOT_COPIED, NO_HOLDING_TO_SELL):
             return skip(reason)
         if reason:
-            return Decision(SKIPPED, reason, attempted=attempted, free=seen_free, price_used=price)
+            return Decision(SKIPPED, reason, seen=(attempted, seen_free, price))
         refused = buy and _pretrade(pretrade, target, quantity, price, holding, market)
         if refused:
-            return Decision(
-                REJECTED, refused, quantity=quantity, price=price, attempted=attempted, free=seen_free, price_used=price
-            )
+            return Decision(REJECTED, refused, quantity=quantity, price=price, seen=(attempted, seen_free, price))
         reserved = spot_limit_reserve(quantity, price, event.order_side)
         if buy and reserved > free:
             return Decision(
                 REJECTED, INSUFFICIENT_FUNDS, quantity=quantity, price=price,
-                attempted=attempted, free=seen_free, price_used=price,
+                seen=(attempted, seen_free, price),
             )  # fmt: skip
         return Decision(
             COPIED, "", LIMIT_PLACE, event.order_side, quantity, price, 1, reserved, ORDER_OPEN,
-            attempted=attempted, free=seen_free, price_used=price,
+            seen=(attempted, seen_free, price),
         )  # fmt: skip
 
     if order is None or order.status != ORDER_OPEN:
@@ -189,11 +179,11 @@ def spot_limit_event(
     if reserved - order.reserved > free:  # only a buy's reservation can grow
         return Decision(
             REJECTED, INSUFFICIENT_FUNDS, LIMIT_CANCEL, event.order_side, order.quantity, event.price, 1,
-            order_status=ORDER_CANCELLED, free=seen_free, price_used=event.price,
+            order_status=ORDER_CANCELLED, seen=(None, seen_free, event.price),
         )  # fmt: skip
     return Decision(
         COPIED, "", LIMIT_REPRICE, event.order_side, order.quantity, event.price, 1, reserved,
-        free=seen_free, price_used=event.price,
+        seen=(None, seen_free, event.price),
     )  # fmt: skip
 
 
@@ -206,5 +196,5 @@ def mirror_spot_limit_fill(event: EventView, *, holding: Decimal, order: MirrorO
     action = "spot_buy" if event.order_side == trade_math.BUY else "spot_sell"
     return Decision(
         COPIED, "", action, event.order_side, order.quantity, order.price, 1, order_status=ORDER_FILLED,
-        price_used=order.price,
+        seen=(None, None, order.price),
     )  # fmt: skip

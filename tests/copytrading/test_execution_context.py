@@ -127,7 +127,11 @@ def test_a_mirror_limit_records_the_limit_price_it_was_sized_at(world):
 def test_what_the_decision_saw_is_not_part_of_the_decision():
     # Two decisions that do the same thing are equal whatever they saw: the
     # context rides along for the execution row only.
-    one = Decision(decisions.COPIED, "", "open", "buy", D("1"), D("10"), attempted=D("1.2"), free=D("50"))
+    one = Decision(decisions.COPIED, "", "open", "buy", D("1"), D("10"), seen=(D("1.2"), D("50"), D("10")))
     other = Decision(decisions.COPIED, "", "open", "buy", D("1"), D("10"))
     assert one == other
-    assert (one.attempted, one.free, one.price_used, one.detail) == (D("1.2"), D("50"), None, "")
+    assert (one.attempted, one.free, one.price_used, one.detail) == (D("1.2"), D("50"), D("10"), "")
+    assert (other.attempted, other.free, other.price_used, other.detail) == (None, None, None, "")
+    halted = decisions.skip("COPYING_HALTED", "Exchange maintenance")
+    assert halted == decisions.skip("COPYING_HALTED")
+    assert (halted.detail, halted.attempted) == ("Exchange maintenance", None)
