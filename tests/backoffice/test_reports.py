@@ -18,6 +18,7 @@ from django.http import StreamingHttpResponse
 from django.test import AsyncRequestFactory
 
 from backoffice.management.commands.export_report import Command as ExportCommand
+from backoffice.reports import stream
 from backoffice.reports.kinds import EXECUTIONS, REPORTS
 from backoffice.reports.stream import cell, csv_blocks, csv_response
 from benchmarks.export import seed_executions
@@ -278,14 +279,17 @@ def _peak_while_streaming(client, portfolio_id: int) -> tuple[int, int]:
     return lines, peak
 
 
-def test_memory_stays_flat_from_2k_to_20k_rows(staff):
+def test_memory_stays_flat_from_2k_to_20k_rows(staff, monkeypatch):
+    # Several database chunks in both exports, so both peaks are "one chunk
+    # in flight" (the driver's previous chunk may still be alive meanwhile).
+    monkeypatch.setattr(stream, "CHUNK_SIZE", 500)
     seed_executions(2_000, portfolio_id=8001)
     seed_executions(20_000, portfolio_id=8002)
     small_lines, small_peak = _peak_while_streaming(staff, 8001)
     big_lines, big_peak = _peak_while_streaming(staff, 8002)
     assert (small_lines, big_lines) == (2_001, 20_001)
-    # Ten times the rows; the peak is that of one chunk either way.
-    assert big_peak < small_peak * 1.5 + 200_000, (small_peak, big_peak)
+    # Ten times the rows; the peak is that of a chunk or two either way.
+    assert big_peak < small_peak * 1.25 + 100_000, (small_peak, big_peak)
 
 
 def test_under_asgi_the_rows_are_served_one_block_at_a_time(world):
