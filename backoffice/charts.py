@@ -83,8 +83,10 @@ def _axes(parts: list[str], *, left: int, top: int, right: int, bottom: int, low
 
 
 def _x_labels(parts: list[str], labels: Sequence[str], xs: Sequence[float], bottom: int, every: int) -> None:
+    last = len(labels) - 1
     for i, (label, x) in enumerate(zip(labels, xs, strict=True)):
-        if i % every == 0 or i == len(labels) - 1:
+        # Every ``every``-th label, and the last one unless it would touch the one before.
+        if i % every == 0 or (i == last and last % every > every // 2):
             parts.append(
                 f'<text x="{_px(x)}" y="{bottom + 12}" text-anchor="middle" {FONT} fill="#6b6b6b">'
                 f"{escape(label)}</text>"
