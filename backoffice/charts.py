@@ -82,11 +82,17 @@ def _axes(parts: list[str], *, left: int, top: int, right: int, bottom: int, low
         )
 
 
-def _x_labels(parts: list[str], labels: Sequence[str], xs: Sequence[float], bottom: int, every: int) -> None:
+def _x_labels(
+    parts: list[str], labels: Sequence[str], xs: Sequence[float], *, bottom: int, every: int, edge: float
+) -> None:
+    last = len(labels) - 1
     for i, (label, x) in enumerate(zip(labels, xs, strict=True)):
-        if i % every == 0 or i == len(labels) - 1:
+        # Every ``every``-th label, and the last one unless it would touch the one before.
+        if i % every == 0 or (i == last and last % every > every // 2):
+            # A label centred near the right edge would leave the picture: it ends there instead.
+            anchor = "end" if x + 12 > edge else "middle"
             parts.append(
-                f'<text x="{_px(x)}" y="{bottom + 12}" text-anchor="middle" {FONT} fill="#6b6b6b">'
+                f'<text x="{_px(x)}" y="{bottom + 12}" text-anchor="{anchor}" {FONT} fill="#6b6b6b">'
                 f"{escape(label)}</text>"
             )
 
@@ -138,7 +144,7 @@ def line_chart(
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}"/>')
             elif run:
                 parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{" ".join(run)}"/>')
-    _x_labels(parts, labels, xs, bottom, every=max(len(labels) // 6, 1))
+    _x_labels(parts, labels, xs, bottom=bottom, every=max(len(labels) // 6, 1), edge=right)
     if len(series) > 1:
         _legend(parts, series, left=left, y=11)
     parts.append("</svg>")
@@ -181,7 +187,8 @@ def bar_chart(
                 f"<title>{escape(label)} · {escape(s.name)}: {escape(_label(s.values[i] or 0))}</title></rect>"
             )
             base -= h
-    _x_labels(parts, labels, [left + (i + 0.5) * slot for i in range(len(labels))], bottom, max(len(labels) // 6, 1))
+    centres = [left + (i + 0.5) * slot for i in range(len(labels))]
+    _x_labels(parts, labels, centres, bottom=bottom, every=max(len(labels) // 6, 1), edge=right)
     _legend(parts, series, left=left, y=11)
     parts.append("</svg>")
     return "".join(parts)

@@ -14,9 +14,11 @@ How each figure stays cheap on big tables (PostgreSQL):
 - fan-out latency: the last hour's leader events through their
   ``created_at`` index;
 - executions by reason: the last 24 h's leader events (``created_at``
-  index), joined to their executions through the (event, subscription)
-  unique index: the execution table itself has no time index (every index
-  there is paid for on the hot path);
+  index), then their executions counted per event over a range of the
+  (event, subscription) unique index: the execution table itself has no
+  time index (every index there is paid for on the hot path). Measured here
+  with 1,000,000 executions, 144,000 of them in the window: 0.28 s (a join
+  on the event times took 0.55 s, by a sequential scan of the table);
 - fees: the ledger's fee transfers through ``transfer_fee_by_time``, a partial
   index on ``created_at`` of the three fee kinds only.
 """
@@ -29,7 +31,7 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count
-from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backoffice.models import JobError, JobErrorSeverity
@@ -156,19 +158,30 @@ def fanout_latency(*, now: datetime, window: timedelta = timedelta(hours=1)) -> 
 
 
 def executions_last_day(*, now: datetime) -> tuple[list[ReasonCount], list[tuple[datetime, dict[str, int]]]]:
-    """One grouped query over the executions of the last 24 h's leader
-    events: not-copied counts by reason, and every outcome by hour."""
+    """Not-copied counts by reason, and every outcome by hour, of the
+    executions of the last 24 h's leader events. Two queries and no join:
+    the events' ids and times (``created_at`` index), then the executions
+    counted per event from the first of those ids on (a range of the
+    ``(event, subscription)`` unique index), so the cost follows the day's
+    volume, not the table's size (ids grow with time)."""
     since = now - timedelta(hours=24)
+    events = dict(LeaderEvent.objects.filter(created_at__gte=since).values_list("id", "created_at"))
     rows = (
-        Execution.objects.filter(event__created_at__gte=since)
+        Execution.objects.filter(event_id__gte=min(events))
         .order_by()
-        .values("outcome", "reason_code", hour=TruncHour("event__created_at", tzinfo=UTC))
+        .values("event_id", "outcome", "reason_code")
         .annotate(n=Count("id"))
-        .values_list("hour", "outcome", "reason_code", "n")
+        .values_list("event_id", "outcome", "reason_code", "n")
+        if events
+        else []
     )
     reasons: Counter[tuple[str, str]] = Counter()
     hours: dict[datetime, dict[str, int]] = defaultdict(dict)
-    for hour, outcome, reason, n in rows:
+    for event_id, outcome, reason, n in rows:
+        created = events.get(event_id)
+        if created is None:  # an older event with a higher id: not of the window
+            continue
+        hour = created.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         hours[hour][outcome] = hours[hour].get(outcome, 0) + n
         if outcome in NOT_COPIED:
             reasons[(outcome, reason)] += n
@@ -209,7 +222,7 @@ def open_job_errors() -> dict[str, int]:
 
 
 def dashboard_figures(*, now: datetime | None = None) -> Dashboard:
-    """Every figure of the dashboard, computed now (8 queries on PostgreSQL)."""
+    """Every figure of the dashboard, computed now (9 queries on PostgreSQL)."""
     now = now or timezone.now()
     copies = copies_by_status()
     wallets, balance, equity = copy_wallet_money()

@@ -116,10 +116,11 @@ def money_text(amount: Decimal | None, currency: str | None = None) -> str:
 
 def money_html(amount: Decimal | None, currency: str | None = None) -> str:
     """``money_text`` with the stored value on hover (and in the page, for
-    search and copy): ``<span title="1234567.50000000">1,234,567.50 USDT</span>``."""
+    search and copy): ``<span … title="1234567.50000000">1,234,567.50 USDT</span>``, on one line."""
     if amount is None:
         return "—"
-    return format_html('<span class="money" title="{}">{}</span>', str(amount), money_text(amount, currency))
+    text = money_text(amount, currency)
+    return format_html('<span class="money" style="white-space: nowrap" title="{}">{}</span>', str(amount), text)
 
 
 def money_column(field: str, *, description: str | None = None, currency_field: str | None = None) -> Callable:

@@ -59,6 +59,7 @@ def dashboard_context(figures: Dashboard) -> dict:
         empty="No leader event completed in the last hour",
     )
     days = figures.fees_by_day
+    fees_trend = charts.sparkline([fee_day.accrued for fee_day in days], title="Fees accrued per day, last 30 days")
     fees_chart = charts.bar_chart(
         [f"{fee_day.day:%d %b}" for fee_day in days],
         [
@@ -76,15 +77,20 @@ def dashboard_context(figures: Dashboard) -> dict:
         "executions_chart": mark_safe(executions_chart),
         "latency_chart": mark_safe(latency_chart),
         "fees_chart": mark_safe(fees_chart),
+        "fees_trend": mark_safe(fees_trend),
         "errors_url": f"{errors_url}?acknowledged=no",
         "executions_url": executions_url,
         "subscriptions_url": reverse("admin:followers_subscription_changelist"),
     }
 
 
+# Business-wide figures: for staff who may see the copies and the ledger.
+DASHBOARD_PERMISSIONS = ("followers.view_subscription", "copytrading.view_execution", "copytrading.view_transfer")
+
+
 @register.inclusion_tag("admin/backoffice/dashboard.html", takes_context=True)
 def backoffice_dashboard(context) -> dict:
-    request = context["request"]
-    if not request.user.is_active or not request.user.is_staff:
+    user = context["request"].user
+    if not (user.is_active and user.is_staff and user.has_perms(DASHBOARD_PERMISSIONS)):
         return {"hidden": True}
     return dashboard_context(dashboard_cached())

@@ -178,6 +178,20 @@ def test_the_index_shows_the_dashboard_to_staff(admin_client, state, fresh_cache
     assert reverse("admin:followers_subscription_changelist") in page
 
 
+def test_staff_without_the_permissions_see_the_index_without_the_figures(client, state, fresh_cache):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import StaffFactory
+
+    staff = StaffFactory()
+    staff.user_permissions.add(Permission.objects.get(codename="view_subscription"))
+    client.force_login(staff)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "Copy trading — back office" in page
+    assert "bo-dashboard" not in page
+    assert "2,980.25" not in page
+
+
 def test_the_index_is_not_for_others(client, state, fresh_cache):
     from tests.factories import UserFactory
 
