@@ -9,8 +9,12 @@ import io
 import json
 import re
 import urllib.request
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+
+import time_machine
+from django.utils import timezone
 
 from copytrading.models import Execution, LeaderEvent, Outcome
 from copytrading.services import instruments_seed, price_set, wallet_deposit
@@ -295,18 +299,30 @@ def _column(header: list[str], name: str) -> int:
 # --- e. a leader's earnings this week -----------------------------------------------------
 
 
+def _round_trip(portfolio: Portfolio, entry: str, exit_: str) -> None:
+    """The leader buys 1 ETH at ``entry`` and closes at ``exit_``; mirrors follow."""
+    _price(ETH_PERP, entry)
+    (opened,) = portfolio_order_place(portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10)
+    _price(ETH_PERP, exit_)
+    portfolio_position_close(portfolio=portfolio, position_id=opened.payload["leader_position_id"])
+
+
 def test_read_a_leaders_earnings_for_this_week(page, shot):
     instruments_seed()
     portfolio = _leader("earning-leader", share="15.00")
     follower = _follow(portfolio, "profitable-follower", multiplier="0.5")
-    _leader("idle-leader", share="10.00")
-    _price(ETH_PERP, "3200")
-    (opened,) = portfolio_order_place(portfolio=portfolio, symbol=ETH_PERP, side="buy", quantity=D("1"), leverage=10)
-    _price(ETH_PERP, "3600")
-    portfolio_position_close(portfolio=portfolio, position_id=opened.payload["leader_position_id"])
-    # The follower's mirror: 0.5 ETH from 3200 to 3600, +200; a 15 % profit share accrues.
-    (accrual,) = FeeAccrual.objects.filter(subscription_id=follower.pk)
-    assert (accrual.profit, accrual.fee) == (D("200"), D("30"))
+    other = _leader("other-leader", share="15.00")
+    _follow(other, "other-follower", multiplier="0.5")
+    # Two weeks ago: the mirror's 0.5 ETH from 3000 to 3100, +50: a fee of 7.50.
+    with time_machine.travel(timezone.now() - timedelta(days=14)):
+        _round_trip(portfolio, "3000", "3100")
+    # This week: 0.5 ETH from 3200 to 3600, +200: a fee of 30; the other leader earns the same.
+    _round_trip(portfolio, "3200", "3600")
+    _round_trip(other, "3200", "3600")
+    assert sorted(FeeAccrual.objects.filter(subscription_id=follower.pk).values_list("profit", "fee")) == [
+        (D("50"), D("7.5")),
+        (D("200"), D("30")),
+    ]
     ops = staff_user("ops-finance")
 
     staff_login(page, ops)
@@ -316,14 +332,22 @@ def test_read_a_leaders_earnings_for_this_week(page, shot):
     page.wait_for_url(re.compile(r"/admin/fees/earnings/"))
     _open(page, "/admin/fees/earnings/?leader=earning-leader&period=week")
     shot(page, "earnings-this-week")
+    # The leader keeps the fee less the platform's default 20 % cut: 30 -> 24 this week.
+    assert _earnings_row(page, portfolio) == D("24")
+    _open(page, "/admin/fees/earnings/?leader=earning-leader&period=all")
+    shot(page, "earnings-all-time")
+    assert _earnings_row(page, portfolio) == D("24") + D("6")  # and 7.50 -> 6 two weeks ago
+
+
+def _earnings_row(page, portfolio: Portfolio) -> Decimal:
+    """The accrued amount of the leader's one portfolio on the earnings page,
+    checked against the page's total; no other leader is on the page."""
     table = _table(page, "#content table")
-    rows = [row for row in table if "earning-leader" in row["leader"] and not row["leader"].startswith("Total")]
-    assert len(rows) == 1, table  # the leader's one portfolio; no other leader's
+    rows = [row for row in table if not row["leader"].startswith("Total")]
+    assert [row["leader"] for row in rows] == ["earning-leader"], table
     (row,) = rows
     link = page.locator(f"#content table a[href*='/admin/portfolios/portfolio/{portfolio.pk}/']")
     assert link.count() == 1 or portfolio.name in row["portfolio"], row
-    # This week's accrual: the leader's part of the 30 fee (the platform keeps its cut).
-    assert _number(row["accrued"]) == accrual.leader_part == accrual.fee - accrual.platform_part, row
     (total,) = [r for r in table if r["leader"].startswith("Total")]
-    assert _number(total["accrued"]) == accrual.leader_part, total
-    assert all("idle-leader" not in r["leader"] for r in table), table
+    assert _number(total["accrued"]) == _number(row["accrued"]), total
+    return _number(row["accrued"])
