@@ -49,11 +49,15 @@ def no_catalog_cache(settings):
 
 
 @pytest.fixture(autouse=True)
-def live_settings_fresh():
+def live_settings_fresh(monkeypatch):
     """The live settings' per-process view (copytrading/live) outlives a
-    test: each one starts and ends reading its own database's record."""
+    test: each one starts and ends reading its own database's record. Within
+    a test it does not expire by time (every write in a test goes through
+    this process, which drops it at once), so query counts do not depend on
+    how slow the machine is; tests/live/test_accessor.py tests the expiry."""
     from copytrading import live
 
+    monkeypatch.setattr(live, "CACHE_SECONDS", 3600.0)
     live.invalidate()
     yield
     live.invalidate()

@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from copytrading import decisions
+from copytrading import decisions, live
 from copytrading.models import Notification
 from copytrading.notifications import services
 from copytrading.notifications.kinds import KINDS
@@ -91,6 +91,7 @@ class _Event:
 
 def test_copy_results_notify_nothing_without_a_query_when_nothing_is_critical(settings):
     settings.NOTIFY_TRADE_COPIED = False
+    live.current()  # the live settings: read once per process every few seconds, not per chunk
     outcomes = [ExecutionOutcome(i, decisions.COPIED, "") for i in range(500)] + [
         ExecutionOutcome(999, decisions.SKIPPED, decisions.NO_HOLDING_TO_SELL)
     ]
