@@ -413,9 +413,10 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest):
-        # The event is read by every row's reason sentence (its symbol) and
-        # the change page's links: joined, on the list and the change page.
-        rows = super().get_queryset(request).select_related("event")
+        # The event is read by every row's reason sentence (its symbol), the
+        # order by its link and exchange columns: joined on the change page
+        # too (a queryset already joined here skips list_select_related).
+        rows = super().get_queryset(request).select_related(*self.list_select_related)
         username = admin_hooks.follower_username("subscription_id")
         return rows.annotate(follower_username=username) if username is not None else rows
 
