@@ -416,10 +416,9 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest):
-        # The event (every row's reason sentence reads its symbol) and the
-        # order's exchange record, joined on the list and the change page:
-        # named here because the change list skips list_select_related once
-        # the queryset selects anything related.
+        # The event is read by every row's reason sentence (its symbol), the
+        # order by its link and exchange columns: joined on the change page
+        # too (a queryset already joined here skips list_select_related).
         rows = super().get_queryset(request).select_related(*self.list_select_related)
         username = admin_hooks.follower_username("subscription_id")
         return rows.annotate(follower_username=username) if username is not None else rows
