@@ -35,6 +35,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backoffice.models import JobError, JobErrorSeverity
+from copytrading import reasons
 from copytrading.models import Account, AccountKind, Execution, LeaderEvent, Outcome, Transfer, TransferKind
 from copytrading.money import ZERO
 from followers.models import Subscription, SubscriptionStatus
@@ -56,9 +57,9 @@ NOT_COPIED = (Outcome.SKIPPED, Outcome.REJECTED, Outcome.FAILED)
 
 
 def reason_label(code: str) -> str:
-    """A reason code's human text for the dashboard: the one call to swap for
-    ``copytrading.reasons.reason_text`` when that table exists."""
-    return code or "(no reason code)"
+    """A reason code's human text for the dashboard (the one table,
+    ``copytrading.reasons``; no row's figures: a count of many rows)."""
+    return reasons.reason_text(code, {}) if code else "(no reason code)"
 
 
 @dataclass(frozen=True, slots=True)
