@@ -4,6 +4,8 @@ the list of halted portfolios. Saving calls the services, which audit every
 change; the per-portfolio halt and resume are actions on the portfolio admin
 (portfolios/admin.py) and resume also here."""
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
@@ -22,6 +24,13 @@ class LiveSettingsForm(forms.ModelForm):
         model = LiveSettings
         fields = ["copying_halted", "copying_halted_reason", *services.KNOBS]
         widgets = {"copying_halted_reason": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A stored 8-place zero reads "0E-8" in an input: show decimals as plain numbers.
+        for name, value in self.initial.items():
+            if isinstance(value, Decimal):
+                self.initial[name] = format(value.normalize(), "f")
 
     def clean(self):
         cleaned = super().clean()
