@@ -423,6 +423,13 @@ class ExecutionAdmin(ReadOnlyAdmin):
         username = admin_hooks.follower_username("subscription_id")
         return rows.annotate(follower_username=username) if username is not None else rows
 
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        # The exchange's timeline only for a copy that went to an exchange.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or exchange_order_of(obj) is None:
+            return [fs for fs in fieldsets if fs[0] != "On the exchange"]
+        return fieldsets
+
     def get_search_results(self, request: HttpRequest, queryset, search_term: str):
         # Built here rather than by search_fields: a username is matched
         # through the followers app's subquery, and a number only against

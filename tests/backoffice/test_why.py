@@ -148,6 +148,7 @@ def test_the_execution_page_reads_the_reason_and_what_the_decision_saw(admin_cli
     assert _readonly(page, "Follower") == world.skipped.follower.username
     assert reverse("admin:followers_subscription_change", args=[world.skipped.pk]) in _readonly(page, "Subscription")
     assert reverse("admin:portfolios_portfolio_change", args=[world.portfolio.pk]) in _readonly(page, "Portfolio")
+    assert "On the exchange" not in page  # a paper copy has no exchange timeline
 
 
 def test_a_copied_row_shows_no_reason_and_its_order(admin_client, world: World):
