@@ -362,7 +362,7 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)
-        # The kill switch (copytrading/live; docs/decisions.md NEW-B-1): one
+        # The kill switch (copytrading/live; docs/decisions.md §72): one
         # cached read per chunk. While it is on, every follower is decided as
         # if paused, and what a pause skips is skipped as COPYING_HALTED with
         # the staff's reason (no pre-trade check: nothing opens).

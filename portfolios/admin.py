@@ -82,7 +82,7 @@ class PortfolioAdmin(ReadOnlyAdmin):
         context = {**self.admin_site.each_context(request), "portfolios": list(queryset), "form": form}
         return TemplateResponse(request, "admin/portfolios/portfolio/force_close.html", context)
 
-    # The kill switch of one portfolio (copytrading/live; docs/decisions.md NEW-B-1).
+    # The kill switch of one portfolio (copytrading/live; docs/decisions.md §72).
     def has_halt_copying_permission(self, request) -> bool:
         return request.user.has_perm("portfolios.change_portfolio")
 

@@ -1,4 +1,4 @@
-"""The audit trail (a room every app may call; docs/decisions.md NEW-A-1).
+"""The audit trail (a room every app may call; docs/decisions.md §71).
 
 Who changed what, when, before/after, immutable. Built on django-auditlog's
 one ``LogEntry`` table:

@@ -59,7 +59,7 @@ PAPER_VENUE = "paper"  # TargetView.venue of a copy on the paper venue
 # Staff halted copying (globally or of the event's portfolio: the live
 # settings' kill switch, copytrading/live); the execution row's
 # reason_detail is their reason. Only what a paused follower would not get
-# is halted (docs/decisions.md NEW-B-1).
+# is halted (docs/decisions.md §72).
 COPYING_HALTED = "COPYING_HALTED"
 # The FAILED outcome's code: the follower's decision or write raised (a bug or
 # a row no code expected); the propagation isolated it and served the others.

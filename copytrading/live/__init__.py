@@ -1,4 +1,4 @@
-"""Live settings and kill switches (issue #16 §2; docs/decisions.md NEW-B-1).
+"""Live settings and kill switches (issue #16 §2; docs/decisions.md §72).
 
 What staff change without a deploy lives in one record (``LiveSettings``,
 edited in the admin at /admin/copytrading/livesettings/, audited) and in the

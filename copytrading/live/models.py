@@ -35,7 +35,7 @@ def initial_values() -> dict:
 class LiveSettings(SingletonModel):
     """What staff change without a deploy (SPEC §9, issue #16 §2). One row."""
 
-    # Kill switch: pause every copy of every portfolio (docs/decisions.md NEW-B-1).
+    # Kill switch: pause every copy of every portfolio (docs/decisions.md §72).
     copying_halted = models.BooleanField(
         default=False, help_text="Pause all copying: every leader order is skipped for every follower."
     )

@@ -3,7 +3,7 @@ on PostgreSQL a trigger refuses any UPDATE or DELETE of an entry, with one
 exception: the actor set to NULL and nothing else changed, which is what
 Django's ``on_delete=SET_NULL`` does when a user is deleted (the entry keeps
 the username in ``additional_data``). SQLite (embedded mode) has no such
-guard; the admin is read-only there too. docs/decisions.md NEW-A-1."""
+guard; the admin is read-only there too. docs/decisions.md §71."""
 
 from django.db import migrations
 

@@ -1,6 +1,6 @@
 """The watchdog under the live settings: its default margin-call threshold is
 the record's, and a halt does not stop it (its rules protect followers' money;
-docs/decisions.md NEW-B-1)."""
+docs/decisions.md §72)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

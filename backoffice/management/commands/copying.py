@@ -1,6 +1,6 @@
 """``manage.py copying pause|resume [--portfolio ID] [--reason TEXT] [--dry-run]``:
 the kill switch from a shell (copytrading/live/services.py; docs/decisions.md
-NEW-B-1). Without ``--portfolio`` it acts on all copying; pausing needs a
+§72). Without ``--portfolio`` it acts on all copying; pausing needs a
 reason (followers see it). ``--dry-run`` says what it would do and writes
 nothing. Audited like the admin's switch, with no staff user (the system).
 
