@@ -4,6 +4,7 @@ the list of halted portfolios. Saving calls the services, which audit every
 change; the per-portfolio halt and resume are actions on the portfolio admin
 (portfolios/admin.py) and resume also here."""
 
+import hashlib
 from decimal import Decimal
 
 from django import forms
@@ -19,7 +20,22 @@ from copytrading.live import services
 from copytrading.live.models import LiveSettings, PortfolioHalt
 
 
+def _version(record: LiveSettings) -> str:
+    """What the page was opened on: the switch and every knob."""
+    values = [_plain(getattr(record, name)) for name in (*services.SWITCH, *services.KNOBS)]
+    return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else value
+
+
 class LiveSettingsForm(forms.ModelForm):
+    # The record as the page showed it: a save from a page opened before
+    # someone else changed the record (e.g. halted copying from the command
+    # line) is refused, not applied over their change.
+    version = forms.CharField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = LiveSettings
         fields = ["copying_halted", "copying_halted_reason", *services.KNOBS]
@@ -30,10 +46,18 @@ class LiveSettingsForm(forms.ModelForm):
         # A stored 8-place zero reads "0E-8" in an input: show decimals as plain numbers.
         for name, value in self.initial.items():
             if isinstance(value, Decimal):
-                self.initial[name] = format(value.normalize(), "f")
+                self.initial[name] = _plain(value)
+        if self.instance.pk is not None:
+            self.initial["version"] = _version(self.instance)
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk is not None and cleaned.get("version") != _version(self.instance):
+            raise forms.ValidationError(
+                "The live settings were changed by someone else since this page was opened "
+                "(see History). Reload the page and apply your change again.",
+                code="stale",
+            )
         if cleaned.get("copying_halted") and not (cleaned.get("copying_halted_reason") or "").strip():
             self.add_error("copying_halted_reason", "A reason is required to halt copying; followers see it.")
         return cleaned
@@ -47,6 +71,7 @@ class LiveSettingsAdmin(SingletonModelAdmin):
             "Kill switch",
             {
                 "fields": [
+                    "version",
                     "copying_halted",
                     "copying_halted_reason",
                     "copying_halted_at",

@@ -9,7 +9,9 @@ from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 
 from copytrading import live
+from copytrading.live.admin import _version
 from copytrading.live.models import LiveSettings, PortfolioHalt
+from copytrading.live.services import halt_all
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/copytrading/livesettings/"
@@ -25,6 +27,7 @@ def form(**overrides) -> dict:
         "default_max_followers": "1000",
         "catalog_cache_seconds": "5",
     }
+    values["version"] = _version(LiveSettings.get_solo())  # as the page would carry it
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
 
@@ -44,6 +47,19 @@ def test_decimals_read_as_plain_numbers(admin_client):
     page = admin_client.get(URL).content.decode()
     assert 'name="min_investment" value="0"' in page
     assert "E-8" not in page
+
+
+def test_a_page_opened_before_someone_halted_cannot_resume_by_saving(admin_client):
+    """Staff A opens the page; B halts from the command line; A saves a knob
+    with the (stale) unticked switch: refused, the halt and knob unchanged."""
+    opened = form(min_investment="50")
+    halt_all(reason="Feed wrong", actor=None)
+
+    page = admin_client.post(URL, opened)
+
+    assert page.status_code == 200 and b"changed by someone else" in page.content
+    view = live.load()
+    assert (view.copying_halted, view.min_investment) == (True, Decimal("0"))
 
 
 def test_halting_without_a_reason_is_refused(admin_client):
