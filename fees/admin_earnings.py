@@ -54,7 +54,7 @@ def _filters(request: HttpRequest) -> dict:
     portfolio_id = None
     raw = (request.GET.get("portfolio") or "").strip()
     if raw:
-        if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
             raise BadFilter(f"Portfolio must be a portfolio id, not {raw!r}.")
         portfolio_id = int(raw)
     now = None
@@ -64,6 +64,8 @@ def _filters(request: HttpRequest) -> dict:
             now = datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
         except ValueError:
             raise BadFilter(f"The date must read YYYY-MM-DD, not {raw!r}.") from None
+        if not date(1970, 1, 1) <= now.date() <= date(9000, 12, 31):
+            raise BadFilter(f"The date must be between 1970-01-01 and 9000-12-31, not {raw!r}.")
     return {
         "period": period,
         "leader": username,

@@ -159,6 +159,9 @@ def test_the_page_for_every_leader_with_a_grand_total_and_a_chosen_day(history, 
         ("portfolio=0", "Portfolio must be a portfolio id"),
         (f"portfolio={10**30}", "Portfolio must be a portfolio id"),
         ("on=yesterday", "The date must read YYYY-MM-DD"),
+        ("portfolio=%C2%B2", "Portfolio must be a portfolio id"),  # "²".isdigit() is True
+        ("on=9999-12-31&period=month", "The date must be between"),
+        ("on=0001-01-01&period=week", "The date must be between"),
     ],
 )
 def test_bad_filters_get_a_clear_message_not_a_500(staff_client, query, message):
