@@ -10,8 +10,18 @@ from auditlog.context import auditlog_value
 from auditlog.middleware import AuditlogMiddleware
 from django.contrib.auth import get_user_model
 
+from copytrading.auth.client import client_address
+
 
 class AuditActorMiddleware(AuditlogMiddleware):
+    @staticmethod
+    def _get_remote_addr(request):
+        # The client's address as the login throttle sees it: X-Forwarded-For
+        # is believed only from TRUSTED_PROXIES (auditlog would take its first
+        # value, whatever the client wrote).
+        address = client_address(request)
+        return None if address == "unknown" else address
+
     @staticmethod
     def _get_actor(request):
         def actor():

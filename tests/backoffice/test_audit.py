@@ -431,3 +431,14 @@ def test_deleting_a_staff_user_keeps_their_name_on_their_entries(client, subscri
     entry.refresh_from_db()
     assert entry.actor_id is None
     assert actor_name(entry) == "ops-gone"
+
+
+def test_the_recorded_address_is_not_what_the_client_claims(subscription, follower, settings):
+    """X-Forwarded-For is believed only from a trusted proxy (as for the
+    login throttle): a client cannot write someone else's address into the
+    audit trail."""
+    settings.TRUSTED_PROXIES = []
+    api = api_for(follower)
+    url = f"/api/v1/subscriptions/{subscription.pk}/pause"
+    assert api.post(url, HTTP_X_FORWARDED_FOR="203.0.113.9", REMOTE_ADDR="198.51.100.7").status_code == 200
+    assert only(subscription, "pause").remote_addr == "198.51.100.7"
