@@ -294,6 +294,20 @@ class PropagationChunkAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class ReasonCodeFilter(admin.SimpleListFilter):
+    """The reason codes from the one table (copytrading/reasons.py), not a
+    ``SELECT DISTINCT`` over every execution row on each page load."""
+
+    title = "reason code"
+    parameter_name = "reason_code__exact"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [(code, code) for code in sorted(reasons.TEXTS)]
+
+    def queryset(self, request: HttpRequest, queryset):
+        return queryset.filter(reason_code=self.value()) if self.value() else queryset
+
+
 class LeaderOrderFilter(admin.SimpleListFilter):
     """``?leader_order=<id>``: the executions of every event a leader's order
     made (its fill, or a limit order's place, re-prices, cancel and fills).
@@ -364,7 +378,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "exchange_acknowledged_at",
         "exchange_filled_at",
     ]
-    list_filter = ["outcome", "reason_code", "event__kind", "created_at", LeaderOrderFilter]
+    list_filter = ["outcome", ReasonCodeFilter, "event__kind", "created_at", LeaderOrderFilter]
     # The search box takes a follower's username, or an event, portfolio or
     # subscription id (get_search_results: each an indexed lookup).
     search_fields = ["=portfolio_id", "=subscription_id", "=event__id"]
