@@ -39,10 +39,12 @@ def register(
     fields: list[str] | None = None,
     exclude: list[str] | None = None,
     mask: list[str] | None = None,
+    m2m: list[str] | None = None,
 ) -> None:
     """Record every save and delete of ``model`` (a class or an "app.Model"
     label; only ``fields`` if given). ``mask`` fields are recorded as changed,
-    never with their values (secrets)."""
+    never with their values (secrets); ``m2m`` many-to-many fields are
+    recorded as rows added and removed (a user's groups and permissions)."""
     if isinstance(model, str):
         from django.apps import apps
 
@@ -53,6 +55,7 @@ def register(
         exclude_fields=exclude or [],
         mask_fields=mask or [],
         mask_callable=MASK_CALLABLE,
+        m2m_fields=set(m2m or ()),
     )
 
 

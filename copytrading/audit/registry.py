@@ -18,6 +18,7 @@ class Audited(TypedDict, total=False):
     fields: list[str]
     exclude: list[str]
     mask: list[str]
+    m2m: list[str]
 
 
 AUDITED: dict[str, Audited] = {
@@ -113,11 +114,15 @@ AUDITED: dict[str, Audited] = {
     "fees.FeeGroup": {"fields": ["name", "max_profit_share_pct", "platform_cut_pct", "is_default"]},
     "fees.LimitsGroup": {"fields": ["name", "max_followers", "max_profit_share_pct", "is_default"]},
     "fees.LeaderGroupAssignment": {"fields": ["leader", "fee_group", "limits_group", "assigned_by"]},
-    # Staff rights and passwords (a login's last_login is not a change).
+    # Staff rights and passwords (a login's last_login is not a change):
+    # the flags, the groups a user is in, the permissions given to a user or
+    # a group.
     "auth.User": {
         "fields": ["username", "email", "password", "is_active", "is_staff", "is_superuser"],
         "mask": ["password"],
+        "m2m": ["groups", "user_permissions"],
     },
+    "auth.Group": {"fields": ["name"], "m2m": ["permissions"]},
 }
 
 # The verbs services record, with what the admin shows for them.

@@ -117,9 +117,29 @@ def test_every_listed_model_and_field_exists_and_is_registered():
         model = apps.get_model(label)
         assert auditlog.contains(model), label
         names = {f.name for f in model._meta.get_fields()}
-        for key in ("fields", "exclude", "mask"):
+        for key in ("fields", "exclude", "mask", "m2m"):
             missing = set(options.get(key, [])) - names
             assert not missing, (label, key, missing)
+
+
+def test_giving_a_user_a_group_or_a_permission_and_a_group_a_permission_is_recorded(client, ops1):
+    """Staff rights are money-relevant: who made whom staff, and with what."""
+    from django.contrib.auth.models import Group, Permission
+
+    user = StaffFactory(username="newcomer")
+    support = Group.objects.create(name="support")
+    pause = Permission.objects.get(codename="change_subscription")
+    page = client.post(
+        reverse("admin:auth_group_change", args=[support.pk]), {"name": "support", "permissions": [pause.pk]}
+    )
+    assert page.status_code == 302, page.content
+    user.groups.add(support)
+    user.user_permissions.add(pause)
+
+    [group_change] = [e for e in entries(support) if e.action == LogEntry.Action.UPDATE]
+    assert group_change.actor == ops1 and "permissions" in group_change.changes_dict
+    changed = {field for e in entries(user) for field in (e.changes_dict or {})}
+    assert {"groups", "user_permissions"} <= changed
 
 
 # --- staff actions in the admin --------------------------------------------------------
