@@ -15,7 +15,8 @@ from portfolios.models import Portfolio
 
 
 def portfolio_overview(request, portfolio_id: int):
-    if not request.user.has_perm("portfolios.view_portfolio"):
+    # The followers' names, equity and PnL are on it: both views are needed.
+    if not request.user.has_perms(["portfolios.view_portfolio", "followers.view_subscription"]):
         raise PermissionDenied
     portfolio = get_object_or_404(Portfolio.objects.select_related("leader", "trading_account"), pk=portfolio_id)
     status = request.GET.get("status", "live")

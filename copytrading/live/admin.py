@@ -79,8 +79,8 @@ class LiveSettingsAdmin(SingletonModelAdmin):
                     "halted_portfolios",
                 ],
                 "description": "Halting skips every new copy (opens, buys, new limit orders) as COPYING_HALTED "
-                "with this reason; closes, reduces, sells and TP/SL still follow the leader. Followers are "
-                "notified once.",
+                "with this reason; closes, reduces, sells and TP/SL still follow the leader, and a mirror limit "
+                "order placed before the halt still fills with the leader's. Followers are notified once.",
             },
         ),
         ("Watchdog", {"fields": ["margin_call_level_pct"]}),

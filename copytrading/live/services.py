@@ -66,7 +66,8 @@ def _invalidate() -> None:
     after_commit(live.invalidate, what="live settings cache invalidation")
 
 
-def _reason(reason: str | None) -> str:
+def halt_reason_checked(reason: str | None) -> str:
+    """The reason a halt is given, stripped; DomainError when empty or too long."""
     text = (reason or "").strip()
     if not text:
         raise DomainError("HALT_REASON_REQUIRED", "A reason is required to halt copying.", field="reason")
@@ -86,7 +87,7 @@ def _record() -> LiveSettings:
 @transaction.atomic
 def halt_all(*, reason: str, actor: Any = None) -> bool:
     """Halt all copying. False (nothing written) if it already is."""
-    reason = _reason(reason)
+    reason = halt_reason_checked(reason)
     record = _record()
     if record.copying_halted:
         return False
@@ -136,7 +137,7 @@ def resume_all(*, actor: Any = None, reason: str = "") -> bool:
 def halt_portfolio(portfolio_id: int, *, reason: str, actor: Any = None) -> bool:
     """Halt copying of one portfolio. False if it already is halted. The
     caller checks that the portfolio exists (the core knows it by id)."""
-    reason = _reason(reason)
+    reason = halt_reason_checked(reason)
     now = timezone.now()
     halt, created = PortfolioHalt.objects.get_or_create(
         portfolio_id=portfolio_id, defaults={"reason": reason, "by": actor, "at": now}
@@ -220,7 +221,7 @@ def update_settings(*, actor: Any = None, **values: Any) -> list[str]:
             listener(actor, changes)
     if "copying_halted" in values:
         if values["copying_halted"]:
-            wanted = _reason(values.get("copying_halted_reason"))
+            wanted = halt_reason_checked(values.get("copying_halted_reason"))
             if record.copying_halted and wanted != record.copying_halted_reason:
                 LiveSettings.objects.filter(pk=record.pk).update(copying_halted_reason=wanted)
                 audit.record(

@@ -89,12 +89,18 @@ def test_the_page_costs_a_fixed_number_of_queries(admin_client, world):  # noqa:
     assert few <= 30
 
 
-@pytest.mark.parametrize("who", ["anonymous", "user", "staff without permission"])
+@pytest.mark.parametrize("who", ["anonymous", "user", "staff without permission", "staff who may see portfolios only"])
 def test_the_overview_is_for_staff_who_may_view_portfolios(client, world, who):  # noqa: F811
     if who == "user":
         client.force_login(UserFactory())
     elif who == "staff without permission":
         client.force_login(StaffFactory())
+    elif who == "staff who may see portfolios only":
+        from django.contrib.auth.models import Permission
+
+        staff = StaffFactory()
+        staff.user_permissions.add(Permission.objects.get(codename="view_portfolio"))
+        client.force_login(staff)
     response = client.get(_url(world.portfolio))
     assert response.status_code in (302, 403)
     assert "follower-copied" not in response.content.decode()

@@ -1,4 +1,4 @@
-"""``manage.py copying pause|resume [--portfolio ID] [--reason TEXT] [--dry-run]``:
+"""``manage.py copying pause|resume [--portfolio ID] [--reason TEXT] [--actor USERNAME] [--dry-run]``:
 exit codes 0 done / 1 nothing to do / 2 bad input; a dry run writes nothing."""
 
 from io import StringIO
@@ -79,3 +79,19 @@ def test_a_dry_run_writes_nothing(world):
     assert run("resume", "--dry-run")[0] == 1  # nothing to do, dry or not
     assert not live.load().copying_halted and not PortfolioHalt.objects.exists()
     assert (LogEntry.objects.count(), Notification.objects.count()) == before
+
+
+def test_the_actor_is_named_in_the_audit_trail_and_must_be_staff():
+    from tests.factories import StaffFactory
+
+    ops = StaffFactory(username="ops-shell")
+    assert run("pause", "--reason", "Feed wrong", "--actor", "nobody")[0] == 2
+    assert not live.load().copying_halted
+    assert run("pause", "--reason", "Feed wrong", "--actor", "ops-shell")[0] == 0
+    entry = LogEntry.objects.filter(additional_data__action="kill_switch.on").get()
+    assert entry.actor == ops
+
+
+def test_a_dry_run_refuses_what_the_real_run_would():
+    code, out, err = run("pause", "--reason", "x" * 1000, "--dry-run")
+    assert code == 2 and "at most" in err and not out
