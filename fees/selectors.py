@@ -273,6 +273,11 @@ def earnings_by_portfolio(
             rows[portfolio]["accruals"] = 0
         return rows[portfolio]
 
+    if since is not None or until is not None:
+        # Only the rows the window's sums can count (a portfolio with none
+        # still gets its row from its profit account below).
+        accruals = accruals.filter(_within("accrued_at", since, until) | _within("settled_at", since, until))
+        withdrawals = withdrawals.filter(_within("created_at", since, until))
     sums = _earning_sums(since, until)
     for got in accruals.values("portfolio_id", "leader_user_id").annotate(**sums).order_by():
         target = row(got["portfolio_id"], got["leader_user_id"])
