@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from copytrading.admin_base import money_text
 from fees import selectors
 
 PERIOD_LABELS = {"day": "Today", "week": "This week", "month": "This month", "all": "All time"}
@@ -35,10 +36,8 @@ class LeaderEarnings:
 
 
 def amount(value: Decimal) -> str:
-    """A money figure as plain text: at least 2 places, no trailing zeros past them."""
-    text = format(value.normalize(), "f")
-    whole, _, places = text.partition(".")
-    return f"{whole}.{places.ljust(2, '0')}"
+    """A money figure as the back office shows money: ``1,234.50 USDT``."""
+    return money_text(value)
 
 
 def _filters(request: HttpRequest) -> dict:

@@ -136,8 +136,8 @@ def test_the_page_shows_this_weeks_earnings_of_a_leader(history, staff_client):
     assert (group.total["accrued"], group.total["settled"], group.total["withdrawn"]) == (D("18"), D("18"), D("20"))
     html = response.content.decode()
     assert f'data-portfolio="{portfolio.pk}"' in html and f'data-portfolio="{other.pk}"' not in html
-    assert '<td class="accrued">18.00</td>' in html
-    assert '<td class="withdrawn">20.00</td>' in html
+    assert '<td class="accrued">18.00 USDT</td>' in html
+    assert '<td class="withdrawn">20.00 USDT</td>' in html
     assert f"Total {portfolio.leader.username}" in html
     assert "2025-01-27 to 2025-02-03" in html
 
@@ -195,17 +195,17 @@ def test_fee_accruals_filtered_by_leader_with_totals_of_the_list(history, staff_
     # fees 15 + 30 + 7.50; the leader's 60 %; 27.00 of it settled.
     assert totals == {
         "accruals": 3,
-        "fees": "52.50",
-        "accrued": "31.50",
-        "platform": "21.00",
-        "settled": "27.00",
-        "pending": "4.50",
+        "fees": "52.50 USDT",
+        "accrued": "31.50 USDT",
+        "platform": "21.00 USDT",
+        "settled": "27.00 USDT",
+        "pending": "4.50 USDT",
     }
     assert 'id="accrual-totals"' in response.content.decode()
     by_portfolio = staff_client.get(f"/admin/fees/feeaccrual/?portfolio_id={other.pk}")
-    assert by_portfolio.context_data["accrual_totals"]["fees"] == "15.00"
+    assert by_portfolio.context_data["accrual_totals"]["fees"] == "15.00 USDT"
     everyone = staff_client.get("/admin/fees/feeaccrual/").context_data["accrual_totals"]
-    assert (everyone["accruals"], everyone["fees"]) == (4, "67.50")
+    assert (everyone["accruals"], everyone["fees"]) == (4, "67.50 USDT")
 
 
 def test_withdrawals_filtered_by_leader(history, staff_client):
