@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -38,15 +39,17 @@ _halt_listeners: list[HaltListener] = []
 
 
 def register_halt_listener(listener: HaltListener) -> None:
-    """Have ``listener(HaltStarted)`` called in the transaction of every halt
-    that starts (not of one already on). Registering twice is a no-op."""
+    """Have ``listener(HaltStarted)`` called after the commit of every halt
+    that starts (not of one already on): the switch is on at once, whatever
+    the number of copies to tell, and a listener that fails cannot undo it.
+    Registering twice is a no-op."""
     if listener not in _halt_listeners:
         _halt_listeners.append(listener)
 
 
 def _halt_started(started: HaltStarted) -> None:
     for listener in _halt_listeners:
-        listener(started)
+        after_commit(partial(listener, started), what="kill switch listener")
 
 
 # (actor, {field: (before, after)}): called in the transaction of every

@@ -37,10 +37,11 @@ def test_pause_and_resume_all_copying():
     assert actions[-2:] == ["kill_switch.on", "kill_switch.off"]
 
 
-def test_one_portfolio(world):
+def test_one_portfolio(world, django_capture_on_commit_callbacks):
     portfolio, other = world.leader(), world.leader()
     sub = world.follower(portfolio)
-    code, out, _ = run("pause", "--portfolio", str(portfolio.pk), "--reason", "Leader under review")
+    with django_capture_on_commit_callbacks(execute=True):
+        code, out, _ = run("pause", "--portfolio", str(portfolio.pk), "--reason", "Leader under review")
     assert code == 0, out
     assert live.load().halt_reason(portfolio.pk) == "Leader under review"
     assert live.load().halt_reason(other.pk) is None

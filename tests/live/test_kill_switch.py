@@ -137,22 +137,30 @@ def test_a_follower_who_paused_keeps_their_own_reason(world):
     assert details(event)[paused.pk] == ""
 
 
-def test_followers_are_notified_once_when_a_halt_starts(world):
+def test_followers_are_notified_once_when_a_halt_starts(world, django_capture_on_commit_callbacks):
     halted, other = world.leader(), world.leader()
     a = world.follower(halted)
     b = world.follower(halted)
     subscription_pause(subscription=b)  # paused copies are told too: their positions are still followed
     c = world.follower(other)
 
-    services.halt_portfolio(halted.pk, reason="Leader under review")
-    services.halt_portfolio(halted.pk, reason="again")  # already halted: nothing new
+    with django_capture_on_commit_callbacks() as after_commit:
+        services.halt_portfolio(halted.pk, reason="Leader under review")
+    # The switch is on before anyone is told: the notes are written after the commit.
+    assert live.current().halt_reason(halted.pk) == "Leader under review"
+    assert not Notification.objects.filter(kind="copying_halted").exists()
+    for callback in after_commit:
+        callback()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.halt_portfolio(halted.pk, reason="again")  # already halted: nothing new
     notes = Notification.objects.filter(kind="copying_halted").order_by("user_id")
     assert [(n.user_id, n.data["reason"], n.data["subscription_id"]) for n in notes] == sorted(
         [(a.follower_id, "Leader under review", a.pk), (b.follower_id, "Leader under review", b.pk)]
     )
     assert "Leader under review" in notes[0].body and notes[0].severity == "high"
 
-    services.halt_all(reason="Platform maintenance")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.halt_all(reason="Platform maintenance")
     everyone = Notification.objects.filter(kind="copying_halted", data__reason="Platform maintenance")
     assert sorted(everyone.values_list("user_id", flat=True)) == sorted([a.follower_id, b.follower_id, c.follower_id])
 
