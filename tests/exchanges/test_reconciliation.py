@@ -210,7 +210,11 @@ def test_an_orphan_the_service_opened_is_closed_with_one_reduce_only_order(copy)
     assert RiskEvent.objects.count() == 1
 
 
-def test_an_orphan_whose_close_order_is_not_answered_is_never_sent_twice(copy):
+def test_an_orphan_whose_close_order_is_not_answered_is_never_sent_twice(copy, settings):
+    # Quick retries: the submitter gives up on a refusing exchange in
+    # a second, not half a minute (what is tested is that it never resends).
+    settings.EXCHANGE_SUBMIT_BACKOFF_SECONDS = 0.05
+    settings.EXCHANGE_SUBMIT_MAX_BACKOFF_SECONDS = 0.2
     our_order(copy, BTC_PERP)
     hold(copy.double, "BTCUSDT", "0.010", "64000")
     copy.double.inject("status", status=503, path="/fapi/v1/order", times=None)
