@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from copytrading.exchanges import errors as exchange_errors
+from copytrading.money import floor_to_step
 
 # The fields of an execution row a sentence may use, plus the leader
 # event's ``symbol`` and ``event_kind``.
@@ -147,7 +148,7 @@ def _below_min_quantity(v: _Values) -> str:
     size = f"Your size ({_amount(attempted, v.base)} at your copy ratio)"
     if attempted >= minimum and step:
         return (
-            f"{size} rounds down to {num(_floor(attempted, step))} at the instrument's step {num(step)}, "
+            f"{size} rounds down to {num(floor_to_step(attempted, step))} at the instrument's step {num(step)}, "
             f"below its minimum quantity {num(minimum)}."
         )
     return f"{size} is below the instrument's minimum quantity {num(minimum)}."
@@ -158,15 +159,11 @@ def _below_min_notional(v: _Values) -> str:
     price, minimum = v.dec("price_used"), v.dec("min_notional")
     if attempted is None or price is None or minimum is None:
         return "Your order's value at your copy ratio is below the instrument's minimum order value."
-    quantity = _floor(attempted, step) if step else attempted
+    quantity = floor_to_step(attempted, step) if step else attempted
     return (
         f"Your order's value ({_amount(quantity, v.base)} at {num(price)} = {_amount(quantity * price, v.quote)}) "
         f"is below the instrument's minimum order value {_amount(minimum, v.quote)}."
     )
-
-
-def _floor(value: Decimal, step: Decimal) -> Decimal:
-    return (value // step) * step if value > 0 and step > 0 else Decimal(0)
 
 
 def _insufficient(kind: str) -> Callable[[_Values], str]:

@@ -106,7 +106,6 @@ class FeeAccrualAdmin(ReadOnlyAdmin):
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:  # not a redirect
             totals = selectors.accrual_totals(changelist.queryset)
-            totals["pending"] = totals["accrued"] - totals["settled"]
             response.context_data["accrual_totals"] = {
                 name: value if name == "accruals" else amount(value) for name, value in totals.items()
             }

@@ -306,12 +306,15 @@ def earnings_totals(rows: list[dict]) -> dict:
 
 def accrual_totals(rows: QuerySet[FeeAccrual]) -> dict:
     """Totals of a list of accruals (the admin's filtered list): count, fees,
-    the leader's and the platform's parts, and the leader's part settled."""
+    the leader's and the platform's parts, the leader's part settled and
+    still pending."""
     got = rows.order_by().aggregate(**_earning_sums())
-    return {
+    totals = {
         "accruals": got["accruals"],
         **{name: _money(got[name]) for name in ("accrued", "settled", "fees", "platform")},
     }
+    totals["pending"] = totals["accrued"] - totals["settled"]
+    return totals
 
 
 def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: datetime | None = None) -> dict:

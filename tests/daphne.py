@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,33 +18,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def running_daphne(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, int]]:
-    """daphne on a free port with ``env`` over this process's environment,
-    listening when yielded, stopped after."""
+def start_daphne(env: dict[str, str], *, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE):
+    """daphne on a free port with exactly ``env``: (process, port), not yet listening."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
     )
+    return proc, port
+
+
+def wait_listening(proc: subprocess.Popen, port: int, failure: Callable[[], str]) -> None:
+    """Until ``port`` takes connections (60 s at most); if daphne exits or the
+    time runs out, RuntimeError with ``failure()`` (its output)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not start:\n{failure()}") from None
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.2)
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def running_daphne(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, int]]:
+    """daphne on a free port with ``env`` over this process's environment,
+    listening when yielded, stopped after."""
+    proc, port = start_daphne({**os.environ, **env})
+    try:
+        wait_listening(proc, port, lambda: proc.stderr.read().decode()[-2000:])
         yield proc, port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -19,10 +19,7 @@ server process never gets it.
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -34,7 +31,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
 from tests.conftest import ON_POSTGRES
-from tests.daphne import ROOT, free_port
+from tests.daphne import start_daphne, stop, wait_listening
 from tests.worker import _test_database_url
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,35 +89,15 @@ def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
         "DB_STATEMENT_TIMEOUT_MS": "60000",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    port = free_port()
     log = folder / "daphne.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc, port = start_daphne(env, stdout=out, stderr=subprocess.STDOUT)
     running = Server(proc, port, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start:\n{running.log_since(0)}") from None
-                time.sleep(0.1)
+        wait_listening(proc, port, lambda: running.log_since(0))
         yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # --- the browser -----------------------------------------------------------------
