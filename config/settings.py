@@ -169,15 +169,25 @@ def _postgres_options() -> dict:
 # Django's ASGI handler runs each request in a thread of its own, so a persistent
 # per-thread connection is never reused and every request would leak one.
 DB_POOL_MAX = env_int("DB_POOL_MAX", 0)
-if DATABASE_URL and DB_POOL_MAX > 0:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": DB_POOL_MAX,
-        "timeout": DB_POOL_TIMEOUT_SECONDS,
-    }
-elif DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+
+
+def _postgres_database(url: str) -> dict:
+    """A PostgreSQL alias: the primary's, and each read replica's (the same pool and bounds)."""
+    if DB_POOL_MAX > 0:
+        database = dj_database_url.parse(url, conn_max_age=0)
+        database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX,
+            "timeout": DB_POOL_TIMEOUT_SECONDS,
+        }
+    else:
+        database = dj_database_url.parse(url, conn_max_age=60)
+    database.setdefault("OPTIONS", {}).update(_postgres_options())
+    return database
+
+
+if DATABASE_URL:
+    DATABASES = {"default": _postgres_database(DATABASE_URL)}
 else:
     DATABASES = {
         "default": {
@@ -193,8 +203,20 @@ else:
             },
         }
     }
-if DATABASE_URL:
-    DATABASES["default"].setdefault("OPTIONS", {}).update(_postgres_options())
+
+# --- read replicas (copytrading/replicas.py; docs/scaling.md; docs/decisions.md NEW-G-1) ---
+# DATABASE_REPLICA_URLS: PostgreSQL streaming replicas of DATABASE_URL, comma separated,
+# as aliases replica1, replica2, ... Only the reads that may lag (the public catalog,
+# statistics, report exports) go there, named in code with `.using(replica_alias())`;
+# unset, every read and write uses the primary as before.
+DATABASE_REPLICAS: list[str] = []
+for _position, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    if not DATABASE_URL:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs DATABASE_URL: replicas are of a PostgreSQL primary.")
+    DATABASES[f"replica{_position}"] = {**_postgres_database(_url), "TEST": {"MIRROR": "default"}}
+    DATABASE_REPLICAS.append(f"replica{_position}")
+# The router sends every write to the primary and notes it (read-your-writes); it reads nothing by itself.
+DATABASE_ROUTERS = ["copytrading.replicas.PrimaryWritesRouter"] if DATABASE_REPLICAS else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

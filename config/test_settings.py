@@ -24,3 +24,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F
     DATABASES["default"]["ENGINE"] = "tests.db_backend"  # noqa: F405
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
     _options["options"] = f"{_options.get('options', '')} -c synchronous_commit=off".strip()
+
+# A read replica for the replica tests (tests/copytrading/test_replicas.py): another
+# connection to the test database itself (TEST MIRROR), so it reads what was committed.
+# Unused unless a test names it in DATABASE_REPLICAS (settings leave that empty).
+for _alias in [*DATABASE_REPLICAS, "replica"]:  # noqa: F405
+    _primary = {key: value for key, value in DATABASES["default"].items() if key != "TEST"}  # noqa: F405
+    DATABASES[_alias] = {**_primary, "OPTIONS": dict(_primary.get("OPTIONS", {})), "TEST": {"MIRROR": "default"}}  # noqa: F405

@@ -32,3 +32,7 @@ class CopytradingConfig(AppConfig):
 
         audit.connect()  # each entry keeps its actor's name
         register_all()  # the models the audit trail records (copytrading/audit/registry.py)
+
+        from copytrading import replicas
+
+        replicas.connect()  # read-your-writes: each request and task starts unpinned

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import F, QuerySet
 
 from copytrading import paging
 from copytrading.errors import DomainError, NotFound
 from copytrading.money import parse_decimal
+from copytrading.replicas import replica_alias
 from portfolios.models import Favorite, Portfolio, PortfolioMode, PortfolioStats, PortfolioStatus, StatsLine
 
 LISTS = ("margin", "spot", "all", "favorites")
@@ -187,7 +188,10 @@ class CatalogPage:
 
 
 def catalog_rows(query: CatalogQuery, user=None) -> QuerySet[PortfolioStats]:
-    rows = PortfolioStats.objects.filter(
+    # The public lists may lag a replica's delay (their figures are minutes old anyway);
+    # a user's favorites are read where they were just added (read-your-writes).
+    database = DEFAULT_DB_ALIAS if query.list == "favorites" else replica_alias()
+    rows = PortfolioStats.objects.using(database).filter(
         line=LIST_LINE[query.list],
         portfolio__is_public=True,
         portfolio__status=PortfolioStatus.ACTIVE,

@@ -14,6 +14,7 @@ from copytrading import live, paging
 from copytrading.errors import DomainError
 from copytrading.money import CENT, Q8
 from copytrading.outages import cache_get, cache_set
+from copytrading.replicas import replica_alias
 from portfolios import catalog, stats
 from portfolios.api import my_portfolio
 from portfolios.catalog_serializers import (
@@ -109,7 +110,8 @@ def cached_catalog_body(query: catalog.CatalogQuery, user) -> dict:
 
 
 def public_portfolio(pk: int) -> Portfolio:
-    return get_object_or_404(Portfolio.objects.select_related("leader"), pk=pk, is_public=True)
+    # Public pages read a replica when there is one (copytrading/replicas.py).
+    return get_object_or_404(Portfolio.objects.using(replica_alias()).select_related("leader"), pk=pk, is_public=True)
 
 
 class CatalogListView(APIView):
@@ -129,7 +131,9 @@ class CatalogDetailView(APIView):
         portfolio = public_portfolio(pk)
         context = {
             "stats": stats.portfolio_stats(portfolio_id=portfolio.pk),
-            "is_favorite": request.user.is_authenticated and portfolio.favorited_by.filter(user=request.user).exists(),
+            # The reader's own mark, from the primary (they may have set it a moment ago).
+            "is_favorite": request.user.is_authenticated
+            and portfolio.pk in catalog.favorite_ids(request.user, [portfolio.pk]),
         }
         return Response(CatalogDetailSerializer(portfolio, context=context).data)
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from copytrading.models import Position, PositionStatus
 from copytrading.money import ZERO, q8
+from copytrading.replicas import replica_alias
 from fees.selectors import leader_caps_many
 from portfolios.models import FollowerDailyStats, Portfolio, PortfolioScore, PortfolioStats, StatsLine
 from portfolios.performance import PCT, ClosedTrade, LineFigures, line_figures, pct
@@ -134,16 +135,20 @@ def portfolio_stats(*, portfolio_id: int, history_days: int = 365) -> dict:
     """Every line's figures, the score and the average follower, from the
     precomputed tables, and the leader account's equity and unrealized PnL at
     the current marks (5 queries, one more on SQLite)."""
-    rows = {r.line: r for r in PortfolioStats.objects.filter(portfolio_id=portfolio_id)}
+    database = replica_alias()  # precomputed figures: a replica's delay is nothing to them
+    rows = {r.line: r for r in PortfolioStats.objects.using(database).filter(portfolio_id=portfolio_id)}
     days = list(
-        FollowerDailyStats.objects.filter(portfolio_id=portfolio_id)
+        FollowerDailyStats.objects.using(database)
+        .filter(portfolio_id=portfolio_id)
         .order_by("-day")[:history_days]
         .values_list("day", "followers", "average_pnl", "average_roi_pct")
     )
     days.reverse()
     latest = days[-1] if days else None
     any_row = next(iter(rows.values()), None)
-    account_id = Portfolio.objects.filter(pk=portfolio_id).values_list("trading_account_id", flat=True).first()
+    account_id = (
+        Portfolio.objects.using(database).filter(pk=portfolio_id).values_list("trading_account_id", flat=True).first()
+    )
     marked = figures_at_marks([account_id]).get(account_id) if account_id else None
     return {
         "portfolio": portfolio_id,
@@ -171,15 +176,17 @@ SCORE_ORDERING = ("-computed_at", "-id")
 
 def score_rows(*, portfolio_id: int) -> QuerySet[PortfolioScore]:
     """Every ranking of a portfolio, newest first (the REST list pages it)."""
-    return PortfolioScore.objects.filter(portfolio_id=portfolio_id).order_by(*SCORE_ORDERING)
+    return PortfolioScore.objects.using(replica_alias()).filter(portfolio_id=portfolio_id).order_by(*SCORE_ORDERING)
 
 
 def closed_margin_trades(*, portfolio: Portfolio) -> QuerySet[Position]:
     """The margin line's closed trades: the leader's own closed positions
     (the REST list pages them newest first by id)."""
-    return Position.objects.filter(
-        account_id=portfolio.trading_account_id, status=PositionStatus.CLOSED, leader_position__isnull=True
-    ).only("pk", "closed_at", "realized_pnl")
+    return (
+        Position.objects.using(replica_alias())
+        .filter(account_id=portfolio.trading_account_id, status=PositionStatus.CLOSED, leader_position__isnull=True)
+        .only("pk", "closed_at", "realized_pnl")
+    )
 
 
 def closed_spot_trades(*, portfolio: Portfolio) -> list[ClosedTrade]:
