@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import redis_sentinel
 from config.env import (
     env_bool,
     env_decimal,
@@ -33,6 +34,11 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
+# redis+sentinel://host1:26379,host2:26379/<master>[/<db>]: Redis behind Sentinel (config/redis_sentinel.py).
+try:
+    REDIS_SENTINEL = redis_sentinel.parse(REDIS_URL)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 EMBEDDED = not DATABASE_URL
 
 # --- secret key and HTTPS (docs/decisions.md, "auth") ----------------------------
@@ -273,6 +279,8 @@ if REDIS_URL:
             "OPTIONS": {**_redis_timeouts, "retry": Retry(NoBackoff(), 0)},
         }
     }
+    if REDIS_SENTINEL:
+        CACHES["default"]["OPTIONS"]["pool_class"] = "config.redis_sentinel.SentinelPool"
     # The live stream's notices to the web processes (copytrading/stream/layers.py;
     # docs/decisions.md §54 says why the core layer over the pub/sub one).
     STREAM_CHANNEL_LAYER = env_str("STREAM_CHANNEL_LAYER", "core")
@@ -284,7 +292,14 @@ if REDIS_URL:
             }[STREAM_CHANNEL_LAYER],
             # A hub busy with a long flush must not have notices dropped at the
             # default 100 per channel (channels-redis drops silently past it).
-            "CONFIG": {"hosts": [{"address": REDIS_URL, **_redis_timeouts}], "capacity": 10_000},
+            "CONFIG": {
+                "hosts": [
+                    redis_sentinel.channel_layer_host(REDIS_SENTINEL, **_redis_timeouts)
+                    if REDIS_SENTINEL
+                    else {"address": REDIS_URL, **_redis_timeouts}
+                ],
+                "capacity": 10_000,
+            },
         }
     }
 else:
@@ -292,7 +307,10 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery --------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//")
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL",
+    redis_sentinel.broker_url(REDIS_SENTINEL) if REDIS_SENTINEL else REDIS_URL or "filesystem://localhost//",
+)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "broker"
@@ -316,6 +334,13 @@ else:
         "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
         "socket_timeout": REDIS_TIMEOUT_SECONDS,
     }
+    if REDIS_SENTINEL and CELERY_BROKER_URL.startswith("sentinel://"):
+        # kombu asks the Sentinel nodes for this master (and again after a failover).
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL.master
+        CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        }
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
