@@ -1,0 +1,125 @@
+"""What one leader event leaves in PostgreSQL per follower (docs/scaling.md):
+rows, table bytes (heap + indexes + TOAST) and WAL, for an open and a close of a
+margin position copied by N followers (BENCH_FOOTPRINT_FOLLOWERS, default 10,000),
+the close 1 % up (each copy books a realized profit).
+
+The events run through the engine in this process (the worker adds no rows); each
+kind runs BENCH_FOOTPRINT_ROUNDS times (default 3). Rows and bytes are the median
+over rounds of the growth of every table; WAL is the growth of the server's WAL
+position, which counts every database on the server: the smallest round is the
+figure (other work can only add to it). Prints:
+    footprint event=open followers=N rows_per_follower=… bytes_per_follower=… wal_bytes_per_follower=…
+    footprint_tables event=open <table>=<rows per follower>:<bytes per follower> …
+"""
+
+import os
+import statistics
+import sys
+from decimal import Decimal
+
+from benchmarks.setup import prepare_database
+
+FOLLOWERS = int(os.environ.get("BENCH_FOOTPRINT_FOLLOWERS", "10000"))
+ROUNDS = int(os.environ.get("BENCH_FOOTPRINT_ROUNDS", "3"))
+
+SIZES = """
+    SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname = 'public'
+"""
+
+
+def snapshot() -> tuple[dict[str, tuple[int, int]], int]:
+    """Per table (exact rows, total bytes), and the server's WAL position."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(SIZES)
+        tables = {name: size for name, _, size in cursor.fetchall()}
+        counts = {}
+        for name in tables:
+            cursor.execute(f'SELECT count(*) FROM "{name}"')
+            counts[name] = cursor.fetchone()[0]
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        wal = int(cursor.fetchone()[0])
+    return {name: (counts[name], tables[name]) for name in tables}, wal
+
+
+def run_event(event_id: int) -> None:
+    from copytrading import propagation
+
+    for chunk_id in propagation.event_start(event_id):
+        propagation.chunk_propagate(chunk_id)
+    assert propagation.event_complete(event_id)
+
+
+def main() -> int:
+    prepare_database()
+    from unittest import mock
+
+    from django.db import connection
+
+    from backoffice.loadgen import followers_seed_bulk
+    from copytrading import events, services
+    from copytrading.models import Execution, Instrument
+    from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
+
+    services.instruments_seed()
+    btc = Instrument.objects.get(symbol="BTC/USDT:USDT")
+    leader = services.user_register(username="bench-leader", password="bench-pass-123")
+    services.wallet_deposit(user=leader, amount=Decimal("1000000"))
+    portfolio = portfolio_create(leader=leader, name="footprint")
+    portfolio_fund(portfolio=portfolio, amount=Decimal("100000"))
+    followers_seed_bulk(portfolio=portfolio, count=FOLLOWERS)
+
+    def order(side: str) -> int:
+        (event,) = portfolio_order_place(
+            portfolio=portfolio, symbol=btc.symbol, side=side, quantity=Decimal("0.2"), leverage=10
+        )
+        return event.pk
+
+    growth: dict[str, list[dict[str, tuple[int, int]]]] = {"open": [], "close": []}
+    wal: dict[str, list[int]] = {"open": [], "close": []}
+    with mock.patch.object(events, "dispatch", lambda event_id: None):  # run here, not on a worker
+        run_event(order("buy"))  # warm-up: caches, first pages of every table
+        run_event(order("sell"))
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")  # full-page images after a checkpoint are part of the cost
+        for rep in range(ROUNDS):
+            # The close is 1 % up: every copy books a realized profit (a ledger transfer).
+            for kind, side, price in (("open", "buy", "60000"), ("close", "sell", "60600")):
+                services.price_set(instrument=btc, price=Decimal(price) + rep)
+                before, wal_before = snapshot()
+                event_id = order(side)
+                run_event(event_id)
+                after, wal_after = snapshot()
+                copied = Execution.objects.filter(event_id=event_id, outcome="COPIED").count()
+                assert copied == FOLLOWERS, f"{copied} of {FOLLOWERS} followers copied"
+                growth[kind].append(
+                    {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in after if t in before}
+                )
+                wal[kind].append(wal_after - wal_before)
+
+    for kind in ("open", "close"):
+        per_table = {}
+        for table in growth[kind][0]:
+            rows = statistics.median(g[table][0] for g in growth[kind]) / FOLLOWERS
+            size = statistics.median(g[table][1] for g in growth[kind]) / FOLLOWERS
+            if rows or size:
+                per_table[table] = (rows, size)
+        rows_total = sum(r for r, _ in per_table.values())
+        bytes_total = sum(b for _, b in per_table.values())
+        print(
+            f"footprint event={kind} followers={FOLLOWERS} rows_per_follower={rows_total:.2f} "
+            f"bytes_per_follower={bytes_total:.0f} wal_bytes_per_follower={min(wal[kind]) / FOLLOWERS:.0f}",
+            flush=True,
+        )
+        tables = " ".join(
+            f"{t}={r:.2f}:{b:.0f}" for t, (r, b) in sorted(per_table.items(), key=lambda item: -item[1][1])
+        )
+        print(f"footprint_tables event={kind} {tables}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
