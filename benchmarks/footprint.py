@@ -7,15 +7,20 @@ The events run through the engine in this process (the worker adds no rows); eac
 kind runs BENCH_FOOTPRINT_ROUNDS times (default 3). Rows and bytes are the median
 over rounds of the growth of every table; WAL is the growth of the server's WAL
 position, which counts every database on the server: the smallest round is the
-figure (other work can only add to it). Prints:
+figure (other work can only add to it). CPU: this process's (the engine: decisions,
+serialization, driver) and its PostgreSQL backend's (/proc, when the server is on this
+machine), per follower, the chunks run one after another in one process. Prints:
     footprint event=open followers=N rows_per_follower=… bytes_per_follower=… wal_bytes_per_follower=…
     footprint_tables event=open <table>=<rows per follower>:<bytes per follower> …
+    footprint_cpu_per_follower event=open followers=N wall_us=… app_cpu_us=… db_cpu_us=…
 """
 
 import os
 import statistics
 import sys
+import time
 from decimal import Decimal
+from pathlib import Path
 
 from benchmarks.setup import prepare_database
 
@@ -45,12 +50,30 @@ def snapshot() -> tuple[dict[str, tuple[int, int]], int]:
     return {name: (counts[name], tables[name]) for name in tables}, wal
 
 
-def run_event(event_id: int) -> None:
+def backend_cpu_seconds() -> float | None:
+    """CPU time of this connection's PostgreSQL backend (same machine: /proc), or None."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None  # the server is on another host
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def run_event(event_id: int) -> tuple[float, float, float | None]:
+    """Run the event's chunks here; (wall, this process's CPU, the backend's CPU) in seconds."""
     from copytrading import propagation
 
+    db_before, cpu_before, wall_before = backend_cpu_seconds(), time.process_time(), time.perf_counter()
     for chunk_id in propagation.event_start(event_id):
         propagation.chunk_propagate(chunk_id)
     assert propagation.event_complete(event_id)
+    wall, cpu, db_after = time.perf_counter() - wall_before, time.process_time() - cpu_before, backend_cpu_seconds()
+    return wall, cpu, (db_after - db_before) if db_before is not None and db_after is not None else None
 
 
 def main() -> int:
@@ -80,6 +103,7 @@ def main() -> int:
 
     growth: dict[str, list[dict[str, tuple[int, int]]]] = {"open": [], "close": []}
     wal: dict[str, list[int]] = {"open": [], "close": []}
+    costs: dict[str, list[tuple[float, float, float | None]]] = {"open": [], "close": []}
     with mock.patch.object(events, "dispatch", lambda event_id: None):  # run here, not on a worker
         run_event(order("buy"))  # warm-up: caches, first pages of every table
         run_event(order("sell"))
@@ -89,9 +113,9 @@ def main() -> int:
             # The close is 1 % up: every copy books a realized profit (a ledger transfer).
             for kind, side, price in (("open", "buy", "60000"), ("close", "sell", "60600")):
                 services.price_set(instrument=btc, price=Decimal(price) + rep)
-                before, wal_before = snapshot()
                 event_id = order(side)
-                run_event(event_id)
+                before, wal_before = snapshot()
+                costs[kind].append(run_event(event_id))
                 after, wal_after = snapshot()
                 copied = Execution.objects.filter(event_id=event_id, outcome="COPIED").count()
                 assert copied == FOLLOWERS, f"{copied} of {FOLLOWERS} followers copied"
@@ -118,6 +142,15 @@ def main() -> int:
             f"{t}={r:.2f}:{b:.0f}" for t, (r, b) in sorted(per_table.items(), key=lambda item: -item[1][1])
         )
         print(f"footprint_tables event={kind} {tables}", flush=True)
+        wall = statistics.median(c[0] for c in costs[kind]) / FOLLOWERS * 1e6
+        app = statistics.median(c[1] for c in costs[kind]) / FOLLOWERS * 1e6
+        db = [c[2] for c in costs[kind] if c[2] is not None]
+        db_text = f"{statistics.median(db) / FOLLOWERS * 1e6:.0f}" if db else "n/a"
+        print(
+            f"footprint_cpu_per_follower event={kind} followers={FOLLOWERS} wall_us={wall:.0f} "
+            f"app_cpu_us={app:.0f} db_cpu_us={db_text}",
+            flush=True,
+        )
     return 0
 
 
