@@ -6,8 +6,10 @@ the close 1 % up (each copy books a realized profit).
 The events run through the engine in this process (the worker adds no rows); each
 kind runs BENCH_FOOTPRINT_ROUNDS times (default 3). Rows and bytes are the median
 over rounds of the growth of every table; WAL is the growth of the server's WAL
-position, which counts every database on the server: the smallest round is the
-figure (other work can only add to it). CPU: this process's (the engine: decisions,
+records of this database between the two positions (pg_walinspect: records whose
+blocks are in this database, full-page images included), so other databases on the
+same server do not count; without the extension, the growth of the server's WAL
+position, smallest round (other work can only add to it). CPU: this process's (the engine: decisions,
 serialization, driver) and its PostgreSQL backend's (/proc, when the server is on this
 machine), per follower, the chunks run one after another in one process. Prints:
     footprint event=open followers=N rows_per_follower=… bytes_per_follower=… wal_bytes_per_follower=…
@@ -19,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,9 +48,34 @@ def snapshot() -> tuple[dict[str, tuple[int, int]], int]:
         for name in tables:
             cursor.execute(f'SELECT count(*) FROM "{name}"')
             counts[name] = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
-        wal = int(cursor.fetchone()[0])
+        cursor.execute("SELECT pg_current_wal_lsn()")
+        wal = cursor.fetchone()[0]
     return {name: (counts[name], tables[name]) for name in tables}, wal
+
+
+def wal_bytes(start: str, end: str) -> int:
+    """WAL written for this database between two positions (see the module's docstring)."""
+    from django.db import DatabaseError, connection, transaction
+
+    with connection.cursor() as cursor:
+        try:
+            with transaction.atomic():
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        except DatabaseError:
+            cursor.execute("SELECT %s::pg_lsn - %s::pg_lsn", [end, start])
+            return int(cursor.fetchone()[0])
+        # pg_walinspect reads only what is flushed (chunks commit asynchronously).
+        for _ in range(100):
+            cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [end])
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+        cursor.execute(
+            "SELECT coalesce(sum(record_length), 0) FROM pg_get_wal_records_info(%s, %s) "
+            "WHERE block_ref ~ ('rel [0-9]+/' || %s || '/')",
+            [start, end, str(_database_oid())],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def backend_cpu_seconds() -> float | None:
@@ -62,6 +90,34 @@ def backend_cpu_seconds() -> float | None:
     except OSError:
         return None  # the server is on another host
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@contextmanager
+def wal_kept():
+    """Keep the server's WAL from here until read (a temporary replication slot): on a
+    busy server the segments of a round could be recycled before they are inspected."""
+    from django.db import DatabaseError, connection
+
+    name = f"footprint_{os.getpid()}"
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", [name])
+        except DatabaseError:
+            name = ""  # no permission: measured without it
+    try:
+        yield
+    finally:
+        if name:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_drop_replication_slot(%s)", [name])
+
+
+def _database_oid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def run_event(event_id: int) -> tuple[float, float, float | None]:
@@ -114,15 +170,16 @@ def main() -> int:
             for kind, side, price in (("open", "buy", "60000"), ("close", "sell", "60600")):
                 services.price_set(instrument=btc, price=Decimal(price) + rep)
                 event_id = order(side)
-                before, wal_before = snapshot()
-                costs[kind].append(run_event(event_id))
-                after, wal_after = snapshot()
+                with wal_kept():
+                    before, wal_before = snapshot()
+                    costs[kind].append(run_event(event_id))
+                    after, wal_after = snapshot()
+                    wal[kind].append(wal_bytes(wal_before, wal_after))
                 copied = Execution.objects.filter(event_id=event_id, outcome="COPIED").count()
                 assert copied == FOLLOWERS, f"{copied} of {FOLLOWERS} followers copied"
                 growth[kind].append(
                     {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in after if t in before}
                 )
-                wal[kind].append(wal_after - wal_before)
 
     for kind in ("open", "close"):
         per_table = {}
