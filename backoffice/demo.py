@@ -154,15 +154,17 @@ def _demo_user(username: str, password: str, report: SeedReport):
     return user
 
 
-def _demo_capacity(leader, needed: int) -> None:
-    """Room for ``needed`` followers on the leader's portfolio: the default
-    cap (1,000) would refuse the demo's 1,001st follower of a leader. The
-    demo leaders go into a limits group with room for the demo plus the
-    default's worth of real users; a leader with room enough is left alone."""
-    if leader_caps(leader.pk).max_followers >= needed:
+def _demo_capacity(portfolio: Portfolio, adding: int, target: int) -> None:
+    """Room for ``adding`` more followers on the portfolio: the default cap
+    (1,000) would refuse the demo's 1,001st follower of a leader. A leader
+    short of room goes into the demo limits group, sized for ``target``
+    followers (the whole demo) plus the default's worth of real users; a
+    seed that adds nobody changes nothing."""
+    live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED).count()
+    if leader_caps(portfolio.leader_id).max_followers >= live + adding:
         return
     default = default_limits_group()
-    wanted = needed + default.max_followers
+    wanted = max(target, live + adding) + default.max_followers
     group = LimitsGroup.objects.filter(name=DEMO_LIMITS_GROUP).first()
     if group is None:
         group = LimitsGroup.objects.create(
@@ -171,18 +173,17 @@ def _demo_capacity(leader, needed: int) -> None:
     elif group.max_followers < wanted:
         group.max_followers = wanted
         group.save(update_fields=["max_followers", "updated_at"])
-    leader_group_assign(leader=leader, limits_group=group)
+    leader_group_assign(leader=portfolio.leader, limits_group=group)
 
 
 @transaction.atomic
-def _demo_setup(followers: int, report: SeedReport) -> dict[str, Portfolio]:
+def _demo_setup(report: SeedReport) -> dict[str, Portfolio]:
     """Instruments, the admin, the leaders and their funded portfolios."""
     report.instruments += instruments_seed()
     admin = _demo_user(ADMIN_USERNAME, ADMIN_PASSWORD, report)
     if not (admin.is_staff and admin.is_superuser):
         User.objects.filter(pk=admin.pk).update(is_staff=True, is_superuser=True)
 
-    per_leader = Counter(row.leader for row in demo_subscriptions(followers))
     portfolios: dict[str, Portfolio] = {}
     for spec in DEMO_LEADERS:
         leader = _demo_user(spec.username, DEMO_PASSWORD, report)
@@ -199,8 +200,6 @@ def _demo_setup(followers: int, report: SeedReport) -> dict[str, Portfolio]:
             )
             report.portfolios += 1
         portfolio_fund(portfolio=portfolio, amount=spec.fund, idempotency_key=SEED_KEY)
-        live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED).count()
-        _demo_capacity(leader, live + per_leader[spec.username])
         portfolios[spec.username] = portfolio
     return portfolios
 
@@ -215,7 +214,7 @@ def _copy_settings(row: DemoSubscription, minimum: Decimal) -> dict:
 
 
 @transaction.atomic
-def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], report: SeedReport) -> None:
+def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], targets: Counter, report: SeedReport) -> None:
     """Followers ``numbers`` (their users, funded main wallets and copies),
     set-based through backoffice.loadgen; what exists already is skipped."""
     names = [follower_username(n) for n in numbers]
@@ -242,6 +241,8 @@ def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], report: Se
                 checked[key] = _copy_settings(row, max(portfolio.min_investment, platform_minimum))
             new[row.leader].append(loadgen.NewSubscription(follower_id, row.amount, checked[key]))
     for leader, rows in new.items():
+        if rows:
+            _demo_capacity(portfolios[leader], len(rows), targets[leader])
         report.subscriptions += len(loadgen.subscriptions_bulk(portfolio=portfolios[leader], rows=rows))
 
 
@@ -252,10 +253,11 @@ def demo_seed(*, followers: int = FOLLOWER_COUNT, progress: Callable[[int, int],
     if followers < 0:
         raise DomainError("INVALID_FOLLOWERS", "The number of demo followers cannot be negative.", field="followers")
     report = SeedReport()
-    portfolios = _demo_setup(followers, report)
+    portfolios = _demo_setup(report)
+    targets = Counter(row.leader for row in demo_subscriptions(followers))
     for start in range(1, followers + 1, SEED_BATCH):
         numbers = range(start, min(start + SEED_BATCH, followers + 1))
-        _seed_followers(numbers, portfolios, report)
+        _seed_followers(numbers, portfolios, targets, report)
         if progress is not None:
             progress(numbers[-1], followers)
     if report.created_anything:

@@ -80,7 +80,8 @@ def main_wallets_fund(*, user_ids: Sequence[int], amount: Decimal, idempotency_k
     )
     mains = dict(Account.objects.filter(kind=AccountKind.MAIN, user_id__in=user_ids).values_list("user_id", "pk"))
     keys = {pk: f"deposit:{pk}:{idempotency_key}" for pk in user_ids}
-    done = set(Transfer.objects.filter(idempotency_key__in=list(keys.values())).values_list("idempotency_key", flat=True))
+    stored = Transfer.objects.filter(idempotency_key__in=list(keys.values()))
+    done = set(stored.values_list("idempotency_key", flat=True))
     todo = [pk for pk in user_ids if keys[pk] not in done]
     if not todo:
         return 0

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "benchmarks.stream",
     "benchmarks.fanout_exchange",
     "benchmarks.export",
+    "benchmarks.seed_demo",
 ]
 
 if __name__ == "__main__":
