@@ -6,16 +6,12 @@ per transaction, with a progress bar on stderr.
 Exit code: 0 seeded or nothing to do, 2 cannot run (bad arguments, the
 database down)."""
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from backoffice import demo
+from backoffice.ops.exits import cannot_run, cannot_run_on_outage
 from backoffice.ops.progress import Progress, add_quiet_argument
 from copytrading.errors import DomainError
-from copytrading.outages import is_outage
-
-CANNOT_RUN = 2
 
 
 class Command(BaseCommand):
@@ -27,17 +23,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, followers: int, **options):
         if followers < 0:
-            raise CommandError("--followers cannot be negative", returncode=CANNOT_RUN)
-        with Progress.for_command(self, options, "seed_demo followers", total=followers) as progress:
+            raise cannot_run("--followers cannot be negative")
+        with (
+            cannot_run_on_outage("seed the demo"),
+            Progress.for_command(self, options, "seed_demo followers", total=followers) as progress,
+        ):
             try:
                 report = demo.demo_seed(followers=followers, progress=progress.update)
             except DomainError as exc:
-                raise CommandError(f"{exc.code}: {exc.detail}", returncode=CANNOT_RUN) from None
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self.stderr.write(f"cannot seed: a backing service is unreachable ({exc})")
-                sys.exit(CANNOT_RUN)
+                raise CommandError(f"{exc.code}: {exc.detail}") from None
         if not report.created_anything:
             self.stdout.write("demo data already present; nothing created")
             return
