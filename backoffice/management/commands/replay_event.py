@@ -15,10 +15,10 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from backoffice.ops.exits import FINDINGS, broker_problem, cannot_run, cannot_run_on_outage
-from backoffice.ops.progress import Progress, add_quiet_argument
 from copytrading.events import EventProgress, leader_event_progress, leader_event_replay
 from copytrading.models import LeaderEventStatus
+from copytrading.ops.exits import FINDINGS, broker_problem, cannot_run, cannot_run_on_outage
+from copytrading.ops.progress import Progress, add_quiet_argument
 
 POLL_SECONDS = 0.5
 

@@ -9,9 +9,9 @@ database down)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from backoffice import demo
-from backoffice.ops.exits import cannot_run, cannot_run_on_outage
-from backoffice.ops.progress import Progress, add_quiet_argument
 from copytrading.errors import DomainError
+from copytrading.ops.exits import cannot_run, cannot_run_on_outage
+from copytrading.ops.progress import Progress, add_quiet_argument
 
 
 class Command(BaseCommand):

@@ -94,7 +94,8 @@ class Progress:
         elapsed = now - self.started
         of = f"/{self.total:,}" if self.total is not None else ""
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
-        rate = f", {self.done / elapsed:,.0f}/s" if elapsed > 0 and self.done else ""
+        per_second = self.done / elapsed if elapsed > 0 else 0
+        rate = f", {per_second:,.0f}/s" if per_second >= 10 else (f", {per_second:.1f}/s" if self.done else "")
         end = (", stopped" if stopped else ", done") if final else ""
         self.stream.write(f"{self.label}: {self.done:,}{of}{pct} in {elapsed:.1f} s{rate}{end}\n")
         self.stream.flush()
