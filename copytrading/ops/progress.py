@@ -24,7 +24,8 @@ def add_quiet_argument(parser) -> None:
 
 
 class Progress:
-    """``label``: what is counted, e.g. "seed_demo followers"."""
+    """``label``: what is counted, e.g. "seed_demo followers"; ``unit``, if
+    given, follows the count ("1,000 rows")."""
 
     def __init__(
         self,
@@ -32,6 +33,7 @@ class Progress:
         *,
         stream: IO[str],
         total: int | None = None,
+        unit: str = "",
         quiet: bool = False,
         tty: bool | None = None,
         every_seconds: float = LINE_EVERY_SECONDS,
@@ -39,6 +41,7 @@ class Progress:
         self.label = label
         self.stream = stream
         self.total = total
+        self.unit = unit
         self.quiet = quiet
         self.every_seconds = every_seconds
         self.done = 0
@@ -50,16 +53,18 @@ class Progress:
             tty = bool(isatty and isatty())
         self._bar: Any = None
         if tty and not quiet:
-            self._bar = tqdm(total=total, desc=label, file=stream, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=total, desc=label, unit=f" {unit}" if unit else "it", file=stream, dynamic_ncols=True, leave=True
+            )
 
     @classmethod
-    def for_command(cls, command, options: dict, label: str, *, total: int | None = None) -> "Progress":
+    def for_command(cls, command, options: dict, label: str, *, total: int | None = None, unit: str = "") -> "Progress":
         """The command's stderr, quiet with ``--quiet`` or ``--verbosity 0``."""
         # Django's OutputWrapper appends a newline to every write, which would
         # break a bar's carriage returns: write to the stream it wraps.
         stream = getattr(command.stderr, "_out", command.stderr)
         quiet = bool(options.get("quiet")) or options.get("verbosity", 1) == 0
-        return cls(label, stream=stream, total=total, quiet=quiet)
+        return cls(label, stream=stream, total=total, unit=unit, quiet=quiet)
 
     def update(self, done: int, total: int | None = None) -> None:
         """``done`` of ``total`` so far (absolute, not an increment)."""
@@ -93,6 +98,7 @@ class Progress:
     def _line(self, now: float, *, final: bool = False, stopped: bool = False) -> None:
         elapsed = now - self.started
         of = f"/{self.total:,}" if self.total is not None else ""
+        of += f" {self.unit}" if self.unit else ""
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
         per_second = self.done / elapsed if elapsed > 0 else 0
         rate = f", {per_second:,.0f}/s" if per_second >= 10 else (f", {per_second:.1f}/s" if self.done else "")
