@@ -14,7 +14,7 @@ from config.celery import app as celery_app
 from copytrading.outages import OUTAGE_ERRORS, is_outage
 
 OK, FINDINGS, CANNOT_RUN = 0, 1, 2
-BROKER_TIMEOUT_SECONDS = 2.0
+BROKER_TIMEOUT_SECONDS = 2.0  # one try: an operator at a shell can run it again
 
 
 def cannot_run(message: str) -> CommandError:
@@ -30,7 +30,7 @@ def broker_problem() -> str | None:
         return None
     try:
         with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+            conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
     except (*OUTAGE_ERRORS, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
