@@ -1,9 +1,13 @@
 """The demo: seed data for `make run` and the simulated leaders' strategy.
 
-Everything here goes through the same services as the API (user_register,
-wallet_deposit, portfolio_create, portfolio_fund, subscription_create,
+The leaders, their portfolios and trades go through the same services as the
+API (user_register, wallet_deposit, portfolio_create, portfolio_fund,
 price_set, portfolio_order_place, portfolio_position_close), so the demo
-exercises the real write paths, ledger and propagation.
+exercises the real write paths, ledger and propagation. The followers, up to
+tens of thousands, are written set-based by backoffice.loadgen: the same
+rows and ledger transfers as user_register, wallet_deposit and
+subscription_create, a batch at a time (docs/decisions.md, "seed_demo at any
+size").
 
 The strategy is split in two: ``plan_trade`` decides from plain numbers
 (pure, tested with hypothesis) and ``demo_trade`` loads those numbers and

@@ -69,6 +69,19 @@ def test_progress_on_a_terminal_draws_a_bar():
     assert "\r" in stream.getvalue()
 
 
+def test_an_outage_inside_a_command_is_exit_2_and_anything_else_is_not_hidden():
+    from django.db.utils import OperationalError
+
+    from copytrading.ops.exits import cannot_run_on_outage
+
+    with pytest.raises(CommandError) as raised, cannot_run_on_outage("seed the demo"):
+        raise OperationalError("connection to server at 127.0.0.1 refused")
+    assert raised.value.returncode == 2 and str(raised.value).startswith("cannot seed the demo:")
+
+    with pytest.raises(ZeroDivisionError), cannot_run_on_outage("seed the demo"):
+        raise ZeroDivisionError  # a bug stays a traceback
+
+
 # --- replay_event -----------------------------------------------------------------------
 
 
