@@ -1,9 +1,13 @@
 """The demo: seed data for `make run` and the simulated leaders' strategy.
 
-Everything here goes through the same services as the API (user_register,
-wallet_deposit, portfolio_create, portfolio_fund, subscription_create,
+The leaders, their portfolios and trades go through the same services as the
+API (user_register, wallet_deposit, portfolio_create, portfolio_fund,
 price_set, portfolio_order_place, portfolio_position_close), so the demo
-exercises the real write paths, ledger and propagation.
+exercises the real write paths, ledger and propagation. The followers, up to
+tens of thousands, are written set-based by backoffice.loadgen: the same
+rows and ledger transfers as user_register, wallet_deposit and
+subscription_create, a batch at a time (docs/decisions.md, "seed_demo at any
+size").
 
 The strategy is split in two: ``plan_trade`` decides from plain numbers
 (pure, tested with hypothesis) and ``demo_trade`` loads those numbers and
@@ -12,6 +16,8 @@ carries the plan out.
 
 import logging
 import random
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,14 +25,20 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from backoffice import loadgen
+from copytrading import live as live_settings
 from copytrading import market_sim, trade_math
 from copytrading.errors import DomainError
 from copytrading.models import Account, Holding, Instrument, Position, PositionStatus, Product
 from copytrading.money import ZERO, floor_to_step, round_to_tick
 from copytrading.services import DEFAULT_INSTRUMENTS, instruments_seed, price_set, user_register, wallet_deposit
 from copytrading.sizing import SizingModel
-from followers.models import Subscription
-from followers.services import subscription_create
+from fees.models import LimitsGroup
+from fees.selectors import default_limits_group, leader_caps
+from fees.services import leader_group_assign
+from followers.lifecycle import check_amount
+from followers.models import Subscription, SubscriptionStatus
+from portfolios import copy_settings
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place, portfolio_position_close
 from portfolios.stats import stats_refresh
@@ -76,6 +88,16 @@ DEMO_LEADERS = (
 )
 FOLLOWER_DEPOSIT = Decimal("10000")
 MULTIPLIER_STEP = Decimal("0.015")
+# The followers' amounts and multipliers repeat every PATTERN followers: a
+# demo of any size keeps the mix below, and every follower's copies fit the
+# deposit (at most 2 x 3,000 of 10,000). The amounts used to grow with n
+# without end: follower 41, who copies both portfolios with 5,100 each,
+# could not pay (InsufficientFunds).
+PATTERN = 20
+# Followers written per transaction (and per progress step): an interrupted
+# seed keeps the batches it committed, and the next run adds the rest.
+SEED_BATCH = 1000
+DEMO_LIMITS_GROUP = "Demo leaders"
 
 
 def follower_username(n: int) -> str:
@@ -93,22 +115,27 @@ class DemoSubscription:
     copy_spot: bool
 
 
-def demo_subscriptions(count: int = FOLLOWER_COUNT) -> list[DemoSubscription]:
-    """Followers spread over both portfolios: n % 3 == 1 copies leader1 only,
-    n % 3 == 0 leader2 only, n % 3 == 2 both. Multipliers grow with n
-    (0.015 to 0.30) faster than the wallets (1,100 to 3,000), from a quarter
-    of the leader's relative risk to twice it: the execution log shows full
-    copies, minimum-size skips and the odd margin rejection side by side."""
+def follower_subscriptions(n: int) -> list[DemoSubscription]:
+    """Follower n's copies: n % 3 == 1 copies leader1 only, n % 3 == 0
+    leader2 only, n % 3 == 2 both. Within each PATTERN followers, multipliers
+    grow (0.015 to 0.30) faster than the wallets (1,100 to 3,000), from a
+    quarter of the leader's relative risk to twice it: the execution log
+    shows full copies, minimum-size skips and the odd margin rejection side
+    by side."""
+    k = (n - 1) % PATTERN + 1
+    amount = Decimal(1000 + 100 * k)
+    multiplier = MULTIPLIER_STEP * k
     rows = []
-    for n in range(1, count + 1):
-        amount = Decimal(1000 + 100 * n)
-        multiplier = min(MULTIPLIER_STEP * n, Decimal(1))  # progressive sizing allows (0, 1]
-        if n % 3 != 0:
-            rows.append(DemoSubscription(follower_username(n), "leader1", amount, multiplier, copy_spot=True))
-        if n % 3 != 1:
-            # Every fourth follower of the mixed portfolio copies margin only.
-            rows.append(DemoSubscription(follower_username(n), "leader2", amount, multiplier, copy_spot=n % 4 != 0))
+    if n % 3 != 0:
+        rows.append(DemoSubscription(follower_username(n), "leader1", amount, multiplier, copy_spot=True))
+    if n % 3 != 1:
+        # Every fourth follower of the mixed portfolio copies margin only.
+        rows.append(DemoSubscription(follower_username(n), "leader2", amount, multiplier, copy_spot=n % 4 != 0))
     return rows
+
+
+def demo_subscriptions(count: int = FOLLOWER_COUNT) -> list[DemoSubscription]:
+    return [row for n in range(1, count + 1) for row in follower_subscriptions(n)]
 
 
 @dataclass
@@ -131,11 +158,32 @@ def _demo_user(username: str, password: str, report: SeedReport):
     return user
 
 
-@transaction.atomic
-def demo_seed(*, followers: int = FOLLOWER_COUNT) -> SeedReport:
-    """Create the demo world; idempotent (a second run creates nothing)."""
-    report = SeedReport(instruments=instruments_seed())
+def _demo_capacity(portfolio: Portfolio, adding: int, target: int) -> None:
+    """Room for ``adding`` more followers on the portfolio: the default cap
+    (1,000) would refuse the demo's 1,001st follower of a leader. A leader
+    short of room goes into the demo limits group, sized for ``target``
+    followers (the whole demo) plus the default's worth of real users; a
+    seed that adds nobody changes nothing."""
+    live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED).count()
+    if leader_caps(portfolio.leader_id).max_followers >= live + adding:
+        return
+    default = default_limits_group()
+    wanted = max(target, live + adding) + default.max_followers
+    group = LimitsGroup.objects.filter(name=DEMO_LIMITS_GROUP).first()
+    if group is None:
+        group = LimitsGroup.objects.create(
+            name=DEMO_LIMITS_GROUP, max_followers=wanted, max_profit_share_pct=default.max_profit_share_pct
+        )
+    elif group.max_followers < wanted:
+        group.max_followers = wanted
+        group.save(update_fields=["max_followers", "updated_at"])
+    leader_group_assign(leader=portfolio.leader, limits_group=group)
 
+
+@transaction.atomic
+def _demo_setup(report: SeedReport) -> dict[str, Portfolio]:
+    """Instruments, the admin, the leaders and their funded portfolios."""
+    report.instruments += instruments_seed()
     admin = _demo_user(ADMIN_USERNAME, ADMIN_PASSWORD, report)
     if not (admin.is_staff and admin.is_superuser):
         User.objects.filter(pk=admin.pk).update(is_staff=True, is_superuser=True)
@@ -157,28 +205,65 @@ def demo_seed(*, followers: int = FOLLOWER_COUNT) -> SeedReport:
             report.portfolios += 1
         portfolio_fund(portfolio=portfolio, amount=spec.fund, idempotency_key=SEED_KEY)
         portfolios[spec.username] = portfolio
+    return portfolios
 
-    users: dict[str, object] = {}
-    for n in range(1, followers + 1):
-        user = _demo_user(follower_username(n), DEMO_PASSWORD, report)
-        wallet_deposit(user=user, amount=FOLLOWER_DEPOSIT, idempotency_key=SEED_KEY)
-        users[user.username] = user
 
-    for row in demo_subscriptions(followers):
-        follower, portfolio = users[row.follower], portfolios[row.leader]
-        # Any earlier subscription counts, even an ended one: re-seeding must
-        # not undo a demo user's unfollow.
-        if Subscription.objects.filter(follower=follower, portfolio=portfolio).exists():
-            continue
-        subscription_create(
-            follower=follower,
-            portfolio=portfolio,
-            amount=row.amount,
-            sizing_model=SizingModel.PROGRESSIVE,
-            multiplier=row.multiplier,
-            copy_spot=row.copy_spot,
-        )
-        report.subscriptions += 1
+def _copy_settings(row: DemoSubscription, minimum: Decimal) -> dict:
+    """The subscription's settings, checked as ``subscription_open`` checks them."""
+    check_amount(row.amount)
+    if row.amount < minimum:
+        raise DomainError("BELOW_MIN_INVESTMENT", f"The demo needs a minimum investment of at most {row.amount}.")
+    explicit = {"sizing_model": SizingModel.PROGRESSIVE, "multiplier": row.multiplier, "copy_spot": row.copy_spot}
+    return copy_settings.resolve(template_values=None, explicit=explicit, amount=row.amount).settings
+
+
+@transaction.atomic
+def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], targets: Counter, report: SeedReport) -> None:
+    """Followers ``numbers`` (their users, funded main wallets and copies),
+    set-based through backoffice.loadgen; what exists already is skipped."""
+    names = [follower_username(n) for n in numbers]
+    ids, created = loadgen.users_bulk(usernames=names, password=DEMO_PASSWORD, email_domain="demo.invalid")
+    report.users += created
+    loadgen.main_wallets_fund(user_ids=list(ids.values()), amount=FOLLOWER_DEPOSIT, idempotency_key=SEED_KEY)
+    # Any earlier subscription counts, even an ended one: re-seeding must
+    # not undo a demo user's unfollow.
+    have = set(
+        Subscription.objects.filter(
+            follower_id__in=list(ids.values()), portfolio_id__in=[p.pk for p in portfolios.values()]
+        ).values_list("follower_id", "portfolio_id")
+    )
+    platform_minimum = live_settings.current().min_investment
+    checked: dict[tuple, dict] = {}
+    new: dict[str, list[loadgen.NewSubscription]] = {username: [] for username in portfolios}
+    for n in numbers:
+        for row in follower_subscriptions(n):
+            portfolio, follower_id = portfolios[row.leader], ids[row.follower]
+            if (follower_id, portfolio.pk) in have:
+                continue
+            key = (row.leader, row.amount, row.multiplier, row.copy_spot)
+            if key not in checked:
+                checked[key] = _copy_settings(row, max(portfolio.min_investment, platform_minimum))
+            new[row.leader].append(loadgen.NewSubscription(follower_id, row.amount, checked[key]))
+    for leader, rows in new.items():
+        if rows:
+            _demo_capacity(portfolios[leader], len(rows), targets[leader])
+        report.subscriptions += len(loadgen.subscriptions_bulk(portfolio=portfolios[leader], rows=rows))
+
+
+def demo_seed(*, followers: int = FOLLOWER_COUNT, progress: Callable[[int, int], None] | None = None) -> SeedReport:
+    """Create the demo world; idempotent (a second run creates nothing, a
+    run with more followers adds the difference). ``progress(done, total)``
+    is called after each batch of followers."""
+    if followers < 0:
+        raise DomainError("INVALID_FOLLOWERS", "The number of demo followers cannot be negative.", field="followers")
+    report = SeedReport()
+    portfolios = _demo_setup(report)
+    targets = Counter(row.leader for row in demo_subscriptions(followers))
+    for start in range(1, followers + 1, SEED_BATCH):
+        numbers = range(start, min(start + SEED_BATCH, followers + 1))
+        _seed_followers(numbers, portfolios, targets, report)
+        if progress is not None:
+            progress(numbers[-1], followers)
     if report.created_anything:
         stats_refresh()  # the catalog shows the demo's followers at once
     return report

@@ -14,6 +14,7 @@ BENCHMARKS = [
     "benchmarks.fanout_exchange",
     "benchmarks.export",
     "benchmarks.footprint",
+    "benchmarks.seed_demo",
 ]
 
 if __name__ == "__main__":

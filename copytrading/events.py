@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, F, Max, Q, Sum
 
 from copytrading import audit, leader_events, trade_math
 from copytrading.enqueue import dispatch, dispatch_chunk
@@ -206,3 +206,36 @@ def leader_event_replay(*, event_id: int, actor=None) -> int:
 
     dispatch_on_commit(enqueue, what=f"replay of leader event {event.pk}; the reconciler resumes its chunks")
     return len(chunk_ids)
+
+
+@dataclass(frozen=True)
+class EventProgress:
+    """Where an event's propagation stands (``manage.py replay_event``)."""
+
+    event_id: int
+    portfolio_id: int
+    kind: str
+    status: str
+    chunks: int
+    chunks_done: int
+    executions: int  # the rows its chunks wrote
+
+
+def leader_event_progress(*, event_id: int) -> EventProgress | None:
+    event = LeaderEvent.objects.filter(pk=event_id).values("pk", "portfolio_id", "kind", "status").first()
+    if event is None:
+        return None
+    figures = PropagationChunk.objects.filter(event_id=event_id).aggregate(
+        chunks=Count("pk"),
+        done=Count("pk", filter=Q(status=ChunkStatus.DONE)),
+        executions=Sum(F("copied") + F("skipped") + F("rejected") + F("failed")),
+    )
+    return EventProgress(
+        event["pk"],
+        event["portfolio_id"],
+        event["kind"],
+        event["status"],
+        figures["chunks"],
+        figures["done"],
+        figures["executions"] or 0,
+    )

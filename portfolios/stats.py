@@ -2,7 +2,7 @@
 catalog reads only the result) and the reads of the detail pages."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import transaction
@@ -44,23 +44,68 @@ def lines_of(activity: AccountActivity) -> dict[str, LineFigures]:
     }
 
 
-def stats_refresh(
-    *, portfolio_ids: Sequence[int] | None = None, now: datetime | None = None, daily_point: bool = True
-) -> int:
-    """Recompute the stats rows (every line) and (``daily_point``) today's
-    average-follower point of the given portfolios, or of all. Idempotent; the
-    ranking score is left as it is. Returns how many portfolios were refreshed."""
-    now = now or timezone.now()
+def _portfolio_rows(portfolio_ids: Sequence[int] | None) -> list[tuple[int, int, int]]:
     portfolios = Portfolio.objects.order_by("pk")
     if portfolio_ids is not None:
         portfolios = portfolios.filter(pk__in=list(portfolio_ids))
-    rows = list(portfolios.values_list("pk", "trading_account_id", "leader_id"))
+    return list(portfolios.values_list("pk", "trading_account_id", "leader_id"))
+
+
+def stats_refresh(
+    *,
+    portfolio_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+    daily_point: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Recompute the stats rows (every line) and (``daily_point``) today's
+    average-follower point of the given portfolios, or of all. Idempotent; the
+    ranking score is left as it is. ``progress(done, total)`` after each
+    batch. Returns how many portfolios were refreshed."""
+    now = now or timezone.now()
+    rows = _portfolio_rows(portfolio_ids)
     for start in range(0, len(rows), BATCH):
-        _refresh_batch(rows[start : start + BATCH], now, daily_point)
+        stats, days = _compute_batch(rows[start : start + BATCH], now)
+        _write_batch(stats, days if daily_point else [])
+        if progress is not None:
+            progress(min(start + BATCH, len(rows)), len(rows))
     return len(rows)
 
 
-def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime, daily_point: bool) -> None:
+def stats_stale(
+    *, portfolio_ids: Sequence[int] | None = None, progress: Callable[[int, int], None] | None = None
+) -> tuple[int, list[int]]:
+    """What ``stats_refresh`` would change, writing nothing: ``(portfolios
+    looked at, ids of those whose stats rows are missing or differ from a
+    fresh computation)``; the refresh time itself does not count."""
+    now = timezone.now()
+    rows = _portfolio_rows(portfolio_ids)
+    compared = [f for f in STATS_FIELDS if f != "refreshed_at"]
+    stale: list[int] = []
+    for start in range(0, len(rows), BATCH):
+        batch = rows[start : start + BATCH]
+        fresh, _ = _compute_batch(batch, now)
+        stored = {
+            (row["portfolio_id"], row["line"]): row
+            for row in PortfolioStats.objects.filter(portfolio_id__in=[pk for pk, _, _ in batch]).values(
+                "portfolio_id", "line", *compared
+            )
+        }
+        differ = {
+            row.portfolio_id
+            for row in fresh
+            if (old := stored.get((row.portfolio_id, row.line))) is None
+            or any(old[f] != getattr(row, f) for f in compared)
+        }
+        stale += sorted(differ)
+        if progress is not None:
+            progress(min(start + BATCH, len(rows)), len(rows))
+    return len(rows), stale
+
+
+def _compute_batch(
+    batch: list[tuple[int, int, int]], now: datetime
+) -> tuple[list[PortfolioStats], list[FollowerDailyStats]]:
     activity = accounts_activity([account_id for _, account_id, _ in batch])
     followers = defaultdict(list)
     for row in live_followers([pk for pk, _, _ in batch]):
@@ -101,12 +146,16 @@ def _refresh_batch(batch: list[tuple[int, int, int]], now: datetime, daily_point
                 updated_at=now,
             )
         )
+    return stats, days
+
+
+def _write_batch(stats: list[PortfolioStats], days: list[FollowerDailyStats]) -> None:
     with transaction.atomic():
         PortfolioStats.objects.bulk_create(
             stats, update_conflicts=True, unique_fields=["portfolio", "line"], update_fields=STATS_FIELDS
         )
         FollowerDailyStats.objects.bulk_create(
-            days if daily_point else [],
+            days,
             update_conflicts=True,
             unique_fields=["portfolio", "day"],
             update_fields=["followers", "average_pnl", "average_roi_pct", "updated_at"],

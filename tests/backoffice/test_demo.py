@@ -96,6 +96,76 @@ def test_seed_demo_builds_the_described_world(fast_passwords):
         assert all(s.copy_account.balance == s.invested for s in subs if s.follower_id == follower.pk)
 
 
+@given(n=st.integers(min_value=1, max_value=10**7))
+def test_every_follower_can_pay_for_their_copies_at_any_size(n):
+    # Follower 41 used to copy both portfolios with 5,100 each out of 10,000.
+    rows = demo.follower_subscriptions(n)
+    assert 1 <= len(rows) <= 2
+    assert sum(r.amount for r in rows) <= demo.FOLLOWER_DEPOSIT
+    assert all(Decimal("100") <= r.amount and 0 < r.multiplier <= 1 for r in rows)
+    assert all(r.follower == demo.follower_username(n) for r in rows)
+    # The sizes repeat every PATTERN followers: the 20-follower demo's mix at any size.
+    later = demo.follower_subscriptions(n + demo.PATTERN)
+    assert (later[0].amount, later[0].multiplier) == (rows[0].amount, rows[0].multiplier)
+
+
+@pytest.mark.django_db
+def test_seed_demo_past_41_followers_then_more_adds_only_the_difference(fast_passwords, monkeypatch):
+    monkeypatch.setattr(demo, "SEED_BATCH", 20)  # several batches at a small size
+    err = StringIO()
+    call_command("seed_demo", "--followers", "45", stdout=StringIO(), stderr=err)
+    first = _counts()
+    assert first["User"] == 1 + len(demo.DEMO_LEADERS) + 45
+    assert first["Subscription"] == len(demo.demo_subscriptions(45))
+    assert "seed_demo followers: 45/45 (100 %)" in err.getvalue() and ", done" in err.getvalue()
+
+    again = StringIO()
+    call_command("seed_demo", "--followers", "45", stdout=again, stderr=StringIO())
+    assert _counts() == first and "nothing created" in again.getvalue()
+
+    out = StringIO()
+    call_command("seed_demo", "--followers", "61", "--quiet", stdout=out, stderr=(quiet := StringIO()))
+    assert "16 users" in out.getvalue()
+    assert quiet.getvalue() == ""
+    assert User.objects.filter(username__startswith="follower").count() == 61
+    assert Subscription.objects.count() == len(demo.demo_subscriptions(61))
+    # The bulk path wrote what the API path writes: main wallets paid exactly
+    # for their copies, through the ledger, and the new users can log in.
+    subs = list(Subscription.objects.select_related("follower", "copy_account"))
+    for follower in User.objects.filter(username__in=["follower41", "follower59", "follower61"]):
+        mine = [s for s in subs if s.follower_id == follower.pk]
+        invested = sum((s.invested for s in mine), Decimal(0))
+        assert ledger.main_account_for(follower).balance == demo.FOLLOWER_DEPOSIT - invested
+        assert all(s.copy_account.balance == s.invested and s.sizing_model == "progressive" for s in mine)
+    assert authenticate(username="follower61", password=demo.DEMO_PASSWORD) is not None
+    assert ledger.ledger_check().ok
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_the_demo_leaders_room_past_the_follower_cap(fast_passwords):
+    from fees.models import LimitsGroup
+    from fees.selectors import leader_caps
+
+    LimitsGroup.objects.create(name="Default", is_default=True, max_followers=5, max_profit_share_pct=Decimal(50))
+    call_command("seed_demo", "--followers", "12", stdout=StringIO(), stderr=StringIO())
+
+    portfolios = demo.demo_portfolios()
+    assert all(p.subscriptions.count() == 8 for p in portfolios)
+    group = LimitsGroup.objects.get(name=demo.DEMO_LIMITS_GROUP)
+    assert group.max_followers == 8 + 5  # the demo plus the default's room for real users
+    assert all(leader_caps(p.leader_id).limits_group_id == group.pk for p in portfolios)
+
+    call_command("seed_demo", "--followers", "12", stdout=StringIO(), stderr=StringIO())
+    group.refresh_from_db()
+    assert group.max_followers == 13  # nothing added, nothing raised
+
+
+def test_seed_demo_refuses_a_negative_size():
+    with pytest.raises(CommandError) as raised:
+        call_command("seed_demo", "--followers", "-1", stdout=StringIO(), stderr=StringIO())
+    assert raised.value.returncode == 2
+
+
 # --- simulate_market --------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from backoffice.models import JobError
@@ -376,6 +377,18 @@ def test_the_command_prints_progress_findings_and_a_summary_with_its_exit_code(c
         call_command("reconcile_exchanges")
     assert exit_.value.code == 2
     assert "could not read the exchange (EXCHANGE_UNAVAILABLE)" in capsys.readouterr().out
+
+
+def test_the_command_shows_progress_on_stderr_and_refuses_an_unknown_account(copy, capsys):
+    call_command("reconcile_exchanges", "--account", str(copy.copy_account_id))  # in line: exit 0
+    assert "reconcile_exchanges accounts: 1/1 (100 %)" in capsys.readouterr().err
+
+    call_command("reconcile_exchanges", "--quiet")
+    assert capsys.readouterr().err == ""
+
+    with pytest.raises(CommandError) as raised:
+        call_command("reconcile_exchanges", "--account", "987654")
+    assert raised.value.returncode == 2
 
 
 def test_a_leaders_bound_trading_account_is_reported_never_repaired(world, exchange_double):

@@ -1,9 +1,10 @@
 """``manage.py export_report KIND --since ISO --until ISO [--output FILE|-]``:
 a report as CSV for ops, streamed (constant memory for a million rows), with
-a progress line on stderr. Exit 0, or 2 on bad input (unknown kind, a time
-that is not ISO 8601, an empty range, an unknown leader)."""
+progress on stderr (copytrading/ops/progress.py: a bar on a terminal, a line
+every few seconds otherwise, none with --quiet). Exit 0, or 2 on bad input
+(unknown kind, a time that is not ISO 8601, an empty range, an unknown
+leader) or the database unreachable."""
 
-import time
 from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
@@ -11,9 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from backoffice.reports.kinds import REPORTS, ReportFilterError
 from backoffice.reports.stream import csv_blocks
+from copytrading.ops.exits import cannot_run_on_outage
+from copytrading.ops.progress import Progress, add_quiet_argument
 
 BAD_INPUT = 2
-PROGRESS_EVERY = 100_000  # rows
 
 
 def _moment(text: str, name: str) -> datetime:
@@ -38,8 +40,13 @@ class Command(BaseCommand):
         parser.add_argument("--output", default="-", help="a file to write, or - for stdout (default)")
         parser.add_argument("--leader", help="only this leader's rows (username)")
         parser.add_argument("--portfolio", type=int, help="only this portfolio's rows (id)")
+        add_quiet_argument(parser)
 
-    def handle(self, *args, kind, since, until, output, leader, portfolio, **options):
+    def handle(self, *args, **options):
+        with cannot_run_on_outage("export"):
+            self.export(**options)
+
+    def export(self, *, kind, since, until, output, leader, portfolio, **options):
         report = REPORTS.get(kind)
         if report is None:
             raise CommandError(f"Unknown report {kind!r}; one of: {', '.join(REPORTS)}.", returncode=BAD_INPUT)
@@ -53,31 +60,17 @@ class Command(BaseCommand):
         except ReportFilterError as exc:
             raise CommandError(str(exc), returncode=BAD_INPUT) from None
 
-        started = time.monotonic()
-        reported = [0]
-
-        def progress(count: int, *, done: bool = False) -> None:
-            if done or count - reported[0] >= PROGRESS_EVERY:
-                reported[0] = count
-                elapsed = time.monotonic() - started
-                self.stderr.write(f"export_report {kind}: {count:,} rows in {elapsed:.1f} s{', done' if done else ''}")
-
-        counted = [0]
-
-        def on_rows(count: int) -> None:
-            counted[0] = count
-            progress(count)
-
-        if output == "-":
-            self._write(csv_blocks(report, rows, on_rows=on_rows), lambda block: self.stdout.write(block, ending=""))
-        else:
-            try:
-                stream = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
-            except OSError as exc:
-                raise CommandError(f"Cannot write {output}: {exc.strerror}.", returncode=BAD_INPUT) from None
-            with stream:
-                self._write(csv_blocks(report, rows, on_rows=on_rows), stream.write)
-        progress(counted[0], done=True)
+        with Progress.for_command(self, options, f"export_report {kind}", unit="rows") as progress:
+            blocks = csv_blocks(report, rows, on_rows=progress.update)
+            if output == "-":
+                self._write(blocks, lambda block: self.stdout.write(block, ending=""))
+            else:
+                try:
+                    stream = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+                except OSError as exc:
+                    raise CommandError(f"Cannot write {output}: {exc.strerror}.", returncode=BAD_INPUT) from None
+                with stream:
+                    self._write(blocks, stream.write)
 
     @staticmethod
     def _write(blocks, write) -> None:
