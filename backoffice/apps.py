@@ -9,3 +9,8 @@ class BackofficeConfig(AppConfig):
         from backoffice.joberrors import register
 
         register()  # the job-error feed: Celery's task_failure and the core's isolated failures
+
+        from backoffice.joberrors import open_job_errors_count
+        from copytrading.observability import metrics
+
+        metrics.JOB_ERRORS_UNACKNOWLEDGED.source = open_job_errors_count  # read at scrape
