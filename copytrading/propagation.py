@@ -201,7 +201,7 @@ def event_complete(event_id: int, *, dispatch_after_commit: bool = False) -> boo
     )
     if done:
         portfolio_id, accepted_at = LeaderEvent.objects.values_list("portfolio_id", "created_at").get(pk=event_id)
-        record.fanout_done(accepted_at)
+        record.fanout_done(event_id, accepted_at)
         nxt = next_pending_event(portfolio_id)
         if nxt is not None and nxt.status == LeaderEventStatus.PENDING:
             if dispatch_after_commit:

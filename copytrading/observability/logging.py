@@ -10,7 +10,6 @@ Imported by config/settings.py: no Django here.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import structlog
@@ -56,7 +55,8 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "formatters": {
             "structured": {
                 "()": structlog.stdlib.ProcessorFormatter,
-                "foreign_pre_chain": _shared_processors(),
+                # A stdlib record's ``extra={...}`` fields are fields of the line.
+                "foreign_pre_chain": [*_shared_processors(), structlog.stdlib.ExtraAdder()],
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(log_format)],
             }
         },
@@ -72,7 +72,3 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 
 # Keys a task's arguments may carry that are worth binding on its lines.
 TASK_CONTEXT_KEYS = ("event_id", "chunk_id", "subscription_id", "portfolio_id", "tick_id")
-
-
-def level_name(level: int) -> str:
-    return logging.getLevelName(level)

@@ -5,6 +5,7 @@ one), so work rolled back and retried is counted once."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,11 +17,29 @@ from django.utils import timezone
 from copytrading.observability import metrics
 from copytrading.outages import after_commit
 
+log = logging.getLogger(__name__)
 
-def fanout_done(accepted_at: datetime) -> None:
-    """An event completed: its latency from when it was recorded."""
+
+def event_accepted(event_id: int, portfolio_id: int, kind: str) -> None:
+    """A leader event was recorded: one line that ties the request (its
+    request_id) to the event_id the workers' lines carry."""
+
+    def done() -> None:
+        log.info("leader event recorded", extra={"event_id": event_id, "portfolio_id": portfolio_id, "kind": kind})
+
+    after_commit(done, what="leader event log line")
+
+
+def fanout_done(event_id: int, accepted_at: datetime) -> None:
+    """An event completed: its latency from when it was recorded, observed
+    once, and one line with it."""
     seconds = max((timezone.now() - accepted_at).total_seconds(), 0.0)
-    after_commit(lambda: metrics.FANOUT_SECONDS.observe(seconds), what="fan-out latency metric")
+
+    def done() -> None:
+        metrics.FANOUT_SECONDS.observe(seconds)
+        log.info("leader event complete", extra={"event_id": event_id, "fanout_seconds": round(seconds, 4)})
+
+    after_commit(done, what="fan-out latency metric")
 
 
 def executions_observed(event, outcomes: list) -> None:
