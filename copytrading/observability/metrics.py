@@ -169,9 +169,9 @@ def process_exited(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def registry() -> CollectorRegistry:
+def registry(*, scrape_gauges: bool = True) -> CollectorRegistry:
     """What a scrape reads: every process's values (multiprocess mode) or this
-    process's, plus the scrape-time gauges."""
+    process's, plus (unless told not to) the gauges read from the database."""
     from prometheus_client import REGISTRY
 
     if multiproc_dir() is None:
@@ -182,7 +182,8 @@ def registry() -> CollectorRegistry:
 
         collected = CollectorRegistry(auto_describe=False)
         multiprocess.MultiProcessCollector(collected)
-    collected.register(ScrapeCollector())
+    if scrape_gauges:
+        collected.register(ScrapeCollector())
     return collected
 
 
