@@ -86,20 +86,27 @@ class ScrapeGauge:
     the owning app registers at start-up (the core imports no app above it).
     A source that fails leaves the gauge out of that scrape (and logs)."""
 
-    def __init__(self, name: str, documentation: str) -> None:
+    def __init__(self, name: str, documentation: str, label: str | None = None) -> None:
         self.name = name
         self.documentation = documentation
-        self.source: Callable[[], float] | None = None
+        self.label = label
+        # A number; with a label, {label value: number}.
+        self.source: Callable[[], float | Mapping[str, float]] | None = None
 
     def family(self) -> GaugeMetricFamily | None:
         if self.source is None:
             return None
         try:
-            value = float(self.source())
+            read = self.source()
         except Exception:
             log.warning("metrics: %s could not be read at scrape", self.name, exc_info=True)
             return None
-        return GaugeMetricFamily(self.name, self.documentation, value=value)
+        if self.label is None:
+            return GaugeMetricFamily(self.name, self.documentation, value=float(read))
+        family = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+        for key, value in sorted(read.items()):
+            family.add_metric([key], float(value))
+        return family
 
 
 OUTBOX_LAG_SECONDS = ScrapeGauge(
@@ -110,7 +117,12 @@ JOB_ERRORS_UNACKNOWLEDGED = ScrapeGauge(
     "copytrading_job_errors_unacknowledged",
     "Job errors staff have not acknowledged (the admin's open list), read at scrape.",
 )
-SCRAPE_GAUGES = (OUTBOX_LAG_SECONDS, JOB_ERRORS_UNACKNOWLEDGED)
+HEARTBEAT_AGE_SECONDS = ScrapeGauge(
+    "copytrading_heartbeat_age_seconds",
+    "Seconds since the last heartbeat of a process kind (worker: the heartbeat task; beat: a tick), read at scrape.",
+    label="process",
+)
+SCRAPE_GAUGES = (OUTBOX_LAG_SECONDS, JOB_ERRORS_UNACKNOWLEDGED, HEARTBEAT_AGE_SECONDS)
 
 
 class ScrapeCollector(Collector):

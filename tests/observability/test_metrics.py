@@ -11,6 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backoffice.joberrors import job_error_record
+from backoffice.models import Heartbeat
+from backoffice.services import heartbeat_record
 from copytrading.models import Execution, LeaderEvent, LeaderEventStatus
 from copytrading.observability import metrics
 from tests.copytrading.test_propagation import ETH_PERP, World
@@ -98,6 +100,9 @@ def test_outbox_lag_and_job_errors_are_read_at_scrape(world, staff_client):
         == value(before, "copytrading_job_errors_unacknowledged") + 1
     )
     labels = {"task": "tests.observability", "severity": "medium"}
+    # Heartbeats: their age per process kind.
+    heartbeat_record(name=Heartbeat.WORKER)
+    assert 0 <= value(scrape(staff_client), "copytrading_heartbeat_age_seconds", process="worker") < 60
     assert (
         value(after, "copytrading_job_errors_total", **labels)
         == value(before, "copytrading_job_errors_total", **labels) + 1
