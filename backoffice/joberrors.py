@@ -37,6 +37,7 @@ from django.utils import timezone
 from backoffice.models import JobError, JobErrorSeverity
 from copytrading import audit
 from copytrading.failures import register_failure_reporter
+from copytrading.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def job_error_record(
         ]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_UPSERT.format(table=connection.ops.quote_name(JobError._meta.db_table)), params)
+        metrics.JOB_ERRORS.labels(task[:200], severity).inc()
         return True
     except Exception:
         log.exception("could not record a job error of %s (%r)", task, exc)

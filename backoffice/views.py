@@ -70,6 +70,12 @@ def _check_database() -> dict:
         connection.close()  # this thread's connection (back to the pool, if any)
 
 
+def heartbeat_ages() -> dict[str, float]:
+    """Seconds since each process kind's last heartbeat (/metrics reads it at scrape)."""
+    now = timezone.now()
+    return {name: max((now - at).total_seconds(), 0.0) for name, at in Heartbeat.objects.values_list("name", "at")}
+
+
 def _check_broker() -> str:
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=TOTAL_SECONDS)

@@ -39,7 +39,10 @@ django_asgi_app = RequestDeadline(django_asgi_app, seconds=settings.REQUEST_DEAD
 install_daphne_limit(settings.MAX_REQUEST_BODY_BYTES)
 django_asgi_app = BodyLimit(django_asgi_app, limit=settings.MAX_REQUEST_BODY_BYTES)
 
+from copytrading.observability.middleware import RequestContext  # noqa: E402
 from copytrading.stream.routing import websocket_application  # noqa: E402
 
 # WebSockets: /ws/stream/ (the live stream); any other path is closed with 4404.
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})
+# Outermost: every answer, the deadline's and the micro-cache's included,
+# carries its X-Request-ID and every line it logs its request_id.
+application = RequestContext(ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()}))

@@ -10,6 +10,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Each task's log context: its id, its request's id, the ids it works on (copytrading/observability).
+from copytrading.observability import tasks as observed_tasks  # noqa: E402  (after `app`: copytrading imports it)
+
+observed_tasks.connect()
 # Autodiscovery imports only each app's tasks.py; other task modules are listed here.
 app.conf.include = [
     "copytrading.inbox_tasks",

@@ -7,6 +7,7 @@ Two modes share one code path:
   broker under var/, in-memory channel layer and cache).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -23,10 +24,20 @@ from config.env import (
     env_str,
     local_secret_key,
 )
+from copytrading.observability.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Metrics of the worker processes reach the web's /metrics through files
+# here (prometheus_client's multiprocess mode; docs/decisions.md). Set before
+# prometheus_client is imported. Services mode defaults it under VAR_DIR;
+# run_stack empties it at start (and sets it in embedded mode too).
+if env_str("DATABASE_URL") and not env_str("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "prometheus")
+if env_str("PROMETHEUS_MULTIPROC_DIR"):
+    Path(env_str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -59,7 +70,7 @@ if not SECRET_KEY:
 # turned off or tuned on its own, e.g. behind a TLS-terminating proxy.
 HTTPS = env_bool("DJANGO_HTTPS", False)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # load balancers and Prometheus probe over plain HTTP
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", HTTPS)
@@ -73,6 +84,7 @@ if _proxy_ssl_header := env_str("DJANGO_SECURE_PROXY_SSL_HEADER"):
 
 INSTALLED_APPS = [
     "daphne",
+    "django_prometheus",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -96,6 +108,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies (django-prometheus): first and last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id and user on every log line, echoed in X-Request-ID.
+    "copytrading.observability.middleware.RequestContextMiddleware",
     # Outermost: it sees every response, the error handlers' included.
     "config.error_views.ApiJsonErrors",
     "django.middleware.security.SecurityMiddleware",
@@ -112,6 +128,7 @@ MIDDLEWARE = [
     "copytrading.audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # The audit trail (copytrading/audit): changes compared as values, not text
@@ -223,6 +240,13 @@ for _position, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
     DATABASE_REPLICAS.append(f"replica{_position}")
 # The router sends every write to the primary and notes it (read-your-writes); it reads nothing by itself.
 DATABASE_ROUTERS = ["copytrading.replicas.PrimaryWritesRouter"] if DATABASE_REPLICAS else []
+if DATABASE_URL:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(_postgres_options())
+# Query counts, durations and errors (django-prometheus): Django's backends, instrumented.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -445,13 +469,19 @@ MARK_SANITY_BAND_PCT = env_decimal("MARK_SANITY_BAND_PCT", "10")
 MARK_STALE_SECONDS = env_int("MARK_STALE_SECONDS", 60)
 CANDLE_RETENTION_DAYS = env_int("CANDLE_RETENTION_DAYS", 90)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- logs and metrics (copytrading/observability; docs/operations.md "Logs", "Metrics") ---
+# One line per record through structlog: JSON in services mode, a readable line
+# embedded. Stdlib loggers (Django's, Celery's, ours) come out the same way.
+LOG_FORMAT = env_str("LOG_FORMAT", "console" if EMBEDDED else "json")
+try:
+    LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# Celery keeps Django's logging instead of installing its own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics (copytrading/observability/views.py): staff, this bearer token, or these networks.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "")
 
 # --- notifications (copytrading/notifications) ------------------------------------
 # E-mail: SMTP when EMAIL_HOST is set (production), else files under VAR_DIR/mail

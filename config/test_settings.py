@@ -6,11 +6,18 @@ into the environment so processes the tests start (workers, servers) get it too.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-key-not-a-secret-" + "x" * 32)
 # Linked exchange accounts' secrets (services mode has no generated key); a fixed
 # Fernet key, as throwaway as the secret key above.
 os.environ.setdefault("EXCHANGE_SECRET_KEYS", "dGVzdC1zdWl0ZS1vbmx5LWZlcm5ldC1rZXktMzJieXQ=")
+
+# Services mode keeps metrics in files (prometheus_client's multiprocess mode,
+# as in production): a directory of this run's own, shared with the processes
+# the tests start (docs/decisions.md, "Metrics across processes").
+if os.environ.get("DATABASE_URL"):
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="copytrading-metrics-"))
 
 from config.settings import *  # noqa: F403
 
@@ -20,7 +27,7 @@ from config.settings import *  # noqa: F403
 # (synchronous_commit=off: ~0.2 instead of ~1 ms a commit here); what other
 # sessions see, and when, is unchanged: only a crash of the server could lose
 # the last commits, of a throwaway database.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django_prometheus.db.backends.postgresql":  # noqa: F405
     DATABASES["default"]["ENGINE"] = "tests.db_backend"  # noqa: F405
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
     _options["options"] = f"{_options.get('options', '')} -c synchronous_commit=off".strip()

@@ -10,6 +10,7 @@ from copytrading import api as core_api
 from copytrading.auth import api as auth_api
 from copytrading.exchanges import api as exchanges_api
 from copytrading.notifications import api as notifications_api
+from copytrading.observability.views import metrics_view
 from fees import api as fees_api
 from fees.admin_earnings import earnings_view
 from followers import api as followers_api
@@ -202,6 +203,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("graphql/", TokenGraphQLView.as_view(graphiql=True), name="graphql"),
 ]
 

@@ -19,6 +19,10 @@ class CopytradingConfig(AppConfig):
         register_price_listener(candles.candle_record)  # 1-minute candles of every mark
         register_stream()  # the live stream's publishers and core topics
 
+        from copytrading.observability import record
+
+        record.register()  # executions counted per chunk; the outbox lag read at scrape
+
         from copytrading.exchanges.outcomes import register_applier
         from copytrading.venues import register_venue
         from copytrading.venues.exchange import ExchangeVenue

@@ -12,6 +12,7 @@ from copytrading.enqueue import dispatch, dispatch_chunk
 from copytrading.errors import DomainError
 from copytrading.leader_events import LeaderEventData
 from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventStatus, PropagationChunk
+from copytrading.observability import record
 from copytrading.outages import dispatch_on_commit
 
 
@@ -28,6 +29,7 @@ def leader_event_record(*, portfolio_id: int, data: LeaderEventData) -> LeaderEv
         portfolio_id=portfolio_id, seq=last + 1, kind=data.KIND.value, payload=data.to_payload()
     )
     dispatch_on_commit(lambda: dispatch(event.pk), what=f"leader event {event.pk}; the outbox relay redelivers it")
+    record.event_accepted(event.pk, portfolio_id, event.kind)
     return event
 
 

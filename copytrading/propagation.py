@@ -65,6 +65,7 @@ from copytrading.models import (
     PropagationChunk,
 )
 from copytrading.money import ZERO
+from copytrading.observability import record
 from copytrading.outages import dispatch_on_commit, is_outage
 from copytrading.venue import PositionState
 
@@ -199,7 +200,8 @@ def event_complete(event_id: int, *, dispatch_after_commit: bool = False) -> boo
         status=LeaderEventStatus.DONE, completed_at=timezone.now()
     )
     if done:
-        portfolio_id = LeaderEvent.objects.values_list("portfolio_id", flat=True).get(pk=event_id)
+        portfolio_id, accepted_at = LeaderEvent.objects.values_list("portfolio_id", "created_at").get(pk=event_id)
+        record.fanout_done(event_id, accepted_at)
         nxt = next_pending_event(portfolio_id)
         if nxt is not None and nxt.status == LeaderEventStatus.PENDING:
             if dispatch_after_commit:

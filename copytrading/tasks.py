@@ -3,6 +3,7 @@
 import logging
 from datetime import timedelta
 
+import structlog
 from celery import shared_task
 
 from copytrading import propagation, reconcile
@@ -10,6 +11,7 @@ from copytrading.enqueue import PROPAGATE_CHUNK, PROPAGATE_EVENT
 from copytrading.idempotency import idempotent_requests_cleanup
 from copytrading.models import PropagationChunk
 from copytrading.notifications.tasks import send_notification_emails, sweep_notification_emails  # noqa: F401 (registers them)
+from copytrading.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,10 @@ def propagate_event(event_id: int) -> int:
 
 @shared_task(name=PROPAGATE_CHUNK, acks_late=True)
 def propagate_chunk(chunk_id: int) -> dict:
-    result = propagation.chunk_propagate(chunk_id)
     event_id = PropagationChunk.objects.values_list("event_id", flat=True).get(pk=chunk_id)
+    structlog.contextvars.bind_contextvars(event_id=event_id)  # on the chunk's log lines
+    with metrics.CHUNK_SECONDS.time():
+        result = propagation.chunk_propagate(chunk_id)
     propagation.event_complete(event_id)
     return {"copied": result.copied, "skipped": result.skipped, "rejected": result.rejected, "failed": result.failed}
 

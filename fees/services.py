@@ -25,6 +25,7 @@ from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import Account, AccountKind, Transfer, TransferKind
 from copytrading.money import ZERO
 from copytrading.notifications.services import Note, notify
+from copytrading.observability import record
 from fees import math as fee_math
 from fees.accrual import (  # noqa: F401 (re-exported: the app's write entry points)
     ACCRUAL_FIELDS,
@@ -220,6 +221,7 @@ def _settle(accrual_ids: list[int], *, actor=None, action: str = AuditAction.SET
     if needed > balances[escrow_id][0]:
         raise DomainError("ESCROW_SHORT", f"Fee escrow holds {balances[escrow_id][0]}; settling needs {needed}.")
     ledger.apply_transfers(missing)
+    record.fee_settlements((s.kind, s.amount) for s in missing)
     now = timezone.now()
     ids = [r[0] for r in rows]
     notify(

@@ -5,6 +5,7 @@ from datetime import datetime
 from celery import shared_task
 from django.conf import settings
 
+from copytrading.observability import metrics
 from risk import services, watchdog
 
 
@@ -14,11 +15,12 @@ def watchdog_tick(at: str | None = None) -> dict:
     join in, and drain it here too. A second delivery of the same slot finds
     the tick planned and its chunks done, and does nothing. ``at`` (ISO 8601)
     names another slot than the current one (benchmarks, replays)."""
-    tick, _ = watchdog.watchdog_tick_plan(now=datetime.fromisoformat(at) if at else None)
-    helpers = min(int(getattr(settings, "RISK_WATCHDOG_WORKERS", 2)), tick.chunk_count) - 1
-    for _ in range(max(helpers, 0)):
-        watchdog_drain.delay(tick.pk)
-    report = watchdog.watchdog_drain(tick_id=tick.pk)
+    with metrics.WATCHDOG_TICK_SECONDS.time():
+        tick, _ = watchdog.watchdog_tick_plan(now=datetime.fromisoformat(at) if at else None)
+        helpers = min(int(getattr(settings, "RISK_WATCHDOG_WORKERS", 2)), tick.chunk_count) - 1
+        for _ in range(max(helpers, 0)):
+            watchdog_drain.delay(tick.pk)
+        report = watchdog.watchdog_drain(tick_id=tick.pk)
     return {"tick": tick.number, "chunks": report.chunks, "paused": len(report.paused)}
 
 

@@ -42,6 +42,7 @@ from copytrading.closing import ForcedSale, accounts_holdings_force_sell
 from copytrading.errors import DomainError
 from copytrading.models import Position, PositionStatus
 from copytrading.notifications.services import Note, notify
+from copytrading.observability import record
 from copytrading.venues import venue_for_account
 from risk import rules, screen, selectors
 from risk.hooks import WatchedSubscription, subscription_hooks
@@ -424,6 +425,7 @@ def _act(
     notify(notes, now=now)
     bulk.update_rows(RiskState, ["paused_by_rule", "paused_day", "paused_at"], state_rows)
     result.paused.extend(sorted(acted))
+    record.interventions(breaches[sid][0].action for sid in acted)
 
 
 def _hold_paused(ids: list[int], states: dict[int, _State], now: datetime) -> list[int]:

@@ -5,6 +5,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 
 from copytrading.auth.selectors import auth_token_find
+from copytrading.observability.middleware import user_bind
 
 
 class ExpiringTokenAuthentication(BaseAuthentication):
@@ -23,6 +24,7 @@ class ExpiringTokenAuthentication(BaseAuthentication):
         token = auth_token_find(key=key)
         if token is None:
             raise AuthenticationFailed("The token is invalid, expired or revoked.")
+        user_bind(token.user_id)  # on the request's log lines from here on
         return token.user, token
 
     def authenticate_header(self, request) -> str:

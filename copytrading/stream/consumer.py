@@ -15,6 +15,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from copytrading.observability import metrics
+from copytrading.observability.middleware import user_bind
 from copytrading.outages import is_outage
 from copytrading.stream import protocol
 from copytrading.stream.hub import hub
@@ -64,12 +66,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     user_id: int | None = None
     _bad_frames = 0
+    _counted = False  # in the open-connections gauge
     _auth_timer: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         self._closing = False
         user_id = await self._authenticate()
         await self.accept()  # accepted first: a close code only exists after the handshake
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+        self._counted = True
         if user_id is None and _header(self.scope, b"authorization") is not None:
             await self.close_with(protocol.CLOSE_UNAUTHENTICATED)  # a bad header is not retried by message
             return
@@ -97,10 +102,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close_with(protocol.CLOSE_TOO_MANY)
             return
         self.user_id = user_id
+        user_bind(user_id)  # on this connection's log lines
         center.attach(self)
         await self.send_frame(protocol.frame([{"type": "welcome", "user_id": user_id}]))
 
     async def disconnect(self, code) -> None:
+        if self._counted:
+            metrics.WEBSOCKET_CONNECTIONS.dec()
+            self._counted = False
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         if self.user_id is not None:

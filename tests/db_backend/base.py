@@ -10,10 +10,12 @@ end exactly as empty as after the ``TRUNCATE`` (sequences are not reset by
 either, unless asked: then Django's ``TRUNCATE ... RESTART IDENTITY``). The one
 trigger, the audit log's refusal of DELETE (copytrading migration 0021), is why
 that table alone is still truncated: a TRUNCATE fires no row trigger.
-Everything else is Django's PostgreSQL backend (config/test_settings.py).
+Everything else is the PostgreSQL backend of production: Django's, instrumented by
+django-prometheus (config/settings.py, config/test_settings.py).
 """
 
-from django.db.backends.postgresql import base, operations
+from django.db.backends.postgresql import operations
+from django_prometheus.db.backends.postgresql import base
 
 # Tables whose rows a trigger refuses to delete.
 APPEND_ONLY = frozenset({"auditlog_logentry"})

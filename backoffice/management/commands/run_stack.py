@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -31,6 +32,7 @@ from django.db import connections
 
 from backoffice import demo
 from config.env import env_int
+from copytrading.observability import metrics
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 20.0  # seconds a child gets to shut down cleanly before it is killed
@@ -122,6 +124,13 @@ class Command(BaseCommand):
 
     def _start(self, children: list[Child]) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Metrics of every child in one directory the web's /metrics reads
+        # (services mode set it in settings; embedded runs separate processes
+        # too). Emptied before any child starts: files of an earlier run's
+        # processes would otherwise be summed in (docs/operations.md, "Metrics").
+        metrics_dir = Path(env.setdefault(metrics.MULTIPROC_ENV, str(settings.VAR_DIR / "prometheus")))
+        metrics.multiproc_dir_reset(metrics_dir)
+        self._say(f"metrics: {metrics_dir} (emptied)")
         # daphne serves no files itself and nothing stands in front of it here.
         env.setdefault("DJANGO_SERVE_STATIC", "1")
         preexec = _parent_death_signal()
@@ -218,6 +227,7 @@ class Command(BaseCommand):
             f"  API docs             {base}/api/docs/",
             f"  API (v1)             {base}/api/v1/market/prices",
             f"  health               {base}/healthz",
+            f"  metrics (staff)      {base}/metrics",
             "Logins:",
             f"  staff     {demo.ADMIN_USERNAME} / {demo.ADMIN_PASSWORD}",
             f"  leaders   {', '.join(s.username for s in demo.DEMO_LEADERS)} / {demo.DEMO_PASSWORD}",
