@@ -1,7 +1,6 @@
 """The watchdog's series: a tick's duration, its interventions by action (after commit)."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -10,7 +9,6 @@ from risk import tasks
 from tests.risk.conftest import status_of
 from tests.risk.test_watchdog import clock, margin_heavy_follower  # noqa: F401  (clock: the frozen-time fixture)
 
-D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
 
 
