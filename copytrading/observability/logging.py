@@ -27,6 +27,14 @@ def _shared_processors() -> list:
     ]
 
 
+def _drop_celery_trace_data(logger, method_name: str, event_dict: dict) -> dict:
+    """Celery's "Task … succeeded" lines pass their figures again as ``extra={"data": …}``;
+    the message says it all, and the task's ids are bound."""
+    if event_dict.get("logger") == "celery.app.trace":
+        event_dict.pop("data", None)
+    return event_dict
+
+
 def _renderer(log_format: str) -> list:
     if log_format == JSON:
         return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
@@ -56,7 +64,11 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "structured": {
                 "()": structlog.stdlib.ProcessorFormatter,
                 # A stdlib record's ``extra={...}`` fields are fields of the line.
-                "foreign_pre_chain": [*_shared_processors(), structlog.stdlib.ExtraAdder()],
+                "foreign_pre_chain": [
+                    *_shared_processors(),
+                    structlog.stdlib.ExtraAdder(),
+                    _drop_celery_trace_data,
+                ],
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(log_format)],
             }
         },

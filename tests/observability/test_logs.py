@@ -144,6 +144,7 @@ def test_task_lines_carry_the_event_and_chunk(world, json_lines):
     assert {line["event_id"] for line in chunk_lines} == {event.pk}
     assert {line["chunk_id"] for line in chunk_lines} == set(event.chunks.values_list("pk", flat=True))
     assert all(line["task_id"] and line["request_id"] == "req-1" for line in chunk_lines)
+    assert not any("data" in line for line in chunk_lines)  # Celery's repeat of its message
     (recorded,) = [line for line in lines if line["event"] == "leader event recorded"]
     (complete,) = [line for line in lines if line["event"] == "leader event complete"]
     assert recorded["event_id"] == complete["event_id"] == event.pk
