@@ -229,7 +229,7 @@ def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], targets: C
     # not undo a demo user's unfollow.
     have = set(
         Subscription.objects.filter(
-            follower_id__in=list(ids.values()), portfolio_id__in=[p.pk for p in portfolios.values()]
+            follower_id__any=list(ids.values()), portfolio_id__in=[p.pk for p in portfolios.values()]
         ).values_list("follower_id", "portfolio_id")
     )
     platform_minimum = live_settings.current().min_investment
