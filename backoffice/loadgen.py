@@ -15,11 +15,11 @@ number of queries per batch instead of a dozen per follower:
   ``subscription_open``) or, for load, straight from outside.
 
 What they leave out, and why: the "subscribed"/"new subscriber" notifications
-(thousands of notes to one leader are noise, not a demo) and the per-follower
-checks the caller has already made for the whole batch (portfolio active and
-not the follower's own, amounts at or above the minimum, settings validated
-by ``portfolios.copy_settings.resolve``). The follower cap and the main
-wallets' balances are checked here, for the batch."""
+(thousands of notes to one leader are noise, not a demo) and the checks the
+caller makes once for the whole batch (amounts at or above the minimum,
+settings validated by ``portfolios.copy_settings.resolve``). The portfolio's
+status, its leader, its follower cap and the main wallets' balances are
+checked here, for the batch, under the portfolio's row lock."""
 
 import functools
 from collections import defaultdict
@@ -33,12 +33,12 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from copytrading import changes, ledger
-from copytrading.errors import InsufficientFunds
+from copytrading.errors import Conflict, DomainError, InsufficientFunds
 from copytrading.models import Account, AccountKind, Transfer, TransferKind
 from fees.services import follower_capacity_validate
 from followers.models import Subscription, SubscriptionStatus
 from portfolios.locks import lock_portfolio
-from portfolios.models import Portfolio
+from portfolios.models import Portfolio, PortfolioStatus
 
 MODELS = ("progressive", "fixed", "adaptive")
 BATCH_SIZE = 2000
@@ -129,6 +129,10 @@ def subscriptions_bulk(
     if not rows:
         return []
     portfolio = lock_portfolio(portfolio.pk)  # one batch at a time takes the slots
+    if portfolio.status != PortfolioStatus.ACTIVE:
+        raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
+    if any(r.follower_id == portfolio.leader_id for r in rows):
+        raise DomainError("OWN_PORTFOLIO", "You cannot copy your own portfolio.", field="portfolio")
     if capped:
         live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED).count()
         follower_capacity_validate(leader=portfolio.leader, current_followers=live + len(rows) - 1)
