@@ -212,7 +212,9 @@ def _copy_settings(row: DemoSubscription, minimum: Decimal) -> dict:
     """The subscription's settings, checked as ``subscription_open`` checks them."""
     check_amount(row.amount)
     if row.amount < minimum:
-        raise DomainError("BELOW_MIN_INVESTMENT", f"The demo needs a minimum investment of at most {row.amount}.")
+        raise DomainError(
+            "BELOW_MIN_INVESTMENT", f"The portfolio needs at least {minimum}; the demo copies {row.amount}."
+        )
     explicit = {"sizing_model": SizingModel.PROGRESSIVE, "multiplier": row.multiplier, "copy_spot": row.copy_spot}
     return copy_settings.resolve(template_values=None, explicit=explicit, amount=row.amount).settings
 
@@ -229,7 +231,7 @@ def _seed_followers(numbers: range, portfolios: dict[str, Portfolio], targets: C
     # not undo a demo user's unfollow.
     have = set(
         Subscription.objects.filter(
-            follower_id__in=list(ids.values()), portfolio_id__in=[p.pk for p in portfolios.values()]
+            follower_id__any=list(ids.values()), portfolio_id__in=[p.pk for p in portfolios.values()]
         ).values_list("follower_id", "portfolio_id")
     )
     platform_minimum = live_settings.current().min_investment

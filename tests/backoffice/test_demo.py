@@ -160,6 +160,40 @@ def test_seed_demo_gives_the_demo_leaders_room_past_the_follower_cap(fast_passwo
     assert group.max_followers == 13  # nothing added, nothing raised
 
 
+@pytest.mark.django_db
+def test_the_bulk_subscribe_refuses_what_subscription_open_refuses_and_writes_nothing(fast_passwords):
+    from backoffice import loadgen
+    from copytrading.errors import Conflict, DomainError
+    from portfolios.models import PortfolioStatus
+
+    call_command("seed_demo", "--followers", "2", stdout=StringIO(), stderr=StringIO())
+    portfolio = demo.demo_portfolios()[0]
+    ids, created = loadgen.users_bulk(usernames=["bulk-a"], password=demo.DEMO_PASSWORD)
+    assert created == 1
+    assert loadgen.main_wallets_fund(user_ids=[ids["bulk-a"]], amount=Decimal("300"), idempotency_key="t") == 1
+    assert loadgen.main_wallets_fund(user_ids=[ids["bulk-a"]], amount=Decimal("300"), idempotency_key="t") == 0
+    settings_ = {"sizing_model": "progressive", "multiplier": Decimal("0.1")}
+    before = _counts()
+
+    with pytest.raises(InsufficientFunds):
+        loadgen.subscriptions_bulk(
+            portfolio=portfolio, rows=[loadgen.NewSubscription(ids["bulk-a"], Decimal("500"), settings_)]
+        )
+    with pytest.raises(DomainError) as own:
+        loadgen.subscriptions_bulk(
+            portfolio=portfolio, rows=[loadgen.NewSubscription(portfolio.leader_id, Decimal("100"), settings_)]
+        )
+    assert own.value.code == "OWN_PORTFOLIO"
+    Portfolio.objects.filter(pk=portfolio.pk).update(status=PortfolioStatus.CLOSING)
+    with pytest.raises(Conflict) as closing:
+        loadgen.subscriptions_bulk(
+            portfolio=portfolio, rows=[loadgen.NewSubscription(ids["bulk-a"], Decimal("100"), settings_)]
+        )
+    assert closing.value.code == "PORTFOLIO_NOT_ACTIVE"
+    assert _counts() == before
+    assert ledger.ledger_check().ok
+
+
 def test_seed_demo_refuses_a_negative_size():
     with pytest.raises(CommandError) as raised:
         call_command("seed_demo", "--followers", "-1", stdout=StringIO(), stderr=StringIO())

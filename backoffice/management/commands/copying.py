@@ -7,7 +7,7 @@ member at the shell) or, without it, the system.
 
 Exit code: 0 done (or would be), 1 nothing to do (already paused / not
 paused), 2 bad input (no reason to pause or one too long, no such portfolio
-or actor)."""
+or actor) or the database unreachable."""
 
 import sys
 
@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 from copytrading import live
 from copytrading.errors import DomainError
 from copytrading.live import services
+from copytrading.ops.exits import cannot_run_on_outage
 from portfolios.models import Portfolio
 
 DONE, NOTHING, BAD_INPUT = 0, 1, 2
@@ -35,7 +36,8 @@ class Command(BaseCommand):
     def handle(
         self, *args, action: str, portfolio: int | None, reason: str, actor: str, dry_run: bool, **options
     ) -> None:
-        code = self.run(action, portfolio, reason.strip(), actor.strip(), dry_run)
+        with cannot_run_on_outage(f"{action} copying"):
+            code = self.run(action, portfolio, reason.strip(), actor.strip(), dry_run)
         if code:
             sys.exit(code)
 
