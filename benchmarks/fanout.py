@@ -19,8 +19,8 @@ after each open round (interleaved), and the ratio of the medians; both
 without and with the tables' foreign keys (``fk_``), which the fan-out pays:
     fanout_floor followers=N median_ms=… fk_median_ms=…
     fanout_ratio followers=N ratio=… fk_ratio=…
-Then the open with 1 and with 2 worker processes (the prefork pool's size;
-the lines above ran with 2), timed in the same way:
+Then the open with 1 and with 2 worker processes (the prefork pool's size),
+the two alternated round by round, timed in the same way:
     fanout workers=N followers=N median_ms=… p95_ms=…
 """
 
@@ -126,7 +126,6 @@ def main() -> int:
 
     fanout_floor.scratch_create(with_foreign_keys=False)
     fanout_floor.scratch_create(with_foreign_keys=True)
-    opens_by_size = {}
     with celery_worker(concurrency=2):
         for n in SIZES:
             opens, reduces, closes = [], [], []
@@ -155,7 +154,6 @@ def main() -> int:
                 f"queries_per_chunk={queries[n]}",
                 flush=True,
             )
-            opens_by_size[n] = opens
             floor, fk_floor, fanout = statistics.median(floors), statistics.median(fk_floors), statistics.median(opens)
             print(f"fanout_floor followers={n} median_ms={floor:.0f} fk_median_ms={fk_floor:.0f}", flush=True)
             print(f"fanout_ratio followers={n} ratio={fanout / floor:.2f} fk_ratio={fanout / fk_floor:.2f}", flush=True)
@@ -183,26 +181,30 @@ def main() -> int:
                 flush=True,
             )
 
-    # Scale-out: the same open with 1 and 2 worker processes (the run above
-    # used 2, reused as is).
-    for workers in WORKERS:
-        if workers == 2:
-            measured = opens_by_size
-        else:
-            measured = {}
+    # Scale-out: the same open with 1 and 2 worker processes, the counts
+    # alternated round by round (the machine's load drifts), each worker
+    # warmed by one open and close before the timed one.
+    scale: dict[int, dict[int, list[float]]] = {w: {n: [] for n in SIZES} for w in WORKERS}
+    price = Decimal("61000")
+    for _ in range(REPETITIONS):
+        for workers in WORKERS:
             with celery_worker(concurrency=workers):
                 for n in SIZES:
-                    measured[n] = []
-                    for rep in range(REPETITIONS):
-                        services.price_set(instrument=btc, price=Decimal("61000") + rep)
+                    for warm in (True, False):
+                        price += 1
+                        services.price_set(instrument=btc, price=price)
                         event = order(portfolios[n], "buy")
-                        measured[n].append(wait_done(event.pk, event.created_at.timestamp()))
+                        elapsed = wait_done(event.pk, event.created_at.timestamp())
+                        if not warm:
+                            scale[workers][n].append(elapsed)
                         event = order(portfolios[n], "sell")
                         wait_done(event.pk, event.created_at.timestamp())
+    for workers in WORKERS:
         for n in SIZES:
+            measured = scale[workers][n]
             print(
-                f"fanout workers={workers} followers={n} median_ms={statistics.median(measured[n]):.0f} "
-                f"p95_ms={p95(measured[n]):.0f}",
+                f"fanout workers={workers} followers={n} median_ms={statistics.median(measured):.0f} "
+                f"p95_ms={p95(measured):.0f}",
                 flush=True,
             )
     return 0
