@@ -11,6 +11,17 @@ rest (``fanout_close``), and for a spot portfolio's sell of the whole position a
 (``fanout spot_sell``: every copy wallet realizes a gain and accrues its
 15 % profit share in the chunk's transaction):
     fanout spot_sell followers=N median_ms=… p95_ms=… queries_per_chunk=…
+
+Beside the open, in the same run, its floor (benchmarks/fanout_floor.py: the
+same position, order and execution rows and account updates written with
+COPY into scratch copies of the tables, one transaction), one floor round
+after each open round (interleaved), and the ratio of the medians; both
+without and with the tables' foreign keys (``fk_``), which the fan-out pays:
+    fanout_floor followers=N median_ms=… fk_median_ms=…
+    fanout_ratio followers=N ratio=… fk_ratio=…
+Then the open with 1 and with 2 worker processes (the prefork pool's size),
+the two alternated round by round, timed in the same way:
+    fanout workers=N followers=N median_ms=… p95_ms=…
 """
 
 import os
@@ -19,10 +30,12 @@ import sys
 import time
 from decimal import Decimal
 
+from benchmarks import fanout_floor
 from benchmarks.setup import celery_worker, prepare_database
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FANOUT_SIZES", "1000,10000").split(",")]
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "7"))
+WORKERS = [int(s) for s in os.environ.get("BENCH_FANOUT_WORKERS", "1,2").split(",")]
 
 
 def queries_per_chunk(event_id: int) -> int:
@@ -109,15 +122,29 @@ def main() -> int:
             services.price_set(instrument=eth, price=Decimal("3100"))
             spot_queries[n] = queries_per_chunk(spot(spot_portfolios[n], "sell").pk)
 
+    from django.conf import settings
+
+    fanout_floor.scratch_create(with_foreign_keys=False)
+    fanout_floor.scratch_create(with_foreign_keys=True)
     with celery_worker(concurrency=2):
         for n in SIZES:
             opens, reduces, closes = [], [], []
+            floors, fk_floors, floor_rows = [], [], None
             for rep in range(REPETITIONS):
                 services.price_set(instrument=btc, price=Decimal("60000") + rep)
                 event = order(portfolios[n], "buy")
                 opens.append(wait_done(event.pk, event.created_at.timestamp()))
                 copied = Execution.objects.filter(event=event, outcome="COPIED").count()
                 assert copied == n, f"{copied} of {n} followers copied"
+                if floor_rows is None:
+                    floor_rows = fanout_floor.event_rows(event.pk)
+                    assert len(floor_rows["copytrading_execution"][1]) == n
+                for fks, into in ((False, floors), (True, fk_floors)):
+                    into.append(
+                        fanout_floor.floor_round(
+                            floor_rows, async_commit=settings.FANOUT_ASYNC_COMMIT, with_foreign_keys=fks
+                        )
+                    )
                 event = order(portfolios[n], "sell", "0.07")
                 reduces.append(wait_done(event.pk, event.created_at.timestamp()))
                 event = order(portfolios[n], "sell", "0.13")
@@ -127,6 +154,9 @@ def main() -> int:
                 f"queries_per_chunk={queries[n]}",
                 flush=True,
             )
+            floor, fk_floor, fanout = statistics.median(floors), statistics.median(fk_floors), statistics.median(opens)
+            print(f"fanout_floor followers={n} median_ms={floor:.0f} fk_median_ms={fk_floor:.0f}", flush=True)
+            print(f"fanout_ratio followers={n} ratio={fanout / floor:.2f} fk_ratio={fanout / fk_floor:.2f}", flush=True)
             print(
                 f"fanout_reduce followers={n} median_ms={statistics.median(reduces):.0f} p95_ms={p95(reduces):.0f}",
                 flush=True,
@@ -148,6 +178,33 @@ def main() -> int:
             print(
                 f"fanout spot_sell followers={n} median_ms={statistics.median(sells):.0f} p95_ms={p95(sells):.0f} "
                 f"queries_per_chunk={spot_queries[n]}",
+                flush=True,
+            )
+
+    # Scale-out: the same open with 1 and 2 worker processes, the counts
+    # alternated round by round (the machine's load drifts), each worker
+    # warmed by one open and close before the timed one.
+    scale: dict[int, dict[int, list[float]]] = {w: {n: [] for n in SIZES} for w in WORKERS}
+    price = Decimal("61000")
+    for _ in range(REPETITIONS):
+        for workers in WORKERS:
+            with celery_worker(concurrency=workers):
+                for n in SIZES:
+                    for warm in (True, False):
+                        price += 1
+                        services.price_set(instrument=btc, price=price)
+                        event = order(portfolios[n], "buy")
+                        elapsed = wait_done(event.pk, event.created_at.timestamp())
+                        if not warm:
+                            scale[workers][n].append(elapsed)
+                        event = order(portfolios[n], "sell")
+                        wait_done(event.pk, event.created_at.timestamp())
+    for workers in WORKERS:
+        for n in SIZES:
+            measured = scale[workers][n]
+            print(
+                f"fanout workers={workers} followers={n} median_ms={statistics.median(measured):.0f} "
+                f"p95_ms={p95(measured):.0f}",
                 flush=True,
             )
     return 0

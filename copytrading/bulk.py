@@ -44,8 +44,11 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
             if returning:
                 # Take the ids from the table's sequence up front, so the rows
                 # can go through COPY (which returns nothing).
+                # The sequence is looked up once per statement, not once
+                # per row (pg_get_serial_sequence searches the catalog).
                 cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
+                    "SELECT nextval(s.seq) FROM s, generate_series(1, %s)",
                     [model._meta.db_table, pk, len(rows)],
                 )
                 ids = [r[0] for r in cursor.fetchall()]

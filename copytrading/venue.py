@@ -185,7 +185,6 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     if not fills:
         return fills
     now = timezone.now()
-    venue_id = ledger.system_account(AccountKind.VENUE).pk
     locked: dict[int, Decimal] = defaultdict(lambda: ZERO)
     settlements: list[tuple[Fill, Decimal, str]] = []  # (fill, signed amount to the account, kind)
     changed_positions: list[Position] = []
@@ -300,6 +299,9 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     bulk.update_rows(Order, RESTING_FILL_CHANGES, list(resting.values()))
 
     specs = []
+    # The venue's account only when something settles (an open settles
+    # nothing: its margin is locked, not transferred).
+    venue_id = ledger.system_account(AccountKind.VENUE).pk if settlements else None
     for f, amount, kind in settlements:
         key = f"order:{f.order.pk}:{kind.lower()}"
         ref = f"order {f.order.pk}"
