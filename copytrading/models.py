@@ -174,7 +174,7 @@ class Transfer(models.Model):
                     ]
                 ),
                 name="transfer_fee_by_time",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,6 @@
 """Monthly partitions of the execution log and the ledger's transfers (PostgreSQL).
 
-Both tables grow by followers × events (10,000 followers × 200 events a day is
+Both tables grow by followers x events (10,000 followers x 200 events a day is
 2 million execution rows a day). On PostgreSQL they are declaratively
 partitioned by RANGE on ``created_at``, one partition per calendar month (UTC),
 named ``<table>_yYYYYmMM``, plus a ``<table>_default`` partition that catches
@@ -16,6 +16,7 @@ SQLite (embedded mode) has no partitions: every function here is a no-op there.
 """
 
 import gzip
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
+
+log = logging.getLogger(__name__)
 
 EXECUTIONS = "copytrading_execution"
 TRANSFERS = "copytrading_transfer"
@@ -292,6 +295,33 @@ def _export(name: str, rows: int, path: Path) -> None:
     with open(partial, "rb") as written:
         os.fsync(written.fileno())
     os.replace(partial, path)
+
+
+class StrayRows(Exception):
+    """Rows in a DEFAULT partition: a month without its partition, or a row
+    stamped far outside every month (the job-error feed's entry)."""
+
+
+def partitions_maintain(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic task's work: create the months ahead, then report rows
+    caught by a DEFAULT partition (to the log and the job-error feed, which
+    /healthz counts). Returns the partitions created and the stray rows."""
+    from django.conf import settings
+
+    from copytrading.failures import HIGH, failure_report
+
+    created = ensure(months_ahead=settings.PARTITION_MONTHS_AHEAD, now=now)
+    stray = {table: default_rows(table) for table in (EXECUTIONS, TRANSFERS)}
+    for table, rows in stray.items():
+        if rows:
+            log.error("%s rows in %s: a month without a partition?", rows, default_name(table))
+            failure_report(
+                task="copytrading.partitions.maintain",
+                arguments={"partition": default_name(table)},
+                exc=StrayRows(f"{rows} rows in {default_name(table)} (manage.py partitions ensure moves them)"),
+                severity=HIGH,
+            )
+    return {"created": len(created), "default_rows": sum(stray.values())}
 
 
 # The ledger's key trigger on PostgreSQL: statement-level, so a COPY of a
