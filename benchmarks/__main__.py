@@ -13,6 +13,7 @@ BENCHMARKS = [
     "benchmarks.stream",
     "benchmarks.fanout_exchange",
     "benchmarks.export",
+    "benchmarks.partitions",
 ]
 
 if __name__ == "__main__":
