@@ -2,13 +2,17 @@
 the hot path's cost flat however many rows past months hold.
 
 The 10,000-follower open of benchmarks/fanout.py (its helpers, a real Celery
-worker), timed first on an empty execution log, then after loading
-``BENCH_PARTITION_ROWS`` (default 20,000,000) execution rows spread over the
-12 months before this one (INSERT ... SELECT generate_series in the database,
-a month per statement; foreign-key triggers off for the load). Prints:
+worker; each open followed by an untimed close). ``BENCH_PARTITION_ROWS``
+(default 20,000,000) execution rows are loaded into the 12 months before this
+one (INSERT ... SELECT generate_series in the database, a month per statement;
+foreign-key triggers off for the load), then the open is timed in 3
+interleaved rounds with those months attached (N existing rows) and detached
+(none: only this month's rows, as on an empty log), the order alternating.
+Prints:
     partitions_load rows=N seconds=…
     fanout existing_executions=0 followers=10000 median_ms=… p95_ms=…
     fanout existing_executions=N followers=10000 median_ms=… p95_ms=…
+    fanout_partitions ratio=… rounds=3 runs=…
 The bench database is dropped at the end.
 """
 
@@ -25,6 +29,7 @@ from benchmarks.setup import celery_worker, prepare_database
 ROWS = int(os.environ.get("BENCH_PARTITION_ROWS", "20000000"))
 FOLLOWERS = int(os.environ.get("BENCH_PARTITION_FOLLOWERS", "10000"))
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "7"))
+ROUNDS = 3
 PAST_MONTHS = 12
 
 
@@ -57,6 +62,42 @@ def load_executions(rows: int, events_by_month: dict) -> float:
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {partitions.EXECUTIONS}")
     return time.monotonic() - started
+
+
+def bound_past_months(months: list) -> None:
+    """A validated CHECK of each past month's bounds, so re-attaching it skips
+    the scan PostgreSQL otherwise makes (one scan now, none per round)."""
+    from django.db import connection
+
+    from copytrading import partitions
+
+    with connection.cursor() as cursor:
+        for month in months:
+            name = partitions.partition_name(partitions.EXECUTIONS, month)
+            cursor.execute(
+                f"ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK (created_at IS NOT NULL "
+                f"AND created_at >= '{month.isoformat()} 00:00+00' "
+                f"AND created_at < '{partitions.add_months(month, 1).isoformat()} 00:00+00')"
+            )
+
+
+def attach_past_months(months: list, attached: bool) -> None:
+    from django.db import connection
+
+    from copytrading import partitions
+
+    table = partitions.EXECUTIONS
+    have = set(partitions.months(table))
+    with connection.cursor() as cursor:
+        for month in months:
+            name = partitions.partition_name(table, month)
+            if attached and month not in have:
+                cursor.execute(
+                    f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ('{month.isoformat()} 00:00+00') "
+                    f"TO ('{partitions.add_months(month, 1).isoformat()} 00:00+00')"
+                )
+            elif not attached and month in have:
+                cursor.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
 
 
 def main() -> int:
@@ -114,24 +155,31 @@ def main() -> int:
         )
         LeaderEvent.objects.filter(pk=event.pk).update(created_at=datetime(month.year, month.month, 1, tzinfo=UTC))
         events_by_month[month] = LeaderEvent.objects.get(pk=event.pk)
+    past = sorted(events_by_month)
     try:
         with celery_worker(concurrency=2):
             opens(200, repetitions=1)  # the worker's first tasks warm up, untimed
-            empty = opens(0)
-            print(
-                f"fanout existing_executions=0 followers={FOLLOWERS} median_ms={statistics.median(empty):.0f} "
-                f"p95_ms={p95(empty):.0f}",
-                flush=True,
-            )
             seconds = load_executions(ROWS, events_by_month)
             print(f"partitions_load rows={ROWS} seconds={seconds:.0f}", flush=True)
-            full = opens(100)
-            print(
-                f"fanout existing_executions={ROWS} followers={FOLLOWERS} median_ms={statistics.median(full):.0f} "
-                f"p95_ms={p95(full):.0f}",
-                flush=True,
-            )
-            print(f"fanout_partitions ratio={statistics.median(full) / statistics.median(empty):.2f}", flush=True)
+            bound_past_months(past)
+            # Interleaved rounds, the past months attached (N rows) or detached
+            # (none: the tables hold only this month's rows, as before the load),
+            # the order alternating, so the machine's drift falls on both.
+            times: dict[bool, list[float]] = {True: [], False: []}
+            per_round = -(-REPETITIONS // ROUNDS)
+            for i in range(ROUNDS):
+                for attached in (i % 2 == 0, i % 2 == 1):
+                    attach_past_months(past, attached)
+                    times[attached] += opens(1000 * i + 10 * attached, repetitions=per_round)
+            attach_past_months(past, True)
+            for attached, label in ((False, 0), (True, ROWS)):
+                print(
+                    f"fanout existing_executions={label} followers={FOLLOWERS} "
+                    f"median_ms={statistics.median(times[attached]):.0f} p95_ms={p95(times[attached]):.0f}",
+                    flush=True,
+                )
+            ratio = statistics.median(times[True]) / statistics.median(times[False])
+            print(f"fanout_partitions ratio={ratio:.2f} rounds={ROUNDS} runs={len(times[True])}", flush=True)
     finally:
         connection.close()
         drop_database(base)

@@ -258,3 +258,12 @@ def test_the_maintain_task_reports_rows_in_a_default_partition(monkeypatch):
     (report,) = reported
     assert report["arguments"] == {"partition": "copytrading_execution_default"}
     assert isinstance(report["exc"], partitions.StrayRows)
+
+
+def test_the_maintain_task_is_scheduled_once_by_beat():
+    from config.celery import app
+
+    entries = [e for e in app.conf.beat_schedule.values() if e["task"] == "copytrading.tasks.maintain_partitions"]
+    assert len(entries) == 1
+    # Hourly: a missed run is made up long before the months ahead run out.
+    assert entries[0]["schedule"] <= 3600
