@@ -324,21 +324,26 @@ def partitions_maintain(*, now: datetime | None = None) -> dict[str, int]:
     return {"created": len(created), "default_rows": sum(stray.values())}
 
 
-# The ledger's key trigger on PostgreSQL: statement-level, so a COPY of a
-# chunk's transfers claims all its keys in one INSERT ... SELECT (a per-row
-# trigger would run a plpgsql call and an INSERT per row); the transition
-# table holds every row of the statement, whichever partition it landed in.
-PG_KEY_TRIGGER = f"""
+# The ledger's key trigger (models.TransferKey; installed by migration 0024,
+# in the transaction that drops the unique column, so no moment is without a
+# unique key). On PostgreSQL it is statement-level, so a COPY of a chunk's
+# transfers claims all its keys in one INSERT ... SELECT (a per-row trigger
+# would run a plpgsql call and an INSERT per row); the transition table holds
+# every row of the statement, whichever partition it landed in.
+PG_KEY_FUNCTION = f"""
 CREATE FUNCTION {KEY_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO {TRANSFER_KEYS} (idempotency_key, transfer_id, created_at)
     SELECT idempotency_key, id, created_at FROM inserted;
     RETURN NULL;
-END $$;
-CREATE TRIGGER {KEY_TRIGGER} AFTER INSERT ON {TRANSFERS}
-    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION {KEY_FUNCTION}();
+END $$
 """
-PG_DROP_KEY_TRIGGER = f"DROP TRIGGER {KEY_TRIGGER} ON {TRANSFERS}; DROP FUNCTION {KEY_FUNCTION}();"
+PG_KEY_TRIGGER = f"""
+CREATE TRIGGER {KEY_TRIGGER} AFTER INSERT ON {TRANSFERS}
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION {KEY_FUNCTION}()
+"""
+PG_DROP_KEY_TRIGGER = f"DROP TRIGGER {KEY_TRIGGER} ON {TRANSFERS}"
+PG_DROP_KEY_FUNCTION = f"DROP FUNCTION {KEY_FUNCTION}()"
 SQLITE_KEY_TRIGGER = f"""
 CREATE TRIGGER {KEY_TRIGGER} AFTER INSERT ON {TRANSFERS} BEGIN
     INSERT INTO {TRANSFER_KEYS} (idempotency_key, transfer_id, created_at)

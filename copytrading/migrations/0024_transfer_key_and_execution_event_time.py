@@ -2,6 +2,40 @@
 
 from django.db import migrations, models
 
+from copytrading import partitions
+
+
+def claim_keys(apps, schema_editor):
+    """The transfers' keys move to TransferKey in the transaction that drops
+    their unique column: the existing ones copied, the next ones claimed by a
+    trigger in their own INSERT statement (docs/decisions.md, "Monthly
+    partitions"). Runs last here: SQLite rebuilds the table (dropping its
+    triggers) for the AlterField above."""
+    with schema_editor.connection.cursor() as cursor:
+        if schema_editor.connection.vendor == "postgresql":
+            cursor.execute(partitions.PG_KEY_FUNCTION)
+            cursor.execute(partitions.PG_KEY_TRIGGER)
+            # Django's extra varchar_pattern_ops index of a CharField key serves
+            # LIKE only; nothing searches keys by prefix, and the hot path
+            # would write it once per transfer.
+            cursor.execute("DROP INDEX IF EXISTS copytrading_transferkey_idempotency_key_c528f6ce_like")
+        else:
+            cursor.execute(partitions.SQLITE_KEY_TRIGGER)
+        cursor.execute(
+            f"INSERT INTO {partitions.TRANSFER_KEYS} (idempotency_key, transfer_id, created_at) "
+            f"SELECT idempotency_key, id, created_at FROM {partitions.TRANSFERS}"
+        )
+
+
+def release_keys(apps, schema_editor):
+    with schema_editor.connection.cursor() as cursor:
+        if schema_editor.connection.vendor == "postgresql":
+            cursor.execute(partitions.PG_DROP_KEY_TRIGGER)
+            cursor.execute(partitions.PG_DROP_KEY_FUNCTION)
+        else:
+            cursor.execute(partitions.SQLITE_DROP_KEY_TRIGGER)
+        cursor.execute(f"DELETE FROM {partitions.TRANSFER_KEYS}")
+
 
 class Migration(migrations.Migration):
 
@@ -40,4 +74,5 @@ class Migration(migrations.Migration):
             model_name='execution',
             constraint=models.UniqueConstraint(fields=('event', 'subscription_id', 'created_at'), name='one_execution_per_event_and_subscription'),
         ),
+        migrations.RunPython(claim_keys, release_keys),
     ]

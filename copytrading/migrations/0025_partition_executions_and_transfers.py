@@ -11,8 +11,8 @@
 # created_at) and every index, unique and foreign key the old one had, under
 # the same names. A unique constraint without created_at cannot exist on a
 # partitioned table: migration 0024 replaced the two there were (Execution's
-# now includes the event's time; Transfer's moved to TransferKey). The
-# transfers' key trigger (TransferKey) is installed on both vendors.
+# now includes the event's time; Transfer's moved to TransferKey, claimed by
+# a trigger that is set aside for the swap and put back).
 
 import re
 
@@ -94,36 +94,25 @@ def _swap(cursor, table, *, partitioned):
     cursor.execute(f'ANALYZE "{table}"')
 
 
+def _convert(schema_editor, *, partitioned):
+    """PostgreSQL only; SQLite keeps its tables (and migration 0024's trigger)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        # The transfers' key trigger (migration 0024) is the one trigger
+        # expected: off for the swap (the table is locked), on again after.
+        cursor.execute(partitions.PG_DROP_KEY_TRIGGER)
+        for table in TABLES:
+            _swap(cursor, table, partitioned=partitioned)
+        cursor.execute(partitions.PG_KEY_TRIGGER)
+
+
 def forwards(apps, schema_editor):
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for table in TABLES:
-                _swap(cursor, table, partitioned=True)
-            cursor.execute(partitions.PG_KEY_TRIGGER)
-            # Django's extra varchar_pattern_ops index of a CharField key serves
-            # LIKE only; nothing searches keys by prefix, and the hot path
-            # would write it once per transfer.
-            cursor.execute("DROP INDEX IF EXISTS copytrading_transferkey_idempotency_key_c528f6ce_like")
-        else:
-            cursor.execute(partitions.SQLITE_KEY_TRIGGER)
-        # The keys of the transfers already written (the trigger claims the next).
-        cursor.execute(
-            f"INSERT INTO {partitions.TRANSFER_KEYS} (idempotency_key, transfer_id, created_at) "
-            f"SELECT idempotency_key, id, created_at FROM {partitions.TRANSFERS}"
-        )
+    _convert(schema_editor, partitioned=True)
 
 
 def backwards(apps, schema_editor):
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(partitions.PG_DROP_KEY_TRIGGER)
-            for table in TABLES:
-                _swap(cursor, table, partitioned=False)
-        else:
-            cursor.execute(partitions.SQLITE_DROP_KEY_TRIGGER)
-        cursor.execute(f"DELETE FROM {partitions.TRANSFER_KEYS}")
+    _convert(schema_editor, partitioned=False)
 
 
 class Migration(migrations.Migration):
