@@ -567,7 +567,10 @@ def _unserved_subscription_ids(chunk_id: int) -> tuple[list[int], int] | None:
     targets = target_source().load(chunk.event.portfolio_id, first_id, last_id)
     served = set(
         Execution.objects.filter(
-            event_id=chunk.event_id, subscription_id__gte=first_id, subscription_id__lte=last_id
+            event_id=chunk.event_id,
+            created_at=chunk.event.created_at,  # the partition key: one partition read
+            subscription_id__gte=first_id,
+            subscription_id__lte=last_id,
         ).values_list("subscription_id", flat=True)
     )
     return [t.subscription_id for t in targets if t.subscription_id not in served], len(served)
