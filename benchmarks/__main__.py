@@ -15,6 +15,7 @@ BENCHMARKS = [
     "benchmarks.export",
     "benchmarks.footprint",
     "benchmarks.seed_demo",
+    "benchmarks.partitions",
 ]
 
 if __name__ == "__main__":

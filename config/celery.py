@@ -94,6 +94,12 @@ app.conf.beat_schedule = {
         "task": "copytrading.tasks.purge_candles",
         "schedule": 3600.0,
     },
+    # Months of the execution log and transfers created ahead (PostgreSQL;
+    # copytrading/partitions.py); nothing missing is one catalog read.
+    "partitions-maintain": {
+        "task": "copytrading.tasks.maintain_partitions",
+        "schedule": 3600.0,
+    },
     # A tick not started within its slot is dropped: the next one covers it.
     "risk-watchdog": {
         "task": "risk.tasks.watchdog_tick",

@@ -434,6 +434,12 @@ SPECTACULAR_SETTINGS = {
 # --- the product ----------------------------------------------------------------
 PRIMARY_CURRENCY = env_str("PRIMARY_CURRENCY", "USDT")
 FANOUT_CHUNK_SIZE = env_int("FANOUT_CHUNK_SIZE", 500)
+# Monthly partitions of the execution log and transfers (PostgreSQL;
+# copytrading/partitions.py): months created ahead, and how many whole months of
+# executions `partitions archive` keeps (transfers are never archived).
+PARTITION_MONTHS_AHEAD = env_int("PARTITION_MONTHS_AHEAD", 3)
+EXECUTION_RETENTION_MONTHS = env_int("EXECUTION_RETENTION_MONTHS", 12)
+ARCHIVE_DIR = Path(env_str("ARCHIVE_DIR", str(VAR_DIR / "archive")))
 FANOUT_ASYNC_COMMIT = env_bool("FANOUT_ASYNC_COMMIT", True)
 PAPER_SPREAD_BPS = env_decimal("PAPER_SPREAD_BPS", "0")
 PAPER_MAX_DEPOSIT = env_decimal("PAPER_MAX_DEPOSIT", "1000000")

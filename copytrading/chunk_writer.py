@@ -11,8 +11,6 @@ statements does not depend on the chunk's size.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.utils import timezone
-
 from copytrading import bulk, decisions, trade_math, venues
 from copytrading.decisions import Decision, EventView, MirrorOrderView, TargetView
 from copytrading.leader_events import LeaderEventData
@@ -191,7 +189,9 @@ class ChunkWriter:
             for row, ack in zip(placed, acks, strict=True):
                 target, decision, _ = self.rows[row]
                 self.rows[row] = (target, decision, ack.order_id)
-        now = timezone.now()
+        # The event's time, not now: the partition key of the execution log
+        # (models.Execution.created_at), the same on every retry.
+        at = self.event.created_at
         view = self.view
         # What the leader did is the same on every row of the event.
         leader_quantity, fraction, leader_price = view.quantity or None, leader_fraction(view), view.price or None
@@ -213,7 +213,7 @@ class ChunkWriter:
                 context = (halt_reason or "", *context[1:])  # the staff's reason beside the code
             rows.append((
                 self.event.pk, target.subscription_id, self.event.portfolio_id, decision.outcome, decision.reason,
-                leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, now,
+                leader_quantity, fraction, leader_price, decision.quantity or None, decision.price, order_id, at,
                 *context,
             ))  # fmt: skip
         bulk.insert_rows(Execution, EXECUTION_FIELDS, rows)

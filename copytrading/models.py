@@ -148,8 +148,11 @@ class Transfer(models.Model):
     credit = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credits")
     amount = models.DecimalField(**MONEY)
     kind = models.CharField(max_length=20, choices=TransferKind.choices)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Unique through TransferKey (a partitioned table cannot hold a unique
+    # index without its partition key); indexed here for look-ups by key.
+    idempotency_key = models.CharField(max_length=200)
     ref = models.CharField(max_length=200, blank=True)
+    # The partition key on PostgreSQL (copytrading/partitions.py).
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -158,6 +161,7 @@ class Transfer(models.Model):
             models.CheckConstraint(name="transfer_distinct_accounts", condition=~Q(debit=F("credit"))),
         ]
         indexes = [
+            models.Index(fields=["idempotency_key"], name="transfer_by_idempotency_key"),
             # The back office's fee figures by day (backoffice/dashboard.py):
             # partial, so the hot path's other transfers never touch it.
             models.Index(
@@ -170,11 +174,29 @@ class Transfer(models.Model):
                     ]
                 ),
                 name="transfer_fee_by_time",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} #{self.debit_id}->#{self.credit_id}"
+
+
+class TransferKey(models.Model):
+    """The ledger's idempotency: one row per transfer, keyed by its idempotency
+    key. The transfers table is partitioned by month on PostgreSQL and can only
+    be unique on keys that include ``created_at``; this narrow, unpartitioned
+    table is where a key is unique. A database trigger writes it in the same
+    statement as the transfer (migration copytrading 0024, PostgreSQL and
+    SQLite alike), so no writer can skip it and the hot path adds no round
+    trip; a replayed key fails that statement with an IntegrityError, exactly
+    as the unique column did. Never written by the application."""
+
+    idempotency_key = models.CharField(max_length=200, primary_key=True)
+    transfer_id = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} -> transfer #{self.transfer_id}"
 
 
 class Product(models.TextChoices):
@@ -593,12 +615,17 @@ class Execution(models.Model):
     quantity_step = models.DecimalField(**MONEY, null=True, blank=True)
     price_used = models.DecimalField(**MONEY, null=True, blank=True)
     reason_detail = models.CharField(max_length=300, blank=True, db_default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # The leader event's created_at, never the time of writing: the partition
+    # key on PostgreSQL (copytrading/partitions.py), so it must be a function
+    # of the row's identity for the unique index below (which must include
+    # it) to refuse a retry that straddles a month boundary. No default: a
+    # writer that forgets it fails instead of writing a second row.
+    created_at = models.DateTimeField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["event", "subscription_id"], name="one_execution_per_event_and_subscription"
+                fields=["event", "subscription_id", "created_at"], name="one_execution_per_event_and_subscription"
             )
         ]
         indexes = [models.Index(fields=["subscription_id", "-id"])]

@@ -359,7 +359,12 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
         # Execution rows and the checkpoint commit together, so a pending chunk
         # normally has none; a cheap range probe keeps a manual replay (a chunk
         # set back to pending) a no-op for the followers already served.
-        in_chunk = Execution.objects.filter(event=event, subscription_id__gte=first_id, subscription_id__lte=last_id)
+        in_chunk = Execution.objects.filter(
+            event=event,
+            created_at=event.created_at,  # the partition key: one partition read (copytrading/partitions.py)
+            subscription_id__gte=first_id,
+            subscription_id__lte=last_id,
+        )
         if in_chunk.exists():
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
@@ -564,7 +569,10 @@ def _unserved_subscription_ids(chunk_id: int) -> tuple[list[int], int] | None:
     targets = target_source().load(chunk.event.portfolio_id, first_id, last_id)
     served = set(
         Execution.objects.filter(
-            event_id=chunk.event_id, subscription_id__gte=first_id, subscription_id__lte=last_id
+            event_id=chunk.event_id,
+            created_at=chunk.event.created_at,  # the partition key: one partition read
+            subscription_id__gte=first_id,
+            subscription_id__lte=last_id,
         ).values_list("subscription_id", flat=True)
     )
     return [t.subscription_id for t in targets if t.subscription_id not in served], len(served)
@@ -608,6 +616,7 @@ def _chunk_fail_follower(chunk_id: int, subscription_id: int, exc: Exception) ->
         leader_quantity=leader_quantity,
         leader_fraction=fraction,
         leader_price=leader_price,
+        created_at=event.created_at,  # the partition key: the event's time (models.Execution)
     )
     PropagationChunk.objects.filter(pk=chunk.pk).update(failed=F("failed") + 1, updated_at=timezone.now())
     _tell_execution_listeners(event, [ExecutionOutcome(subscription_id, decisions.FAILED, decisions.INTERNAL_ERROR)])

@@ -68,3 +68,12 @@ def purge_candles() -> int:
     from copytrading.candles import candles_purge
 
     return candles_purge()
+
+
+@shared_task
+def maintain_partitions() -> dict:
+    """Monthly partitions of the execution log and transfers created ahead
+    (``PARTITION_MONTHS_AHEAD``); rows in a DEFAULT partition reported. Harmless twice."""
+    from copytrading.partitions import partitions_maintain
+
+    return partitions_maintain()

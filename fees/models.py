@@ -247,7 +247,11 @@ class LeaderWithdrawal(models.Model):
     requested_amount = models.DecimalField(**MONEY)
     amount = models.DecimalField(**MONEY)  # whole cents, rounded down
     currency = models.CharField(max_length=10)
-    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, related_name="+")
+    # No database constraint: the transfers table is partitioned by month and a
+    # foreign key to it would have to include created_at. The withdrawal and its
+    # transfer are written in one transaction (fees/services.py) and transfers
+    # are never deleted (append-only; `partitions archive` refuses them).
+    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, related_name="+", db_constraint=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -34,7 +34,14 @@ def _event(portfolio_id: int, seq: int, created: datetime, latency_ms: int | Non
 
 def _executions(event: LeaderEvent, rows: list[tuple[str, str]]) -> None:
     Execution.objects.bulk_create(
-        Execution(event=event, subscription_id=1000 + i, portfolio_id=event.portfolio_id, outcome=o, reason_code=r)
+        Execution(
+            event=event,
+            subscription_id=1000 + i,
+            portfolio_id=event.portfolio_id,
+            outcome=o,
+            reason_code=r,
+            created_at=event.created_at,
+        )
         for i, (o, r) in enumerate(rows)
     )
 
