@@ -19,6 +19,7 @@ ON_DEFAULT = {
     "copytrading.tasks.reconcile_propagations",
     "copytrading.tasks.cleanup_idempotent_requests",
     "copytrading.tasks.purge_candles",
+    "copytrading.tasks.maintain_partitions",  # hourly: months ahead, DEFAULT rows reported
     "copytrading.inbox_tasks.cleanup_inbox",
     "copytrading.notifications.tasks.send_notification_emails",
     "copytrading.notifications.tasks.sweep_notification_emails",
