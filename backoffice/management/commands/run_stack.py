@@ -122,8 +122,6 @@ class Command(BaseCommand):
 
     def _start(self, children: list[Child]) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        # daphne serves no files itself and nothing stands in front of it here.
-        env.setdefault("DJANGO_SERVE_STATIC", "1")
         preexec = _parent_death_signal()
         for child in children:
             self._say(f"start {child.name}: {' '.join(child.argv[1:])}")
