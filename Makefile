@@ -2,20 +2,50 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# uv installs the locked requirements (requirements/*.txt, hash-checked); pip only installs uv.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+# uv reads no pip configuration: the same lock installs the same files everywhere.
+export UV_PYTHON_DOWNLOADS := never
+UV_INSTALL := $(UV) pip install --python $(BIN)/python
+LOCK := $(UV) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock'
 
-.PHONY: install run test bench lint format check-ledger clean
+.PHONY: install install-runtime run test bench lint format check-ledger lock clean
 
-install: $(STAMP)
+# The development install (runtime + test, lint and benchmark tools); CI runs it.
+install: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml
+# What `make run` needs and nothing else.
+install-runtime: $(RUNTIME_STAMP)
+
+$(UV_STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on uv==$(UV_VERSION)
+	touch $@
+
+$(RUNTIME_STAMP): requirements/runtime.txt pyproject.toml | $(UV_STAMP)
+	$(UV_INSTALL) --require-hashes -r requirements/runtime.txt
+	$(UV_INSTALL) --no-deps -e .
+	touch $@
+
+$(DEV_STAMP): requirements/dev.txt pyproject.toml | $(UV_STAMP)
+	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
+	$(UV_INSTALL) --no-deps -e .
+	touch $@ $(RUNTIME_STAMP)
+
+# Re-resolve both lock files after a change to pyproject.toml's dependencies; versions
+# already locked stay unless LOCK_ARGS=--upgrade (or --upgrade-package NAME).
+lock: $(UV_STAMP)
+	$(LOCK) $(LOCK_ARGS) -o requirements/runtime.txt
+	$(LOCK) $(LOCK_ARGS) --extra dev -o requirements/dev.txt
 
 # Embedded mode without DATABASE_URL/REDIS_URL; separate web, worker and beat
 # processes against PostgreSQL and Redis when they are set.
-run: install
+run: install-runtime
 	$(BIN)/python manage.py run_stack
 
 test: install
@@ -34,7 +64,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-check-ledger: install
+check-ledger: install-runtime
 	$(BIN)/python manage.py check_ledger
 
 clean:
