@@ -29,21 +29,22 @@ install-runtime: $(RUNTIME_STAMP)
 # installed into it by the system's pip, or, with none, by the virtualenv's own.
 $(UV_STAMP):
 	test -x $(BIN)/python || $(PY) -m venv --without-pip $(VENV)
-	if $(PY) -m pip --version >/dev/null 2>&1; then \
+	@echo "installing uv $(UV_VERSION) into $(VENV)"
+	@if $(PY) -m pip --version >/dev/null 2>&1; then \
 		$(PY) -m pip --python $(BIN)/python install --disable-pip-version-check uv==$(UV_VERSION); \
 	else \
 		$(BIN)/python -m ensurepip && $(BIN)/python -m pip install --disable-pip-version-check uv==$(UV_VERSION); \
 	fi
 	touch $@
 
-$(RUNTIME_STAMP): requirements/runtime.txt pyproject.toml | $(UV_STAMP)
+# The code itself is not installed: every process runs from the checkout (manage.py,
+# `python -m daphne/celery/pytest` with the checkout as working directory).
+$(RUNTIME_STAMP): requirements/runtime.txt | $(UV_STAMP)
 	$(UV_INSTALL) --require-hashes -r requirements/runtime.txt
-	$(UV_INSTALL) --no-deps -e .
 	touch $@
 
-$(DEV_STAMP): requirements/dev.txt pyproject.toml | $(UV_STAMP)
+$(DEV_STAMP): requirements/dev.txt | $(UV_STAMP)
 	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
-	$(UV_INSTALL) --no-deps -e .
 	touch $@ $(RUNTIME_STAMP)
 
 # Re-resolve both lock files after a change to pyproject.toml's dependencies; versions
