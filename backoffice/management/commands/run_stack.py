@@ -212,6 +212,7 @@ class Command(BaseCommand):
         lines = [
             "",
             "The copy-trading demo is running." + ("" if self._healthy(port) else " (web not healthy yet)"),
+            f"  start here           {base}/",
             f"  admin (back office)  {base}/admin/",
             f"  API docs             {base}/api/docs/",
             f"  API (v1)             {base}/api/v1/market/prices",
