@@ -11,13 +11,8 @@ os.environ.setdefault("DB_POOL_MAX", "8")
 os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "4000")
 os.environ.setdefault("REQUEST_DEADLINE_SECONDS", "5")
 
+# Static files are served by WhiteNoise's middleware (settings: DJANGO_SERVE_STATIC).
 django_asgi_app = get_asgi_application()
-if settings.SERVE_STATIC:
-    # Daphne serves no files. With no reverse proxy in front (`make run`),
-    # the app serves the admin's static files itself.
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 

@@ -7,7 +7,7 @@ import graphene
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from graphene_django.views import GraphQLView
+from graphene_django_graphiql_static.views import GraphiQLOfflineView
 from rest_framework.exceptions import AuthenticationFailed
 
 from copytrading.auth.authentication import ExpiringTokenAuthentication
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 # Queries only (no mutations), so token clients need no CSRF token.
 @method_decorator(csrf_exempt, name="dispatch")
-class TokenGraphQLView(GraphQLView):
-    """``Authorization: Token …`` as on the REST API, or the session."""
+class TokenGraphQLView(GraphiQLOfflineView):
+    """``Authorization: Token …`` as on the REST API, or the session. GraphiQL's
+    page loads its scripts from our static files (graphene-django-graphiql-static),
+    not from a CDN: it works offline (docs/decisions.md, "API docs offline")."""
 
     def dispatch(self, request, *args, **kwargs):
         try:

@@ -93,8 +93,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc from the package, not a CDN (SPECTACULAR_SETTINGS below).
+    "drf_spectacular_sidecar",
     "django_filters",
     "graphene_django",
+    # GraphiQL's React, GraphiQL and explorer bundles from the package, not a CDN (config/schema.py).
+    "graphene_django_graphiql_static",
     "django_celery_beat",
     "channels",
     "auditlog",
@@ -115,6 +119,9 @@ MIDDLEWARE = [
     # Outermost: it sees every response, the error handlers' included.
     "config.error_views.ApiJsonErrors",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (WhiteNoise) right after it, so they skip the rest (taken out below
+    # when DJANGO_SERVE_STATIC is off).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # An outage under /api/ or /graphql/ answers JSON 503, not a 500 page.
     "copytrading.outages.OutageMiddleware",
     # After the web process's request deadline (config/deadline.py) a request's queries stop.
@@ -282,8 +289,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-# Let the ASGI app serve static files itself (no reverse proxy in front).
-SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", EMBEDDED)
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing one (embedded: empty)
+# The app serves its own static files (the admin's, Swagger UI, Redoc, GraphiQL) through
+# WhiteNoise, in every mode; DJANGO_SERVE_STATIC=false when a proxy or CDN serves STATIC_ROOT.
+SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", True)
+if not SERVE_STATIC:
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+# Services mode serves what collectstatic gathered into STATIC_ROOT (run_stack and the
+# image run it first), with gzip variants; embedded mode serves the apps' files as they are.
+# No manifest (hashed names): a file a template names but nobody collected would be a 500
+# in production only, and the bundled CSS names source maps the packages do not ship.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if EMBEDDED
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = EMBEDDED
 
 # --- cache and channel layer -------------------------------------------------
 if REDIS_URL:
@@ -417,6 +441,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Leaders trade; followers' isolated copy wallets mirror them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files: the pages work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Request components of their own: a required string there has minLength 1.
     "COMPONENT_SPLIT_REQUEST": True,
     # A PATCH body's required fields are required (a re-price needs its price).

@@ -38,3 +38,7 @@ if DATABASES["default"]["ENGINE"] == "django_prometheus.db.backends.postgresql":
 for _alias in [*DATABASE_REPLICAS, "replica"]:  # noqa: F405
     _primary = {key: value for key, value in DATABASES["default"].items() if key != "TEST"}  # noqa: F405
     DATABASES[_alias] = {**_primary, "OPTIONS": dict(_primary.get("OPTIONS", {})), "TEST": {"MIRROR": "default"}}  # noqa: F405
+# Pages render without collectstatic first and the servers the tests start serve the
+# apps' static files as they are (services mode otherwise serves collected, hashed files).
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+WHITENOISE_USE_FINDERS = True

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backoffice.admin_views import portfolio_overview
 from backoffice.reports.admin_export import export_view as report_export_view
@@ -188,6 +189,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Where everything is (templates/landing.html).
+    path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     # Back-office pages outside a model admin (before the admin's catch-all).
     path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="admin-fees-earnings"),
     path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="admin-report-export"),
@@ -202,6 +205,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="api-redoc"
+    ),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("graphql/", TokenGraphQLView.as_view(graphiql=True), name="graphql"),

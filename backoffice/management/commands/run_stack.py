@@ -131,8 +131,6 @@ class Command(BaseCommand):
         metrics_dir = Path(env.setdefault(metrics.MULTIPROC_ENV, str(settings.VAR_DIR / "prometheus")))
         metrics.multiproc_dir_reset(metrics_dir)
         self._say(f"metrics: {metrics_dir} (emptied)")
-        # daphne serves no files itself and nothing stands in front of it here.
-        env.setdefault("DJANGO_SERVE_STATIC", "1")
         preexec = _parent_death_signal()
         for child in children:
             self._say(f"start {child.name}: {' '.join(child.argv[1:])}")
@@ -223,6 +221,7 @@ class Command(BaseCommand):
         lines = [
             "",
             "The copy-trading demo is running." + ("" if self._healthy(port) else " (web not healthy yet)"),
+            f"  start here           {base}/",
             f"  admin (back office)  {base}/admin/",
             f"  API docs             {base}/api/docs/",
             f"  API (v1)             {base}/api/v1/market/prices",
