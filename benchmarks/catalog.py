@@ -120,7 +120,11 @@ def web_process(port: int, *, cache: bool = True):
         yield proc
     finally:
         os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # an overloaded daphne still drains its thread pool's backlog
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=10)
 
 
 def fan_out(portfolio_id: int, stop, orders) -> None:

@@ -252,10 +252,13 @@ def test_the_hand_built_item_is_what_the_schema_says(five):
     from portfolios.catalog_api import catalog_item
     from portfolios.catalog_serializers import CatalogItemSerializer
 
-    page = catalog.catalog_page(catalog.catalog_query({}), None)
-    for row in page.rows:
-        expected = CatalogItemSerializer(row, context={"favorite_ids": {page.rows[0].portfolio_id}}).data
-        assert catalog_item(row, {page.rows[0].portfolio_id}) == expected
+    query = catalog.catalog_query({})
+    models, values = catalog.catalog_page(query, None), catalog.catalog_page(query, None, values=True)
+    assert [r.portfolio_id for r in models.rows] == [r["portfolio_id"] for r in values.rows]
+    favorite = {models.rows[0].portfolio_id}
+    for model, row in zip(models.rows, values.rows, strict=True):
+        expected = CatalogItemSerializer(model, context={"favorite_ids": favorite}).data
+        assert catalog_item(row, favorite) == expected
 
 
 def test_a_public_page_is_cached_but_favorite_flags_are_the_readers(api, shelf, settings):
