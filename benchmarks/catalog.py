@@ -20,13 +20,16 @@ bound, which is the measurement.
 
 Prints:
     catalog rps=… p99_ms=…
-    catalog processes=1 cache=off rps=… p99_ms=… cpu_ms=… timeouts=…
-    catalog processes=2 cache=off rps=… p99_ms=… cpu_ms=… timeouts=…
-``cpu_ms`` is the web processes' CPU time (user + system) per answered
-request, the figure least moved by other work on the machine; the load
-generator's own CPU share is printed on stderr. ``catalog errors=N`` goes to
-stderr, with a failing exit, if any request failed (other than an uncached
-timeout).
+    catalog processes=1 cache=off rps=… p99_ms=… cpu_ms=… timeouts=… capacity_rps=… capacity_p99_ms=…
+    catalog processes=2 cache=off rps=… p99_ms=… cpu_ms=… timeouts=… capacity_rps=… capacity_p99_ms=…
+``capacity_rps`` comes from a closed loop run first (2 clients per process,
+each sending when answered: no backlog): past capacity the open loop's
+throughput collapses, since daphne goes on working for requests the client
+already gave up (a sync view cannot be cancelled). ``cpu_ms`` is the web
+processes' CPU time (user + system) per answered request, the figure least
+moved by other work on the machine; the load generator's own CPU share is
+printed on stderr. ``catalog errors=N`` goes to stderr, with a failing exit,
+if any request failed (other than an uncached timeout).
 """
 
 import asyncio
@@ -203,6 +206,31 @@ def request_mix(base: str) -> list[str]:
     return urls
 
 
+async def closed_loop(bases: list[str], urls: list[str], per_base: int, seconds: float) -> tuple[list[float], float]:
+    """Capacity: ``per_base`` clients per process, each sending its next
+    request when the last is answered (no backlog, so nothing is abandoned)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        start = time.perf_counter()
+
+        async def client(n: int) -> None:
+            base, i = bases[n % len(bases)], n
+            while time.perf_counter() - start < seconds:
+                sent = time.perf_counter()
+                async with session.get(base + urls[i % len(urls)]) as r:
+                    await r.read()
+                    if r.status == 200:
+                        latencies.append((time.perf_counter() - sent) * 1000)
+                i += 1
+
+        await asyncio.gather(*(client(n) for n in range(per_base * len(bases))))
+        elapsed = time.perf_counter() - start
+    return latencies, elapsed
+
+
 def summary(latencies: list[float]) -> str:
     ordered = sorted(latencies)
     if not ordered:
@@ -217,6 +245,9 @@ def uncached(processes: int, urls: list[str]) -> tuple[str, Counter]:
 
     connections.close_all()
     with web_processes(processes, cache=False) as (bases, pids):
+        # First what the processes answer with no backlog, then the open loop
+        # (after which they are still working off requests the client gave up).
+        capacity, capacity_elapsed = asyncio.run(closed_loop(bases, urls, 2, SECONDS / 2))
         asyncio.run(load(bases, urls, OFF_RATE, WARMUP_SECONDS))
         web_before = sum(cpu_seconds(pid) for pid in pids)
         own_before = time.process_time()
@@ -234,7 +265,9 @@ def uncached(processes: int, urls: list[str]) -> tuple[str, Counter]:
     )
     line = (
         f"catalog processes={processes} cache=off rps={len(latencies) / elapsed:.0f} "
-        f"p99_ms={p99(latencies) if latencies else float('nan'):.0f} cpu_ms={cpu_ms:.2f} timeouts={timeouts}"
+        f"p99_ms={p99(latencies) if latencies else float('nan'):.0f} cpu_ms={cpu_ms:.2f} timeouts={timeouts} "
+        f"capacity_rps={len(capacity) / capacity_elapsed:.0f} "
+        f"capacity_p99_ms={p99(capacity) if capacity else float('nan'):.0f}"
     )
     return line, errors
 
