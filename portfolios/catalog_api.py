@@ -57,33 +57,34 @@ def _fixed(value: Decimal, places: Decimal) -> str:
     return format(value.quantize(places), "f")
 
 
-def catalog_item(row, favorite_ids: set[int]) -> dict:
-    """One row as CatalogItemSerializer shapes it, built directly: a page is
-    the hot read of the catalog and DRF's per-field machinery was most of its
-    time (the serializer stays the schema, and a test holds them equal)."""
-    p = row.portfolio
+def catalog_item(row: dict, favorite_ids: set[int]) -> dict:
+    """One row (a dict of catalog.PAGE_FIELDS) as CatalogItemSerializer shapes
+    it, built directly: a page is the hot read of the catalog and DRF's
+    per-field machinery was most of its time (the serializer stays the schema,
+    and a test holds them equal)."""
+    pk = row["portfolio_id"]
     return {
-        "id": p.pk,
-        "name": p.name,
-        "leader": p.leader.username,
-        "description": p.description,
-        "mode": p.mode,
-        "min_investment": _fixed(p.min_investment, Q8),
-        "profit_share_pct": _fixed(p.profit_share_pct, CENT),
-        "created_at": drf_datetime(p.created_at),
-        "line": row.line,
+        "id": pk,
+        "name": row["portfolio__name"],
+        "leader": row["portfolio__leader__username"],
+        "description": row["portfolio__description"],
+        "mode": row["portfolio__mode"],
+        "min_investment": _fixed(row["portfolio__min_investment"], Q8),
+        "profit_share_pct": _fixed(row["portfolio__profit_share_pct"], CENT),
+        "created_at": drf_datetime(row["portfolio__created_at"]),
+        "line": row["line"],
         "stats": {
-            "pnl": _fixed(row.pnl, Q8),
-            "roi_pct": _fixed(row.roi_pct, CENT),
-            "win_rate_pct": _fixed(row.win_rate_pct, CENT),
-            "trade_count": row.trade_count,
-            "follower_count": row.follower_count,
-            "max_followers": row.max_followers,
-            "max_drawdown_pct": _fixed(row.max_drawdown_pct, CENT),
-            "score": _fixed(row.score, SCORE_PLACES),
+            "pnl": _fixed(row["pnl"], Q8),
+            "roi_pct": _fixed(row["roi_pct"], CENT),
+            "win_rate_pct": _fixed(row["win_rate_pct"], CENT),
+            "trade_count": row["trade_count"],
+            "follower_count": row["follower_count"],
+            "max_followers": row["max_followers"],
+            "max_drawdown_pct": _fixed(row["max_drawdown_pct"], CENT),
+            "score": _fixed(row["score"], SCORE_PLACES),
         },
-        "open_slots": max(0, row.max_followers - row.follower_count),
-        "is_favorite": p.pk in favorite_ids,
+        "open_slots": max(0, row["max_followers"] - row["follower_count"]),
+        "is_favorite": pk in favorite_ids,
     }
 
 
@@ -97,11 +98,11 @@ def cached_catalog_body(query: catalog.CatalogQuery, user) -> dict:
     favorite flags are added to it. The favorites list itself is never cached."""
     ttl = live.current().catalog_cache_seconds
     if query.list == "favorites" or ttl <= 0:
-        return catalog_body(catalog.catalog_page(query, user))
+        return catalog_body(catalog.catalog_page(query, user, values=True))
     key = "catalog:v1:" + hashlib.sha256(repr(query).encode()).hexdigest()
     body = cache_get(key)  # a cache error reads the database instead
     if body is None:
-        body = catalog_body(catalog.catalog_page(query, None))
+        body = catalog_body(catalog.catalog_page(query, None, values=True))
         cache_set(key, body, ttl)
     if user is not None and user.is_authenticated and body["results"]:
         favorites = catalog.favorite_ids(user, [item["id"] for item in body["results"]])
@@ -197,7 +198,7 @@ class FavoriteListView(APIView):
     @extend_schema(parameters=CATALOG_PARAMETERS[1:], responses=CatalogPageSerializer)
     def get(self, request):
         params = {**request.query_params.dict(), "list": "favorites"}
-        return Response(catalog_body(catalog.catalog_page(catalog.catalog_query(params), request.user)))
+        return Response(catalog_body(catalog.catalog_page(catalog.catalog_query(params), request.user, values=True)))
 
 
 class FavoriteDetailView(APIView):

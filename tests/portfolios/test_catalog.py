@@ -244,6 +244,40 @@ def test_a_private_portfolio_cannot_be_favorited(api, shelf):
     assert anonymous.put(f"/api/v1/favorites/{hidden.pk}").status_code in (401, 403)
 
 
+def test_a_page_costs_the_same_queries_whatever_its_size(api, shelf):
+    """One query for the page, one for the reader's favorites among it: a page
+    of 2 and a page of 6 cost the same, anonymous or signed in, on every list
+    and on a second page (its cursor)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(12):
+        shelf.make(f"P{n}", mode=("margin", "spot", "all")[n % 3], score=f"0.{n:02d}", followers=n % 4)
+    user = UserFactory()
+    signed_in = APIClient()
+    signed_in.force_authenticate(user)
+    for name in ("P1", "P5", "P9"):
+        pk = next(i["id"] for i in signed_in.get("/api/v1/catalog").json()["results"] if i["name"] == name)
+        signed_in.put(f"/api/v1/favorites/{pk}")
+
+    def queries(client, **params) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as first:
+            r = client.get("/api/v1/catalog", params)
+        assert r.status_code == 200, r.content
+        with CaptureQueriesContext(connection) as second:
+            assert client.get("/api/v1/catalog", {**params, "cursor": r.json()["next_cursor"]}).status_code == 200
+        return len(first), len(second)
+
+    for client, lists in ((api, ("all", "margin")), (signed_in, ("all", "spot", "favorites"))):
+        queries(client, list=lists[0], limit=2)  # the live settings' first read: not counted
+        for listed in lists:
+            for sort in ("-score", "-followers,-score", "newest"):
+                small = queries(client, list=listed, sort=sort, limit=1 if listed == "favorites" else 2)
+                large = queries(client, list=listed, sort=sort, limit=2 if listed == "favorites" else 6)
+                assert small == large, (listed, sort, small, large)
+                assert small[0] == (1 if client is api else 2), (listed, sort, small)
+
+
 # --- the page body and its cache ---------------------------------------------------------------
 
 
@@ -252,10 +286,13 @@ def test_the_hand_built_item_is_what_the_schema_says(five):
     from portfolios.catalog_api import catalog_item
     from portfolios.catalog_serializers import CatalogItemSerializer
 
-    page = catalog.catalog_page(catalog.catalog_query({}), None)
-    for row in page.rows:
-        expected = CatalogItemSerializer(row, context={"favorite_ids": {page.rows[0].portfolio_id}}).data
-        assert catalog_item(row, {page.rows[0].portfolio_id}) == expected
+    query = catalog.catalog_query({})
+    models, values = catalog.catalog_page(query, None), catalog.catalog_page(query, None, values=True)
+    assert [r.portfolio_id for r in models.rows] == [r["portfolio_id"] for r in values.rows]
+    favorite = {models.rows[0].portfolio_id}
+    for model, row in zip(models.rows, values.rows, strict=True):
+        expected = CatalogItemSerializer(model, context={"favorite_ids": favorite}).data
+        assert catalog_item(row, favorite) == expected
 
 
 def test_a_public_page_is_cached_but_favorite_flags_are_the_readers(api, shelf, settings):
