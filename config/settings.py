@@ -234,7 +234,7 @@ else:
         }
     }
 
-# --- read replicas (copytrading/replicas.py; docs/scaling.md; docs/decisions.md NEW-G-1) ---
+# --- read replicas (copytrading/replicas.py; docs/scaling.md; docs/decisions.md §82) ---
 # DATABASE_REPLICA_URLS: PostgreSQL streaming replicas of DATABASE_URL, comma separated,
 # as aliases replica1, replica2, ... Only the reads that may lag (the public catalog,
 # statistics, report exports) go there, named in code with `.using(replica_alias())`;

@@ -1,4 +1,4 @@
-"""Read replicas: where the reads that may lag the primary go (docs/decisions.md NEW-G-1).
+"""Read replicas: where the reads that may lag the primary go (docs/decisions.md §82).
 
 ``DATABASE_REPLICA_URLS`` adds the aliases ``replica1``, ``replica2``, ... (config/settings.py).
 No router guesses: a selector whose readers can take data a replication delay old (the

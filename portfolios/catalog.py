@@ -224,7 +224,7 @@ def catalog_page(query: CatalogQuery, user=None, *, values: bool = False) -> Cat
     """One page (one query, plus one for the user's favorites among it).
     ``values``: rows as dicts of PAGE_FIELDS, not model instances. The REST
     list reads them so: building three model instances per row was a fifth
-    of an uncached page's time (docs/decisions.md NEW-E-1)."""
+    of an uncached page's time (docs/decisions.md §90)."""
     if values:
         rows = list(_filtered_rows(query, user).values(*PAGE_FIELDS)[: query.limit + 1])
     else:

@@ -165,7 +165,7 @@ class PortfolioStats(models.Model):
             # Their keys tie a lot (0 followers, no PnL yet, 50 % win rate), and an
             # index on the key alone left the planner joining and sorting every
             # row of the line: 10-100 ms a page at 10,000 portfolios, 0.2-0.6 ms
-            # with these (docs/decisions.md NEW-E-1).
+            # with these (docs/decisions.md §90).
             models.Index(fields=["line", "-pnl", "portfolio"], name="stats_by_pnl"),
             models.Index(fields=["line", "-pnl", "-score", "portfolio"], name="stats_by_pnl_score"),
             models.Index(fields=["line", "-win_rate_pct", "portfolio"], name="stats_by_win_rate"),
