@@ -15,7 +15,7 @@ is the master's; Sentinel nodes are reached without one.
 """
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -77,7 +77,7 @@ def broker_url(target: SentinelTarget) -> str:
     """kombu's form: ``sentinel://[user:password@]host:port/db`` per node, joined by ``;``."""
     auth = ""
     if target.password is not None:
-        auth = f"{target.username or ''}:{target.password}@"
+        auth = f"{quote(target.username or '', safe='')}:{quote(target.password, safe='')}@"
     return ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.sentinels)
 
 

@@ -247,13 +247,13 @@ for _position, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
     DATABASE_REPLICAS.append(f"replica{_position}")
 # The router sends every write to the primary and notes it (read-your-writes); it reads nothing by itself.
 DATABASE_ROUTERS = ["copytrading.replicas.PrimaryWritesRouter"] if DATABASE_REPLICAS else []
-if DATABASE_URL:
-    DATABASES["default"].setdefault("OPTIONS", {}).update(_postgres_options())
-# Query counts, durations and errors (django-prometheus): Django's backends, instrumented.
-DATABASES["default"]["ENGINE"] = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
-}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# Query counts, durations and errors (django-prometheus): Django's backends, instrumented
+# (the primary's and each replica's).
+for _database in DATABASES.values():
+    _database["ENGINE"] = {
+        "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+        "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    }.get(_database["ENGINE"], _database["ENGINE"])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -323,7 +323,8 @@ if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            # A list is taken as is: Django splits a string on "," (a Sentinel URL's node list).
+            "LOCATION": [REDIS_URL] if REDIS_SENTINEL else REDIS_URL,
             "OPTIONS": {**_redis_timeouts, "retry": Retry(NoBackoff(), 0)},
         }
     }

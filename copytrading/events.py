@@ -2,12 +2,13 @@
 leader's change and dispatched only once that transaction commits."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Count, F, Max, Q, Sum
 
-from copytrading import audit, leader_events, trade_math
+from copytrading import audit, leader_events, partitions, trade_math
 from copytrading.enqueue import dispatch, dispatch_chunk
 from copytrading.errors import DomainError
 from copytrading.leader_events import LeaderEventData
@@ -183,6 +184,7 @@ def order_not_copied_event(
 @transaction.atomic
 def leader_event_replay(*, event_id: int, actor=None) -> int:
     """Run an event's propagation again (a staff action after a repair).
+    Refused (``EVENT_ARCHIVED``) for an event whose executions may be archived.
 
     Safe at any time: each chunk serves only the subscriptions of its original
     range that have no execution row for the event yet (one row per event and
@@ -191,6 +193,9 @@ def leader_event_replay(*, event_id: int, actor=None) -> int:
     event = LeaderEvent.objects.select_for_update().filter(pk=event_id).first()
     if event is None:
         raise DomainError("NOT_FOUND", "No such leader event.", status=404)
+    refusal = partitions.replay_refusal(event.created_at)
+    if refusal:
+        raise DomainError("EVENT_ARCHIVED", f"Leader event {event.pk} cannot be replayed: {refusal}.", status=409)
     audit.record(actor=actor, action="replay", target=event)
     if event.status == LeaderEventStatus.PENDING:
         dispatch_on_commit(lambda: dispatch(event.pk), what=f"replay of leader event {event.pk}; the outbox relay")
@@ -221,10 +226,11 @@ class EventProgress:
     chunks: int
     chunks_done: int
     executions: int  # the rows its chunks wrote
+    created_at: datetime
 
 
 def leader_event_progress(*, event_id: int) -> EventProgress | None:
-    event = LeaderEvent.objects.filter(pk=event_id).values("pk", "portfolio_id", "kind", "status").first()
+    event = LeaderEvent.objects.filter(pk=event_id).values("pk", "portfolio_id", "kind", "status", "created_at").first()
     if event is None:
         return None
     figures = PropagationChunk.objects.filter(event_id=event_id).aggregate(
@@ -240,4 +246,5 @@ def leader_event_progress(*, event_id: int) -> EventProgress | None:
         figures["chunks"],
         figures["done"],
         figures["executions"] or 0,
+        event["created_at"],
     )

@@ -4,10 +4,10 @@ Both tables grow by followers x events (10,000 followers x 200 events a day is
 2 million execution rows a day). On PostgreSQL they are declaratively
 partitioned by RANGE on ``created_at``, one partition per calendar month (UTC),
 named ``<table>_yYYYYmMM``, plus a ``<table>_default`` partition that catches
-a row outside every month (it should stay empty: ``status`` and /healthz's
-``partitions`` check warn when it is not). Migration copytrading 0025 converts
-the tables; ``ensure`` creates the months ahead (beat, daily; ``manage.py
-partitions ensure``); ``archive`` exports an old month of executions to a
+a row outside every month (it should stay empty: ``manage.py partitions
+status`` exits 1 and the hourly task records a job error, counted by /healthz,
+when it is not). Migration copytrading 0025 converts the tables; ``ensure``
+creates the months ahead (beat, hourly; ``manage.py partitions ensure``); ``archive`` exports an old month of executions to a
 gzipped CSV file, then detaches and drops it. Transfers are never archived:
 balances are sums of transfers (``check_ledger``), so dropping a month of them
 would unbalance the ledger (docs/decisions.md, "Monthly partitions").
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -108,6 +109,24 @@ def months(table: str) -> list[date]:
         if match and name == partition_name(table, date(int(match[1]), int(match[2]), 1)):
             found.append(date(int(match[1]), int(match[2]), 1))
     return sorted(found)
+
+
+def replay_refusal(moment: datetime, *, now: datetime | None = None) -> str | None:
+    """Why an event of ``moment`` may not be replayed, or None.
+
+    A replay serves every follower of the event's chunks that has no execution
+    row for it; once its month of executions is archived (or may be: older
+    than the retention) none has one, so a replay would copy the trade again
+    to every follower."""
+    month = month_of(moment)
+    kept_from = add_months(month_of(now or timezone.now()), -settings.EXECUTION_RETENTION_MONTHS)
+    if month < kept_from:
+        return f"its executions are older than the retention ({settings.EXECUTION_RETENTION_MONTHS} months)"
+    if supported():
+        attached = months(EXECUTIONS)
+        if attached and month < attached[0]:
+            return f"its month of executions ({month:%Y-%m}) is archived"
+    return None
 
 
 def default_rows(table: str) -> int:

@@ -56,6 +56,16 @@ class Migration(migrations.Migration):
             model_name='execution',
             name='one_execution_per_event_and_subscription',
         ),
+        # Rows written before: their time becomes their event's, as every writer
+        # stamps it from now on. Without it an old row would not match a retry's
+        # or a replay's "already served?" check (it filters on the event's time)
+        # and the new unique key would not stop a second row.
+        migrations.RunSQL(
+            "UPDATE copytrading_execution SET created_at = (SELECT e.created_at FROM copytrading_leaderevent e "
+            "WHERE e.id = copytrading_execution.event_id) WHERE created_at <> (SELECT e.created_at FROM "
+            "copytrading_leaderevent e WHERE e.id = copytrading_execution.event_id)",
+            migrations.RunSQL.noop,
+        ),
         migrations.AlterField(
             model_name='execution',
             name='created_at',

@@ -3,16 +3,19 @@ rebuild_stats, their dry runs (nothing written), real runs and exit codes;
 the shared progress helper (copytrading/ops/progress.py)."""
 
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from config.celery import app as celery_app
-from copytrading.events import leader_event_progress
+from copytrading.errors import DomainError
+from copytrading.events import leader_event_progress, leader_event_replay
 from copytrading.ledger import ledger_check
-from copytrading.models import Execution, LeaderEventStatus, PropagationChunk
+from copytrading.models import Execution, LeaderEvent, LeaderEventStatus, PropagationChunk
 from copytrading.ops.progress import Progress
 from portfolios.models import PortfolioScore, PortfolioStats
 from portfolios.services import portfolio_order_place
@@ -207,3 +210,25 @@ def test_rebuild_stats_bad_arguments_are_exit_2(world):
             _run("rebuild_stats", *args)
         assert raised.value.returncode == 2
     assert _stats_rows() == before
+
+
+@pytest.mark.django_db
+def test_an_event_older_than_the_retention_is_not_replayed(world, settings):
+    """Its executions may be archived: no follower would have a row for it, so a
+    replay would copy the trade again to every one (the command and the service
+    both refuse, nothing written)."""
+    event, _ = _stalled_event(world)
+    with world.capture(execute=True):
+        _run("replay_event", str(event.pk))
+    after_first = footprint()
+    LeaderEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(days=40))
+    settings.EXECUTION_RETENTION_MONTHS = 1
+
+    with pytest.raises(SystemExit) as exit_:
+        _run("replay_event", str(event.pk))
+    assert exit_.value.code == 1
+    with pytest.raises(DomainError) as refused:
+        leader_event_replay(event_id=event.pk)
+    assert refused.value.code == "EVENT_ARCHIVED" and refused.value.status == 409
+    assert footprint() == after_first
+    assert PropagationChunk.objects.get(event=event).status == "done"

@@ -58,6 +58,8 @@ def test_a_malformed_sentinel_url_says_what_is_wrong(url, message):
 def test_each_client_gets_the_form_its_library_reads():
     target = redis_sentinel.parse("redis+sentinel://:pw@a:26379,b:26380/prod/3")
     assert redis_sentinel.broker_url(target) == "sentinel://:pw@a:26379/3;sentinel://:pw@b:26380/3"
+    odd = redis_sentinel.parse("redis+sentinel://:p%2Fw%3B1@a:26379/prod/3")
+    assert redis_sentinel.broker_url(odd) == "sentinel://:p%2Fw%3B1@a:26379/3"  # "/" and ";" stay quoted
     host = redis_sentinel.channel_layer_host(target, socket_timeout=1.0)
     assert host == {
         "sentinels": [["a", 26379], ["b", 26380]],
@@ -194,7 +196,9 @@ def test_broker_cache_and_channel_layer_work_through_a_real_sentinel(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "Sentinel did not start"
                 time.sleep(0.05)
-        url = f"redis+sentinel://127.0.0.1:{sentinel_port}/{master}/{db}"
+        # Two nodes, as production lists them (the second one down): the node list must
+        # reach each client whole (Django's cache splits a string LOCATION on ",").
+        url = f"redis+sentinel://127.0.0.1:{sentinel_port},127.0.0.1:{free_port()}/{master}/{db}"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_"))}
         clean |= {"REDIS_URL": url, "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.test_settings"}
         result = subprocess.run(

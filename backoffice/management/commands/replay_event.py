@@ -8,13 +8,16 @@ through changes nothing. ``--wait`` follows the chunks to the end with a
 progress bar.
 
 Exit code: 0 replayed (and, with --wait, done) or would be (--dry-run),
-1 still not done when --wait ran out, 2 cannot run (no such event, the
+1 still not done when --wait ran out, or refused: the event's executions are
+archived or older than the retention (a replay would copy it to every
+follower again), 2 cannot run (no such event, the
 broker or database unreachable: nothing is written)."""
 
 import time
 
 from django.core.management.base import BaseCommand
 
+from copytrading import partitions
 from copytrading.events import EventProgress, leader_event_progress, leader_event_replay
 from copytrading.models import LeaderEventStatus
 from copytrading.ops.exits import FINDINGS, broker_problem, cannot_run, cannot_run_on_outage
@@ -47,6 +50,10 @@ class Command(BaseCommand):
             if before is None:
                 raise cannot_run(f"no leader event {event_id}")
             self.stdout.write(_state(before))
+            refusal = partitions.replay_refusal(before.created_at)
+            if refusal:
+                self.stderr.write(f"event {event_id} cannot be replayed: {refusal}; nothing written")
+                raise SystemExit(FINDINGS)
             if dry_run:
                 if before.status == LeaderEventStatus.PENDING:
                     self.stdout.write("would dispatch it again; nothing written")
