@@ -1,5 +1,7 @@
 """The open WebSocket connections gauge: up on accept, down on close."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 
@@ -22,6 +24,7 @@ def test_open_connections_follow_accepts_and_closes(settings):
     start = open_connections()
 
     async def scenario():
+        await reset()  # a hub an earlier test left on another (closed) event loop
         try:
             first = await connect(token=token)
             second = await connect()  # accepted, not authenticated yet: open all the same
@@ -33,4 +36,7 @@ def test_open_connections_follow_accepts_and_closes(settings):
         finally:
             await reset()
 
-    async_to_sync(scenario)()
+    async def bounded():
+        await asyncio.wait_for(scenario(), timeout=30)  # a hang fails, never holds the suite
+
+    async_to_sync(bounded)()
