@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from copytrading import leader_events
@@ -621,6 +622,12 @@ class Execution(models.Model):
     # it) to refuse a retry that straddles a month boundary. No default: a
     # writer that forgets it fails instead of writing a second row.
     created_at = models.DateTimeField()
+    # When the row was written (the writing statement's start, a database
+    # default, so the bulk COPY fills it without naming it): what the live
+    # stream's late-commit window reads, as created_at is the event's time
+    # and can be long past when a chunk runs late. Rows older than the column
+    # read 1970-01-01 (unknown). Not exposed; no index.
+    recorded_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         constraints = [

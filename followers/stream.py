@@ -74,6 +74,9 @@ class CopiesTopic(StateTopic):
 
 
 class ExecutionsTopic(EventTopic):
+    # created_at is the leader event's time, which a chunk that runs late is
+    # long past (docs/decisions.md §86).
+    WRITTEN_AT = "recorded_at"
     FIELDS = (
         "id",
         "event_id",

@@ -128,10 +128,13 @@ class EventTopic(Topic):
     Ids are handed out at insert, not at commit: a row with a lower id can
     commit after one with a higher (two chunks in two workers). So "new" is
     every row above the last id seen *or* created in the last
-    ``LATE_COMMIT_SECONDS``, less the ids already sent."""
+    ``LATE_COMMIT_SECONDS``, less the ids already sent. "Created" is the
+    ``WRITTEN_AT`` field: it must be the time of writing (not, e.g., the
+    time of the event a row records)."""
 
     SNAPSHOT_ITEMS = 20
     LATE_COMMIT_SECONDS = 30
+    WRITTEN_AT = "created_at"
     SEEN_IDS = 2000
 
     def __init__(self, user_id: int, name: str, message: Mapping) -> None:
@@ -147,7 +150,7 @@ class EventTopic(Topic):
         if initial:
             return list(reversed(rows.order_by("-pk").values(*fields)[: self.SNAPSHOT_ITEMS]))
         since = timezone.now() - timedelta(seconds=self.LATE_COMMIT_SECONDS)
-        newer = rows.filter(Q(pk__gt=self._last_id) | Q(created_at__gte=since))
+        newer = rows.filter(Q(pk__gt=self._last_id) | Q(**{f"{self.WRITTEN_AT}__gte": since}))
         return list(newer.order_by("pk").values(*fields)[:500])
 
     def apply(self, data: object, initial: bool) -> dict:
