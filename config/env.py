@@ -4,6 +4,7 @@ Every variable read here is documented in README.md ("Configuration").
 """
 
 import base64
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -35,6 +36,20 @@ def env_decimal(name: str, default: str) -> Decimal:
 def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name, default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str = "") -> list[str]:
+    """Comma-separated addresses or CIDRs (host bits allowed); a malformed one
+    is a ValueError naming it, so settings refuse to load instead of failing later."""
+    networks = env_list(name, default)
+    for item in networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{name}: {item!r} is not an IP address or network (comma-separated, e.g. 10.0.0.0/8,fd00::/8)"
+            ) from None
+    return networks
 
 
 def env_float(name: str, default: float) -> float:

@@ -21,9 +21,11 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     local_secret_key,
 )
+from copytrading.observability import multiproc
 from copytrading.observability.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,13 +33,19 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # Metrics of the worker processes reach the web's /metrics through files
-# here (prometheus_client's multiprocess mode; docs/decisions.md). Set before
-# prometheus_client is imported. Services mode defaults it under VAR_DIR;
-# run_stack empties it at start (and sets it in embedded mode too).
-if env_str("DATABASE_URL") and not env_str("PROMETHEUS_MULTIPROC_DIR"):
+# here (prometheus_client's multiprocess mode; docs/decisions.md). Decided
+# before any metric is created. Services mode defaults it under VAR_DIR;
+# run_stack empties it at start (and sets it in embedded mode too). Set and
+# empty: off, for one-off commands (cron jobs, shells) that should leave no
+# files (docs/operations.md, "Metrics"). Files are named by pid and host
+# (multiproc.install: before any metric is created).
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ and env_str("DATABASE_URL"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "prometheus")
 if env_str("PROMETHEUS_MULTIPROC_DIR"):
     Path(env_str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+multiproc.install()
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -516,7 +524,10 @@ except ValueError as exc:
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # /metrics (copytrading/observability/views.py): staff, this bearer token, or these networks.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "")
+try:
+    METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 # --- notifications (copytrading/notifications) ------------------------------------
 # E-mail: SMTP when EMAIL_HOST is set (production), else files under VAR_DIR/mail

@@ -46,6 +46,17 @@ def client_address(request) -> str:
     return address_group(str(client))
 
 
+def forwarded_by_untrusted(request) -> bool:
+    """The request carries ``X-Forwarded-For`` but REMOTE_ADDR is no trusted
+    proxy: it came through a proxy we cannot believe (or a client wrote the
+    header), so REMOTE_ADDR says nothing about the client."""
+    if not request.META.get("HTTP_X_FORWARDED_FOR", "").strip():
+        return False
+    remote = _parse(request.META.get("REMOTE_ADDR") or "")
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    return remote is None or not _trusted(remote, networks)
+
+
 def address_group(address: str | None) -> str:
     """A client address as throttles count it: IPv6 by its /64 (one host's
     usual share), IPv4 as is, an IPv4-mapped IPv6 as its IPv4; no address (a

@@ -28,6 +28,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from copytrading.observability import multiproc
+
+# Host-qualified file names, before our metrics exist (config/settings.py does
+# it first in a Django process; this is for a process importing us without it).
+multiproc.install()
+
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -174,11 +180,12 @@ def multiproc_dir_reset(path: Path) -> None:
 
 
 def process_exited(pid: int) -> None:
-    """A process's live gauges (open WebSocket connections) no longer count."""
+    """A process's live gauges (open WebSocket connections) no longer count.
+    ``pid``: a process of this host (its files are named ``<pid>-<host>``)."""
     if multiproc_dir() is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(multiproc.process_identifier(pid))
 
 
 def registry(*, scrape_gauges: bool = True) -> CollectorRegistry:

@@ -3,8 +3,10 @@
 Allowed for a staff user's session, a bearer token equal to ``METRICS_TOKEN``
 (compared in constant time), or a client address inside
 ``METRICS_ALLOWED_NETWORKS`` (the client address as the login throttle sees
-it: ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``). Anything else is a 403
-in the API's error shape; a wrong token too, so a scraper's mistake is loud."""
+it: ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``). A request forwarded
+by a proxy that is not trusted is never allowed by network: behind a load
+balancer on an allowed network, REMOTE_ADDR is the balancer's. Anything else is
+a 403 in the API's error shape; a wrong token too, so a scraper's mistake is loud."""
 
 import hmac
 import ipaddress
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config.error_views import api_error
-from copytrading.auth.client import client_address
+from copytrading.auth.client import client_address, forwarded_by_untrusted
 from copytrading.observability import metrics
 
 FORBIDDEN_DETAIL = "Metrics are for staff, the metrics token or an allowed network."
@@ -29,7 +31,7 @@ def _networks(cidrs: tuple[str, ...]) -> tuple:
 
 def _address_allowed(request: HttpRequest) -> bool:
     networks = _networks(tuple(settings.METRICS_ALLOWED_NETWORKS))
-    if not networks:
+    if not networks or forwarded_by_untrusted(request):
         return False
     group = client_address(request)  # an address, an IPv6 /64, or "unknown"
     try:

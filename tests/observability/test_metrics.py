@@ -1,6 +1,7 @@
 """/metrics: our series move with real work, access is not public, and values
 recorded in another process are in the scrape (multiprocess mode)."""
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -8,13 +9,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import values
 from prometheus_client.parser import text_string_to_metric_families
 
 from backoffice.joberrors import job_error_record
 from backoffice.models import Heartbeat
 from backoffice.services import heartbeat_record
+from config.env import env_networks
 from copytrading.models import Execution, LeaderEvent, LeaderEventStatus
-from copytrading.observability import metrics
+from copytrading.observability import metrics, multiproc
 from tests.copytrading.test_propagation import ETH_PERP, World
 from tests.factories import StaffFactory, UserFactory
 
@@ -166,6 +169,42 @@ def test_allowed_networks(client, settings):
 
 
 @pytest.mark.django_db
+def test_a_forwarded_request_is_judged_by_its_client(client, settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
+    # Through a trusted proxy on the allowed network: the client (outside) is refused.
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="10.7.7.7").status_code == 200
+    # Through a proxy not trusted (a load balancer on the allowed network): never by network.
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.6", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.6", HTTP_X_FORWARDED_FOR="10.7.7.7").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.6").status_code == 200
+
+
+def test_a_malformed_network_is_refused_at_load(monkeypatch):
+    monkeypatch.setenv("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.0/33")
+    with pytest.raises(ValueError, match=r"METRICS_ALLOWED_NETWORKS: '10.0.0.0/33' is not an IP address or network"):
+        env_networks("METRICS_ALLOWED_NETWORKS")
+    monkeypatch.setenv("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8, fd00::/8,192.168.1.1")
+    assert env_networks("METRICS_ALLOWED_NETWORKS") == ["10.0.0.0/8", "fd00::/8", "192.168.1.1"]
+
+
+@pytest.mark.slow  # a subprocess
+def test_settings_refuse_a_malformed_network():
+    env = {**os.environ, "METRICS_ALLOWED_NETWORKS": "10.0.0.0/8,not-a-network"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: METRICS_ALLOWED_NETWORKS: 'not-a-network'" in done.stderr
+
+
+@pytest.mark.django_db
 def test_only_get(staff_client):
     assert staff_client.post("/metrics").status_code == 405
 
@@ -213,3 +252,54 @@ def test_the_directory_is_emptied_at_start(tmp_path):
     assert directory.is_dir() and list(directory.iterdir()) == []
     metrics.multiproc_dir_reset(tmp_path / "new")
     assert (tmp_path / "new").is_dir()
+
+
+def test_this_process_files_are_named_by_pid_and_host():
+    """Installed before django-prometheus's metrics and ours: every file this
+    process wrote is ``<type>_<pid>-<host>.db`` (containers sharing the
+    directory all have a PID 1)."""
+    directory = metrics.multiproc_dir()
+    if directory is None:
+        assert values.ValueClass is values.MutexValue
+        return
+    metrics.EXECUTIONS.labels("copied", "TEST_FILE_NAME").inc()
+    ours = [p.name for p in directory.glob(f"*_{os.getpid()}*.db")]
+    assert f"counter_{os.getpid()}-{multiproc.HOST}.db" in ours
+    assert all(name.endswith(f"_{os.getpid()}-{multiproc.HOST}.db") for name in ours), ours
+    assert "_" not in multiproc.HOST
+
+
+@pytest.mark.slow  # a subprocess
+def test_a_process_and_its_forked_child_write_host_qualified_files(tmp_path):
+    code = (
+        "import os, django; django.setup(); "
+        "from django_prometheus.middleware import Metrics; Metrics.get_instance(); "
+        "from copytrading.observability import metrics; "
+        "metrics.EXECUTIONS.labels('copied', 'PARENT').inc(); "
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    metrics.EXECUTIONS.labels('copied', 'CHILD').inc(); os._exit(0)\n"
+        "os.waitpid(child, 0); print(os.getpid(), child)"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=60, capture_output=True, text=True
+    )
+    parent, child = done.stdout.split()[-2:]
+    names = sorted(p.name for p in tmp_path.glob("*.db"))
+    assert f"counter_{parent}-{multiproc.HOST}.db" in names
+    assert f"histogram_{parent}-{multiproc.HOST}.db" in names  # django-prometheus's latency histograms
+    assert f"counter_{child}-{multiproc.HOST}.db" in names
+    assert all(name.endswith(f"-{multiproc.HOST}.db") for name in names), names
+    # The collector parses these names and sums both processes.
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    samples = {
+        (sample.name, sample.labels.get("reason_code")): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    assert samples[("copytrading_executions_total", "PARENT")] == 1
+    assert samples[("copytrading_executions_total", "CHILD")] == 1
