@@ -7,8 +7,9 @@ named ``<table>_yYYYYmMM``, plus a ``<table>_default`` partition that catches
 a row outside every month (it should stay empty: ``manage.py partitions
 status`` exits 1 and the hourly task records a job error, counted by /healthz,
 when it is not). Migration copytrading 0025 converts the tables; ``ensure``
-creates the months ahead (beat, hourly; ``manage.py partitions ensure``); ``archive`` exports an old month of executions to a
-gzipped CSV file, then detaches and drops it. Transfers are never archived:
+creates the months ahead (beat, hourly; ``manage.py partitions ensure``);
+``archive`` exports an old month of executions to a gzipped CSV file, then
+detaches and drops it. Transfers are never archived:
 balances are sums of transfers (``check_ledger``), so dropping a month of them
 would unbalance the ledger (docs/decisions.md, "Monthly partitions").
 
