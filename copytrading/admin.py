@@ -38,6 +38,7 @@ from copytrading.models import (
     PropagationChunk,
     StreamNotice,
     Transfer,
+    TransferKey,
 )
 from copytrading.notifications import admin as notifications_admin
 from copytrading.serializers import exchange_order_of
@@ -575,6 +576,19 @@ class IdempotentRequestAdmin(ReadOnlyAdmin):
     search_fields = ["=key", "=user__username"]
     date_hierarchy = "created_at"
     autocomplete_fields = ["user"]
+    show_full_result_count = False
+
+
+@admin.register(TransferKey)
+class TransferKeyAdmin(ReadOnlyAdmin):
+    """The ledger's idempotency keys, one per transfer (unique here because the
+    transfers are partitioned by month; written by a database trigger):
+    support answers "was this key already used, and by which transfer?"."""
+
+    list_display = ["idempotency_key", "transfer_id", "created_at"]
+    search_fields = ["=idempotency_key"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
     show_full_result_count = False
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from copytrading.auth.models import AuthToken, LoginThrottle
@@ -39,6 +40,7 @@ from copytrading.models import (
     PropagationChunk,
     StreamNotice,
     Transfer,
+    TransferKey,
     TransferKind,
 )
 from copytrading.notifications.models import Notification, NotificationPreference
@@ -66,7 +68,7 @@ READ_ONLY_MODELS = [
     PortfolioStats, PortfolioScore, FollowerDailyStats, Favorite, AuthToken, LoginThrottle, IdempotentRequest,
     Notification, NotificationPreference, StreamNotice, PriceCandle, ExchangeAccount,
     ExchangeOrder, ExchangeDrift, LeaderTradePoll, LeaderTradeCursor,
-    PortfolioHalt,
+    PortfolioHalt, TransferKey,
 ]  # fmt: skip
 # Edited in the admin through their services (tests/live/test_admin.py).
 EDITABLE_MODELS = [LiveSettings]
@@ -142,7 +144,8 @@ def _changelist(model) -> str:
 
 
 def _url(model, view: str, *args) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+    # Quoted as the admin quotes a primary key in its links (a text key may hold ":").
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=[quote(a) for a in args])
 
 
 def _sample(world: World, model) -> tuple[object, list[str]]:
@@ -233,6 +236,9 @@ def _sample(world: World, model) -> tuple[object, list[str]]:
             user=copied.follower, key="retry-7", fingerprint="0" * 64, status_code=201, body={"id": 1}
         )
         return record, ["retry-7"]
+    if model is TransferKey:
+        fund = Transfer.objects.get(kind=TransferKind.COPY_FUND, credit_id=copied.copy_account_id)
+        return TransferKey.objects.get(idempotency_key=fund.idempotency_key), [fund.idempotency_key, str(fund.pk)]
     if model is StreamNotice:
         notice = StreamNotice.objects.create(payload={"type": "hub.changes", "users": [copied.follower_id]})
         return notice, ["hub.changes"]

@@ -1,4 +1,5 @@
-"""The open WebSocket connections gauge: up on accept, down on close."""
+"""The open WebSocket connections gauge (copytrading/observability): up on accept,
+down on close. Among the stream tests: they leave the hub as each found it."""
 
 import asyncio
 
