@@ -95,6 +95,16 @@ def create_default_sql(table: str) -> str:
     return f"CREATE TABLE {_qn(default_name(table))} PARTITION OF {_qn(table)} DEFAULT"
 
 
+def _months_named(table: str, names: list[str]) -> list[date]:
+    """The months of the tables named ``<table>_yYYYYmMM`` among ``names``, oldest first."""
+    found = []
+    for name in names:
+        match = _MONTH.search(name)
+        if match and name == partition_name(table, date(int(match[1]), int(match[2]), 1)):
+            found.append(date(int(match[1]), int(match[2]), 1))
+    return sorted(found)
+
+
 def months(table: str) -> list[date]:
     """The months that have a partition, oldest first."""
     with connection.cursor() as cursor:
@@ -103,13 +113,7 @@ def months(table: str) -> list[date]:
             "WHERE i.inhparent = %s::regclass",
             [table],
         )
-        names = [r[0] for r in cursor.fetchall()]
-    found = []
-    for name in names:
-        match = _MONTH.search(name)
-        if match and name == partition_name(table, date(int(match[1]), int(match[2]), 1)):
-            found.append(date(int(match[1]), int(match[2]), 1))
-    return sorted(found)
+        return _months_named(table, [r[0] for r in cursor.fetchall()])
 
 
 def replay_refusal(moment: datetime, *, now: datetime | None = None) -> str | None:
@@ -246,13 +250,7 @@ def _detached(table: str) -> list[date]:
             "AND NOT c.relispartition",
             [f"{table}\\_y%"],
         )
-        names = [r[0] for r in cursor.fetchall()]
-    found = []
-    for name in names:
-        match = _MONTH.search(name)
-        if match and name == partition_name(table, date(int(match[1]), int(match[2]), 1)):
-            found.append(date(int(match[1]), int(match[2]), 1))
-    return sorted(found)
+        return _months_named(table, [r[0] for r in cursor.fetchall()])
 
 
 def archivable(table: str, before: date) -> list[tuple[date, bool]]:
