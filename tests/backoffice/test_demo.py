@@ -369,6 +369,9 @@ def fake_stack(settings, tmp_path, monkeypatch, fast_passwords):
     """run_stack with stand-in children (the real ones are exercised by `make run`)."""
     settings.STATIC_ROOT = tmp_path / "static"
     monkeypatch.setenv("PORT", "1")  # nothing listens there: no banner, no stray requests
+    # run_stack empties the metrics directory it is given: its own, not this test
+    # process's (whose open metric files the rest of the suite reads).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     children: list[run_stack.Child] = []
 
     def install(*specs):

@@ -57,6 +57,9 @@ def heard(monkeypatch):
 def test_every_order_is_placed_once_concurrently_within_the_bounds(submit_settings, exchange_double, heard):
     submit_settings.EXCHANGE_SUBMIT_CONCURRENCY = 6
     submit_settings.EXCHANGE_ACCOUNT_CONCURRENCY = 2
+    # Every answer arrives: on a loaded CI machine a 0.15 s answer can pass the quick 0.5 s
+    # timeout and be looked up again (2 retries seen), which is not what this test is about.
+    submit_settings.EXCHANGE_SUBMIT_TIMEOUT_SECONDS = 2.0
     exchange_double.latency = 0.15
     exchange_double.state.unique_client_order_ids = False
     accounts = link_accounts(exchange_double, 8)
