@@ -20,7 +20,7 @@ from copytrading import tasks
 from copytrading.observability import tasks as task_context
 from copytrading.observability.logging import logging_config
 from copytrading.observability.middleware import RequestContext
-from tests.copytrading.test_propagation import ETH_PERP, World
+from tests.copytrading.test_propagation import ETH_PERP
 from tests.factories import UserFactory, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,13 +121,6 @@ def test_the_asgi_path_carries_the_id_into_django_and_echoes_it(json_lines):
     assert [h for h, _ in response["headers"]].count(b"x-request-id") == 1
     (line,) = [line for line in json_lines() if line["logger"] == "django.request"]
     assert line["request_id"] == "lb-99"
-
-
-@pytest.fixture
-def world(settings, instruments, django_capture_on_commit_callbacks):
-    settings.PAPER_SPREAD_BPS = D("0")
-    settings.FANOUT_CHUNK_SIZE = 2
-    return World(instruments, django_capture_on_commit_callbacks)
 
 
 def test_task_lines_carry_the_event_and_chunk(world, json_lines):

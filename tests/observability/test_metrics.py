@@ -18,7 +18,7 @@ from backoffice.services import heartbeat_record
 from config.env import env_networks
 from copytrading.models import Execution, LeaderEvent, LeaderEventStatus
 from copytrading.observability import metrics, multiproc
-from tests.copytrading.test_propagation import ETH_PERP, World
+from tests.copytrading.test_propagation import ETH_PERP
 from tests.factories import StaffFactory, UserFactory
 
 D = Decimal
@@ -44,13 +44,6 @@ def value(samples, name: str, **labels) -> float:
 def staff_client(client):
     client.force_login(StaffFactory())
     return client
-
-
-@pytest.fixture
-def world(settings, instruments, django_capture_on_commit_callbacks):
-    settings.PAPER_SPREAD_BPS = D("0")
-    settings.FANOUT_CHUNK_SIZE = 2
-    return World(instruments, django_capture_on_commit_callbacks)
 
 
 def test_a_fan_out_moves_our_series(world, staff_client):
