@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from tests.copytrading.test_propagation import ETH_PERP
 from tests.factories import UserFactory, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
-D = Decimal
 
 
 def _formatter(log_format: str) -> logging.Formatter:

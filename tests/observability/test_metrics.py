@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from copytrading.observability import metrics, multiproc
 from tests.copytrading.test_propagation import ETH_PERP
 from tests.factories import StaffFactory, UserFactory
 
-D = Decimal
 ROOT = Path(__file__).resolve().parents[2]
 
 
