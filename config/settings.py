@@ -423,6 +423,12 @@ CELERY_TIMEZONE = "UTC"
 # --- REST framework ---------------------------------------------------------------
 # How long a public catalog page is served from the cache (0: never cached).
 CATALOG_CACHE_SECONDS = env_int("CATALOG_CACHE_SECONDS", 5)
+# The copy simulator (POST /api/v1/portfolios/{id}/simulate; followers/replay): runs a
+# user may start a minute (0: unlimited), the most events one run replays, and how long
+# an answer is kept for the same input while the portfolio records no new event.
+SIMULATE_PER_MINUTE = env_int("SIMULATE_PER_MINUTE", 20)
+SIMULATE_MAX_EVENTS = env_int("SIMULATE_MAX_EVENTS", 20000)
+SIMULATE_CACHE_SECONDS = env_int("SIMULATE_CACHE_SECONDS", 300)
 
 # GraphQL at /graphql/ (read side; config/schema.py).
 GRAPHENE = {"SCHEMA": "config.schema.schema"}

@@ -1,7 +1,7 @@
 """The leader-event outbox. An event is written in the same transaction as the
 leader's change and dispatched only once that transaction commits."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,7 +12,7 @@ from copytrading import audit, leader_events, partitions, trade_math
 from copytrading.enqueue import dispatch, dispatch_chunk
 from copytrading.errors import DomainError
 from copytrading.leader_events import LeaderEventData
-from copytrading.models import ChunkStatus, LeaderEvent, LeaderEventStatus, PropagationChunk
+from copytrading.models import ChunkStatus, Instrument, LeaderEvent, LeaderEventStatus, PropagationChunk
 from copytrading.observability import record
 from copytrading.outages import dispatch_on_commit
 
@@ -25,6 +25,10 @@ def leader_event_record(*, portfolio_id: int, data: LeaderEventData) -> LeaderEv
         raise RuntimeError("leader events must be recorded inside the leader change's transaction")
     if not isinstance(data, LeaderEventData):
         raise TypeError(f"a leader event is recorded from its typed data, not {type(data).__name__}")
+    if data.mark is None:
+        mark = Instrument.objects.filter(pk=data.instrument_id).values_list("mark_price", flat=True).first()
+        if mark is not None:
+            data = replace(data, mark=mark)
     last = LeaderEvent.objects.filter(portfolio_id=portfolio_id).aggregate(m=Max("seq"))["m"] or 0
     event = LeaderEvent.objects.create(
         portfolio_id=portfolio_id, seq=last + 1, kind=data.KIND.value, payload=data.to_payload()

@@ -80,6 +80,10 @@ class LeaderEventData:
     KIND: ClassVar[Kind]
     instrument_id: int
     symbol: str
+    # The instrument's mark when the event was recorded (``events.leader_event_record``
+    # adds it): a replay of the event prices its copies at it (followers/replay).
+    # Absent in events recorded before it existed, and for an instrument without a mark.
+    mark: Decimal | None = None
 
     @property
     def kind(self) -> Kind:

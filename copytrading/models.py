@@ -14,7 +14,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from copytrading import leader_events
+from copytrading import leader_events, trade_math
 
 # The auth room's rows belong to this app (copytrading/auth/models.py).
 from copytrading.auth.models import AuthToken, LoginThrottle  # noqa: F401
@@ -262,15 +262,12 @@ class Instrument(models.Model):
         return not self.mark_flag
 
     def reserved_asset(self, side: str) -> str | None:
-        """The holding a resting order of ``side`` reserves what it pays with
-        from, or None for the primary currency (``Account.locked``): a spot
-        sell holds its base, a spot buy on a pair quoted in another asset
-        (ETH/BTC) that asset; margin orders and other buys hold cash."""
-        if self.product != Product.SPOT:
-            return None
-        if side == Side.SELL:
-            return self.base
-        return None if self.quote == settings.PRIMARY_CURRENCY else self.quote
+        """The holding a resting order of ``side`` reserves from, or None for
+        the primary currency (``Account.locked``): see ``trade_math.reserved_asset``."""
+        return trade_math.reserved_asset(
+            spot=self.product == Product.SPOT, side=side, base=self.base, quote=self.quote,
+            primary=settings.PRIMARY_CURRENCY,
+        )  # fmt: skip
 
 
 class PriceCandle(models.Model):

@@ -233,10 +233,15 @@ def events_settle(event_ids: list[int]) -> int:
 
 
 def _market_view(instrument: Instrument, reference: Decimal | None = None) -> MarketView:
-    spread = settings.PAPER_SPREAD_BPS
     # An instrument synced from an exchange has no mark until its feed runs:
     # the leader's own fill price (``reference``) is then the best price there is.
-    mark = instrument.mark_price or reference
+    return market_view_at(instrument, instrument.mark_price or reference)
+
+
+def market_view_at(instrument: Instrument, mark: Decimal) -> MarketView:
+    """What a decision reads of ``instrument`` at ``mark``: the fan-out's
+    market at the current mark, a replay's at a recorded one (followers/replay)."""
+    spread = settings.PAPER_SPREAD_BPS
     return MarketView(
         product=instrument.product,
         quote=instrument.quote,

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from copytrading.money import ZERO, q8, q8_up, round_to_tick
+from copytrading.money import ZERO, q8, q8_down, q8_up, round_to_tick
 
 LONG, SHORT = "long", "short"
 BUY, SELL = "buy", "sell"
@@ -82,6 +82,37 @@ def close_part(
 def average_entry(qty_a: Decimal, price_a: Decimal, qty_b: Decimal, price_b: Decimal) -> Decimal:
     total = qty_a + qty_b
     return q8((qty_a * price_a + qty_b * price_b) / total) if total else ZERO
+
+
+def reserved_asset(*, spot: bool, side: str, base: str, quote: str, primary: str) -> str | None:
+    """The holding a resting order of ``side`` reserves what it pays with
+    from, or None for the primary currency (the wallet's locked part): a spot
+    sell holds its base, a spot buy on a pair quoted in another asset (ETH/BTC)
+    that asset; margin orders and other buys hold cash."""
+    if not spot:
+        return None
+    if side == SELL:
+        return base
+    return None if quote == primary else quote
+
+
+def spot_cost(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a spot buy pays: rounded up (the wallet never pays less than the fill)."""
+    return q8_up(quantity * price)
+
+
+def spot_proceeds(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a spot sell gets: rounded down (the wallet never gets more than the fill)."""
+    return q8_down(quantity * price)
+
+
+def basis_taken(held: Decimal, cost_basis: Decimal, quantity: Decimal) -> Decimal:
+    """The cost basis that leaves a holding of ``held`` with ``quantity`` of
+    it: pro rata, rounded down, and all of it when all of it leaves (so no
+    basis is ever stranded on an empty holding)."""
+    if quantity == held:
+        return cost_basis
+    return q8_down(cost_basis * quantity / held)
 
 
 TAKE_PROFIT, STOP_LOSS, LIQUIDATION = "take_profit", "stop_loss", "liquidation"

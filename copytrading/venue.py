@@ -26,7 +26,7 @@ from copytrading.models import (
     PositionStatus,
     TransferKind,
 )
-from copytrading.money import ZERO, q8_down, q8_up
+from copytrading.money import ZERO
 
 SPOT_BUY, SPOT_SELL = "spot_buy", "spot_sell"
 
@@ -232,7 +232,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             if result.settled:
                 settlements.append((f, result.settled, TransferKind.REALIZED_PNL))
         elif f.action == SPOT_BUY:
-            cost = q8_up(f.quantity * f.price)
+            cost = trade_math.spot_cost(f.quantity, f.price)
             h = _holding(f.account_id, f.instrument.base, f.holding, new_holdings, changed_holdings)
             f.holding = h
             h.quantity += f.quantity
@@ -248,7 +248,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             h = f.holding
             changed_holdings[h.pk] = h
             h.reserved -= f.reserved_release
-            proceeds = q8_down(f.quantity * f.price)
+            proceeds = trade_math.spot_proceeds(f.quantity, f.price)
             basis = _take(h, f.quantity)
             if f.instrument.quote == settings.PRIMARY_CURRENCY:
                 f.realized_pnl, f.realizes = proceeds - basis, True
@@ -349,10 +349,7 @@ def _holding(
 
 def _take(holding: Holding, quantity: Decimal) -> Decimal:
     """Remove ``quantity`` from ``holding`` and return the cost basis that leaves with it."""
-    if quantity == holding.quantity:
-        basis = holding.cost_basis
-    else:
-        basis = q8_down(holding.cost_basis * quantity / holding.quantity)
+    basis = trade_math.basis_taken(holding.quantity, holding.cost_basis, quantity)
     holding.quantity -= quantity
     holding.cost_basis -= basis
     return basis

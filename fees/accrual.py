@@ -170,10 +170,9 @@ def _high_water(eligible: list[ClosedMirror]) -> list[_Charge]:
     charges = []
     for subscription_id, close in sorted(last.items()):
         total = totals.get(close.copy_account_id, ZERO)
-        # Never below the result before this batch: a rise that was not charged
-        # under this model (made per trade, or at a 0 % share) is not charged
-        # later; and never below the mark, nor 0.
-        mark = max(marks.get(subscription_id, ZERO), total - batch_pnl[subscription_id], ZERO)
+        mark = fee_math.high_water_base(
+            mark=marks.get(subscription_id, ZERO), total=total, batch_pnl=batch_pnl[subscription_id]
+        )
         if total > mark:
             charges.append(_Charge(close, total - mark, mark, total))
     return charges

@@ -66,6 +66,15 @@ def fee_charge(split: FeeSplit, *, available: Decimal, platform_cut_pct: Decimal
     return split_fee(fee=max(_down8(available), ZERO), platform_cut_pct=platform_cut_pct)
 
 
+def high_water_base(*, mark: Decimal, total: Decimal, batch_pnl: Decimal) -> Decimal:
+    """The level a high-water-mark charge starts from: the subscription's mark,
+    but never below its cumulative result before this batch (``total`` less
+    what the batch realized: a rise that was not charged under this model,
+    made per trade or at a 0 % share, is not charged later) nor below 0. The
+    charge is ``total`` less this base, when ``total`` is above it."""
+    return max(mark, total - batch_pnl, ZERO)
+
+
 def withdrawal_amount(requested: Decimal) -> Decimal:
     """A withdrawal moves whole cents only: anything below a cent stays put."""
     return requested.quantize(CENT, rounding=ROUND_DOWN)

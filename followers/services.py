@@ -29,7 +29,7 @@ from followers.lifecycle import (  # noqa: F401 - the public write API of follow
 from followers.models import Subscription, SubscriptionStatus
 from portfolios import copy_settings
 from portfolios.copy_settings import validate_sizing, validate_slippage_tolerance  # noqa: F401 - re-exported
-from portfolios.copy_templates import template_resolve
+from portfolios.copy_templates import TemplateView, template_resolve
 from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.passcodes import passcode_check
@@ -85,6 +85,19 @@ SIZING_FIELDS = frozenset({"sizing_model", "multiplier", "fixed_notional", "risk
 
 
 @transaction.atomic
+def copy_settings_resolve(
+    *, portfolio: Portfolio, amount: Decimal, template: str | int | None, explicit: dict
+) -> tuple[TemplateView | None, copy_settings.ResolvedSettings]:
+    """The template chosen and the settings and risk limits a copy of
+    ``portfolio`` gets for ``amount`` (subscribe's rules; the simulator's too)."""
+    if template in (None, "") and not SIZING_FIELDS & explicit.keys():
+        # Nothing says how to size the copies: the documented default applies.
+        template = DEFAULT_TEMPLATE
+    chosen = template_resolve(portfolio=portfolio, template=template) if template not in (None, "") else None
+    values = chosen.values if chosen else None
+    return chosen, copy_settings.resolve(template_values=values, explicit=explicit, amount=amount)
+
+
 def subscription_open(
     *,
     follower,
@@ -117,13 +130,7 @@ def subscription_open(
     minimum = max(portfolio.min_investment, live_settings.current().min_investment)
     if amount < minimum:
         raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
-    if template in (None, "") and not SIZING_FIELDS & explicit.keys():
-        # Nothing says how to size the copies: the documented default applies.
-        template = DEFAULT_TEMPLATE
-    chosen = template_resolve(portfolio=portfolio, template=template) if template not in (None, "") else None
-    resolved = copy_settings.resolve(
-        template_values=chosen.values if chosen else None, explicit=explicit, amount=amount
-    )
+    chosen, resolved = copy_settings_resolve(portfolio=portfolio, amount=amount, template=template, explicit=explicit)
     live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED)
     if live.filter(follower=follower).exists():
         raise Conflict("ALREADY_SUBSCRIBED", "You already copy this portfolio.", field="portfolio")
