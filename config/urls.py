@@ -16,6 +16,7 @@ from fees import api as fees_api
 from fees.admin_earnings import earnings_view
 from followers import api as followers_api
 from followers import fees_api as followers_fees_api
+from followers import simulate_api as followers_simulate_api
 from followers import stats_api as followers_stats_api
 from portfolios import api as portfolios_api
 from portfolios import catalog_api, events_api, lifecycle_api, template_api, webhook_api
@@ -57,6 +58,11 @@ api_v1 = [
     path("portfolios", portfolios_api.PortfolioListView.as_view(), name="portfolio-list"),
     path("portfolios/<int:pk>", portfolios_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
     path("portfolios/<int:pk>/fund", portfolios_api.PortfolioFundView.as_view(), name="portfolio-fund"),
+    path(
+        "portfolios/<int:pk>/simulate",
+        followers_simulate_api.PortfolioSimulateView.as_view(),
+        name="portfolio-simulate",
+    ),
     path(
         "portfolios/<int:pk>/exchange-account",
         portfolios_api.PortfolioExchangeAccountView.as_view(),

@@ -50,25 +50,29 @@ def _market(instrument: Instrument) -> Market:
 
 
 def hourly_marks(instrument_ids: list[int], since: datetime, until: datetime) -> list[MarkStep]:
-    """The close of each hour's last candle, per instrument, as one step per
-    hour (two queries whatever the period)."""
+    """The close of each hour's last candle, per instrument, at the time it
+    was marked (two queries whatever the period)."""
     if not instrument_ids:
         return []
-    candles = PriceCandle.objects.filter(instrument_id__in=instrument_ids, minute__gte=since, minute__lte=until)
+    candles = PriceCandle.objects.filter(instrument_id__in=instrument_ids, minute__gte=since, last_at__lte=until)
     last = (
         candles.annotate(hour=TruncHour("minute"))
         .values("instrument_id", "hour")
         .annotate(last=Max("minute"))
         .values_list("last", flat=True)
     )
-    by_hour: dict[datetime, dict[int, Decimal]] = {}
-    # In minute order: where another instrument's last minute of the hour
-    # is not this one's, this one's own last minute comes later and wins.
-    rows = candles.filter(minute__in=last).order_by("minute").values_list("instrument_id", "minute", "close")
-    for instrument_id, minute, close in rows:
-        # Stamped at the hour's end: every event of the hour carries its own mark.
-        by_hour.setdefault(minute.replace(minute=59, second=59, microsecond=999999), {})[instrument_id] = close
-    return [MarkStep(at, marks) for at, marks in sorted(by_hour.items())]
+    by_time: dict[datetime, dict[int, Decimal]] = {}
+    seen: set[tuple[int, datetime]] = set()
+    # Latest first: where another instrument's last minute of an hour is not
+    # this one's, only this one's own last minute of the hour is kept.
+    rows = candles.filter(minute__in=last).order_by("-minute")
+    for instrument_id, minute, close, last_at in rows.values_list("instrument_id", "minute", "close", "last_at"):
+        hour = (instrument_id, minute.replace(minute=0))
+        if hour in seen:
+            continue
+        seen.add(hour)
+        by_time.setdefault(last_at, {})[instrument_id] = close
+    return [MarkStep(at, marks) for at, marks in sorted(by_time.items())]
 
 
 def history(portfolio_id: int, since: datetime, until: datetime) -> History:

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from copytrading import reasons
+from copytrading import decisions, reasons
+from copytrading import live as live_settings
 from copytrading.decisions import TargetView
 from copytrading.errors import DomainError
 from copytrading.models import LeaderEvent
@@ -38,6 +39,7 @@ from risk.models import RiskLimits
 from risk.selectors import margin_call_default
 
 PERIODS = (7, 30, 90)
+OUTCOMES = (decisions.COPIED, decisions.SKIPPED, decisions.REJECTED, decisions.FAILED)
 CURVE_POINTS = 200  # at most this many points of the equity curve are returned
 
 
@@ -152,6 +154,9 @@ def portfolio_simulate(
     if days not in PERIODS:
         raise DomainError("INVALID_PERIOD", "days must be 7, 30 or 90.", field="days")
     check_amount(amount)
+    minimum = max(portfolio.min_investment, live_settings.current().min_investment)
+    if amount < minimum:
+        raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
     _, resolved = copy_settings_resolve(portfolio=portfolio, amount=amount, template=template, explicit=explicit)
     _throttle(user.pk)
     until = timezone.now()
