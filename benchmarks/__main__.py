@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.footprint",
     "benchmarks.seed_demo",
     "benchmarks.partitions",
+    "benchmarks.simulate",
 ]
 
 if __name__ == "__main__":

@@ -84,7 +84,6 @@ DEFAULT_TEMPLATE = "balanced"
 SIZING_FIELDS = frozenset({"sizing_model", "multiplier", "fixed_notional", "risk_factor"})
 
 
-@transaction.atomic
 def copy_settings_resolve(
     *, portfolio: Portfolio, amount: Decimal, template: str | int | None, explicit: dict
 ) -> tuple[TemplateView | None, copy_settings.ResolvedSettings]:
@@ -98,6 +97,7 @@ def copy_settings_resolve(
     return chosen, copy_settings.resolve(template_values=values, explicit=explicit, amount=amount)
 
 
+@transaction.atomic
 def subscription_open(
     *,
     follower,
