@@ -427,7 +427,7 @@ CATALOG_CACHE_SECONDS = env_int("CATALOG_CACHE_SECONDS", 5)
 # user may start a minute (0: unlimited), the most events one run replays, and how long
 # an answer is kept for the same input while the portfolio records no new event.
 SIMULATE_PER_MINUTE = env_int("SIMULATE_PER_MINUTE", 20)
-SIMULATE_MAX_EVENTS = env_int("SIMULATE_MAX_EVENTS", 20000)
+SIMULATE_MAX_EVENTS = env_int("SIMULATE_MAX_EVENTS", 5000)
 SIMULATE_CACHE_SECONDS = env_int("SIMULATE_CACHE_SECONDS", 300)
 
 # GraphQL at /graphql/ (read side; config/schema.py).
