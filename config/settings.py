@@ -428,6 +428,9 @@ CATALOG_CACHE_SECONDS = env_int("CATALOG_CACHE_SECONDS", 5)
 # an answer is kept for the same input while the portfolio records no new event.
 SIMULATE_PER_MINUTE = env_int("SIMULATE_PER_MINUTE", 20)
 SIMULATE_MAX_EVENTS = env_int("SIMULATE_MAX_EVENTS", 5000)
+# ... and steps in all (events and hourly marks of every instrument traded): 30 days of
+# 200 events on 3 instruments are about 2,400.
+SIMULATE_MAX_STEPS = env_int("SIMULATE_MAX_STEPS", 30000)
 SIMULATE_CACHE_SECONDS = env_int("SIMULATE_CACHE_SECONDS", 300)
 
 # GraphQL at /graphql/ (read side; config/schema.py).

@@ -95,6 +95,7 @@ def position_step_data(
     common = {
         "instrument_id": instrument.pk,
         "symbol": instrument.symbol,
+        "mark": instrument.mark_price,  # at hand: spares leader_event_record its read
         "order_side": fill.order_side,
         "price": fill.price,
         "leader_position_id": fill.position.pk,
@@ -130,6 +131,7 @@ def spot_step_data(
     common = {
         "instrument_id": instrument.pk,
         "symbol": instrument.symbol,
+        "mark": instrument.mark_price,  # at hand: spares leader_event_record its read
         "order_side": fill.order_side,
         "price": fill.price,
         "order_id": fill.order.pk,

@@ -72,36 +72,6 @@ class SimulationSerializer(serializers.Serializer):
     equity_curve = CurvePointSerializer(many=True, help_text="At most 200 points, the lows kept.")
 
 
-def simulation_data(simulation: simulator.Simulation) -> dict:
-    result = simulation.result
-    counts = result.counts()
-    by_outcome = {o: sum(n for (outcome, _), n in counts.items() if outcome == o) for o in simulator.OUTCOMES}
-    return {
-        "portfolio": simulation.portfolio_id,
-        "days": simulation.days,
-        "since": simulation.since,
-        "until": simulation.until,
-        "amount": simulation.amount,
-        "final_equity": result.equity,
-        "pnl": result.pnl,
-        "roi_pct": result.roi_pct,
-        "max_drawdown_pct": result.max_drawdown_pct,
-        "fees": result.fees,
-        "events": simulation.events,
-        "copied": by_outcome["COPIED"],
-        "skipped": by_outcome["SKIPPED"],
-        "rejected": by_outcome["REJECTED"],
-        "failed": by_outcome["FAILED"],
-        "not_copied": simulator.reason_counts(result),
-        "pauses": [_pause(p) for p in result.pauses],
-        "equity_curve": [{"at": at, "equity": equity} for at, equity in simulator.curve_points(result)],
-    }
-
-
-def _pause(p) -> dict:
-    return {name: getattr(p, name) for name in ("at", "rule", "measured", "threshold", "closed", "resumed_at")}
-
-
 class PortfolioSimulateView(APIView):
     @extend_schema(request=SimulateSerializer, responses=SimulationSerializer)
     def post(self, request, pk):
@@ -115,7 +85,7 @@ class PortfolioSimulateView(APIView):
             user=request.user, portfolio=portfolio, passcode=data.pop("passcode", None),
             client_address=client_address(request),
         )  # fmt: skip
-        simulation = simulator.portfolio_simulate(
+        data = simulator.portfolio_simulate(
             user=request.user,
             portfolio=portfolio,
             amount=data.pop("amount"),
@@ -123,4 +93,4 @@ class PortfolioSimulateView(APIView):
             template=data.pop("template", None),
             **data,
         )
-        return Response(SimulationSerializer(simulation_data(simulation)).data)
+        return Response(SimulationSerializer(data).data)

@@ -63,8 +63,10 @@ def template_resolve(*, portfolio: Portfolio, template: str | int) -> TemplateVi
     if key in DEFAULT_TEMPLATES:
         t = DEFAULT_TEMPLATES[key]
         return TemplateView(t.key, t.name, t.description, True, dict(t.values))
-    found = CopyTemplate.objects.filter(portfolio=portfolio, pk=int(key)).first() if key.isdigit() else None
-    if found is None and key.isdigit():
+    # An id is ASCII digits ("²" and "⑦" are digits to str.isdigit, not to int).
+    is_id = key.isascii() and key.isdigit()
+    found = CopyTemplate.objects.filter(portfolio=portfolio, pk=int(key)).first() if is_id else None
+    if found is None and is_id:
         # An id: another portfolio's template is not found, like any foreign id.
         raise DomainError(
             "UNKNOWN_TEMPLATE", f"There is no template {template!r} for this portfolio.", field="template", status=404

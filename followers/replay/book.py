@@ -53,6 +53,9 @@ class Mirror:
     realized_pnl: Decimal = ZERO
     take_profit: Decimal | None = None  # copied from the leader's (a TPSL decision)
     stop_loss: Decimal | None = None
+    # When its size, entry or TP/SL last changed: a price range recorded over an
+    # hour that began before then does not apply to it (matching.range_triggers).
+    changed_at: object = None
 
     def view(self) -> MirrorView:
         return MirrorView(self.side, self.quantity, self.leverage)
@@ -116,6 +119,10 @@ class Book:
     positions: dict[int, Mirror] = field(default_factory=dict)  # by the leader's position id
     holdings: dict[str, Held] = field(default_factory=dict)  # by asset
     orders: dict[int, Resting] = field(default_factory=dict)  # by the leader's order id
+    # Every result settled so far: each close or reduce of a mirror (its REALIZED_PNL
+    # transfer) and each spot sell's proceeds less cost, as the watchdog sums a day's.
+    settled: Decimal = ZERO
+    now: object = None  # the time of the step being applied (set by the engine)
 
     @property
     def free(self) -> Decimal:
@@ -211,13 +218,14 @@ class Book:
                 got.cost_basis += basis
                 return []
             self.balance += proceeds
+            self.settled += proceeds - basis
             return [Realized(proceeds - basis, position=False)]
         raise ValueError(f"unknown fill action {action!r}")
 
     def open(self, key: int, market: Market, order_side: str, quantity: Decimal, price: Decimal, leverage: int) -> None:
         margin = trade_math.margin_for(quantity, price, leverage)
         side = trade_math.side_of(order_side)
-        self.positions[key] = Mirror(market.instrument_id, side, quantity, price, leverage, margin)
+        self.positions[key] = Mirror(market.instrument_id, side, quantity, price, leverage, margin, changed_at=self.now)
         self.locked += margin
 
     def increase(self, key: int, quantity: Decimal, price: Decimal) -> None:
@@ -226,6 +234,7 @@ class Book:
         p.entry_price = trade_math.average_entry(p.quantity, p.entry_price, quantity, price)
         p.quantity += quantity
         p.margin += margin
+        p.changed_at = self.now
         self.locked += margin
 
     def end(self, order_key: int, market: Market, status: str) -> None:
@@ -241,10 +250,12 @@ class Book:
             side=p.side, quantity=p.quantity, closed=quantity, entry=p.entry_price, margin=p.margin, exit_price=price
         )
         p.quantity -= quantity
+        p.changed_at = self.now
         p.margin -= result.released_margin
         p.realized_pnl += result.settled
         self.locked -= result.released_margin
         self.balance += result.settled
+        self.settled += result.settled
         if p.quantity != 0:
             return []
         del self.positions[position_key]
@@ -263,9 +274,9 @@ class Book:
 
     # --- reads ---------------------------------------------------------------
 
-    def figures(self, marks: dict[int, Decimal], asset_marks: dict[str, tuple[Decimal, Decimal]]) -> Figures:
-        """The wallet valued at ``marks`` (by instrument) and ``asset_marks``
-        (asset -> (mark of its primary-currency pair, its minimum quantity))."""
+    def figures(self, marks: dict[int, Decimal], pairs: dict[str, Market]) -> Figures:
+        """The wallet valued at ``marks`` (by instrument); a holding at the
+        mark of its primary-currency pair (``pairs``: asset -> that market)."""
         used = unrealized = exposure = holdings_value = spot_unrealized = ZERO
         open_positions = 0
         for p in self.positions.values():
@@ -277,12 +288,13 @@ class Book:
         for asset, h in self.holdings.items():
             if h.quantity <= 0:
                 continue
-            pair = asset_marks.get(asset)
-            if pair is None:  # no priced pair: held at what it cost
+            pair = pairs.get(asset)
+            mark = marks.get(pair.instrument_id) if pair is not None else None
+            if mark is None:  # no priced pair: held at what it cost
                 holdings_value += h.cost_basis
                 open_positions += 1
                 continue
-            mark, min_qty = pair
+            min_qty = pair.min_qty
             holdings_value += h.quantity * mark
             spot_unrealized += h.quantity * mark - h.cost_basis
             open_positions += int(h.quantity >= min_qty)

@@ -23,7 +23,7 @@ watchdog's exact tick times (the marks' times are used).
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
 from copytrading import decisions, trade_math
@@ -50,6 +50,9 @@ class Follower:
     pretrade: rules.PreTradeLimits | None = None
     profit_share_pct: Decimal = ZERO  # what the follower would pay (capped by the leader's fee group)
     fee_model: str = "per_trade"
+    # The watchdog ticks at every multiple of this many seconds (risk.watchdog.tick_number):
+    # it judges the copy as the last step before each tick left it.
+    watch_every: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,12 @@ class EventStep:
 
 @dataclass(frozen=True, slots=True)
 class MarkStep:
-    """Recorded marks at ``at`` (instrument id -> mark)."""
+    """Recorded marks at ``at`` (instrument id -> mark), and the range each
+    went through since the previous step (instrument id -> (low, high))."""
 
     at: datetime
     marks: dict[int, Decimal]
+    ranges: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +139,14 @@ class Replay:
     def __init__(self, follower: Follower, markets: dict[int, Market]):
         self.follower = follower
         self.markets = markets
+        # Each asset's primary-currency pair: the holdings' marks.
+        self.pairs = {m.base: m for m in markets.values() if m.spot and m.quote == m.primary}
         self.book = Book(balance=follower.amount)
         self.result = Result(amount=follower.amount)
         self.marks: dict[int, Decimal] = {}
         self.paused: Pause | None = None
         self.day = None
-        self.realized_today = ZERO
+        self.settled_at_day_start = ZERO  # Book.settled when the UTC day began
         self.peak: Decimal | None = None
         self.curve_peak = follower.amount
         self.high_water = ZERO  # the fee mark (high-water-mark model)
@@ -147,16 +154,20 @@ class Replay:
 
     def run(self, steps: Iterable[EventStep | MarkStep]) -> Result:
         self.steps = list(steps)
+        ticks = [int(step.at.timestamp()) // self.follower.watch_every for step in self.steps]
         for n, step in enumerate(self.steps):
             self._new_day(step.at)
+            self.book.now = step.at
             if isinstance(step, EventStep):
                 if step.mark is not None:
                     self._match(step.data.instrument_id, step.mark, n)
                 self._event(step)
             else:
                 for instrument_id, mark in step.marks.items():
+                    self._match_range(instrument_id, step.ranges.get(instrument_id), step.at)
                     self._match(instrument_id, mark, n)
-            self._watch(step.at)
+            if n + 1 == len(self.steps) or ticks[n + 1] != ticks[n]:
+                self._watch(step.at)  # a tick comes before the next step
         self.result.equity = q8(self._figures().equity)
         self.result.balance, self.result.locked = self.book.balance, self.book.locked
         return self.result
@@ -185,6 +196,15 @@ class Replay:
             self._realized(matching.mirror_fills_with_leader(self.book, market, view, order_key, group))
         self._realized(matching.triggers(self.book, market, view, mark))
 
+    def _match_range(self, instrument_id: int, extremes: tuple[Decimal, Decimal] | None, at: datetime) -> None:
+        """The mirrors' stops, take-profits and liquidations the price reached
+        inside the hour (of which ``at`` is the last mark), at their levels
+        (matching.range_triggers)."""
+        market = self.markets.get(instrument_id)
+        if market is not None and extremes is not None:
+            hour = at.replace(minute=0, second=0, microsecond=0)
+            self._realized(matching.range_triggers(self.book, market, *extremes, since=hour))
+
     def _fill_group(self, n: int, order_key: int) -> list[FillEvent]:
         """The fill events of one leader limit order's fill, from ``n`` on
         (recorded together: a flip is a close and an open)."""
@@ -206,9 +226,12 @@ class Replay:
         data = step.data
         view = decisions.event_view(data)
         market = self.markets.get(data.instrument_id)
+        # An event without a mark of its own is priced at the last one known.
+        mark = step.mark if step.mark is not None else self.marks.get(data.instrument_id)
         if step.mark is not None:
             self.marks[data.instrument_id] = step.mark
-        market_view = market.view_at(step.mark) if market is not None and step.mark is not None else None
+        no_price = market is None or mark is None or data.KIND.value == decisions.ORDER_NOT_COPIED
+        market_view = None if no_price else market.view_at(mark)
         position_key, order_key = _position_key(data), _order_key(data)
         book = self.book
         mirror = book.positions.get(position_key) if position_key is not None else None
@@ -234,6 +257,7 @@ class Replay:
             realized = book.apply(decision, market, position_key=position_key, order_key=order_key, via_limit=via_limit)
             if decision.outcome == decisions.COPIED and decision.action == decisions.TPSL:
                 mirror.take_profit, mirror.stop_loss = data.take_profit, data.stop_loss
+                mirror.changed_at = step.at
         except Exception as exc:  # noqa: BLE001 - as the fan-out isolates a follower whose decision raises
             decision = Decision(decisions.FAILED, decisions.INTERNAL_ERROR, seen=(None, None, None, repr(exc)))
             realized = []
@@ -259,8 +283,9 @@ class Replay:
     # --- money realized: the day's result and the profit share ---------------------
 
     def _realized(self, realized: list[Realized]) -> None:
+        """Closed mirrors and spot sells: the profit share (the day's result
+        counts every settlement, ``Book.settled``)."""
         for r in realized:
-            self.realized_today += r.pnl
             self.cumulative += r.pnl
             self._charge(r.pnl)
 
@@ -287,23 +312,22 @@ class Replay:
     # --- the watchdog ------------------------------------------------------------
 
     def _new_day(self, at: datetime) -> None:
-        day = at.date()
+        """00:00 UTC: a new day's realized result; the midnight reset lifts a
+        pause for the realized daily loss alone (risk.services.daily_reset_apply),
+        and a drawdown stop starts afresh from the equity then."""
+        day = at.astimezone(UTC).date()
         if day == self.day:
             return
         self.day = day
-        self.realized_today = ZERO
+        self.settled_at_day_start = self.book.settled
         p = self.paused
-        if p is not None and p.rule == rules.DAILY_LOSS_REALIZED and p.at.date() < day:
-            self.result.pauses[-1] = replace(p, resumed_at=at)
+        if p is not None and p.rule == rules.DAILY_LOSS_REALIZED and p.at.astimezone(UTC).date() < day:
+            self.result.pauses[-1] = replace(p, resumed_at=datetime.combine(day, time.min, tzinfo=UTC))
             self.paused = None
+            self.peak = None
 
     def _figures(self):
-        asset_marks = {
-            m.base: (self.marks[m.instrument_id], m.min_qty)
-            for m in self.markets.values()
-            if m.spot and m.quote == m.primary and m.instrument_id in self.marks
-        }
-        return self.book.figures(self.marks, asset_marks)
+        return self.book.figures(self.marks, self.pairs)
 
     def _watch(self, at: datetime) -> None:
         f = self._figures()
@@ -313,19 +337,22 @@ class Replay:
         if self.curve_peak > 0:
             drawdown = (self.curve_peak - equity) * HUNDRED / self.curve_peak
             self.result.max_drawdown_pct = max(self.result.max_drawdown_pct, q8(drawdown))
-        if self.paused is not None:
-            return
         limits = self.follower.watch
-        if limits.max_drawdown_pct is not None:
+        paused = self.paused is not None
+        # No peak is kept while the watchdog holds the copy (risk/watchdog.py).
+        if limits.max_drawdown_pct is not None and not paused:
             self.peak = rules.next_peak(self.peak, ZERO, ZERO, equity)
         snap = rules.Snapshot(
             equity=equity,
             used_margin=f.used_margin,
             unrealized_pnl=f.unrealized_pnl + f.spot_unrealized,
-            realized_today=self.realized_today,
-            peak_equity=self.peak,
+            realized_today=self.book.settled - self.settled_at_day_start,
+            peak_equity=None if paused else self.peak,
         )
         breaches = rules.evaluate(limits, snap)
+        if paused:
+            # A paused copy is already paused: only the rule that also closes acts on it.
+            breaches = [b for b in breaches if b.action == rules.PAUSE_AND_CLOSE]
         if not breaches:
             return
         main = breaches[0]
@@ -336,18 +363,19 @@ class Replay:
             self._close_everything()
 
     def _close_everything(self) -> None:
-        """The unrealized daily loss limit's action: every mirror closed and
-        every holding sold down to its step, at the marks (resting mirror
-        limits cancelled)."""
+        """The unrealized daily loss limit's action (risk.watchdog._force_close):
+        every mirror closed at the mark, then the resting mirror limits
+        cancelled, then every holding sold down to its step (what is below the
+        pair's minimum stays, as dust)."""
         book = self.book
-        for key in list(book.orders):
-            book.cancel(key, self.markets)
         for key, p in list(book.positions.items()):
             market = self.markets[p.instrument_id]
             view = market.view_at(self.marks.get(p.instrument_id, p.entry_price))
             side = trade_math.closing_side(p.side)
             price = view.fill_price_buy if side == trade_math.BUY else view.fill_price_sell
             self._realized(book.close(key, p.quantity, price))
+        for key in list(book.orders):
+            book.cancel(key, self.markets)
         for market in self.markets.values():
             held = book.holdings.get(market.base)
             if not market.spot or market.quote != market.primary or held is None or held.quantity <= 0:
@@ -357,7 +385,7 @@ class Replay:
                 continue
             view = market.view_at(mark)
             quantity = floor_to_step(held.quantity - held.reserved, view.constraints.qty_step)
-            if quantity <= 0:
+            if quantity <= 0 or quantity < view.constraints.min_qty:
                 continue
             sell = Decision(decisions.COPIED, action=decisions.SPOT_SELL, order_side=trade_math.SELL,
                             quantity=quantity, price=view.fill_price_sell)  # fmt: skip

@@ -14,7 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Max
+from django.db import connection
+from django.db.models import Max, Min
 from django.db.models.functions import TruncHour
 
 from copytrading import decisions
@@ -49,30 +50,53 @@ def _market(instrument: Instrument) -> Market:
     )
 
 
+_HOURLY_SQL = """
+SELECT instrument_id, close, last_at, low, high FROM (
+    SELECT instrument_id, close, last_at, MIN(low) OVER hour AS low, MAX(high) OVER hour AS high,
+           ROW_NUMBER() OVER (PARTITION BY instrument_id, date_trunc('hour', minute) ORDER BY minute DESC) AS n
+    FROM {table}
+    WHERE instrument_id = ANY(%s) AND minute >= %s AND last_at <= %s
+    WINDOW hour AS (PARTITION BY instrument_id, date_trunc('hour', minute))
+) hourly
+WHERE n = 1
+"""
+
+
 def hourly_marks(instrument_ids: list[int], since: datetime, until: datetime) -> list[MarkStep]:
-    """The close of each hour's last candle, per instrument, at the time it
-    was marked (two queries whatever the period)."""
+    """Each hour's last candle close per instrument, at the time it was
+    marked, with the hour's low and high (one query on PostgreSQL)."""
     if not instrument_ids:
         return []
-    candles = PriceCandle.objects.filter(instrument_id__in=instrument_ids, minute__gte=since, last_at__lte=until)
-    last = (
-        candles.annotate(hour=TruncHour("minute"))
-        .values("instrument_id", "hour")
-        .annotate(last=Max("minute"))
-        .values_list("last", flat=True)
-    )
-    by_time: dict[datetime, dict[int, Decimal]] = {}
-    seen: set[tuple[int, datetime]] = set()
-    # Latest first: where another instrument's last minute of an hour is not
-    # this one's, only this one's own last minute of the hour is kept.
-    rows = candles.filter(minute__in=last).order_by("-minute")
-    for instrument_id, minute, close, last_at in rows.values_list("instrument_id", "minute", "close", "last_at"):
-        hour = (instrument_id, minute.replace(minute=0))
-        if hour in seen:
-            continue
-        seen.add(hour)
-        by_time.setdefault(last_at, {})[instrument_id] = close
-    return [MarkStep(at, marks) for at, marks in sorted(by_time.items())]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_HOURLY_SQL.format(table=PriceCandle._meta.db_table), [instrument_ids, since, until])
+            rows = cursor.fetchall()
+    else:
+        rows = _hourly_rows_orm(instrument_ids, since, until)
+    by_time: dict[datetime, MarkStep] = {}
+    for instrument_id, close, last_at, low, high in rows:
+        step = by_time.setdefault(last_at, MarkStep(last_at, {}, {}))
+        step.marks[instrument_id] = close
+        step.ranges[instrument_id] = (low, high)
+    return [by_time[at] for at in sorted(by_time)]
+
+
+def _hourly_rows_orm(instrument_ids: list[int], since: datetime, until: datetime) -> list[tuple]:
+    """The same rows without window functions over dates (SQLite): two
+    queries per instrument."""
+    rows = []
+    for instrument_id in instrument_ids:
+        candles = PriceCandle.objects.filter(instrument_id=instrument_id, minute__gte=since, last_at__lte=until)
+        hours = list(
+            candles.annotate(hour=TruncHour("minute"))
+            .values("hour")
+            .annotate(last=Max("minute"), low=Min("low"), high=Max("high"))
+            .values_list("last", "low", "high")
+        )
+        ranges = {last: (low, high) for last, low, high in hours}
+        for minute, close, last_at in candles.filter(minute__in=list(ranges)).values_list("minute", "close", "last_at"):
+            rows.append((instrument_id, close, last_at, *ranges[minute]))
+    return rows
 
 
 def history(portfolio_id: int, since: datetime, until: datetime) -> History:

@@ -12,6 +12,7 @@ The leader's fill events that follow then find the mirror filled or closed,
 as the fan-out finds them.
 """
 
+from datetime import datetime
 from decimal import Decimal
 
 from copytrading import decisions, trade_math
@@ -141,4 +142,39 @@ def triggers(book: Book, market: Market, view: MarketView, mark: Decimal) -> lis
             side = trade_math.closing_side(p.side)
             price = view.fill_price_buy if side == trade_math.BUY else view.fill_price_sell
             realized += book.close(key, p.quantity, price)
+    return realized
+
+
+def range_triggers(book: Book, market: Market, low: Decimal, high: Decimal, *, since: datetime) -> list[Realized]:
+    """Mirrors of ``market`` whose stop-loss, liquidation or take-profit the
+    price reached within the hour that began at ``since`` (its low and high),
+    closed at that level: on the way against the mirror the first level
+    reached (the stop or the liquidation), else the take-profit (a range that
+    reaches both is taken as having gone against the mirror first). A mirror
+    opened, resized or given its TP/SL during the hour is left to the marks
+    (the range may have been made before it)."""
+    realized: list[Realized] = []
+    for key, p in list(book.positions.items()):
+        if p.instrument_id != market.instrument_id or p.quantity <= 0:
+            continue
+        if p.changed_at is not None and p.changed_at >= since:
+            continue
+        long = p.side == trade_math.LONG
+        against, towards = (low, high) if long else (high, low)
+        levels = []
+        if p.stop_loss is not None and (against <= p.stop_loss if long else against >= p.stop_loss):
+            levels.append(p.stop_loss)
+        if p.margin > 0:
+            liquidation = p.entry_price - p.margin / p.quantity if long else p.entry_price + p.margin / p.quantity
+            if against <= liquidation if long else against >= liquidation:
+                levels.append(liquidation)
+        if levels:
+            level = max(levels) if long else min(levels)
+        elif p.take_profit is not None and (towards >= p.take_profit if long else towards <= p.take_profit):
+            level = p.take_profit
+        else:
+            continue
+        view = market.view_at(max(level, ZERO))  # a 1x long's liquidation level is 0
+        price = view.fill_price_sell if long else view.fill_price_buy
+        realized += book.close(key, p.quantity, price)
     return realized

@@ -11,8 +11,7 @@ user may run ``SIMULATE_PER_MINUTE`` of them a minute (the replay reads up to
 """
 
 import hashlib
-import json
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -23,8 +22,9 @@ from django.utils import timezone
 from copytrading import decisions, reasons
 from copytrading import live as live_settings
 from copytrading.decisions import TargetView
-from copytrading.errors import DomainError
+from copytrading.errors import Conflict, DomainError
 from copytrading.models import LeaderEvent
+from copytrading.outages import CACHE_ERRORS, cache_get, cache_set
 from copytrading.venues import PAPER
 from fees.selectors import leader_caps
 from followers.lifecycle import check_amount
@@ -33,10 +33,11 @@ from followers.replay import history as replay_history
 from followers.replay.engine import Follower, Result, replay
 from followers.services import copy_settings_resolve
 from portfolios import copy_settings
-from portfolios.models import Portfolio
+from portfolios.models import Portfolio, PortfolioStatus
 from risk import rules
 from risk.models import RiskLimits
 from risk.selectors import margin_call_default
+from risk.watchdog import interval_seconds as watchdog_interval
 
 PERIODS = (7, 30, 90)
 OUTCOMES = (decisions.COPIED, decisions.SKIPPED, decisions.REJECTED, decisions.FAILED)
@@ -84,7 +85,7 @@ def follower_from(
     watch, pretrade = _limits(risk, watchdog=watchdog)
     share = profit_share_due(portfolio.profit_share_pct, agreed_pct)
     share = min(share, leader_caps(portfolio.leader_id).max_profit_share_pct)
-    return Follower(target, amount, watch, pretrade, share, portfolio.fee_model)
+    return Follower(target, amount, watch, pretrade, share, portfolio.fee_model, watchdog_interval())
 
 
 def subscription_follower(subscription: Subscription, *, watchdog: bool = True) -> Follower:
@@ -109,78 +110,112 @@ def replay_since(follower: Follower, portfolio_id: int, since: datetime, until: 
 # --- the simulator ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Simulation:
-    portfolio_id: int
-    days: int
-    amount: Decimal
-    since: datetime
-    until: datetime
-    events: int
-    result: Result
-
-
 def _throttle(user_id: int) -> None:
+    """``SIMULATE_PER_MINUTE`` runs per user and clock minute, counted in the
+    shared cache (a cache that is down lets the run through: the bounds on a
+    run's size still hold)."""
     per_minute = settings.SIMULATE_PER_MINUTE
     if per_minute <= 0:
         return
     now = timezone.now()
     key = f"simulate:rate:{user_id}:{now:%Y%m%d%H%M}"
-    cache.add(key, 0, 90)
     try:
+        cache.add(key, 0, 90)
         count = cache.incr(key)
     except ValueError:  # expired between the two calls
-        cache.add(key, 1, 90)
         count = 1
+    except CACHE_ERRORS:
+        return
     if count > per_minute:
         raise SimulationThrottled(60 - now.second)
 
 
-def _cache_key(portfolio_id: int, days: int, amount: Decimal, resolved, last_event_id, share) -> str:
-    text = json.dumps(
-        [portfolio_id, days, str(amount), resolved.settings, resolved.risk_limits, last_event_id, str(share)],
-        sort_keys=True,
-        default=str,
-    )
+def _cache_key(portfolio_id: int, days: int, follower: Follower, last_event_id: int | None) -> str:
+    """Everything the answer depends on: the follower (settings, limits with the
+    platform's margin-call default, the share it would pay, the fee model, the
+    amount, normalized), the period and the portfolio's newest event."""
+    text = repr((portfolio_id, days, replace(follower, amount=follower.amount.normalize()), last_event_id))
     return "simulate:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse_too_large(what: str, days: int) -> None:
+    raise DomainError(
+        "SIMULATION_TOO_LARGE", f"This portfolio's {days} days are too many {what} to replay here; choose a "
+        "shorter period.", field="days",
+    )  # fmt: skip
 
 
 def portfolio_simulate(
     *, user, portfolio: Portfolio, amount: Decimal, days: int, template: str | int | None = None, **explicit
-) -> Simulation:
+) -> dict:
     """Replay ``portfolio``'s last ``days`` for ``amount`` with these settings
     (a template and/or explicit settings and risk limits, as subscribe takes
-    them). The caller has let ``user`` in (a private portfolio's passcode)."""
+    them); returns the answer (``answer``). The caller has let ``user`` in (a
+    private portfolio's passcode)."""
     if days not in PERIODS:
         raise DomainError("INVALID_PERIOD", "days must be 7, 30 or 90.", field="days")
+    if portfolio.status != PortfolioStatus.ACTIVE:
+        raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
     check_amount(amount)
     minimum = max(portfolio.min_investment, live_settings.current().min_investment)
     if amount < minimum:
         raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
     _, resolved = copy_settings_resolve(portfolio=portfolio, amount=amount, template=template, explicit=explicit)
+    follower = follower_from(portfolio=portfolio, amount=amount, values=resolved.settings, risk=resolved.risk_limits)
     _throttle(user.pk)
     until = timezone.now()
     since = until - timedelta(days=days)
-    count = replay_history.events_count(portfolio.pk, since)
-    if count > settings.SIMULATE_MAX_EVENTS:
-        raise DomainError(
-            "SIMULATION_TOO_LARGE",
-            f"This portfolio recorded {count} trades in {days} days; the simulator replays at most "
-            f"{settings.SIMULATE_MAX_EVENTS}. Choose a shorter period.",
-            field="days",
-        )
-    follower = follower_from(portfolio=portfolio, amount=amount, values=resolved.settings, risk=resolved.risk_limits)
-    last_event_id = portfolio_last_event(portfolio.pk)
-    key = _cache_key(portfolio.pk, days, amount, resolved, last_event_id, follower.profit_share_pct)
-    found = cache.get(key)
+    if replay_history.events_count(portfolio.pk, since) > settings.SIMULATE_MAX_EVENTS:
+        _refuse_too_large("trades", days)
+    key = _cache_key(portfolio.pk, days, follower, portfolio_last_event(portfolio.pk))
+    found = cache_get(key)
     if found is not None:
         return found
     history = replay_history.history(portfolio.pk, since, until)
-    simulation = Simulation(
+    if len(history.steps) > settings.SIMULATE_MAX_STEPS:
+        _refuse_too_large("prices and trades", days)
+    data = answer(
         portfolio.pk, days, amount, since, until, history.events, replay(history.steps, follower, history.markets)
     )
-    cache.set(key, simulation, settings.SIMULATE_CACHE_SECONDS)
-    return simulation
+    cache_set(key, data, settings.SIMULATE_CACHE_SECONDS)
+    return data
+
+
+def answer(portfolio_id: int, days: int, amount: Decimal, since, until, events: int, result: Result) -> dict:
+    """What the API returns (and the cache keeps): the figures, the counts, the
+    reasons, the pauses and the thinned curve, not the replay's every step."""
+    counts = result.counts()
+    by_outcome = {o: sum(n for (outcome, _), n in counts.items() if outcome == o) for o in OUTCOMES}
+    return {
+        "portfolio": portfolio_id,
+        "days": days,
+        "since": since,
+        "until": until,
+        "amount": amount,
+        "final_equity": result.equity,
+        "pnl": result.pnl,
+        "roi_pct": result.roi_pct,
+        "max_drawdown_pct": result.max_drawdown_pct,
+        "fees": result.fees,
+        "events": events,
+        "copied": by_outcome[decisions.COPIED],
+        "skipped": by_outcome[decisions.SKIPPED],
+        "rejected": by_outcome[decisions.REJECTED],
+        "failed": by_outcome[decisions.FAILED],
+        "not_copied": reason_counts(result),
+        "pauses": [
+            {
+                "at": p.at,
+                "rule": p.rule,
+                "measured": p.measured,
+                "threshold": p.threshold,
+                "closed": p.closed,
+                "resumed_at": p.resumed_at,
+            }
+            for p in result.pauses
+        ],
+        "equity_curve": [{"at": at, "equity": equity} for at, equity in curve_points(result)],
+    }
 
 
 def portfolio_last_event(portfolio_id: int) -> int | None:

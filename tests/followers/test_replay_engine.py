@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from copytrading import decisions, trade_math
 from copytrading.decisions import MarketView, TargetView
-from copytrading.leader_events import PositionClose, PositionOpen
+from copytrading.leader_events import PositionClose, PositionOpen, PositionReduce, TpslSet
 from copytrading.sizing import Constraints
 from followers.replay.book import Market
 from followers.replay.engine import EventStep, Follower, MarkStep, Result, replay
@@ -54,8 +54,22 @@ class History:
         common = {"instrument_id": ETH, "symbol": "ETH", "order_side": "sell", "price": D(price), "order_id": self.seq}
         self._event(at, PositionClose(**common, leader_position_id=self.position), price)
 
-    def mark(self, at, price: str):
-        self.steps.append(MarkStep(at, {ETH: D(price)}))
+    def reduce(self, at, price: str, quantity: str, before: str):
+        common = {"instrument_id": ETH, "symbol": "ETH", "order_side": "sell", "price": D(price), "order_id": self.seq}
+        data = PositionReduce(**common, leader_position_id=self.position, quantity=D(quantity),
+                              quantity_before=D(before))  # fmt: skip
+        self._event(at, data, price)
+
+    def tpsl(self, at, take_profit: str | None, stop_loss: str | None):
+        data = TpslSet(instrument_id=ETH, symbol="ETH", leader_position_id=self.position,
+                       take_profit=D(take_profit) if take_profit else None,
+                       stop_loss=D(stop_loss) if stop_loss else None)  # fmt: skip
+        self.seq += 1
+        self.steps.append(EventStep(at, self.seq, data, None))
+
+    def mark(self, at, price: str, low: str | None = None, high: str | None = None):
+        ranges = {ETH: (D(low or price), D(high or price))}
+        self.steps.append(MarkStep(at, {ETH: D(price)}, ranges))
 
 
 def _follower(**kw) -> Follower:
@@ -81,7 +95,7 @@ def test_a_realized_daily_loss_pauses_until_midnight():
     ]
     (pause,) = result.pauses
     assert (pause.rule, pause.measured, pause.closed) == (rules.DAILY_LOSS_REALIZED, D("100"), False)
-    assert pause.resumed_at == DAY + timedelta(days=1)
+    assert pause.resumed_at == datetime(2026, 11, 3, tzinfo=UTC)  # the reset runs at 00:00 UTC
     assert result.balance == D("9900")
 
 
@@ -132,3 +146,47 @@ def test_a_close_at_the_mark_charges_the_isolated_loss_only():
     h.close(DAY + timedelta(minutes=1), "2000")  # -1,200 on paper: the margin is all it can lose
     result = replay(h.steps, _follower(watch=rules.Limits(margin_call_level_pct=None)), MARKETS)
     assert result.balance == D("10000") - trade_math.margin_for(D("1"), D("3200"), 5)
+
+
+def test_a_partial_reduce_at_a_loss_counts_toward_the_days_realized_loss():
+    h = History()
+    h.open(DAY, "3200", quantity="2")
+    h.reduce(DAY + timedelta(minutes=1), "3100", "1", "2")  # -100 settled, the position still open
+    h.open(DAY + timedelta(minutes=2), "3100")
+    watch = rules.Limits(daily_loss_realized=D("50"), margin_call_level_pct=None)
+    result = replay(h.steps, _follower(watch=watch), MARKETS)
+    assert [(c.outcome, c.reason) for c in result.copies][-1] == ("SKIPPED", decisions.SUBSCRIPTION_PAUSED)
+    assert result.pauses[0].rule == rules.DAILY_LOSS_REALIZED
+
+
+def test_a_paused_copy_is_still_closed_out_by_the_unrealized_daily_limit():
+    h = History()
+    h.open(DAY, "3200", quantity="2")
+    h.mark(DAY + timedelta(hours=1), "3000")  # -400: past the 3 % drawdown stop, not the 600 limit
+    h.mark(DAY + timedelta(hours=2), "2800")  # -800 while paused
+    watch = rules.Limits(max_drawdown_pct=D("3"), daily_loss_unrealized=D("600"), margin_call_level_pct=None)
+    result = replay(h.steps, _follower(watch=watch), MARKETS)
+    assert [(p.rule, p.closed) for p in result.pauses] == [
+        (rules.MAX_DRAWDOWN, False),
+        (rules.DAILY_LOSS_UNREALIZED, True),
+    ]
+    assert result.balance == D("9200") and result.locked == 0
+
+
+def test_a_stop_inside_the_hour_closes_at_its_level():
+    h = History()
+    h.open(DAY, "3200")
+    h.tpsl(DAY + timedelta(minutes=1), None, "3100")
+    h.mark(DAY + timedelta(hours=1), "3250", low="3050", high="3260")  # dipped through the stop, came back
+    h.close(DAY + timedelta(hours=2), "3260")  # the leader's close finds no mirror
+    result = replay(h.steps, _follower(watch=rules.Limits(margin_call_level_pct=None)), MARKETS)
+    assert [(c.outcome, c.reason) for c in result.copies][-1] == ("SKIPPED", decisions.NO_MIRROR_POSITION)
+    assert result.balance == D("9900")  # closed at 3,100, not at the hour's close
+
+
+def test_a_liquidation_inside_the_hour_loses_the_margin_only():
+    h = History()
+    h.open(DAY, "3200")  # 5x: liquidated 640 below the entry
+    h.mark(DAY + timedelta(hours=1), "3200", low="2500", high="3200")
+    result = replay(h.steps, _follower(watch=rules.Limits(margin_call_level_pct=None)), MARKETS)
+    assert (result.balance, result.locked) == (D("9360"), 0)

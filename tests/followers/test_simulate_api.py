@@ -177,3 +177,36 @@ def test_a_busy_period_is_refused_rather_than_replayed(world, settings):
     _open_and_close(world, portfolio, to="3300")
     answer = simulate(UserFactory(), portfolio, amount="5000", days=7)
     assert (answer.status_code, answer.json()["code"], answer.json()["field"]) == (400, "SIMULATION_TOO_LARGE", "days")
+
+
+@pytest.mark.parametrize("template", ["²", "1²", "⑦"])
+def test_a_template_that_only_looks_like_an_id_is_unknown_not_a_crash(world, template):
+    portfolio = _portfolio()
+    user = UserFactory()
+    answer = simulate(user, portfolio, amount="5000", template=template)
+    assert (answer.status_code, answer.json()["code"]) == (400, "UNKNOWN_TEMPLATE")
+    from copytrading.services import wallet_deposit
+
+    wallet_deposit(user=user, amount=D("5000"))
+    subscribe = client_for(user).post(
+        "/api/v1/subscriptions", {"portfolio": portfolio.pk, "amount": "5000", "template": template}, format="json"
+    )
+    assert (subscribe.status_code, subscribe.json()["code"]) == (400, "UNKNOWN_TEMPLATE")
+
+
+def test_a_portfolio_that_takes_no_followers_is_not_simulated(world):
+    from portfolios.lifecycle import portfolio_close
+
+    portfolio = _portfolio()
+    portfolio_close(portfolio=portfolio, actor=portfolio.leader, reason="done")
+    portfolio.refresh_from_db()
+    answer = simulate(UserFactory(), portfolio, amount="5000")
+    assert (answer.status_code, answer.json()["code"]) == (409, "PORTFOLIO_NOT_ACTIVE")
+
+
+def test_too_many_steps_are_refused(world, settings):
+    settings.SIMULATE_MAX_STEPS = 1
+    portfolio = _portfolio()
+    _open_and_close(world, portfolio, to="3300")
+    answer = simulate(UserFactory(), portfolio, amount="5000", days=7)
+    assert (answer.status_code, answer.json()["code"]) == (400, "SIMULATION_TOO_LARGE")
