@@ -271,15 +271,38 @@ def summarize(*, days: int, followers: Sequence[FollowerFacts], measured_group: 
     )
 
 
+def id_ranges(ids: Iterable[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``3-5,9``."""
+    out: list[str] = []
+    ordered = sorted(ids)
+    start = prev = None
+    for pk in [*ordered, None]:
+        if pk is not None and prev is not None and pk == prev + 1:
+            prev = pk
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = pk
+    return ",".join(out)
+
+
 def table_lines(divergences: Iterable[Divergence], *, seqs_shown: int = 6) -> list[str]:
-    """One line per follower and cause (identical causes grouped, with their
-    count and event numbers), in follower order; the detail is the first row's."""
-    grouped: dict[tuple[int, str], list[Divergence]] = {}
+    """The divergence table: one line per follower and cause (identical
+    causes grouped, with their count and event numbers; the detail is the
+    first row's), and followers of a group whose lines are the same (the same
+    events, the same detail) on one line, as id ranges."""
+    per_follower: dict[tuple[int, str], list[Divergence]] = {}
     for row in divergences:
-        grouped.setdefault((row.subscription_id, row.cause), []).append(row)
-    lines = [f"{'follower':>9} {'group':<9} {'cause':<17} {'count':>5}  {'events':<28} detail"]
-    for (sub, cause), rows in sorted(grouped.items()):
-        seqs = [f"#{r.seq}" for r in rows if r.seq is not None]
-        shown = ",".join(seqs[:seqs_shown]) + (f" +{len(seqs) - seqs_shown}" if len(seqs) > seqs_shown else "")
-        lines.append(f"{sub:>9} {rows[0].group:<9} {cause:<17} {len(rows):>5}  {shown or '-':<28} {rows[0].detail}")
+        per_follower.setdefault((row.subscription_id, row.cause), []).append(row)
+    same: dict[tuple, list[int]] = {}
+    for (sub, cause), rows in per_follower.items():
+        key = (rows[0].group, cause, tuple(r.seq for r in rows), rows[0].detail)
+        same.setdefault(key, []).append(sub)
+    lines = [f"{'followers':<11} {'group':<9} {'cause':<17} {'count':>5}  {'events':<28} detail"]
+    for (group, cause, seqs, detail), subs in sorted(same.items(), key=lambda item: (min(item[1]), item[0][1])):
+        numbered = [f"#{seq}" for seq in seqs if seq is not None]
+        shown = ",".join(numbered[:seqs_shown])
+        if len(numbered) > seqs_shown:
+            shown += f" +{len(numbered) - seqs_shown}"
+        lines.append(f"{id_ranges(subs):<11} {group:<9} {cause:<17} {len(seqs):>5}  {shown or '-':<28} {detail}")
     return lines

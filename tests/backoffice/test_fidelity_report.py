@@ -221,5 +221,19 @@ def test_summary_line_counts_and_goal():
     assert summary.line == "fidelity followers=5 days=3 max_gap_pp=0.0040 median_gap_pp=0.0025 unexplained=1"
     assert not summary.ok  # the unexplained row of another group counts too
     table = fc.table_lines(summary.divergences)
-    assert len(table) == 2 and "unexplained" in table[1] and "#1" in table[1]
+    assert len(table) == 2 and table[1].split()[:4] == ["9", "small", "unexplained", "1"] and "#1" in table[1]
+
+
+def test_the_table_puts_identical_followers_on_one_line():
+    def paying(sub: int, fee: str) -> fc.FollowerFacts:
+        rows = [_row(4, outcome="SKIPPED", reason_code="BELOW_MIN_QUANTITY", attempted_quantity=D("0.0005"))]
+        return fc.FollowerFacts(sub, "small", "progressive", D("0.01"), rows, fee=D(fee))
+
+    followers = [paying(3, "1.5"), paying(4, "1.5"), paying(5, "1.5"), paying(9, "1.5"), paying(10, "2")]
+    table = fc.table_lines(row for f in followers for row in fc.follower_divergences(f))
+    assert [line.split()[:3] for line in table[1:]] == [
+        ["3-5,9", "small", "fee"],
+        ["3-5,9-10", "small", "minimum_quantity"],
+        ["10", "small", "fee"],
+    ]
     assert fc.gap_pp(D("0.012345"), D("0.0123")) == D("0.0045")
