@@ -271,7 +271,8 @@ class Engine:
                 price_set(instrument=instrument, price=targets[instrument.symbol])
         self.wait_for_events()
 
-    def _book(self):
+    def _book(self) -> tuple[Account, list[Market], dict[str, OpenPosition], dict[str, Decimal]]:
+        """The leader's trading account, markets, open positions and holdings, as plan_trade reads them."""
         portfolio = self.world.portfolio
         account = Account.objects.get(pk=portfolio.trading_account_id)
         instruments = list(Instrument.objects.filter(symbol__in=SYMBOLS).order_by("symbol"))
