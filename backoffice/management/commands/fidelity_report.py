@@ -14,7 +14,8 @@ step within --wait)."""
 
 from django.core.management.base import BaseCommand
 
-from backoffice.fidelity import WAIT_SECONDS, FidelityError, fidelity_run
+from backoffice.fidelity import WAIT_SECONDS, fidelity_run
+from copytrading.errors import DomainError
 from copytrading.ops.exits import FINDINGS, broker_problem, cannot_run, cannot_run_on_outage
 from copytrading.ops.progress import Progress, add_quiet_argument
 
@@ -88,8 +89,10 @@ class Command(BaseCommand):
                 report = fidelity_run(
                     days=days, followers=followers, seed=seed, force=force, wait_seconds=wait, progress=progress.update
                 )
-            except FidelityError as exc:
-                raise cannot_run(exc.detail) from None
+            except DomainError as exc:
+                # A foreign database, a step not done in time, or the world refused
+                # (e.g. more followers than the leader's cap): nothing to report.
+                raise cannot_run(f"{exc.code}: {exc.detail}") from None
         for line in report.lines:
             self.stdout.write(line)
         if not report.summary.ok:
