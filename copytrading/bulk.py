@@ -28,9 +28,52 @@ def _prep(field, value):
     return field.get_db_prep_save(value, connection) if value is not None else None
 
 
-def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence], *, returning: bool = False):
+def reserve_ids(counts: Sequence[tuple[type[Model], int]]) -> list[list[int]] | None:
+    """New primary keys for several tables in one round trip (PostgreSQL):
+    ``[(Position, 500), (Order, 500)]`` gives 500 ids of each table's
+    sequence, ascending, for ``insert_rows(..., ids=...)``. None elsewhere
+    (SQLite numbers rows as it inserts them: use ``returning``)."""
+    if connection.vendor != "postgresql":
+        return None
+    wanted = [(i, model, n) for i, (model, n) in enumerate(counts) if n]
+    reserved: list[list[int]] = [[] for _ in counts]
+    if not wanted:
+        return reserved
+    # Each sequence is looked up once per statement, not once per row
+    # (pg_get_serial_sequence searches the catalog): a MATERIALIZED CTE.
+    lookups = ", ".join(f"pg_get_serial_sequence(%s, %s)::regclass AS s{i}" for i, _, _ in wanted)
+    # (The aggregate is over a column of the subquery's own: an aggregate of
+    # only outer columns would belong to the outer query.)
+    arrays = ", ".join(
+        f"(SELECT array_agg(g.id) FROM (SELECT nextval(s.s{i}) AS id FROM generate_series(1, %s)) AS g)"
+        for i, _, _ in wanted
+    )
+    params: list = []
+    for _, model, _ in wanted:
+        params += [model._meta.db_table, model._meta.pk.column]
+    params += [n for _, _, n in wanted]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH s AS MATERIALIZED (SELECT {lookups}) SELECT {arrays} FROM s", params)
+        row = cursor.fetchone()
+    for (i, _, _), ids in zip(wanted, row, strict=True):
+        reserved[i] = sorted(ids)
+    return reserved
+
+
+def insert_rows(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    returning: bool = False,
+    ids: Sequence[int] | None = None,
+):
     """INSERT rows (tuples in ``fields`` order, values already of the column's
-    Python type); returns the new ids in order if asked."""
+    Python type); returns the new ids in order if asked. ``ids`` are ids
+    taken before (``reserve_ids``, PostgreSQL only), one per row: the rows
+    get them and no statement takes ids from the sequence."""
+    if ids is not None and connection.vendor != "postgresql":
+        raise ValueError("ids reserved up front are a PostgreSQL feature (see reserve_ids)")
     if not rows:
         return [] if returning else None
     cols = _columns(model, fields)
@@ -39,9 +82,12 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
     pk = model._meta.pk.column
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            ids = None
             names = [c.column for c in cols]
-            if returning:
+            if ids is not None:
+                ids = list(ids)
+                names = [pk, *names]
+                rows = [(i, *row) for i, row in zip(ids, rows, strict=True)]
+            elif returning:
                 # Take the ids from the table's sequence up front, so the rows
                 # can go through COPY (which returns nothing).
                 # The sequence is looked up once per statement, not once

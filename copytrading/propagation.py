@@ -30,7 +30,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from copytrading import decisions, ledger, live, trade_math
@@ -113,11 +113,20 @@ class ExecutionOutcome:
 # followers app registers the notifications of copy errors this way).
 ExecutionListener = Callable[[LeaderEvent, list[ExecutionOutcome]], None]
 _execution_listeners: list[ExecutionListener] = []
+# Listeners registered as never querying the database: called without a
+# savepoint (two round trips fewer per chunk each).
+_listeners_without_queries: set[ExecutionListener] = set()
 
 
-def register_execution_listener(listener: ExecutionListener) -> None:
+def register_execution_listener(listener: ExecutionListener, *, queries: bool = True) -> None:
+    """``queries=False`` promises that ``listener`` never touches the
+    database (it tallies metrics, records what changed for after the
+    commit): it then runs without a savepoint, as it has nothing to roll
+    back."""
     if listener not in _execution_listeners:
         _execution_listeners.append(listener)
+    if not queries:
+        _listeners_without_queries.add(listener)
 
 
 def _tell_execution_listeners(event: LeaderEvent, outcomes: list[ExecutionOutcome]) -> None:
@@ -128,8 +137,11 @@ def _tell_execution_listeners(event: LeaderEvent, outcomes: list[ExecutionOutcom
         return
     for listener in _execution_listeners:
         try:
-            with transaction.atomic():
+            if listener in _listeners_without_queries:
                 listener(event, outcomes)
+            else:
+                with transaction.atomic():
+                    listener(event, outcomes)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -313,6 +325,17 @@ def _load_mirror_orders(data: LeaderEventData, first_id: int, last_id: int) -> d
     return {row[1]: MirrorOrder(row[0], MirrorOrderView(*row[2:])) for row in rows}
 
 
+def _executions_in(first_id, last_id):
+    """The execution rows of the checkpoint's event in a range of its
+    subscriptions, as a subquery of the checkpoint's own read."""
+    return Execution.objects.filter(
+        event_id=OuterRef("event_id"),
+        created_at=OuterRef("event__created_at"),  # the partition key
+        subscription_id__gte=first_id,
+        subscription_id__lte=last_id,
+    )
+
+
 def chunk_propagate(chunk_id: int) -> ChunkResult:
     """Apply one chunk of one event, all or nothing.
 
@@ -346,6 +369,9 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
             # chunk of the event would queue behind the others.
             PropagationChunk.objects.select_for_update(of=("self",))
             .select_related("event")
+            .annotate(
+                served_any=Exists(_executions_in(OuterRef("first_subscription_id"), OuterRef("last_subscription_id")))
+            )
             .filter(pk=chunk_id, status=ChunkStatus.PENDING)
             .first()
         )
@@ -363,14 +389,16 @@ def _chunk_apply(chunk_id: int, part: tuple[int, int] | None = None) -> ChunkRes
         targets = target_source().load(event.portfolio_id, first_id, last_id)
         # Execution rows and the checkpoint commit together, so a pending chunk
         # normally has none; a cheap range probe keeps a manual replay (a chunk
-        # set back to pending) a no-op for the followers already served.
+        # set back to pending) a no-op for the followers already served. The
+        # whole chunk's probe came with its checkpoint (one round trip fewer);
+        # a part of it (isolation) probes its own range.
         in_chunk = Execution.objects.filter(
             event=event,
             created_at=event.created_at,  # the partition key: one partition read (copytrading/partitions.py)
             subscription_id__gte=first_id,
             subscription_id__lte=last_id,
         )
-        if in_chunk.exists():
+        if in_chunk.exists() if part else chunk.served_any:
             served = set(in_chunk.values_list("subscription_id", flat=True))
             targets = [t for t in targets if t.subscription_id not in served]
         accounts = ledger.lock_balances(t.account_id for t in targets)

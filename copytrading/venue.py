@@ -267,9 +267,12 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
     bulk.update_rows(
         Position, POSITION_CHANGES, [(p.pk, *(getattr(p, a) for a in POSITION_CHANGES)) for p in changed_positions]
     )
-    _insert_positions(opened, now)
-    _write_holdings(changed_holdings, new_holdings)
     new_orders = [f for f in fills if f.resting_order_id is None]
+    # The ids of the new positions and orders in one round trip (PostgreSQL;
+    # None on SQLite, which numbers the rows as it inserts them).
+    position_ids, order_ids = bulk.reserve_ids([(Position, len(opened)), (Order, len(new_orders))]) or (None, None)
+    _insert_positions(opened, now, position_ids)
+    _write_holdings(changed_holdings, new_holdings)
     order_ids = bulk.insert_rows(
         Order,
         ORDER_FIELDS,
@@ -282,6 +285,7 @@ def apply_fills(fills: list[Fill]) -> list[Fill]:
             for f in new_orders
         ],
         returning=True,
+        ids=order_ids,
     )  # fmt: skip
     for f, pk in zip(new_orders, order_ids, strict=True):
         f.order = OrderRef(pk)
@@ -355,7 +359,7 @@ def _take(holding: Holding, quantity: Decimal) -> Decimal:
     return basis
 
 
-def _insert_positions(opened: list[tuple[Fill, Decimal]], now) -> None:
+def _insert_positions(opened: list[tuple[Fill, Decimal]], now, ids: list[int] | None) -> None:
     rows = [
         (
             f.account_id, f.instrument.pk, trade_math.side_of(f.order_side), f.quantity, f.quantity, f.price,
@@ -363,7 +367,7 @@ def _insert_positions(opened: list[tuple[Fill, Decimal]], now) -> None:
         )
         for f, margin in opened
     ]  # fmt: skip
-    ids = bulk.insert_rows(Position, POSITION_FIELDS, rows, returning=True)
+    ids = bulk.insert_rows(Position, POSITION_FIELDS, rows, returning=True, ids=ids)
     for (f, margin), pk in zip(opened, ids, strict=True):
         side = trade_math.side_of(f.order_side)
         f.position = NewPosition(pk, f.account_id, side, f.quantity, f.price, f.leverage, margin)

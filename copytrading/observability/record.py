@@ -72,5 +72,5 @@ def register() -> None:
     """At start-up (copytrading/apps.py)."""
     from copytrading.propagation import register_execution_listener
 
-    register_execution_listener(executions_observed)
+    register_execution_listener(executions_observed, queries=False)
     metrics.OUTBOX_LAG_SECONDS.source = outbox_lag_seconds

@@ -12,7 +12,7 @@ def register() -> None:
     )
 
     changes.register_change_listener(publish.changes_published)
-    register_execution_listener(_executions_touched)
+    register_execution_listener(_executions_touched, queries=False)
     register_notification_listener(_notifications_touched)
 
 

@@ -50,3 +50,30 @@ def test_system_account_is_the_one_row_of_its_kind_however_many_accounts_precede
     bulk.insert_rows(Account, FIELDS, _rows(50))
     assert ledger.system_account(AccountKind.VENUE).pk == venue.pk
     assert Account.objects.filter(kind=AccountKind.VENUE).count() == 1
+
+
+@pytest.mark.postgres  # SQLite numbers rows as it inserts them: reserve_ids gives None there
+@pytest.mark.django_db
+def test_ids_of_two_tables_are_reserved_in_one_statement_and_used_by_the_rows():
+    from copytrading.models import LeaderEvent
+
+    with CaptureQueriesContext(connection) as ctx:
+        accounts, events, none = bulk.reserve_ids([(Account, 4), (LeaderEvent, 2), (Account, 0)])
+    assert len(ctx.captured_queries) == 1
+    assert len(set(accounts)) == 4 and accounts == sorted(accounts) and len(events) == 2 and none == []
+    # The ids come from each table's own sequence: an ordinary insert gets a higher one.
+    later = Account.objects.create(kind=AccountKind.COPY, currency="USDT").pk
+    assert later > max(accounts)
+    with CaptureQueriesContext(connection) as ctx:
+        assert bulk.insert_rows(Account, FIELDS, _rows(4), returning=True, ids=accounts) == accounts
+    assert ctx.captured_queries == []  # no id statement; the COPY is not captured
+    stored = dict(Account.objects.filter(pk__in=accounts).values_list("pk", "name"))
+    assert [stored[pk] for pk in accounts] == [f"bulk-{i}" for i in range(4)]
+
+
+@pytest.mark.django_db
+def test_nothing_to_reserve_asks_nothing():
+    with CaptureQueriesContext(connection) as ctx:
+        reserved = bulk.reserve_ids([(Account, 0)])
+    assert ctx.captured_queries == []
+    assert reserved == ([[]] if connection.vendor == "postgresql" else None)

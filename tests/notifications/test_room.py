@@ -493,3 +493,50 @@ def test_a_failing_execution_listener_never_stops_the_copies(settings, instrumen
         Execution.objects.filter(event=event, outcome="COPIED").values_list("subscription_id", flat=True)
     ) == sorted(subs)
     assert not Notification.objects.filter(kind="nope").exists()  # the listener's own write rolled back
+
+
+def test_a_listener_that_never_queries_runs_without_a_savepoint_and_its_failure_is_still_contained(
+    settings, instruments, monkeypatch
+):
+    """``register_execution_listener(…, queries=False)`` skips the
+    SAVEPOINT/RELEASE pair (two round trips per chunk); one that raises is
+    still logged and the copies go on."""
+    from backoffice.loadgen import followers_seed_bulk
+    from copytrading import propagation
+    from copytrading.models import Execution, Instrument
+    from copytrading.services import price_set, wallet_deposit
+    from portfolios.services import portfolio_create, portfolio_fund, portfolio_order_place
+
+    seen = []
+
+    def tally(event, outcomes):
+        seen.append(len(outcomes))
+        raise RuntimeError("a metrics bug")
+
+    monkeypatch.setattr(propagation, "_execution_listeners", [])
+    monkeypatch.setattr(propagation, "_listeners_without_queries", set())
+    propagation.register_execution_listener(tally, queries=False)
+    leader = UserFactory()
+    wallet_deposit(user=leader, amount=Decimal("21000"))
+    portfolio = portfolio_create(leader=leader, name="no-savepoint", mode="margin")
+    portfolio_fund(portfolio=portfolio, amount=Decimal("20000"))
+    subs = followers_seed_bulk(portfolio=portfolio, count=4)
+    price_set(instrument=Instrument.objects.get(symbol="ETH/USDT:USDT"), price=Decimal("3200"))
+    (event,) = portfolio_order_place(
+        portfolio=portfolio, symbol="ETH/USDT:USDT", side="buy", quantity=Decimal("1"), leverage=10
+    )
+    for chunk_id in propagation.event_start(event.pk):
+        propagation.chunk_propagate(chunk_id)
+    assert seen == [4]
+    assert sorted(
+        Execution.objects.filter(event=event, outcome="COPIED").values_list("subscription_id", flat=True)
+    ) == sorted(subs)
+    # Told directly: no statement at all for it, a savepoint pair for a listener that may query.
+    outcomes = [ExecutionOutcome(subs[0], decisions.COPIED, "")]
+    with CaptureQueriesContext(connection) as ctx:
+        propagation.tell_execution_listeners(event, outcomes)
+    assert ctx.captured_queries == [] and seen == [4, 1]
+    propagation.register_execution_listener(lambda event, outcomes: None)
+    with CaptureQueriesContext(connection) as ctx:
+        propagation.tell_execution_listeners(event, outcomes)
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SAVEPOINT", "RELEASE"]
