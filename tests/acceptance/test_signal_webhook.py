@@ -22,6 +22,7 @@ from copytrading.models import (
     Execution,
     InboxMessage,
     InboxStatus,
+    Instrument,
     LeaderEvent,
     Order,
     Position,
@@ -353,6 +354,7 @@ def test_unsupported_types_are_recorded_and_skipped_for_every_follower(instrumen
     assert event["payload"] == {
         "instrument_id": event["payload"]["instrument_id"],
         "symbol": BTC_PERP,
+        "mark": str(Instrument.objects.get(symbol=BTC_PERP).mark_price),  # what a replay prices it at
         "order_side": "buy",
         "order_type": order_type,
         "quantity": "0.10000000",
