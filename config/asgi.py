@@ -22,8 +22,12 @@ django_asgi_app = SyncChainASGIHandler()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
 from config.body_limit import BodyLimit, install_daphne_limit  # noqa: E402
+from config.catalog_lane import CatalogLane  # noqa: E402
 from config.deadline import RequestDeadline  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
+
+# Anonymous JSON reads of the catalog skip what does nothing for them (docs/decisions.md NEW-A-1).
+django_asgi_app = CatalogLane(django_asgi_app, workers=settings.DB_POOL_MAX or 4)
 
 # Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).
 django_asgi_app = MicroCache(
