@@ -19,7 +19,7 @@ request id comes from the ASGI layer outside. A test holds every answer equal
 to Django's, status, headers and body, byte for byte, and the metrics too.
 
 Everything else goes to Django untouched: another path or method, an
-Authorization header or a session cookie, an Accept header other than none,
+Authorization header or any cookie, an Accept header other than none,
 ``*/*`` or ``application/json``, a ``format`` parameter, a body; a query the
 catalog refuses (400, answered by the DRF view); and any request that fails
 in the lane (e.g. the database is down), which Django then answers (such a
@@ -57,6 +57,8 @@ JSON_ACCEPTS = frozenset({None, b"*/*", b"application/json"})
 # anonymous JSON GET of the catalog; the others do nothing for it.
 LANE_MIDDLEWARE = (
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id where no ASGI layer outside bound it (config/asgi.py's does).
+    "copytrading.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.deadline.DeadlineGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,7 +84,6 @@ class CatalogLane:
     def __init__(self, app: ASGIApp, *, workers: int = 8) -> None:
         self.app = app
         self.enabled = lane_applies()
-        self.session_cookie = settings.SESSION_COOKIE_NAME.encode()
         self.match = resolve(PATH)
         view = CatalogListView()
         view.setup(None)  # as as_view() does: HEAD where there is GET
@@ -111,9 +112,8 @@ class CatalogLane:
             return False
         accept = None
         for name, value in scope.get("headers", ()):
-            if name in (b"authorization", b"transfer-encoding"):
-                return False
-            if name == b"cookie" and self.session_cookie in value:
+            # Any cookie: the session's, or the CSRF one (a malformed one is replaced in the answer).
+            if name in (b"authorization", b"cookie", b"transfer-encoding"):
                 return False
             if name == b"content-length" and value.strip() != b"0":
                 return False
@@ -144,6 +144,8 @@ class CatalogLane:
                 return None
             # Before anything is counted: a query the catalog refuses is the DRF view's 400.
             request.catalog_query = catalog.catalog_query(request.GET)
+            if request.catalog_query.list == "favorites":
+                return None  # signed in only: the DRF view's 401
             request.resolver_match = self.match
             response = self.chain(request)
             if response.streaming or response.cookies:
@@ -163,6 +165,10 @@ class CatalogLane:
         self.metrics_after.process_view(request, self._view, (), {})
         body = cached_catalog_body(request.catalog_query, None)
         response = HttpResponse(self.renderer.render(body), content_type="application/json")
+        # DRF's answer is a template response without a template: django-prometheus counts it
+        # under templatename "None" (Django calls the hook for a response with render()).
+        response.template_name = None
+        self.metrics_after.process_template_response(request, response)
         patch_vary_headers(response, ("Accept",))
         response["Allow"] = self.allow
         patch_vary_headers(response, ("Cookie",))  # the session middleware's: DRF's session check read it
