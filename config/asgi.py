@@ -1,7 +1,7 @@
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The web process pools its database connections (see DB_POOL_MAX in settings).
@@ -12,13 +12,22 @@ os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "4000")
 os.environ.setdefault("REQUEST_DEADLINE_SECONDS", "5")
 
 # Static files are served by WhiteNoise's middleware (settings: DJANGO_SERVE_STATIC).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does, with our handler below
+
+from config.sync_handler import SyncChainASGIHandler  # noqa: E402  (needs Django set up)
+
+# The middleware chain and the view in one worker-thread hop per request (config/sync_handler.py).
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
 from config.body_limit import BodyLimit, install_daphne_limit  # noqa: E402
+from config.catalog_lane import CatalogLane  # noqa: E402
 from config.deadline import RequestDeadline  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
+
+# Anonymous JSON reads of the catalog skip what does nothing for them (docs/decisions.md NEW-A-1).
+django_asgi_app = CatalogLane(django_asgi_app, workers=settings.DB_POOL_MAX or 4)
 
 # Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).
 django_asgi_app = MicroCache(
