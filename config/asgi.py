@@ -26,7 +26,7 @@ from config.catalog_lane import CatalogLane  # noqa: E402
 from config.deadline import RequestDeadline  # noqa: E402
 from config.microcache import MicroCache  # noqa: E402
 
-# Anonymous JSON reads of the catalog skip what does nothing for them (docs/decisions.md NEW-A-1).
+# Anonymous JSON reads of the catalog skip what does nothing for them (docs/decisions.md §96).
 django_asgi_app = CatalogLane(django_asgi_app, workers=settings.DB_POOL_MAX or 4)
 
 # Public catalog pages are the same for every anonymous reader (docs/decisions.md §23).

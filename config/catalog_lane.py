@@ -5,7 +5,7 @@ through Django it took ~3 ms of CPU beyond the page's own work: Django's ASGI
 handler (three hops to a worker thread and back, two tasks), sixteen
 middlewares of which most do nothing for it (sessions, CSRF, authentication,
 messages, the audit actor, static files) and DRF's dispatch (content
-negotiation, authentication, permissions) (docs/decisions.md, NEW-A-1).
+negotiation, authentication, permissions) (docs/decisions.md, §96).
 
 Here, in one call on a worker thread, the request goes through the
 middlewares that do something for it, in the settings' order: the request

@@ -18,7 +18,7 @@ request. Here the request's thread comes from a pool of single-thread
 executors: still one thread per request in flight, as many as there are
 requests in flight, but started once. Reading the body, the request_started
 and request_finished signals, sending the response and the client-disconnect
-watch stay Django's (docs/decisions.md, NEW-A-1).
+watch stay Django's (docs/decisions.md, §96).
 """
 
 import threading

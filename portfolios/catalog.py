@@ -223,7 +223,7 @@ def catalog_rows(query: CatalogQuery, user=None) -> QuerySet[PortfolioStats]:
 # --- the public page in one hand-written statement (PostgreSQL) ------------------------
 # Building and compiling the ORM's queryset and converting its rows was about
 # 2.5 ms of an uncached page's ~10 ms of CPU, the statement itself ~1 ms
-# (docs/decisions.md NEW-A-1). The statement is the one the ORM writes for
+# (docs/decisions.md §96). The statement is the one the ORM writes for
 # ``_filtered_rows(...).values(*PAGE_FIELDS)`` (same joins, conditions, order
 # and limit, so the same plan on the sort indexes); a test holds the two equal
 # row for row. Other databases (SQLite, embedded) and the favorites list keep the ORM.
