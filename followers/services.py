@@ -84,6 +84,15 @@ DEFAULT_TEMPLATE = "balanced"
 SIZING_FIELDS = frozenset({"sizing_model", "multiplier", "fixed_notional", "risk_factor"})
 
 
+def investment_check(*, portfolio: Portfolio, amount: Decimal) -> None:
+    """A copy's amount: a valid sum, at least the platform's minimum (live
+    settings) and the portfolio's, the higher."""
+    check_amount(amount)
+    minimum = max(portfolio.min_investment, live_settings.current().min_investment)
+    if amount < minimum:
+        raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
+
+
 def copy_settings_resolve(
     *, portfolio: Portfolio, amount: Decimal, template: str | int | None, explicit: dict
 ) -> tuple[TemplateView | None, copy_settings.ResolvedSettings]:
@@ -125,11 +134,7 @@ def subscription_open(
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
     if portfolio.leader_id == follower.pk:
         raise DomainError("OWN_PORTFOLIO", "You cannot copy your own portfolio.", field="portfolio")
-    check_amount(amount)
-    # The platform's minimum (live settings) and the portfolio's, the higher.
-    minimum = max(portfolio.min_investment, live_settings.current().min_investment)
-    if amount < minimum:
-        raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
+    investment_check(portfolio=portfolio, amount=amount)
     chosen, resolved = copy_settings_resolve(portfolio=portfolio, amount=amount, template=template, explicit=explicit)
     live = Subscription.objects.filter(portfolio=portfolio).exclude(status=SubscriptionStatus.ENDED)
     if live.filter(follower=follower).exists():

@@ -166,8 +166,9 @@ class Replay:
                 for instrument_id, mark in step.marks.items():
                     self._match_range(instrument_id, step.ranges.get(instrument_id), step.at)
                     self._match(instrument_id, mark, n)
+            figures = self._value(step.at)
             if n + 1 == len(self.steps) or ticks[n + 1] != ticks[n]:
-                self._watch(step.at)  # a tick comes before the next step
+                self._watch(step.at, figures)  # a tick comes before the next step
         self.result.equity = q8(self._figures().equity)
         self.result.balance, self.result.locked = self.book.balance, self.book.locked
         return self.result
@@ -329,7 +330,9 @@ class Replay:
     def _figures(self):
         return self.book.figures(self.marks, self.pairs)
 
-    def _watch(self, at: datetime) -> None:
+    def _value(self, at: datetime):
+        """The wallet after a step: a point of the equity curve (every recorded
+        price and event, not only the watchdog's ticks) and its drawdown."""
         f = self._figures()
         equity = f.equity
         self.result.curve.append((at, q8(equity)))
@@ -337,6 +340,11 @@ class Replay:
         if self.curve_peak > 0:
             drawdown = (self.curve_peak - equity) * HUNDRED / self.curve_peak
             self.result.max_drawdown_pct = max(self.result.max_drawdown_pct, q8(drawdown))
+        return f
+
+    def _watch(self, at: datetime, f) -> None:
+        """The watchdog's tick: its rules on the wallet as the last step left it."""
+        equity = f.equity
         limits = self.follower.watch
         paused = self.paused is not None
         # No peak is kept while the watchdog holds the copy (risk/watchdog.py).

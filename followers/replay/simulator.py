@@ -20,18 +20,16 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from copytrading import decisions, reasons
-from copytrading import live as live_settings
 from copytrading.decisions import TargetView
 from copytrading.errors import Conflict, DomainError
 from copytrading.models import LeaderEvent
 from copytrading.outages import CACHE_ERRORS, cache_get, cache_set
 from copytrading.venues import PAPER
 from fees.selectors import leader_caps
-from followers.lifecycle import check_amount
 from followers.models import Subscription, profit_share_due
 from followers.replay import history as replay_history
 from followers.replay.engine import Follower, Result, replay
-from followers.services import copy_settings_resolve
+from followers.services import copy_settings_resolve, investment_check
 from portfolios import copy_settings
 from portfolios.models import Portfolio, PortfolioStatus
 from risk import rules
@@ -156,10 +154,7 @@ def portfolio_simulate(
         raise DomainError("INVALID_PERIOD", "days must be 7, 30 or 90.", field="days")
     if portfolio.status != PortfolioStatus.ACTIVE:
         raise Conflict("PORTFOLIO_NOT_ACTIVE", "The portfolio does not take new followers.", field="portfolio")
-    check_amount(amount)
-    minimum = max(portfolio.min_investment, live_settings.current().min_investment)
-    if amount < minimum:
-        raise DomainError("BELOW_MIN_INVESTMENT", f"This portfolio needs at least {minimum}.", field="amount")
+    investment_check(portfolio=portfolio, amount=amount)
     _, resolved = copy_settings_resolve(portfolio=portfolio, amount=amount, template=template, explicit=explicit)
     follower = follower_from(portfolio=portfolio, amount=amount, values=resolved.settings, risk=resolved.risk_limits)
     _throttle(user.pk)
