@@ -30,6 +30,7 @@ itself off if the view gains throttles or authentication requirements.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,6 +45,7 @@ from django.utils.module_loading import import_string
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 
+from copytrading.outages import is_outage, service_unavailable_json
 from portfolios import catalog
 from portfolios.catalog_api import CatalogListView, cached_catalog_body
 
@@ -80,10 +82,17 @@ def lane_applies() -> bool:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class CatalogLane:
     def __init__(self, app: ASGIApp, *, workers: int = 8) -> None:
         self.app = app
         self.enabled = lane_applies()
+        if self.enabled:  # off, it builds nothing that could fail the process's start
+            self._build(workers)
+
+    def _build(self, workers: int) -> None:
         self.match = resolve(PATH)
         view = CatalogListView()
         view.setup(None)  # as as_view() does: HEAD where there is GET
@@ -135,9 +144,9 @@ class CatalogLane:
 
     def _answer(self, scope: Scope) -> tuple[int, list, bytes] | None:
         """(status, headers, body), or None for Django to answer."""
-        signals.request_started.send(sender=self.__class__, scope=scope)
         response = None
         try:
+            signals.request_started.send(sender=self.__class__, scope=scope)
             request = ASGIRequest(scope, io.BytesIO())
             request.get_host()  # a host not allowed: Django's 400 (and its security log)
             if "format" in request.GET:
@@ -152,7 +161,8 @@ class CatalogLane:
                 return None
             headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
             return response.status_code, headers, response.content
-        except Exception:  # noqa: BLE001  bad input, a host not allowed, an outage: Django answers it
+        except Exception:
+            log.debug("catalog lane handed a request to Django", exc_info=True)
             return None
         finally:
             if response is None:
@@ -163,7 +173,17 @@ class CatalogLane:
     def _view(self, request) -> HttpResponse:
         """What the DRF view answers an anonymous JSON GET."""
         self.metrics_after.process_view(request, self._view, (), {})
-        body = cached_catalog_body(request.catalog_query, None)
+        try:
+            body = cached_catalog_body(request.catalog_query, None)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The database is down, slow or past the request's deadline: the API's 503
+            # (through the middlewares), never the same query again through Django.
+            log.error("catalog unavailable: %r", exc)
+            response = service_unavailable_json()
+            patch_vary_headers(response, ("Accept", "Cookie"))
+            return response
         response = HttpResponse(self.renderer.render(body), content_type="application/json")
         # DRF's answer is a template response without a template: django-prometheus counts it
         # under templatename "None" (Django calls the hook for a response with render()).

@@ -44,6 +44,7 @@ RANGES = {  # query parameter prefix -> column
     "min_investment": "portfolio__min_investment",
     "profit_share": "portfolio__profit_share_pct",
 }
+INTEGER_RANGES = {"follower_count"}  # range columns holding whole numbers
 PAGE_FIELDS = [
     "portfolio_id", "line", "pnl", "roi_pct", "win_rate_pct", "trade_count", "follower_count", "max_followers",
     "max_drawdown_pct", "score", "portfolio__name", "portfolio__description", "portfolio__mode",
@@ -147,7 +148,11 @@ def catalog_query(params: Mapping[str, object]) -> CatalogQuery:
             value = _bound_value(raw)
             if value is None:
                 raise _invalid("INVALID_FILTER", f"{name} must be a number.", name)
-            ranges.append((column, op, _range_bound(value, op)))
+            bound = _range_bound(value, op)
+            if column in INTEGER_RANGES:
+                # Whole numbers: followers_min=1.5 keeps 2 and up, on every database and path.
+                bound = bound.to_integral_value(rounding=ROUND_CEILING if op == "gte" else ROUND_FLOOR)
+            ranges.append((column, op, bound))
     open_slots = params.get("has_open_slots")
     if isinstance(open_slots, str):
         if open_slots.lower() not in ("true", "false", "1", "0"):

@@ -82,6 +82,9 @@ def test_private_and_closed_portfolios_are_not_listed(api, shelf):
         ({"win_rate_max": "40"}, ["Bravo", "Delta"]),
         ({"followers_min": "7"}, ["Alpha", "Charlie", "Echo"]),
         ({"followers_max": "3"}, ["Bravo", "Delta"]),
+        # A whole-number column: a fractional bound keeps the whole numbers inside it.
+        ({"followers_min": "6.5"}, ["Alpha", "Charlie", "Echo"]),
+        ({"followers_max": "3.9"}, ["Bravo", "Delta"]),
         ({"min_investment_max": "100"}, ["Alpha", "Charlie", "Delta"]),
         ({"min_investment_min": "500"}, ["Bravo", "Echo"]),
         ({"profit_share_max": "10"}, ["Alpha", "Charlie", "Echo"]),

@@ -3,10 +3,12 @@ the hand-written page statement against the ORM's queryset, and the web
 process's short lane (config/catalog_lane.py) against Django's full chain
 (status, headers, body and the request metrics)."""
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 from prometheus_client import REGISTRY
 
 from config.catalog_lane import CatalogLane
@@ -179,6 +181,20 @@ def test_a_failure_in_the_lane_is_answered_by_django(apps, shelf_full, monkeypat
     monkeypatch.setattr("config.catalog_lane.cached_catalog_body", broken)
     answered = get(lane, "/api/v1/catalog")
     assert (answered["status"], django.calls) == (200, 1)
+
+
+def test_an_outage_is_the_apis_503_and_the_query_is_not_run_again_through_django(apps, shelf_full, monkeypatch):
+    django, lane = apps
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("config.catalog_lane.cached_catalog_body", down)
+    answered = get(lane, "/api/v1/catalog")
+    headers = {name.lower(): value for name, value in answered["headers"]}
+    assert (answered["status"], django.calls) == (503, 0)
+    assert json.loads(answered["body"])["code"] == "SERVICE_UNAVAILABLE"
+    assert headers[b"retry-after"] and headers[b"x-content-type-options"] == b"nosniff"
 
 
 def request_counts() -> dict:
