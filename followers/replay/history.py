@@ -15,8 +15,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, Min
-from django.db.models.functions import TruncHour
 
 from copytrading import decisions
 from copytrading.leader_events import EventPayloadError, LeaderEventData
@@ -82,20 +80,22 @@ def hourly_marks(instrument_ids: list[int], since: datetime, until: datetime) ->
 
 
 def _hourly_rows_orm(instrument_ids: list[int], since: datetime, until: datetime) -> list[tuple]:
-    """The same rows without window functions over dates (SQLite): two
-    queries per instrument."""
+    """The same rows on SQLite (embedded mode, small): each candle read once, in
+    minute order, folded per hour in Python. (Matching minutes by equality would
+    miss candles written by the upsert's raw SQL, stored in another text form.)"""
     rows = []
     for instrument_id in instrument_ids:
+        hours: dict[datetime, tuple] = {}
         candles = PriceCandle.objects.filter(instrument_id=instrument_id, minute__gte=since, last_at__lte=until)
-        hours = list(
-            candles.annotate(hour=TruncHour("minute"))
-            .values("hour")
-            .annotate(last=Max("minute"), low=Min("low"), high=Max("high"))
-            .values_list("last", "low", "high")
-        )
-        ranges = {last: (low, high) for last, low, high in hours}
-        for minute, close, last_at in candles.filter(minute__in=list(ranges)).values_list("minute", "close", "last_at"):
-            rows.append((instrument_id, close, last_at, *ranges[minute]))
+        for minute, close, last_at, low, high in candles.order_by("minute").values_list(
+            "minute", "close", "last_at", "low", "high"
+        ):
+            hour = minute.replace(minute=0, second=0, microsecond=0)
+            before = hours.get(hour)
+            if before is not None:
+                low, high = min(before[3], low), max(before[4], high)
+            hours[hour] = (instrument_id, close, last_at, low, high)
+        rows.extend(hours.values())
     return rows
 
 

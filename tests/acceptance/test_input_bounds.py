@@ -55,6 +55,10 @@ COLUMNS = {
     "SubscribeSerializer.leverage_override": (Subscription, "leverage_override"),
     "SubscribeSerializer.max_open_positions": (RiskLimits, "max_open_positions"),
     "SubscribeSerializer.template": (Subscription, "template_ref"),
+    # The simulator takes what subscribe takes (followers/simulate_api.py).
+    "SimulateSerializer.leverage_override": (Subscription, "leverage_override"),
+    "SimulateSerializer.max_open_positions": (RiskLimits, "max_open_positions"),
+    "SimulateSerializer.template": (Subscription, "template_ref"),
     "SignalSerializer.id": (InboxMessage, "external_id"),
     "SignalSerializer.symbol": (Instrument, "symbol"),
     "SignalSerializer.leverage": (Order, "leverage"),
@@ -71,6 +75,7 @@ NOT_STORED = {
     "OrderPlaceSerializer.type": "checked against the order types by the service",
     "SubscribeSerializer.portfolio": "an id, looked up",
     "SubscribeSerializer.passcode": "compared with the hash",
+    "SimulateSerializer.passcode": "compared with the hash",
     "SubscribeSerializer.exchange_account_id": "an id, looked up",
     "PortfolioCreateSerializer.exchange_account_id": "an id, looked up",
     "ExchangeBindSerializer.exchange_account_id": "an id, looked up",
