@@ -200,16 +200,21 @@ class SettingsSerializer(serializers.Serializer):
     max_exposure_pct = serializers.DecimalField(**WIDE, required=False, allow_null=True)
 
 
-class SubscribeSerializer(SettingsSerializer):
-    portfolio = serializers.IntegerField(**ID_BOUNDS)
-    amount = MoneyField()
-    template = serializers.CharField(
+def template_field() -> serializers.CharField:
+    """The template a copy starts from (subscribe, and the simulator's "what if")."""
+    return serializers.CharField(
         max_length=max_length(Subscription, "template_ref"),
         required=False,
         allow_blank=True,
         help_text='"conservative", "balanced", "aggressive", or the id of one of the portfolio\'s templates; '
         "settings given beside it override the template's.",
     )
+
+
+class SubscribeSerializer(SettingsSerializer):
+    portfolio = serializers.IntegerField(**ID_BOUNDS)
+    amount = MoneyField()
+    template = template_field()
     # A private portfolio's 8-digit passcode; wrong ones are throttled per user
     # and per portfolio (403 PASSCODE_INVALID, then 429 PASSCODE_LOCKED).
     passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)

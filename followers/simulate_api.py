@@ -7,12 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from copytrading.auth.client import client_address
-from copytrading.bounds import max_length
 from copytrading.errors import DomainError
 from copytrading.serializers import MoneyField
-from followers.models import Subscription
 from followers.replay import simulator
-from followers.serializers import SettingsSerializer
+from followers.serializers import SettingsSerializer, template_field
 from portfolios.models import Portfolio
 from portfolios.passcodes import passcode_check
 
@@ -22,13 +20,7 @@ PCT = {"max_digits": 20, "decimal_places": 8}
 class SimulateSerializer(SettingsSerializer):
     amount = MoneyField(help_text="What you would invest.")
     days = serializers.ChoiceField(choices=simulator.PERIODS, default=30, help_text="The period replayed: 7, 30 or 90.")
-    template = serializers.CharField(
-        max_length=max_length(Subscription, "template_ref"),
-        required=False,
-        allow_blank=True,
-        help_text='"conservative", "balanced", "aggressive", or the id of one of the portfolio\'s templates; '
-        "settings given beside it override the template's (as at subscribe).",
-    )
+    template = template_field()
     passcode = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
 
 

@@ -29,7 +29,6 @@ class History:
     steps: list[EventStep | MarkStep]
     markets: dict[int, Market]
     events: int  # how many events the period holds (the broken ones not counted)
-    last_event_id: int | None  # the newest event's id: what a cached replay is valid for
 
 
 def events_count(portfolio_id: int, since: datetime) -> int:
@@ -116,7 +115,7 @@ def history(portfolio_id: int, since: datetime, until: datetime) -> History:
     markets = {pk: _market(i) for pk, i in instruments.items()}
     marks = hourly_marks(sorted(instruments), since, until)
     steps = _merge(parsed, marks, instruments)
-    return History(steps, markets, len(parsed), rows[-1][0] if rows else None)
+    return History(steps, markets, len(parsed))
 
 
 def _merge(
