@@ -109,6 +109,8 @@ INSTALLED_APPS = [
     "graphene_django_graphiql_static",
     "django_celery_beat",
     "channels",
+    # htmx for the client pages, served from the package (copytrading/web).
+    "django_htmx",
     "auditlog",
     "solo",
     "copytrading",
@@ -142,6 +144,9 @@ MIDDLEWARE = [
     # The audit trail's actor: the session's or (once DRF authenticated it) the token's user.
     "copytrading.audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The client pages: request.htmx, and times in the reader's zone (copytrading/web).
+    "django_htmx.middleware.HtmxMiddleware",
+    "copytrading.web.middleware.ReaderTimezone",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -166,6 +171,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The client pages' navigation: the unread notification count.
+                "copytrading.web.context.navigation",
             ],
         },
     },
@@ -287,7 +294,10 @@ REGISTER_WINDOW_SECONDS = env_int("REGISTER_WINDOW_SECONDS", 3600)
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # stored and computed in UTC; pages show the reader's zone (copytrading/web/middleware.py)
+# The client pages' login (copytrading/web/auth_views.py); the admin keeps its own.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 USE_I18N = True
 USE_TZ = True
 

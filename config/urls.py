@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backoffice.admin_views import portfolio_overview
@@ -195,8 +194,10 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    # Where everything is (templates/landing.html).
-    path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
+    # The client pages (copytrading/web, portfolios/web, followers/web): the leaderboard at /.
+    path("", include("portfolios.web.urls")),
+    path("", include("followers.web.urls")),
+    path("", include("copytrading.web.urls")),
     # Back-office pages outside a model admin (before the admin's catch-all).
     path("admin/fees/earnings/", admin.site.admin_view(earnings_view), name="admin-fees-earnings"),
     path("admin/reports/<slug:kind>.csv", admin.site.admin_view(report_export_view), name="admin-report-export"),

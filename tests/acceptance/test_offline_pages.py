@@ -110,7 +110,7 @@ def test_collected_static_files_serve_every_asset(settings, tmp_path):
 
 @pytest.mark.django_db
 def test_landing_page_links_everything(client):
-    html = page_html(client, "/")
+    html = page_html(client, "/developers/")
     links = [url for url in references(html) if not url.startswith("/static/")]
     paths = {urlsplit(url).path for url in links}
     assert {"/api/v1/catalog", "/api/docs/", "/api/redoc/", "/api/schema/", "/graphql/", "/admin/", "/healthz"} <= paths
@@ -123,5 +123,5 @@ def test_landing_page_links_everything(client):
 
 @pytest.mark.django_db
 def test_landing_page_greets_a_signed_in_user(admin_client, admin_user):
-    html = page_html(admin_client, "/")
+    html = page_html(admin_client, "/developers/")
     assert f"Signed in as <strong>{admin_user.get_username()}</strong>" in html

@@ -1,0 +1,12 @@
+"""The leaderboard (being built)."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+
+
+def view(request: HttpRequest, **kwargs) -> HttpResponse:
+    return render(request, "web/placeholder.html", {"title": "The leaderboard"})
+
+
+urlpatterns = [path("", view, name="web-leaderboard")]
