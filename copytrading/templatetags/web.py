@@ -46,7 +46,7 @@ def money(value, currency: str = "USDT") -> str:
 
 @register.filter
 def signed_money(value, currency: str = "USDT") -> str:
-    """``12.3`` → ``+12.30 USDT``; ``-4`` → ``−4.00 USDT``."""
+    """``12.3`` → ``+12.30 USDT``; ``-4`` → ``-4.00 USDT`` (with a real minus sign)."""
     number = _decimal(value)
     if number is None:
         return DASH
@@ -103,7 +103,7 @@ def when(value) -> str:
 
 @register.simple_tag
 def sparkline(values, label: str = "Equity") -> str:
-    return mark_safe(charts.sparkline(values or [], label=label))  # noqa: S308  (built from numbers; labels escaped)
+    return mark_safe(charts.sparkline(values or [], label=label))  # built from numbers; labels escaped
 
 
 @register.inclusion_tag("web/_field_errors.html")

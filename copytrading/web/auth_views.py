@@ -44,8 +44,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 errors = {FORM: ["Wrong username or password."]}
         status = status if status != 200 else 400
     form = {"username": request.POST.get("username", "")[:150]}
-    response = render(request, "web/login.html", {"errors": errors, "form": form, "next": _next(request)}, status=status)
-    return response
+    context = {"errors": errors, "form": form, "next": _next(request)}
+    return render(request, "web/login.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

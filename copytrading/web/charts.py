@@ -116,7 +116,8 @@ def bar_chart(
         tone = "up" if value >= 0 else "down"
         parts.append(
             f'<rect class="{tone}" x="{left + i * step + step * 0.15:.1f}" y="{top:.1f}"'
-            f' width="{step * 0.7:.1f}" height="{max(h, 0.5):.1f}"><title>{escape(name)}: {value:,.2f}{escape(unit)}</title></rect>'
+            f' width="{step * 0.7:.1f}" height="{max(h, 0.5):.1f}">'
+            f"<title>{escape(name)}: {value:,.2f}{escape(unit)}</title></rect>"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -39,7 +39,9 @@ def serializer_errors(detail: Any, prefix: str = "") -> Errors:
     return errors
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Mapping, **kwargs: Any) -> tuple[dict | None, Errors]:
+def validated(
+    serializer_class: type[serializers.Serializer], data: Mapping, **kwargs: Any
+) -> tuple[dict | None, Errors]:
     """The serializer's ``validated_data``, or its errors as messages."""
     s = serializer_class(data=data, **kwargs)
     if s.is_valid():
@@ -61,4 +63,13 @@ def form_data(post: Mapping, *, blank_is_missing: bool = True) -> dict[str, Any]
     return data
 
 
-__all__ = ["FORM", "DomainError", "Errors", "ValidationErrors", "domain_errors", "form_data", "serializer_errors", "validated"]
+__all__ = [
+    "FORM",
+    "DomainError",
+    "Errors",
+    "ValidationErrors",
+    "domain_errors",
+    "form_data",
+    "serializer_errors",
+    "validated",
+]
