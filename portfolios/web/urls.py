@@ -1,3 +1,3 @@
-from portfolios.web import dashboard, leaderboard, portfolio_page
+from portfolios.web import dashboard, leader_money, leaderboard, portfolio_page
 
-urlpatterns = [*leaderboard.urlpatterns, *portfolio_page.urlpatterns, *dashboard.urlpatterns]
+urlpatterns = [*leaderboard.urlpatterns, *portfolio_page.urlpatterns, *dashboard.urlpatterns, *leader_money.urlpatterns]
