@@ -9,7 +9,7 @@ from django import template
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from backoffice import charts
+from copytrading import charts
 from backoffice.dashboard import Dashboard, dashboard_cached
 from copytrading.admin_base import money_html
 from copytrading.models import Outcome
