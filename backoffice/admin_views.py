@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
-from copytrading import charts
 from backoffice.overview import FOLLOWER_FILTERS, FOLLOWERS_PER_PAGE, follower_rows, followers_of, portfolio_figures
+from copytrading import charts
 from portfolios.models import Portfolio
 
 
