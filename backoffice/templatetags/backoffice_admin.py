@@ -71,7 +71,7 @@ def dashboard_context(figures: Dashboard) -> dict:
     )
     errors_url = reverse("admin:backoffice_joberror_changelist")
     executions_url = reverse("admin:copytrading_execution_changelist")
-    # mark_safe: backoffice.charts escapes every text it draws.
+    # mark_safe: copytrading.charts escapes every text it draws.
     return {
         "d": figures,
         "executions_chart": mark_safe(executions_chart),
