@@ -146,16 +146,22 @@ def follow(portfolio: Portfolio, user, *, amount: str = "5000", template: str = 
 
 
 def world(*, spot_too: bool = True) -> dict:
-    """The leaderboard a journey starts from: a margin book with a history
-    (the one to copy), and a spot book (which the Margin tab must leave out)."""
+    """The leaderboard a journey starts from: three margin books whose ROIs
+    differ (``margin``, the one to copy, has the longest history), and a spot
+    book (which the Margin tab must leave out). Marks end where
+    ``instruments_seed`` put them."""
     instruments_seed()
-    margin = leader("momentum-lead", "Momentum Margin")
-    trading_history(margin.portfolio)
-    books = {"margin": margin}
+    books = {"margin": leader("momentum-lead", "Momentum Margin")}
+    trading_history(books["margin"].portfolio)
+    books["swing"] = leader("swing-lead", "Swing Desk", share="10")
+    round_trip(books["swing"].portfolio, ETH_PERP, "3", to="3400")  # +600: ROI 3 %
+    books["carry"] = leader("carry-lead", "Careful Carry", share="5")
+    round_trip(books["carry"].portfolio, BTC_PERP, "0.1", to="63500")  # -50: ROI -0.25 %
+    set_price(ETH_PERP, "3200")
+    set_price(BTC_PERP, "64000")
     if spot_too:
-        spot = leader("spot-lead", "Steady Spot", mode="spot")
-        portfolio_order_place(portfolio=spot.portfolio, symbol=ETH_SPOT, side="buy", quantity=D("1"))
-        books["spot"] = spot
+        books["spot"] = leader("spot-lead", "Steady Spot", mode="spot")
+        portfolio_order_place(portfolio=books["spot"].portfolio, symbol=ETH_SPOT, side="buy", quantity=D("1"))
     leaderboard_refresh(*(b.portfolio for b in books.values()))
     return books
 

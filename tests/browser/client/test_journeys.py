@@ -208,13 +208,21 @@ def test_follower_copies_watches_pauses_and_unfollows(page, shot, server):
     expect(row).to_be_visible()
     expect(page.locator(f"[data-portfolio-id='{spot.pk}']")).to_have_count(0)
     options = page.locator("#sort option").evaluate_all("os => os.map(o => o.value)")
-    assert len(options) > 1, options
-    chosen = next((v for v in options if "roi" in v.lower()), options[1])
-    page.select_option("#sort", chosen)
-    expect(page.locator("#sort")).to_have_value(chosen)
+    assert "-roi" in options, options
+    page.select_option("#sort", "-roi")
+    page.wait_for_url(re.compile(r"[?&]sort=-roi"))
     expect(page.get_by_role("link", name="Margin", exact=True)).to_have_attribute("aria-current", "true")
+    by_roi = list(
+        PortfolioStats.objects.filter(line="margin", portfolio__mode="margin")
+        .order_by("-roi_pct", "portfolio_id")
+        .values_list("portfolio_id", flat=True)
+    )
+    assert len(by_roi) == 3, by_roi
+    listed = page.locator("[data-portfolio-id]")
+    expect(listed).to_have_count(len(by_roi))
+    for place, portfolio_id in enumerate(by_roi):  # each expect waits for the swap
+        expect(listed.nth(place)).to_have_attribute("data-portfolio-id", str(portfolio_id))
     row = page.locator(f"[data-portfolio-id='{margin.pk}']")
-    expect(row).to_be_visible()
     expect(page.locator(f"[data-portfolio-id='{spot.pk}']")).to_have_count(0)
     stats = PortfolioStats.objects.get(portfolio=margin, line="margin")
     assert _number(row.locator(".roi").inner_text()) == stats.roi_pct.quantize(D("0.01"))
