@@ -17,6 +17,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
@@ -29,10 +30,26 @@ from fees.selectors import leader_earnings
 from followers.models import Subscription, SubscriptionStatus
 from portfolios.models import PortfolioStats
 from tests.browser.client import journey_data as data
-from tests.browser.conftest import browser_marks
+from tests.browser.conftest import CHROMIUM, HAVE_CHROMIUM, browser_marks
+from tests.conftest import ON_POSTGRES
 from tests.worker import wait_until
 
 pytestmark = browser_marks
+
+# CI's browser lane sets it (.ci/run): there, what would make these journeys
+# skip fails the run instead (a skipped lane would pass green and prove nothing).
+if os.environ.get("BROWSER_JOURNEYS_REQUIRED") == "1":
+    _missing = [
+        what
+        for present, what in (
+            (HAVE_CHROMIUM, f"Chromium at {CHROMIUM}"),
+            (ON_POSTGRES, "DATABASE_URL (PostgreSQL)"),
+            (bool(os.environ.get("REDIS_URL")), "REDIS_URL"),
+        )
+        if not present
+    ]
+    if _missing:
+        pytest.fail(f"BROWSER_JOURNEYS_REQUIRED, but missing: {', '.join(_missing)}", pytrace=False)
 
 D = Decimal
 DOCS = Path(settings.BASE_DIR) / "docs" / "screenshots"
