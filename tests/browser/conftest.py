@@ -40,15 +40,39 @@ STAFF_PASSWORD = "browser-journey-pass-4821"
 
 # Every browser test carries these (the module's pytestmark): the reason is
 # shown by -ra when a pass cannot run them.
+# serialized_rollback: the server processes cache content type ids (the audit
+# log's rows name them), and a plain flush recreates the content types under
+# new ids (post_migrate, in another order than the migrations made them): the
+# next journey's audited write in the server would fail on its foreign key.
+# With it the flush leaves them out and each test starts from the migrated
+# rows, ids included. (Run the browser tests in a pass of their own, as CI
+# does: after another transactional test's flush the restore finds the
+# recreated rows and refuses.)
 browser_marks = [
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(not ON_POSTGRES, reason="browser journeys need PostgreSQL: set DATABASE_URL (CI does)"),
     pytest.mark.skipif(
         not HAVE_CHROMIUM,
         reason=f"browser journeys need Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)",
     ),
 ]
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _serialized_rollback_on_every_connection(django_db_setup) -> None:
+    """The migrated rows ``serialized_rollback`` restores are kept on the
+    connection object that made the test database; once Playwright runs, the
+    test thread reaches the database through other connection objects (Django
+    keeps them per asyncio context), which would not have them: the flush
+    would then recreate the content types (new ids) and nothing would restore
+    them. Every connection object of the backend gets them."""
+    from django.db import connections
+
+    for alias in connections:
+        contents = getattr(connections[alias], "_test_serialized_contents", None)
+        if contents is not None:
+            type(connections[alias])._test_serialized_contents = contents
 
 
 # --- the server ------------------------------------------------------------------

@@ -311,7 +311,7 @@ def test_follower_copies_watches_pauses_and_unfollows(page, shot, server):
     copy.locator("[data-action='unfollow']").click()
     confirm = page.locator("dialog[open]").filter(has=page.locator("button.confirm-unfollow"))
     expect(confirm).to_be_visible()
-    expect(confirm).to_contain_text(re.compile(r"position", re.I))
+    expect(confirm).to_contain_text(re.compile(r"\d+ open (mirror|position)s? will be closed", re.I))
     shot(page, "unfollow-confirmation")
     confirm.locator("button.confirm-unfollow").click()
     wait_until(lambda: Subscription.objects.get(pk=subscription.pk).status == SubscriptionStatus.ENDED, timeout=30)
