@@ -82,7 +82,8 @@ def _logout(page) -> None:
 
 
 def _number(text: str) -> Decimal:
-    """The first number in a formatted figure ("+1,234.50 USDT", "3.10 %"), a real minus sign read as "-"."""
+    """The first number in a formatted figure: "+1,234.50 USDT" is 1234.50 (the
+    filters' real minus sign counts as a minus)."""
     text = text.replace("\u2212", "-")
     match = re.search(r"[-+]?\d[\d,]*(?:\.\d+)?", text)
     assert match, f"no number in {text!r}"
@@ -376,9 +377,6 @@ def test_leader_trades_is_copied_and_earns(page, shot, server):
     # Close at a profit: the follower's mirror closes too (the worker), and its
     # profit share accrues at that close; the minute job settles it (run here as beat would).
     page.locator(f"#positions [data-position-id='{leader_position.pk}'] [data-action='close']").click()
-    confirm = page.locator("dialog[open] button[type=submit]")
-    if confirm.count():
-        confirm.first.click()
     wait_until(lambda: FeeAccrual.objects.filter(portfolio_id=portfolio.pk).exists(), timeout=60)
     expect(page.locator(f"#positions [data-position-id='{leader_position.pk}']")).to_have_count(0, timeout=LIVE)
     shot(page, "closed")
