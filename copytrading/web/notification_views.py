@@ -10,6 +10,7 @@ over the stream's ``notifications`` topic (static/web/notifications.js asks
 
 from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -94,6 +95,15 @@ def _page(request: HttpRequest, unread: bool | None) -> tuple[list[dict], str | 
     return _items(rows), paginator.next_cursor
 
 
+def _next_url(next_cursor: str | None, unread: bool | None) -> str | None:
+    """The "Load more" address: this list, the next cursor (a link that
+    works without JavaScript; htmx appends its rows in place)."""
+    if next_cursor is None:
+        return None
+    query = {"cursor": next_cursor} | ({} if unread is None else {"unread": "true" if unread else "false"})
+    return f"{reverse('web-notifications')}?{urlencode(query)}"
+
+
 def _filter_name(unread: bool | None) -> str:
     return {None: "all", True: "unread", False: "read"}[unread]
 
@@ -127,7 +137,7 @@ def _render_page(
         items, next_cursor = _items(selectors.notifications_of(request.user).order_by("-id")[:PAGE_SIZE]), None
     context = {
         "items": items,
-        "next_cursor": next_cursor,
+        "next_url": _next_url(next_cursor, unread),
         "filter": _filter_name(unread),
         "unread_total": selectors.unread_count(request.user),
         "newest_id": selectors.notifications_of(request.user).order_by("-id").values_list("id", flat=True).first() or 0,
@@ -150,10 +160,10 @@ def notifications_view(request: HttpRequest) -> HttpResponse:
             return render(
                 request,
                 "web/notifications_more.html",
-                {"items": [], "errors": domain_errors(exc), "filter": "all"},
+                {"items": [], "errors": domain_errors(exc)},
                 status=exc.status,
             )
-        context = {"items": items, "next_cursor": next_cursor, "filter": _filter_name(unread), "errors": {}}
+        context = {"items": items, "next_url": _next_url(next_cursor, unread), "errors": {}}
         return render(request, "web/notifications_more.html", context)
     return _render_page(request)
 

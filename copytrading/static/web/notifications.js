@@ -63,6 +63,20 @@
       .catch(function (error) { console.warn("notifications:", error); });
   }
 
+  // Marking one read replaces its row (and its button): keep the keyboard
+  // where it was, on that row, instead of losing focus to the page.
+  var refocus = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var row = event.target.closest && event.target.closest("[data-notification-id]");
+    refocus = row ? row.getAttribute("data-notification-id") : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!refocus) { return; }
+    var row = list.querySelector('[data-notification-id="' + refocus + '"]');
+    refocus = null;
+    if (row) { row.setAttribute("tabindex", "-1"); row.focus(); }
+  });
+
   document.addEventListener("live:notifications", function (event) {
     var data = event.detail.data || {};
     if (typeof data.unread === "number") { setTotal(data.unread); }

@@ -65,6 +65,7 @@ def test_a_notification_arrives_live_and_is_read(page, shot):
     page.keyboard.press("Enter")
     expect(newest).to_have_class("notification severity-high")
     expect(newest.locator('[data-action="read"]')).to_have_count(0)
+    expect(newest).to_be_focused()  # the keyboard stays on the row
     expect(page.locator("#unread-count")).to_have_text("1")
     expect(page.locator("#unread-total")).to_have_text("1 unread")
     assert Notification.objects.get(pk=arrived).read_at is not None
@@ -94,18 +95,23 @@ def test_the_page_at_phone_width(page, shot):
             Note(
                 user.pk, "copy_error", f"exec:p{n}", {"portfolio": "A long portfolio name " * 3, "reason": "no margin"}
             )
-            for n in range(3)
+            for n in range(21)
         ]
     )
     page.set_viewport_size({"width": 375, "height": 800})
     _log_in(page, user)
-    expect(page.locator("#notifications [data-notification-id]")).to_have_count(3)
+    rows = page.locator("#notifications [data-notification-id]")
+    expect(rows).to_have_count(20)  # a page
     expect(page.locator("[data-live-status]").first).to_have_attribute("data-live-status", "live")
     _no_horizontal_scroll(page)
-    shot(page, "phone")
+    shot(page, "phone", full_page=False)
     later = notify([Note(user.pk, "subscribed", "subscribed:p9", {"portfolio": "Beta", "amount": "5"})])[0]
     expect(page.locator(f'[data-notification-id="{later}"]')).to_be_visible()
-    expect(page.locator("#unread-count")).to_have_text("4")
+    expect(page.locator("#unread-count")).to_have_text("22")
+    _no_horizontal_scroll(page)
+    page.click("#load-more")  # the API's next page, appended by htmx
+    expect(rows).to_have_count(22)
+    expect(page.locator("#load-more")).to_have_count(0)
     _no_horizontal_scroll(page)
     page.locator("#preferences").scroll_into_view_if_needed()
-    shot(page, "phone-preferences")
+    shot(page, "phone-preferences", full_page=False)
