@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from copytrading.errors import DomainError
 from copytrading.notifications import selectors, services
@@ -115,7 +115,7 @@ def _preference_rows(user, chosen: Mapping[str, tuple[bool, bool]] | None = None
     for pref in selectors.preferences_of(user):
         slug = pref["kind"].replace(".", "-").replace("_", "-")
         if chosen is not None:
-            pref["in_app"], pref["email"] = chosen.get(pref["kind"], (False, False))
+            pref["in_app"], pref["email"] = chosen.get(pref["kind"], (pref["in_app"], pref["email"]))
         rows.append({**pref, "name": kind_name(pref["kind"]), "slug": slug})
     return rows
 
@@ -210,7 +210,7 @@ def notifications_read_all_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["POST"])
+@require_POST
 def notification_preferences_view(request: HttpRequest) -> HttpResponse:
     """The form's choices as the API's PUT body (its serializer, then
     ``notification_preferences_set``): every kind the form lists, in-app and

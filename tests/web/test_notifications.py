@@ -10,8 +10,10 @@ from django.test import Client
 
 from copytrading.models import Notification
 from copytrading.notifications import selectors
+from copytrading.notifications.kinds import KINDS
 from copytrading.notifications.models import NotificationPreference
 from copytrading.notifications.services import Note, notify
+from copytrading.web.notification_views import KIND_NAMES
 from tests.factories import UserFactory, token_for
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +94,8 @@ def test_load_more_pages_with_the_apis_cursors(client, reader, api):
     assert more.status_code == 200
     assert _ids_on(rest) == sorted(ids, reverse=True)[20:]
     assert 'id="more" hx-swap-oob="true"' in rest and 'id="load-more"' not in rest  # the last page
+    # Without JavaScript "Load more" is a link to the next page.
+    assert _ids_on(client.get(f"/me/notifications/?cursor={cursor}").content.decode()) == _ids_on(rest)
     # The same cursor the API gives out and takes.
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(reader)}")
     page = api.get("/api/v1/notifications", {"cursor": unquote(cursor), "limit": 20})
@@ -168,6 +172,10 @@ def _preferences_form(user, **changes) -> dict:
         in_app = [k for k in in_app if k != code] + ([code] if app_on else [])
         email = [k for k in email if k != code] + ([code] if mail_on else [])
     return {"kind": [p["kind"] for p in prefs], "in_app": in_app, "email": email}
+
+
+def test_every_kind_has_a_name_on_the_page():
+    assert set(KIND_NAMES) == set(KINDS)
 
 
 def test_the_preferences_form_shows_every_kind_labelled_by_its_name(client, reader):
