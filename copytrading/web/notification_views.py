@@ -84,13 +84,13 @@ def _items(rows: Iterable[Notification]) -> list[dict]:
     return [{"row": row, "name": kind_name(row.kind), "target": target_of(row)} for row in rows]
 
 
-def _page(request: HttpRequest, unread: bool | None) -> tuple[list[dict], str | None]:
-    """One page, newest first, by the API's paginator (``cursor`` from the
-    query string; a foreign or tampered one is its 400 INVALID_CURSOR)."""
+def _page(user, unread: bool | None, cursor: str | None) -> tuple[list[dict], str | None]:
+    """One page, newest first, by the API's paginator (a foreign or
+    tampered cursor is its 400 INVALID_CURSOR)."""
     paginator = CursorPagination(scope=CURSOR_SCOPE)
-    params = {"cursor": request.GET.get("cursor"), "limit": str(PAGE_SIZE)}
+    params = {"cursor": cursor, "limit": str(PAGE_SIZE)}
     rows = paginator.paginate_queryset(
-        selectors.notifications_of(request.user, unread=unread), SimpleNamespace(query_params=params)
+        selectors.notifications_of(user, unread=unread), SimpleNamespace(query_params=params)
     )
     return _items(rows), paginator.next_cursor
 
@@ -129,12 +129,12 @@ def _render_page(
 ) -> HttpResponse:
     try:
         unread = _unread_filter(request.GET)
-        items, next_cursor = _page(request, unread)
+        items, next_cursor = _page(request.user, unread, request.GET.get("cursor"))
     except DomainError as exc:
-        # A bad filter or cursor in the address: the first page, the message above it.
-        errors = {**(errors or {}), **{FORM: domain_errors(exc).popitem()[1]}}
+        # A bad filter or cursor in the address: the first page of all, the message above it.
+        errors = {**(errors or {}), FORM: [exc.detail]}
         unread, status = None, max(status, exc.status)
-        items, next_cursor = _items(selectors.notifications_of(request.user).order_by("-id")[:PAGE_SIZE]), None
+        items, next_cursor = _page(request.user, None, None)
     context = {
         "items": items,
         "next_url": _next_url(next_cursor, unread),
@@ -155,7 +155,7 @@ def notifications_view(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("cursor"):
         try:
             unread = _unread_filter(request.GET)
-            items, next_cursor = _page(request, unread)
+            items, next_cursor = _page(request.user, unread, request.GET.get("cursor"))
         except DomainError as exc:
             return render(
                 request,
