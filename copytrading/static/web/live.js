@@ -6,6 +6,7 @@
 // [data-live-status] show "live", "connecting" or "offline".
 (function () {
   "use strict";
+  if (window.Live) { return; } // included twice: one socket all the same
   var handlers = {};
   var socket = null;
   var backoff = 500;
