@@ -31,9 +31,7 @@ def traded_instruments(*, portfolio: Portfolio) -> list[str]:
     )
     spot = (
         Order.objects.using(database)
-        .filter(
-            account_id=account_id, status=OrderStatus.FILLED, side=Side.SELL, instrument__product=Product.SPOT
-        )
+        .filter(account_id=account_id, status=OrderStatus.FILLED, side=Side.SELL, instrument__product=Product.SPOT)
         .values_list("instrument__symbol", flat=True)
         .distinct()
         .order_by()

@@ -121,7 +121,7 @@ def test_charts_instruments_and_closed_trades(client, scenario):
     assert [t["id"] for t in margin] == [btc.pk, eth.pk]
     ids = [int(part.split('"')[0]) for part in html.split('data-trade-id="')[1:]]
     assert ids == [spot[0]["id"], btc.pk, eth.pk]
-    assert 'data-label="Result" class="num pnl down">−100.00 USDT<' in html
+    assert 'data-label="Result" class="num pnl down">\N{MINUS SIGN}100.00 USDT<' in html
     assert 'data-label="Result" class="num pnl up">+50.00 USDT<' in html
     # Every cell carries its label (the table stacks on a phone).
     table = html.split("<tbody>")[1].split("</tbody>")[0]
@@ -204,7 +204,12 @@ def test_the_leader_gets_a_link_to_the_desk_not_a_copy_button(client):
 def private(db):
     leader = UserFactory()
     portfolio = portfolio_create(
-        leader=leader, name="Secret sauce", description="Hidden edge", mode="margin", is_public=False, passcode="12345678"
+        leader=leader,
+        name="Secret sauce",
+        description="Hidden edge",
+        mode="margin",
+        is_public=False,
+        passcode="12345678",
     )
     return leader, portfolio
 
