@@ -12,12 +12,13 @@ Copy button; an anonymous reader, whom the API tells nothing, gets the 404
 (docs/decisions.md, NEW-A2-1)."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
@@ -32,6 +33,8 @@ from portfolios.performance import drawdown_series
 from portfolios.selectors import traded_instruments
 
 RECENT_TRADES = 20
+# The charts' periods, in days (the copy preview's 7/30/90); none: since the start.
+PERIODS = (7, 30, 90)
 # The lines a portfolio's page can show, its own first (a margin portfolio
 # has no spot figures worth a tab, and the other way round).
 MODE_LINES = {
@@ -55,6 +58,18 @@ class TradeRow:
 def equity_points(curve: list[list[str]]) -> list[tuple[str, Decimal]]:
     """The API's ``equity_curve`` (``[[day, equity], ...]``) as chart points."""
     return [(day, Decimal(equity)) for day, equity in curve]
+
+
+def within(points: list[tuple[str, Decimal]], first_day: date) -> list[tuple[str, Decimal]]:
+    """The points from ``first_day`` on, starting at the equity it had then
+    (the last point before it, moved to ``first_day``): a quiet week is a
+    flat line, not an empty chart."""
+    start = first_day.isoformat()
+    earlier = [p for p in points if p[0] < start]
+    kept = [p for p in points if p[0] >= start]
+    if earlier and (not kept or kept[0][0] != start):
+        kept.insert(0, (start, earlier[-1][1]))
+    return kept
 
 
 def drawdown_points(points: list[tuple[str, Decimal]]) -> list[tuple[str, Decimal]]:
@@ -109,6 +124,10 @@ def portfolio_view(request: HttpRequest, pk: int) -> HttpResponse:
     line = request.GET.get("line") if request.GET.get("line") in lines else lines[0]
     row = figures["lines"].get(line)
     points = equity_points(row["equity_curve"]) if row else []
+    days = int(request.GET["days"]) if request.GET.get("days") in {str(d) for d in PERIODS} else None
+    if days is not None:
+        # The curve's days are UTC days (performance.daily_points).
+        points = within(points, timezone.now().astimezone(UTC).date() - timedelta(days=days - 1))
     drawdowns = drawdown_points(points)
     average = figures["average_follower"]
     max_followers = leader_caps(portfolio.leader_id).max_followers
@@ -121,6 +140,8 @@ def portfolio_view(request: HttpRequest, pk: int) -> HttpResponse:
         and portfolio.pk in catalog.favorite_ids(request.user, [portfolio.pk]),
         "figures": figures,
         "line": line,
+        "days": days,
+        "periods": PERIODS,
         "line_tabs": [(value, StatsLine(value).label) for value in lines] if len(lines) > 1 else [],
         "row": row,
         "refreshed_at": row["refreshed_at"] if row else None,
