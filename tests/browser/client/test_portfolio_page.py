@@ -87,6 +87,13 @@ def test_portfolio_page(page, shot):
     expect(dialog).to_be_hidden()
     assert page.evaluate("document.activeElement && document.activeElement.id") == "copy-button"
 
+    # A period of the charts: a link, the charts redrawn by the server.
+    page.get_by_role("link", name="7 days").click()
+    expect(page.get_by_role("link", name="7 days")).to_have_attribute("aria-current", "true")
+    expect(page.locator("#equity-chart svg")).to_be_visible()
+    assert parse_qs(urlsplit(page.url).query)["days"] == ["7"]
+    shot(page, "seven-days")
+
     # A phone: no sideways scroll, the closed trades stacked into cards.
     page.set_viewport_size({"width": 375, "height": 800})
     page.reload()
