@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from copytrading.errors import DomainError, NotFound
 from copytrading.web.forms import domain_errors, form_data
@@ -114,7 +114,7 @@ def _board(request: HttpRequest) -> tuple[dict, int]:
     return context, status
 
 
-@require_GET
+@require_safe
 def leaderboard_view(request: HttpRequest) -> HttpResponse:
     context, status = _board(request)
     htmx = request.htmx
