@@ -39,6 +39,18 @@ SORTS = (
     ("created_at", "Oldest"),
 )
 MODE_LABELS = dict(PortfolioMode.choices)
+# What the reader calls a refused parameter (the API's sentence names it by its parameter).
+FIELD_LABELS = {
+    "sort": "Sort by",
+    "roi_min": "ROI at least",
+    "win_rate_min": "Win rate at least",
+    "min_investment_max": "Minimum investment up to",
+    "profit_share_max": "Profit share up to",
+    "has_open_slots": "Has open slots",
+    "list": "List",
+    "cursor": "Page",
+    "limit": "Rows a page",
+}
 
 
 def _url(params: dict[str, str]) -> str:
@@ -103,6 +115,7 @@ def _board(request: HttpRequest) -> tuple[dict, int]:
     context = {
         "rows": rows,
         "errors": errors,
+        "error_fields": [(field, FIELD_LABELS.get(field, field)) for field in errors],
         "tabs": tabs,
         "list_name": list_name if list_name in dict(TABS) else "all",
         "needs_login": needs_login,

@@ -266,6 +266,7 @@ def test_bad_filters_are_refused_with_the_apis_message_above_the_list(client, fi
 
 def test_the_field_of_a_bad_filter_is_marked_invalid(client, five):
     _, html = get(client, roi_min="x")
+    assert '<p class="filter-name">ROI at least</p>' in html
     assert re.search(r'id="id_roi_min"[^>]*aria-describedby="errors-roi_min" aria-invalid="true"', html)
     assert not re.search(r'id="id_win_rate_min"[^>]*aria-invalid', html)
 
@@ -382,3 +383,13 @@ def test_the_query_count_does_not_grow_with_the_rows(client, shelf, django_asser
     with django_assert_max_num_queries(8):
         _, html = get(client, list="favorites")
     assert len(ids(html)) == min(20, len(made[::2]))
+
+
+def test_the_sparklines_are_the_last_days_of_each_curve_read_at_once(shelf, django_assert_num_queries):
+    curve = [[f"2026-01-{d:02d}", str(1000 + d)] for d in range(1, 31)]
+    made = [shelf.make(f"S{i}", lines={"margin": {"equity_curve": curve}}) for i in range(3)]
+    with django_assert_num_queries(1):
+        curves = stats.equity_curves(portfolio_ids=[p.pk for p in made], line="margin", points=5)
+    assert curves == {p.pk: [Decimal(v) for v in ("1026", "1027", "1028", "1029", "1030")] for p in made}
+    with django_assert_num_queries(0):
+        assert stats.equity_curves(portfolio_ids=[], line="margin") == {}
