@@ -59,7 +59,7 @@ def _earnings(portfolio: Portfolio, period: str) -> dict[str, Any]:
     with timezone.override(dt.UTC):
         earnings = fee_selectors.leader_earnings(leader_id=portfolio.leader_id, portfolio_id=portfolio.pk)
     series = earnings[f"by_{period}"]
-    bars = [(row["period"].strftime(LABEL_FORMATS[period]), row["earned"]) for row in series]
+    bars = _bars(series, period, timezone.now().astimezone(dt.UTC).date())
     label = f"Profit share earned per {PERIODS[period].lower()}, {PERIOD_SPANS[period]}"
     return {
         "portfolio": portfolio,
@@ -73,6 +73,27 @@ def _earnings(portfolio: Portfolio, period: str) -> dict[str, Any]:
         "series_total": sum((row["earned"] for row in series), Decimal(0)),
         "chart": mark_safe(charts.bar_chart(bars, label=label, unit="")),  # numbers in; labels escaped
     }
+
+
+def _bars(series: list[dict], period: str, today: dt.date) -> list[tuple[str, Decimal]]:
+    """The chart's bars: every period of the window, the ones without fees
+    (which the API leaves out) as zero, so the x axis is time."""
+    if not series:
+        return []
+    earned = {row["period"]: row["earned"] for row in series}
+    if period == "day":
+        starts = [today - dt.timedelta(days=n) for n in range(90, -1, -1)]
+    elif period == "week":
+        monday = today - dt.timedelta(days=today.weekday())
+        starts = [monday - dt.timedelta(weeks=n) for n in range(26, -1, -1)]
+    else:
+        first, starts = min(earned), []
+        month = first.replace(day=1)
+        while month <= today:
+            starts.append(month)
+            month = (month + dt.timedelta(days=32)).replace(day=1)
+    starts = sorted(set(starts) | set(earned))  # a row outside the window still shows
+    return [(start.strftime(LABEL_FORMATS[period]), earned.get(start, Decimal(0))) for start in starts]
 
 
 def _context(request: HttpRequest, portfolio: Portfolio, **extra: Any) -> dict[str, Any]:
@@ -156,7 +177,8 @@ def rotate_secret_view(request: HttpRequest, pk: int) -> HttpResponse:
         "signature_header": SIGNATURE_HEADER,
     }
     if request.htmx:
-        response = render(request, "web/leader_money_secret.html", {"portfolio": portfolio, "webhook": webhook})
+        context = {"portfolio": portfolio, "has_webhook": True, "webhook": webhook}
+        response = render(request, "web/leader_money_webhook.html", context)
     else:
         response = render(request, "web/leader_money.html", _context(request, portfolio, webhook=webhook))
     response["Cache-Control"] = "no-store"

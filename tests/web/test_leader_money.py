@@ -86,6 +86,8 @@ def test_the_page_shows_the_apis_earnings_for_each_period(leader, earned):
         assert row["earned"] == "9.00000000"
         assert f'data-period-start="{row["period"]}"' in html
         assert f'data-period="{period}" aria-current="true">' in html
+        # Every period of the window is a bar, the ones without fees at zero.
+        assert html.count("<rect ") == {"day": 91, "week": 27, "month": 1}[period]
     # The fee model in words.
     assert "15.00 %" in html and "The platform keeps 40.00 %" in html
 
@@ -194,6 +196,8 @@ def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_verifying(lead
     first = Portfolio.objects.get(pk=earned.pk).webhook_secret
     assert first.startswith("whsec_") and f'value="{first}"' in answer.content.decode()
     assert "X-Signature-Timestamp" in answer.content.decode()
+    assert answer.content.decode().startswith('<section class="card" id="webhook"')
+    assert ">Rotate the secret</button>" in answer.content.decode()
     assert signed_post(earned.pk, first).status_code == 400  # signed right: the empty body is what is refused
 
     second = leader.post(url(earned, "webhook-secret/"), HTTP_HX_REQUEST="true")
