@@ -77,9 +77,8 @@ def _earnings(portfolio: Portfolio, period: str) -> dict[str, Any]:
 
 def _bars(series: list[dict], period: str, today: dt.date) -> list[tuple[str, Decimal]]:
     """The chart's bars: every period of the window, the ones without fees
-    (which the API leaves out) as zero, so the x axis is time."""
-    if not series:
-        return []
+    (which the API leaves out) as zero, so the x axis is time (and a leader
+    who has earned nothing yet sees an empty chart of it, not a hole)."""
     earned = {row["period"]: row["earned"] for row in series}
     if period == "day":
         starts = [today - dt.timedelta(days=n) for n in range(90, -1, -1)]
@@ -87,8 +86,8 @@ def _bars(series: list[dict], period: str, today: dt.date) -> list[tuple[str, De
         monday = today - dt.timedelta(days=today.weekday())
         starts = [monday - dt.timedelta(weeks=n) for n in range(26, -1, -1)]
     else:
-        first, starts = min(earned), []
-        month = first.replace(day=1)
+        starts = []
+        month = min(earned, default=today).replace(day=1)
         while month <= today:
             starts.append(month)
             month = (month + dt.timedelta(days=32)).replace(day=1)

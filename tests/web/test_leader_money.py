@@ -15,7 +15,7 @@ from copytrading import ledger
 from copytrading.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_compute
 from fees.models import LeaderWithdrawal
 from fees.serializers import EarningsSerializer
-from fees.services import fees_settle
+from fees.services import fees_settle, leader_profit_return
 from portfolios.models import Portfolio, PortfolioStatus
 from tests.factories import UserFactory
 from tests.fees.conftest import FeeWorld, accrue
@@ -111,7 +111,8 @@ def test_a_portfolio_without_earnings_shows_zeros_and_an_empty_chart(client, ins
     client.force_login(world_leader)
     html = client.get(url(portfolio)).content.decode()
     assert '<dd id="earnings-total">0.00 USDT</dd>' in html
-    assert "no data yet" in html and 'id="no-withdrawals"' in html
+    assert 'id="earnings-none"' in html and 'id="no-withdrawals"' in html
+    assert html.count('<rect class="up"') == 91  # the window's days, all at zero
 
 
 # --- withdrawals --------------------------------------------------------------------
@@ -169,6 +170,18 @@ def test_nothing_earned_nothing_to_withdraw(client, instruments):
     assert answer.status_code == 400
     assert "Nothing has been earned on this portfolio yet." in answer.content.decode()
     assert not LeaderWithdrawal.objects.exists()
+
+
+def test_an_archived_portfolios_profit_was_returned_and_cannot_be_withdrawn(leader, earned):
+    # What archiving does to the profit account (portfolios.lifecycle): all of it to the wallet, closed.
+    leader_profit_return(portfolio_id=earned.pk)
+    answer = leader.post(url(earned, "withdraw/"), {"amount": "2", "idempotency_key": "late"})
+    html = answer.content.decode()
+    assert answer.status_code == 409
+    assert 'id="errors-portfolio"' in html and "This portfolio is archived" in html
+    # The return itself is listed, as in the API.
+    (returned,) = LeaderWithdrawal.objects.filter(portfolio_id=earned.pk)
+    assert returned.amount == D("9") and f'data-withdrawal-id="{returned.pk}"' in html
 
 
 def test_the_csv_is_the_apis_csv(leader, earned):
