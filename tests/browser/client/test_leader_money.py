@@ -109,3 +109,9 @@ def test_leader_money(page, shot, earned):
     expect(page.locator("#earnings-total")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "phone")
+    # The secret and its signing instructions fit too.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#rotate-secret")
+    expect(page.locator("#new-secret")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "phone-secret")
