@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
-from backoffice import charts
 from backoffice.overview import FOLLOWER_FILTERS, FOLLOWERS_PER_PAGE, follower_rows, followers_of, portfolio_figures
+from copytrading import charts
 from portfolios.models import Portfolio
 
 
@@ -25,7 +25,7 @@ def portfolio_overview(request, portfolio_id: int):
     page = Paginator(followers_of(portfolio, status=status), FOLLOWERS_PER_PAGE).get_page(request.GET.get("p"))
     figures = portfolio_figures(portfolio)
     curve = figures.equity_curve
-    # mark_safe: backoffice.charts escapes every text it draws.
+    # mark_safe: copytrading.charts escapes every text it draws.
     equity_chart = charts.line_chart(
         [day[5:] for day, _ in curve],
         [charts.Series("equity", [equity for _, equity in curve])],

@@ -1,6 +1,6 @@
 """Template helpers of the back office: the ``money`` filter and the admin
 index's dashboard (figures from backoffice.dashboard, charts from
-backoffice.charts)."""
+copytrading.charts)."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -9,8 +9,8 @@ from django import template
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from backoffice import charts
 from backoffice.dashboard import Dashboard, dashboard_cached
+from copytrading import charts
 from copytrading.admin_base import money_html
 from copytrading.models import Outcome
 
@@ -71,7 +71,7 @@ def dashboard_context(figures: Dashboard) -> dict:
     )
     errors_url = reverse("admin:backoffice_joberror_changelist")
     executions_url = reverse("admin:copytrading_execution_changelist")
-    # mark_safe: backoffice.charts escapes every text it draws.
+    # mark_safe: copytrading.charts escapes every text it draws.
     return {
         "d": figures,
         "executions_chart": mark_safe(executions_chart),

@@ -135,7 +135,10 @@ class Hub:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # A task inside a database call ends when the call returns (a thread
+            # cannot be interrupted): it is not waited for longer than this.
+            await asyncio.wait(self._tasks, timeout=5)
 
     def user_socket_count(self, user_id: int) -> int:
         return self._per_user.get(user_id, 0)

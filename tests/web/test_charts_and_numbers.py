@@ -39,11 +39,11 @@ def test_sparkline_and_charts_scale_and_label():
     up = charts.sparkline([1, 2, 3], label="Equity <30 d>")
     assert 'class="spark up"' in up and "Equity &lt;30 d&gt;" in up and "<polyline" in up
     assert 'class="spark down"' in charts.sparkline([3, 1], label="x")
-    assert "<line" in charts.sparkline([5], label="x")  # one point: a flat line, no division by zero
+    assert "<polyline" not in charts.sparkline([5], label="x")  # one point: no line, no division by zero
     line = charts.line_chart([("Dec 1", -5), ("Dec 2", 10)], label="PnL", unit=" USDT")
-    assert 'class="zero"' in line and "Dec 1" in line and "10.00 USDT" in line
-    assert "no data yet" in charts.line_chart([], label="PnL")
+    assert 'class="chart up"' in line and "Dec 1" in line and "PnL (USDT)" in line
+    assert "PnL: no data yet" in charts.line_chart([], label="PnL")
     bars = charts.bar_chart([("Mon", Decimal("12.5")), ("Tue", Decimal("-3"))], label="Earnings")
-    assert bars.count("<rect") == 2 and "Tue: -3.00" in bars
+    assert bars.count("<rect") == 2 and "Tue · Earnings: -3" in bars and charts.DOWN in bars
     flat = charts.line_chart([("a", 1), ("b", 1)], label="flat")  # equal values: no division by zero
     assert "<polyline" in flat

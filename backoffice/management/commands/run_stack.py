@@ -221,8 +221,11 @@ class Command(BaseCommand):
         lines = [
             "",
             "The copy-trading demo is running." + ("" if self._healthy(port) else " (web not healthy yet)"),
-            f"  start here           {base}/",
+            f"  leaderboard (start)  {base}/",
+            f"  my copies            {base}/me/copies/  (log in as a follower)",
+            f"  leader desk          {base}/me/portfolios/  (log in as a leader)",
             f"  admin (back office)  {base}/admin/",
+            f"  developers           {base}/developers/",
             f"  API docs             {base}/api/docs/",
             f"  API (v1)             {base}/api/v1/market/prices",
             f"  health               {base}/healthz",

@@ -1,4 +1,4 @@
-"""backoffice.charts: valid SVG, every text escaped, empty data drawn."""
+"""copytrading.charts: valid SVG, every text escaped, empty data drawn."""
 
 from decimal import Decimal
 from xml.etree import ElementTree
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backoffice.charts import Series, bar_chart, line_chart, sparkline
+from copytrading.charts import Series, bar_chart, line_chart, sparkline
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -45,9 +45,14 @@ def test_bars_stack_per_label():
     assert heights == [20.5, 41.0, 61.5]
 
 
-def test_negative_bars_are_refused():
+def test_stacked_negative_bars_are_refused_one_series_hangs_below_zero():
     with pytest.raises(ValueError):
-        bar_chart(["a"], [Series("x", [-1])], title="t")
+        bar_chart(["a"], [Series("x", [-1]), Series("y", [2])], title="t")
+    root = _parse(bar_chart(["a", "b"], [Series("x", [3, -1])], title="Signed", height=118, negative_color="#c00"))
+    rects = [r for r in root.findall(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    # The span is -1..3 over 82 px: 3 is 61.5 px above zero, -1 is 20.5 px below it, in its own colour.
+    assert [(float(r.get("height")), r.get("fill")) for r in rects] == [(61.5, "#417690"), (20.5, "#c00")]
+    assert float(rects[1].get("y")) == float(rects[0].get("y")) + 61.5
 
 
 def test_every_text_is_escaped():

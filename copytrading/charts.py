@@ -1,7 +1,7 @@
 """Small charts drawn server-side as inline SVG: a line chart, a (stacked)
 bar chart and a sparkline, each returned as one escaped SVG string. No
-JavaScript, no CDN: the admin dashboard embeds them, and the client pages can
-reuse them. Pure: no Django.
+JavaScript, no CDN: the admin dashboard embeds them, and the client pages
+through their presets (copytrading/web/charts.py). Pure: no Django.
 
 Values may be Decimal, int or float; they only become pixel coordinates here
 (floats rounded to 0.1 px), never money. Every text (title, labels, series
@@ -44,17 +44,17 @@ def _label(value: Number) -> str:
     return f"{v.normalize():.2g}" if size < Decimal("0.001") else f"{v.quantize(Decimal('0.0001')).normalize():f}"
 
 
-def _open(width: int, height: int, title: str) -> list[str]:
+def _open(width: int, height: int, title: str, css: str = "chart") -> list[str]:
     t = escape(title)
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{escape(css)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{t}">',
         f"<title>{t}</title>",
     ]
 
 
-def _empty(width: int, height: int, title: str, message: str) -> str:
-    parts = _open(width, height, title)
+def _empty(width: int, height: int, title: str, message: str, css: str = "chart") -> str:
+    parts = _open(width, height, title, css)
     parts.append(
         f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" {FONT} fill="#6b6b6b">{escape(message)}</text>'
     )
@@ -114,12 +114,13 @@ def line_chart(
     width: int = 480,
     height: int = 160,
     empty: str = "No data",
+    css: str = "chart",
 ) -> str:
     """One line per series over shared x labels (equally spaced); a None
     value breaks the line. The y axis spans the data and zero."""
     values = [v for s in series for v in s.values if v is not None]
     if not labels or not values:
-        return _empty(width, height, title, empty)
+        return _empty(width, height, title, empty, css)
     left, top, right, bottom = 44, 18, width - 8, height - 18
     low, high = _bounds(values, zero=True)
     step = (right - left) / max(len(labels) - 1, 1)
@@ -128,7 +129,7 @@ def line_chart(
     def y(v: Number) -> float:
         return bottom - (float(v) - low) / (high - low) * (bottom - top)
 
-    parts = _open(width, height, title)
+    parts = _open(width, height, title, css)
     _axes(parts, left=left, top=top, right=right, bottom=bottom, low=low, high=high)
     for i, s in enumerate(series):
         color = escape(s.color or PALETTE[i % len(PALETTE)])
@@ -159,54 +160,72 @@ def bar_chart(
     width: int = 480,
     height: int = 160,
     empty: str = "No data",
+    css: str = "chart",
+    negative_color: str = PALETTE[2],
 ) -> str:
-    """Stacked bars, one per label, one segment per series (non-negative
-    values; None counts as 0)."""
+    """Stacked bars, one per label, one segment per series (None counts as
+    0). One series may go below zero: those bars hang from the zero line in
+    ``negative_color``; stacked series draw non-negative values only."""
+    values = [float(v or 0) for s in series for v in s.values]
+    if not labels or not series or not any(values):
+        return _empty(width, height, title, empty, css)
+    if len(series) > 1 and any(v < 0 for v in values):
+        raise ValueError("stacked bars draw non-negative values")
     totals = [sum((float(s.values[i] or 0) for s in series), 0.0) for i in range(len(labels))]
-    if not labels or not series or not any(totals):
-        return _empty(width, height, title, empty)
-    if any(float(v or 0) < 0 for s in series for v in s.values):
-        raise ValueError("bar_chart draws non-negative values")
     left, top, right, bottom = 44, 18, width - 8, height - 18
-    high = max(totals)
+    low, high = _bounds([*totals, 0.0], zero=True)
     slot = (right - left) / len(labels)
     bar = max(slot * 0.8, 1.0)
-    parts = _open(width, height, title)
-    _axes(parts, left=left, top=top, right=right, bottom=bottom, low=0.0, high=high)
+    zero = bottom - (0.0 - low) / (high - low) * (bottom - top)
+    parts = _open(width, height, title, css)
+    _axes(parts, left=left, top=top, right=right, bottom=bottom, low=low, high=high)
+    if low < 0:
+        parts.append(
+            f'<line x1="{left}" y1="{_px(zero)}" x2="{right}" y2="{_px(zero)}" stroke="#999" stroke-width="1"/>'
+        )
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
-        base = float(bottom)
+        base = zero
         for k, s in enumerate(series):
             v = float(s.values[i] or 0)
-            if v <= 0:
+            if v == 0:
                 continue
-            h = v / high * (bottom - top)
-            color = escape(s.color or PALETTE[k % len(PALETTE)])
+            h = abs(v) / (high - low) * (bottom - top)
+            color = escape(s.color or PALETTE[k % len(PALETTE)]) if v > 0 else escape(negative_color)
+            y = base - h if v > 0 else zero
             parts.append(
-                f'<rect x="{_px(x)}" y="{_px(base - h)}" width="{_px(bar)}" height="{_px(h)}" fill="{color}">'
+                f'<rect x="{_px(x)}" y="{_px(y)}" width="{_px(bar)}" height="{_px(h)}" fill="{color}">'
                 f"<title>{escape(label)} · {escape(s.name)}: {escape(_label(s.values[i] or 0))}</title></rect>"
             )
-            base -= h
+            if v > 0:
+                base -= h
     centres = [left + (i + 0.5) * slot for i in range(len(labels))]
     _x_labels(parts, labels, centres, bottom=bottom, every=max(len(labels) // 6, 1), edge=right)
-    _legend(parts, series, left=left, y=11)
+    if len(series) > 1:
+        _legend(parts, series, left=left, y=11)
     parts.append("</svg>")
     return "".join(parts)
 
 
 def sparkline(
-    values: Sequence[Number], *, title: str, width: int = 120, height: int = 28, color: str = PALETTE[0]
+    values: Sequence[Number],
+    *,
+    title: str,
+    width: int = 120,
+    height: int = 28,
+    color: str = PALETTE[0],
+    css: str = "chart",
 ) -> str:
     """A tiny line without axes or labels (a trend beside a figure)."""
     if len(values) < 2:
-        return _empty(width, height, title, "—")
+        return _empty(width, height, title, "—", css)
     low, high = _bounds(values, zero=False)
     step = (width - 4) / (len(values) - 1)
     points = " ".join(
         f"{_px(2 + i * step)},{_px(height - 2 - (float(v) - low) / (high - low) * (height - 4))}"
         for i, v in enumerate(values)
     )
-    parts = _open(width, height, title)
+    parts = _open(width, height, title, css)
     parts.append(f'<polyline fill="none" stroke="{escape(color)}" stroke-width="1.5" points="{points}"/>')
     parts.append("</svg>")
     return "".join(parts)
