@@ -71,6 +71,7 @@ def _earnings(portfolio: Portfolio, period: str) -> dict[str, Any]:
         "period_span": PERIOD_SPANS[period],
         "series": list(reversed(series)),  # the table: newest first
         "series_total": sum((row["earned"] for row in series), Decimal(0)),
+        "bars": bars,
         "chart": mark_safe(charts.bar_chart(bars, label=label, unit="")),  # numbers in; labels escaped
     }
 

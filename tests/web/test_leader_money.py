@@ -81,13 +81,15 @@ def test_the_page_shows_the_apis_earnings_for_each_period(leader, earned):
         html = page.content.decode()
         assert '<dd id="earnings-total">9.00 USDT</dd>' in html
         assert '<dd id="earnings-available">9.00 USDT</dd>' in html
-        assert '<div id="earnings-chart" data-period="' + period + '"><svg class="chart bars"' in html
+        assert '<div id="earnings-chart" data-period="' + period + '"><svg' in html
         (row,) = api[f"by_{period}"]
         assert row["earned"] == "9.00000000"
         assert f'data-period-start="{row["period"]}"' in html
         assert f'data-period="{period}" aria-current="true">' in html
         # Every period of the window is a bar, the ones without fees at zero.
-        assert html.count("<rect ") == {"day": 91, "week": 27, "month": 1}[period]
+        assert len(page.context["bars"]) == {"day": 91, "week": 27, "month": 1}[period]
+        assert [b for b in page.context["bars"] if b[1]] == [(b[0], D("9")) for b in page.context["bars"][-1:]]
+        assert html.count("<rect ") == 1
     # The fee model in words.
     assert "15.00 %" in html and "The platform keeps 40.00 %" in html
 
@@ -109,10 +111,12 @@ def test_a_portfolio_without_earnings_shows_zeros_and_an_empty_chart(client, ins
 
     portfolio = portfolio_create(leader=world_leader, name="Quiet book", profit_share_pct=D("10"), mode="margin")
     client.force_login(world_leader)
-    html = client.get(url(portfolio)).content.decode()
+    page = client.get(url(portfolio))
+    html = page.content.decode()
     assert '<dd id="earnings-total">0.00 USDT</dd>' in html
+    assert len(page.context["bars"]) == 91 and not any(value for _, value in page.context["bars"])
     assert 'id="earnings-none"' in html and 'id="no-withdrawals"' in html
-    assert html.count('<rect class="up"') == 91  # the window's days, all at zero
+    assert '<div id="earnings-chart" data-period="day"><svg' in html and "no data yet" in html
 
 
 # --- withdrawals --------------------------------------------------------------------
