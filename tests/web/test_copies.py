@@ -261,3 +261,27 @@ def test_the_list_fragment_and_one_card(client, copy):
     assert listed.lstrip().startswith('<div id="copies-list">') and f'id="copy-{copy.pk}"' in listed
     card = c.get(f"/me/copies/{copy.pk}/").content.decode()
     assert card.lstrip().startswith("<article") and "<html" not in card
+
+
+def test_the_page_reads_in_a_constant_number_of_queries(client, copy, world):  # noqa: F811
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from copytrading.services import wallet_deposit
+
+    c = logged_in(client, copy.follower)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert c.get("/me/copies/").status_code == 200
+        return len(queries)
+
+    one = count()
+    wallet_deposit(user=copy.follower, amount=D("10000"))
+    for _ in range(2):
+        portfolio = world.leader()
+        world.subscribe(portfolio, user=copy.follower, amount="5000")
+        world.trade(portfolio, ETH_PERP, "buy", "2")
+    html = c.get("/me/copies/").content.decode()
+    assert html.count('data-action="close-mirror"') == 3
+    assert count() == one
