@@ -12,6 +12,7 @@ own and a success redirects back to the list."""
 
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from django.contrib import messages
@@ -181,7 +182,8 @@ def copy_card_view(request: HttpRequest, pk: int) -> HttpResponse:
 # --- pause, resume, close a mirror ------------------------------------------------------
 
 
-def _simple_action(request: HttpRequest, pk: int, act) -> HttpResponse:
+def _simple_action(request: HttpRequest, pk: int, act: Callable[[Subscription], object]) -> HttpResponse:
+    """A button's POST: the service, then the fresh card (its refusal above the figures)."""
     subscription = _my(request, pk)
     try:
         act(subscription)
@@ -298,11 +300,10 @@ def _current_settings(subscription: Subscription) -> dict:
 
 def _plain(value: Decimal) -> str:
     """``1.50000000`` → ``1.5``: what a person would type."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
-def _settings_body(post) -> dict:
+def _settings_body(post: Mapping) -> dict:
     """The settings form as the API's JSON body: the selects' "true"/"false"
     as booleans (the API takes JSON booleans only), an emptied nullable field
     as null (no limit, no override), an emptied required one left out."""
@@ -403,5 +404,3 @@ urlpatterns = [
     path("me/copies/<int:pk>/unfollow/", unfollow_view, name="web-copy-unfollow"),
     path("me/copies/<int:pk>/positions/<int:position_pk>/close/", close_mirror_view, name="web-copy-close-mirror"),
 ]
-
-__all__ = ["FORM", "copy_cards", "urlpatterns"]
