@@ -4,7 +4,8 @@
 // PnL. Numbers are written in place, formatted like the server's filters
 // (Live.money, Live.pct). A copy that starts or ends, a mirror that opens or
 // closes, or a status change fetches the server's fragment again with htmx
-// (the pause reason in words, the buttons that apply).
+// (the pause reason in words, the buttons that apply); so does a new copy
+// result on the "executions" topic (the card lists the last few).
 (function () {
   "use strict";
   var script = document.getElementById("copies-script");
@@ -102,6 +103,15 @@
       message.data.changed.forEach(mirrorRow);
       (message.data.removed || []).forEach(mirrorGone);
     }
+  });
+
+  // A copy result that is not on its card yet (a skipped trade opens no mirror): the card's list is old.
+  Live.subscribe("executions", function (message) {
+    if (message.type !== "delta") { return; }
+    message.data.items.forEach(function (item) {
+      var el = card(item.subscription_id);
+      if (el && !el.querySelector("[data-execution-id=\"" + item.id + "\"]")) { refreshCard(el); }
+    });
   });
 
   // An action that succeeded answers the fresh card (or list) and this event: close the dialog.

@@ -26,6 +26,7 @@ pytestmark = browser_marks
 
 D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
+BTC_PERP = "BTC/USDT:USDT"
 
 
 def copy_with_a_mirror():
@@ -82,9 +83,15 @@ def test_my_copies_live_and_its_actions(page, shot, server):
     set_price(server, ETH_PERP, "2900")
     expect(card.locator(".unrealized")).not_to_have_text(before, timeout=30_000)
     expect(card.locator(".unrealized")).to_have_class("unrealized down")
-    expect(mirror.locator(".pnl")).to_contain_text("\u2212")
+    expect(mirror.first.locator(".pnl")).to_contain_text("\u2212")
     assert page.evaluate("window.__samePage === true"), "the page reloaded"
     shot(page, "after-a-tick")
+
+    # The leader opens another trade: its mirror shows on the card, still without a reload.
+    portfolio_order_place(portfolio=sub.portfolio, symbol=BTC_PERP, side="buy", quantity=D("0.1"), leverage=10)
+    expect(mirror).to_have_count(2, timeout=30_000)
+    expect(card.locator(".executions summary")).to_have_text("Last executions (2)")
+    assert page.evaluate("window.__samePage === true"), "the page reloaded"
 
     # Top up from the keyboard: too much is refused next to the amount, then a fitting sum.
     card.locator('[data-action="top-up"]').focus()
@@ -107,7 +114,8 @@ def test_my_copies_live_and_its_actions(page, shot, server):
     shot(page, "paused")
 
     card.locator('[data-action="unfollow"]').click()
-    expect(dialog.locator("#unfollow-consequences")).to_contain_text("1 open mirror will be closed at the market price")
+    consequences = dialog.locator("#unfollow-consequences")
+    expect(consequences).to_contain_text("2 open mirrors will be closed at the market price")
     shot(page, "unfollow-confirmation")
     dialog.locator("button.confirm-unfollow").click()
     expect(page.locator(f'#ended [data-subscription-id="{sub.pk}"]')).to_have_count(1)
