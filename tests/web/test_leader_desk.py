@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from copytrading.models import Execution, LeaderEvent, Order, Position, PositionStatus, Transfer
+from copytrading.models import Execution, Holding, LeaderEvent, Order, Position, PositionStatus, Transfer
 from copytrading.services import wallet_deposit
 from followers.services import subscription_create
 from portfolios.models import Portfolio
@@ -275,3 +275,19 @@ def test_fund_the_trading_account_once_per_submit(desk, leader, portfolio):
     answer = desk.post(f"/me/portfolios/{portfolio.pk}/fund/", {"amount": "-1", "key": "f-3"})
     assert answer.status_code == 400 and 'id="errors-amount"' in answer.content.decode()
     assert Transfer.objects.count() == before + 1
+
+
+def test_a_spot_desk_shows_holdings_and_sells_them(client, leader):
+    spot = portfolio_create(leader=leader, name="Spot stack", mode="spot")
+    portfolio_fund(portfolio=spot, amount=D("10000"))
+    client.force_login(leader)
+    html = client.get(f"/me/portfolios/{spot.pk}/").content.decode()
+    assert 'value="BTC/USDT"' in html and 'value="BTC/USDT:USDT"' not in html  # the mode's instruments only
+    assert order(client, spot, symbol="BTC/USDT", quantity="0.01", key="s-1").status_code == 302
+    book = client.get(f"/me/portfolios/{spot.pk}/book/").content.decode()
+    assert book.startswith('<section class="card" id="positions"') and 'data-holding-asset="BTC"' in book
+    assert 'name="symbol" value="BTC/USDT"' in book and 'data-action="close"' in book
+    answer = order(client, spot, symbol="BTC/USDT", side="sell", quantity="0.01", key="s-2")
+    assert answer.status_code == 302
+    assert not Holding.objects.filter(account_id=spot.trading_account_id, quantity__gt=0).exists()
+    assert 'data-holding-asset="BTC"' not in client.get(f"/me/portfolios/{spot.pk}/").content.decode()
