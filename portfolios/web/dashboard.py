@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from copytrading import selectors
 from copytrading.errors import DomainError
+from copytrading.exchanges.models import ExchangeAccount
 from copytrading.models import (
     Account,
     Holding,
@@ -42,9 +43,10 @@ from copytrading.models import (
 from copytrading.serializers import AmountSerializer, ClosePositionSerializer, HoldingSerializer, PositionSerializer
 from copytrading.stream.selectors import book_load, marks_at
 from copytrading.valuation import q8
+from copytrading.venues import portfolio_exchange_account_id
 from copytrading.web.forms import FORM, Errors, domain_errors, form_data, validated
 from fees.selectors import leader_earnings
-from portfolios import services
+from portfolios import exchange, services
 from portfolios.api import my_portfolio
 from portfolios.models import Portfolio, PortfolioMode
 from portfolios.serializers import OrderPlaceSerializer, PortfolioCreateSerializer
@@ -63,6 +65,7 @@ CREATE_FIELDS = (
     "x_url",
     "telegram_url",
     "website_url",
+    "exchange_account_id",
 )
 ORDER_FIELDS = ("symbol", "side", "quantity", "type", "price", "leverage")
 
@@ -213,14 +216,15 @@ def _once(request: HttpRequest, action: str, write: Callable[[], Any]) -> Any:
     if not key:
         return write()
     fingerprint = hashlib.sha256(f"POST {request.path}".encode()).hexdigest()
-    try:
-        with transaction.atomic():
-            IdempotentRequest.objects.create(
-                user=request.user, key=f"web:{action}:{key}", fingerprint=fingerprint, status_code=200
-            )
-            return write()
-    except IntegrityError:
-        raise AlreadyDone from None
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # only the key's insert: another IntegrityError is not "done"
+                IdempotentRequest.objects.create(
+                    user=request.user, key=f"web:{action}:{key}", fingerprint=fingerprint, status_code=200
+                )
+        except IntegrityError:
+            raise AlreadyDone from None
+        return write()
 
 
 # --- my portfolios -------------------------------------------------------------------
@@ -252,6 +256,7 @@ def portfolios_view(request: HttpRequest) -> HttpResponse:
         "errors": errors,
         "form": {name: request.POST.get(name, "")[:2000] for name in CREATE_FIELDS} if request.POST else {},
         "modes": PortfolioMode.choices,
+        "exchange_accounts": ExchangeAccount.objects.filter(user=request.user).order_by("pk"),
     }
     return render(request, "web/leader.html", context, status=status)
 
@@ -280,6 +285,23 @@ def order_view(request: HttpRequest, pk: int) -> HttpResponse:
         if isinstance(body.get("type"), str):
             services.check_order_type(body["type"].lower())  # as the API: an unknown type first
         data, errors = validated(OrderPlaceSerializer, as_json_types(body, integers=("leverage",)))
+        if data is not None and portfolio_exchange_account_id(portfolio.pk) is not None:
+            # Bound to the leader's exchange account: sent there, as the API
+            # does; the form's key makes the client order id, so the exchange
+            # itself refuses a second submit.
+            key = (request.POST.get("key") or "")[:KEY_LENGTH]
+            sent = exchange.portfolio_exchange_order_place(
+                portfolio=portfolio,
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["type"].lower(),
+                price=data.get("price"),
+                leverage=data["leverage"] if "leverage" in body else None,
+                token=f"web:{request.user.pk}:{key}" if key else None,
+            )
+            messages.success(request, f"Order sent to the exchange ({sent.status}); it is copied once it fills.")
+            return redirect("web-leader-desk", pk=portfolio.pk)
         if data is not None:
             events = _once(
                 request,

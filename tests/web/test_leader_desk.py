@@ -291,3 +291,16 @@ def test_a_spot_desk_shows_holdings_and_sells_them(client, leader):
     assert answer.status_code == 302
     assert not Holding.objects.filter(account_id=spot.trading_account_id, quantity__gt=0).exists()
     assert 'data-holding-asset="BTC"' not in client.get(f"/me/portfolios/{spot.pk}/").content.decode()
+
+
+def test_create_on_an_exchange_account_that_is_not_mine_is_refused(desk, leader):
+    from tests.portfolios.test_exchange_leader import linked_account
+
+    mine, theirs = linked_account(leader), linked_account(UserFactory(), api_key="another-key-123456")
+    html = desk.get("/me/portfolios/").content.decode()
+    assert f'<option value="{mine.pk}"' in html and f'<option value="{theirs.pk}"' not in html
+    answer = desk.post("/me/portfolios/", {"name": "Bound", "exchange_account_id": str(theirs.pk)})
+    assert answer.status_code in (400, 404), said(answer)
+    assert said(answer) and not Portfolio.objects.filter(name="Bound").exists()
+    answer = desk.post("/me/portfolios/", {"name": "Bound", "exchange_account_id": "x"})
+    assert answer.status_code == 400 and 'id="errors-exchange_account_id"' in answer.content.decode()
