@@ -47,9 +47,9 @@ from copytrading.venues import portfolio_exchange_account_id
 from copytrading.web.forms import FORM, Errors, domain_errors, form_data, validated
 from fees.selectors import leader_earnings
 from portfolios import exchange, services
-from portfolios.api import my_portfolio
+from portfolios.api import _tpsl_values, my_portfolio
 from portfolios.models import Portfolio, PortfolioMode
-from portfolios.serializers import OrderPlaceSerializer, PortfolioCreateSerializer
+from portfolios.serializers import OrderPlaceSerializer, PortfolioCreateSerializer, TpslSerializer
 from portfolios.stats_data import live_followers
 
 KEY_LENGTH = 64
@@ -194,6 +194,7 @@ def desk_context(portfolio: Portfolio, **extra: Any) -> dict[str, Any]:
         "fund_errors": {},
         "fund_form": {},
         "action_errors": {},
+        "tpsl": {},
         "key": uuid.uuid4().hex,
     }
     context.update(extra)
@@ -402,6 +403,24 @@ def fund_view(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "web/leader_desk.html", context, status=status)
 
 
+@login_required
+@require_POST
+def position_tpsl_view(request: HttpRequest, pk: int, position_pk: int) -> HttpResponse:
+    """``POST /portfolios/<id>/positions/<pid>/tpsl``: the form shows both
+    prices, so a blank one clears it (the API's null)."""
+    portfolio = my_portfolio(request, pk)
+    body = {name: request.POST.get(name, "").strip() or None for name in ("take_profit", "stop_loss")}
+    try:
+        values = _tpsl_values(body, TpslSerializer)
+        services.portfolio_position_tpsl_set(portfolio=portfolio, position_id=position_pk, **values)
+    except DomainError as exc:
+        form = {name: request.POST.get(name, "")[:40] for name in body}
+        tpsl = {"position_id": position_pk, "errors": domain_errors(exc), "form": form}
+        return render(request, "web/leader_desk.html", desk_context(portfolio, tpsl=tpsl), status=exc.status)
+    messages.success(request, "Take-profit and stop-loss saved; your followers' mirrors get the same prices.")
+    return redirect("web-leader-desk", pk=portfolio.pk)
+
+
 def _on_known_fields(errors: Errors, fields: tuple[str, ...]) -> Errors:
     """Messages for a field the form has no input for go above the form."""
     placed: Errors = {}
@@ -440,6 +459,11 @@ urlpatterns = [
         "me/portfolios/<int:pk>/positions/<int:position_pk>/close/",
         position_close_view,
         name="web-leader-position-close",
+    ),
+    path(
+        "me/portfolios/<int:pk>/positions/<int:position_pk>/tpsl/",
+        position_tpsl_view,
+        name="web-leader-position-tpsl",
     ),
     path("me/portfolios/<int:pk>/fund/", fund_view, name="web-leader-fund"),
     path("me/portfolios/<int:pk>/events/", events_fragment, name="web-leader-events"),

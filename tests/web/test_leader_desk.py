@@ -304,3 +304,23 @@ def test_create_on_an_exchange_account_that_is_not_mine_is_refused(desk, leader)
     assert said(answer) and not Portfolio.objects.filter(name="Bound").exists()
     answer = desk.post("/me/portfolios/", {"name": "Bound", "exchange_account_id": "x"})
     assert answer.status_code == 400 and 'id="errors-exchange_account_id"' in answer.content.decode()
+
+
+def test_tpsl_of_a_position_is_set_cleared_and_refused_next_to_its_field(desk, portfolio):
+    order(desk, portfolio)
+    position = Position.objects.get(account_id=portfolio.trading_account_id)
+    url = f"/me/portfolios/{portfolio.pk}/positions/{position.pk}/tpsl/"
+    assert desk.post(url, {"take_profit": "70000", "stop_loss": "60000"}).status_code == 302
+    position.refresh_from_db()
+    assert (position.take_profit, position.stop_loss) == (D("70000"), D("60000"))
+    answer = desk.post(url, {"take_profit": "1000", "stop_loss": "60000"})  # a long's TP below its entry
+    html = answer.content.decode()
+    assert answer.status_code == 400 and 'id="errors-take_profit"' in html, said(answer)
+    assert 'value="1000"' in html
+    answer = desk.post(url, {"take_profit": "abc", "stop_loss": ""})
+    assert answer.status_code == 400 and 'id="errors-take_profit"' in answer.content.decode(), said(answer)
+    position.refresh_from_db()
+    assert (position.take_profit, position.stop_loss) == (D("70000"), D("60000"))
+    assert desk.post(url, {"take_profit": "", "stop_loss": "60000"}).status_code == 302
+    position.refresh_from_db()
+    assert (position.take_profit, position.stop_loss) == (None, D("60000"))
