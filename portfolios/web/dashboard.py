@@ -181,16 +181,19 @@ def desk_context(portfolio: Portfolio, **extra: Any) -> dict[str, Any]:
     """Everything the desk shows; ``extra`` carries a refused form's input and messages."""
     orders = Order.objects.filter(account_id=portfolio.trading_account_id).select_related("instrument")
     open_orders = list(orders.filter(status__in=[OrderStatus.OPEN, OrderStatus.PENDING]).order_by("-pk"))
+    latest = list(orders.order_by("-pk")[:RECENT_ORDERS])
+    last = latest[0] if latest else None
     context = {
         **book_context(portfolio),
         "figures": account_figures([portfolio])[portfolio.pk],
         "instruments": tradable_instruments(portfolio),
         "open_orders": open_orders,
-        "orders": list(orders.order_by("-pk")[:RECENT_ORDERS]),
+        "orders": latest,
         "followers": followers_of(portfolio),
         "events": recent_events(portfolio),
         "errors": {},
-        "form": {"side": "buy", "type": "market", "leverage": "1"},
+        # The instrument of the last order stays selected: a leader trades a few.
+        "form": {"symbol": last.instrument.symbol if last else "", "side": "buy", "type": "market", "leverage": "1"},
         "fund_errors": {},
         "fund_form": {},
         "action_errors": {},

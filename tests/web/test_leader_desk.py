@@ -181,6 +181,7 @@ def test_an_order_is_placed_copied_and_counted(desk, portfolio, django_capture_o
     assert 'id="followers-count">1<' in html
     assert f'data-event-id="{event.pk}"' in html and 'class="num copied">1<' in html
     assert f'data-position-id="{leader_position.pk}"' in html
+    assert re.search(rf'<option value="{re.escape(BTC)}"[^>]* selected>', html)  # the last instrument stays
     fragment = desk.get(f"/me/portfolios/{portfolio.pk}/events/").content.decode()
     assert fragment.startswith('<section class="card" id="recent-events"') or 'id="recent-events"' in fragment
     assert 'class="num copied">1<' in fragment
