@@ -3,7 +3,7 @@ market order placed on the desk is fanned out by the worker to the follower
 (made through the services) and the desk shows it COPIED in #recent-events
 without a reload; a price tick through the staff price API moves the
 position's unrealized PnL over the stream; the position closes; a phone-width
-screen does not scroll sideways."""
+screen does not scroll sideways; a refused quantity is said next to its field."""
 
 import json
 import re
@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from playwright.sync_api import expect
 
-from copytrading.models import Execution, Position, PositionStatus
+from copytrading.models import Execution, Order, Position, PositionStatus
 from copytrading.services import instruments_seed, wallet_deposit
 from copytrading.templatetags.web import signed_money
 from followers.services import subscription_create
@@ -61,6 +61,7 @@ def test_a_leader_trades_on_the_desk_and_sees_the_copy_live(page, server, shot, 
 
     log_in(page, leader)
     page.goto("/me/portfolios/")
+    shot(page, "my-portfolios")
     page.click(f'[data-portfolio-id="{portfolio.pk}"] a')
     expect(page).to_have_url(re.compile(rf"/me/portfolios/{portfolio.pk}/$"))
     expect(page.locator("h1")).to_have_text("Desk journey")
@@ -71,6 +72,11 @@ def test_a_leader_trades_on_the_desk_and_sees_the_copy_live(page, server, shot, 
     # The order, from the keyboard: the form's controls are labelled and reachable.
     page.select_option("#id_instrument", BTC)
     page.select_option("#id_side", "buy")
+    page.fill("#id_quantity", "0.0001")  # below the instrument's minimum: refused next to the field
+    page.click("#order-submit")
+    expect(page.locator("#errors-quantity")).to_be_visible()
+    expect(page.locator("#id_quantity")).to_have_attribute("aria-invalid", "true")
+    shot(page, "refused")
     page.fill("#id_quantity", "0.1")
     page.fill("#id_leverage", "10")
     page.focus("#order-submit")
@@ -78,6 +84,7 @@ def test_a_leader_trades_on_the_desk_and_sees_the_copy_live(page, server, shot, 
     expect(page.locator(".flash")).to_contain_text("Order placed")
     position = page.locator("#positions [data-position-id]")
     expect(position).to_have_count(1)
+    assert Order.objects.filter(account_id=portfolio.trading_account_id).count() == 1  # the refusal placed nothing
     shot(page, "order-placed")
 
     # The real worker copies it; the polled fragment shows it, no reload.
@@ -96,6 +103,12 @@ def test_a_leader_trades_on_the_desk_and_sees_the_copy_live(page, server, shot, 
     expect(unrealized).to_have_class(re.compile(r"\bup\b"))
     expect(page.locator("#unrealized-total")).to_have_text(moved)
     shot(page, "tick")
+
+    # A second follower arrives: the count moves without a reload.
+    second = UserFactory()
+    wallet_deposit(user=second, amount=D("3000"))
+    subscription_create(follower=second, portfolio=portfolio, amount=D("3000"), multiplier=D("0.5"))
+    expect(page.locator("#followers-count")).to_have_text("2", timeout=20_000)
 
     # The phone: nothing scrolls sideways.
     page.set_viewport_size({"width": 375, "height": 800})
