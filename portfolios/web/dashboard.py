@@ -289,38 +289,30 @@ def order_view(request: HttpRequest, pk: int) -> HttpResponse:
         if isinstance(body.get("type"), str):
             services.check_order_type(body["type"].lower())  # as the API: an unknown type first
         data, errors = validated(OrderPlaceSerializer, as_json_types(body, integers=("leverage",)))
-        if data is not None and portfolio_exchange_account_id(portfolio.pk) is not None:
-            # Bound to the leader's exchange account: sent there, as the API
-            # does; the form's key makes the client order id, so the exchange
-            # itself refuses a second submit.
-            key = (request.POST.get("key") or "")[:KEY_LENGTH]
-            sent = exchange.portfolio_exchange_order_place(
-                portfolio=portfolio,
-                symbol=data["symbol"],
-                side=data["side"],
-                quantity=data["quantity"],
-                order_type=data["type"].lower(),
-                price=data.get("price"),
-                leverage=data["leverage"] if "leverage" in body else None,
-                token=f"web:{request.user.pk}:{key}" if key else None,
-            )
-            messages.success(request, f"Order sent to the exchange ({sent.status}); it is copied once it fills.")
-            return redirect("web-leader-desk", pk=portfolio.pk)
         if data is not None:
-            events = _once(
-                request,
-                "order",
-                lambda: services.portfolio_order_place(
+            key = (request.POST.get("key") or "")[:KEY_LENGTH]
+
+            def submit() -> exchange.SentOrder | list:
+                return services.portfolio_order_submit(
                     portfolio=portfolio,
                     symbol=data["symbol"],
                     side=data["side"],
                     quantity=data["quantity"],
-                    leverage=data["leverage"],
+                    leverage=data["leverage"] if "leverage" in body else None,
                     order_type=data["type"].lower(),
                     price=data.get("price"),
-                ),
-            )
-            messages.success(request, _order_said(events))
+                    token=f"web:{request.user.pk}:{key}" if key else None,
+                )
+
+            # A second submit: an exchange order's client order id comes from the
+            # form's key (the exchange refuses it; no transaction around a network
+            # call); a paper order is kept once by the key in the same transaction.
+            on_exchange = portfolio_exchange_account_id(portfolio.pk) is not None
+            placed = submit() if on_exchange else _once(request, "order", submit)
+            if isinstance(placed, exchange.SentOrder):
+                messages.success(request, f"Order sent to the exchange ({placed.status}); it is copied once it fills.")
+            else:
+                messages.success(request, _order_said(placed))
             return redirect("web-leader-desk", pk=portfolio.pk)
     except AlreadyDone:
         return redirect("web-leader-desk", pk=portfolio.pk)

@@ -153,9 +153,7 @@ def portfolio_view(request: HttpRequest, pk: int) -> HttpResponse:
         "first_day": parse_date(points[0][0]) if points else None,
         # Safe: numbers, and the labels escaped by charts.
         "equity_chart": mark_safe(charts.line_chart(points, label=f"Equity of {portfolio.name}")),
-        "drawdown_chart": mark_safe(
-            charts.line_chart(drawdowns, label=f"Drawdown of {portfolio.name}", unit="%")
-        ),
+        "drawdown_chart": mark_safe(charts.line_chart(drawdowns, label=f"Drawdown of {portfolio.name}", unit="%")),
         "instruments": traded_instruments(portfolio=portfolio),
         "trades": recent_trades(portfolio, line),
     }
