@@ -83,7 +83,7 @@ def setting_inputs() -> list[SettingInput]:
     for name, field in SettingsSerializer().fields.items():
         choices = None
         if isinstance(field, serializers.ChoiceField):
-            choices = [("", "Default"), *((str(k), str(v)) for k, v in field.choices.items())]
+            choices = [("", "Default"), *((str(k), str(v).capitalize()) for k, v in field.choices.items())]
         elif isinstance(field, serializers.BooleanField):
             choices = [("", "Default"), ("true", "Yes"), ("false", "No")]
         label = LABELS.get(name) or name.replace("_", " ").capitalize()
