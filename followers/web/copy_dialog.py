@@ -38,7 +38,7 @@ from followers import services
 from followers.replay import simulator
 from followers.serializers import SettingsSerializer, SubscribeSerializer
 from followers.simulate_api import SimulateSerializer
-from portfolios.copy_templates import templates_of
+from portfolios.copy_templates import default_templates, templates_of
 from portfolios.models import Portfolio
 from portfolios.passcodes import passcode_check
 
@@ -119,9 +119,14 @@ def _posted(post: QueryDict) -> dict[str, Any]:
 
 def _context(request: HttpRequest, portfolio: Portfolio, **extra: Any) -> dict[str, Any]:
     post = request.POST if request.method == "POST" else QueryDict()
+    # As the API reads a portfolio (portfolios/template_api.py, the catalog):
+    # a private one shows its name and its own templates to its leader only;
+    # anyone else reaches it by its id and its passcode.
+    readable = portfolio.is_public or portfolio.leader_id == request.user.pk
     return {
         "portfolio": portfolio,
-        "templates": templates_of(portfolio),
+        "readable": readable,
+        "templates": templates_of(portfolio) if readable else default_templates(),
         "settings_inputs": setting_inputs(),
         "periods": simulator.PERIODS,
         "form": {k: v[:80] for k, v in post.items()},

@@ -161,6 +161,7 @@ def test_a_double_submit_makes_one_subscription(client, world):
     # Another form (a new key) is refused by the one-live-copy rule.
     again = client.post(url(portfolio), {**form, "idempotency_key": "another"})
     assert again.status_code == 409 and "You already copy this portfolio." in again.content.decode()
+    assert '<a href="/me/copies/">See your copies</a>' in again.content.decode()
 
 
 def _refusal(client, portfolio, user, form, status, field, text, *, before=None):
@@ -183,7 +184,7 @@ def test_refusals_are_said_next_to_their_fields_and_change_nothing(client, world
     html = _refusal(client, portfolio, user, {"amount": "499"}, 400, "amount", "This portfolio needs at least 500")
     assert 'aria-invalid="true"' in html and 'aria-describedby="errors-amount"' in html
     html = _refusal(client, portfolio, user, {"amount": "900"}, 400, "amount", "Your main wallet has")
-    assert 'href="/me/wallet/"' in html
+    assert '<a href="/me/wallet/" id="to-wallet">' in html
     _refusal(
         client, portfolio, user, {"amount": "600", "template": "", "multiplier": "7"}, 400, "multiplier", "multiplier"
     )
@@ -224,8 +225,12 @@ def test_the_csrf_token_is_required(world):
 def test_a_private_portfolio_asks_for_its_passcode_and_says_the_lockout(client, world, settings):
     settings.PASSCODE_MAX_ATTEMPTS_PER_USER = 2
     portfolio = make_portfolio(is_public=False, passcode="12345678")
+    copy_template_create(portfolio=portfolio, name="Secret sauce", multiplier=D("0.2"))
     user = follower(client)
-    assert 'id="id_passcode"' in client.get(url(portfolio)).content.decode()
+    html = client.get(url(portfolio)).content.decode()
+    assert 'id="id_passcode"' in html
+    # As the API reads it: neither its name nor its own templates without the passcode.
+    assert "Copy a private portfolio" in html and escape(portfolio.name) not in html and "Secret sauce" not in html
     form = {"amount": "1000", "template": "balanced"}
     _refusal(client, portfolio, user, form, 403, "passcode", "This portfolio is private")
     _refusal(client, portfolio, user, {**form, "passcode": "00000000"}, 403, "passcode", "The passcode is not right.")
