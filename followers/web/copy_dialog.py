@@ -26,10 +26,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from rest_framework import serializers
 
+from copytrading import idempotency
 from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
 from copytrading.models import IdempotentRequest
@@ -99,7 +101,8 @@ def _as_json(value: str, field: serializers.Field) -> Any:
     yes/no, digits for an integer; anything else is left for the field to refuse."""
     if isinstance(field, serializers.BooleanField) and value in ("true", "false"):
         return value == "true"
-    if isinstance(field, serializers.IntegerField) and value.lstrip("-").isascii() and value.lstrip("-").isdigit():
+    digits = value.removeprefix("-")
+    if isinstance(field, serializers.IntegerField) and len(digits) <= 20 and digits.isascii() and digits.isdigit():
         return int(value)
     return value
 
@@ -150,7 +153,11 @@ def _key(request: HttpRequest) -> str | None:
 
 
 def _already_done(request: HttpRequest, key: str | None) -> bool:
-    return key is not None and IdempotentRequest.objects.filter(user=request.user, key=key).exists()
+    """This form was subscribed with already (within the API's key lifetime)."""
+    if key is None:
+        return False
+    since = timezone.now() - idempotency.LIFETIME
+    return IdempotentRequest.objects.filter(user=request.user, key=key, created_at__gt=since).exists()
 
 
 def _fingerprint(request: HttpRequest) -> str:
