@@ -24,7 +24,7 @@ from tests.factories import PASSWORD, UserFactory
 
 # reset_sequences: the server caches content type ids (the audit log's rows
 # name them); a flush without it recreates them under new ids, and the next
-# journey's audited write in the server would fail (see the report / NEW-B-1).
+# journey's audited write in the server would fail (docs/decisions.md NEW-B-1).
 pytestmark = [pytest.mark.django_db(transaction=True, reset_sequences=True), *browser_marks]
 D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
