@@ -42,7 +42,9 @@ STAFF_PASSWORD = "browser-journey-pass-4821"
 # shown by -ra when a pass cannot run them.
 browser_marks = [
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
+    # Sequences restart after each flush: the server (one for the package) caches the
+    # content types' ids, which the audit trail writes; re-created, they get the same ids.
+    pytest.mark.django_db(transaction=True, reset_sequences=True),
     pytest.mark.skipif(not ON_POSTGRES, reason="browser journeys need PostgreSQL: set DATABASE_URL (CI does)"),
     pytest.mark.skipif(
         not HAVE_CHROMIUM,
