@@ -6,7 +6,6 @@ scroll at phone width."""
 
 from decimal import Decimal
 
-import pytest
 from playwright.sync_api import expect
 
 from copytrading.models import Instrument
@@ -22,10 +21,7 @@ from portfolios.services import (
 from tests.browser.conftest import browser_marks
 from tests.factories import PASSWORD, UserFactory
 
-# reset_sequences: the server caches content type ids (the audit log's rows
-# name them); a flush without it recreates them under new ids, and the next
-# journey's audited write in the server would fail (docs/decisions.md NEW-B-1).
-pytestmark = [pytest.mark.django_db(transaction=True, reset_sequences=True), *browser_marks]
+pytestmark = browser_marks
 D = Decimal
 ETH_PERP = "ETH/USDT:USDT"
 
