@@ -63,11 +63,7 @@ class PortfolioListView(APIView):
     def post(self, request):
         s = PortfolioCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        data = dict(s.validated_data)
-        if "exchange_account_id" in data:
-            portfolio = exchange.portfolio_create_on_exchange(leader=request.user, **data)
-        else:
-            portfolio = services.portfolio_create(leader=request.user, **data)
+        portfolio = services.portfolio_open(leader=request.user, **s.validated_data)
         return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 

@@ -30,7 +30,12 @@ from copytrading.trade_math import SELL
 from copytrading.trading import UNCHANGED, instrument_for_trading, validate_side
 from copytrading.venues import portfolio_exchange_account_id, venue_for_portfolio
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
-from portfolios.exchange import SentOrder, portfolio_exchange_order_place, refuse_on_exchange
+from portfolios.exchange import (
+    SentOrder,
+    portfolio_create_on_exchange,
+    portfolio_exchange_order_place,
+    refuse_on_exchange,
+)
 from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
@@ -132,6 +137,15 @@ def portfolio_order_not_copied_record(
         quantity=quantity.quantize(Q8),
         price=price.quantize(Q8) if price is not None else None,
     )
+
+
+def portfolio_open(*, leader, **fields) -> Portfolio:
+    """A new portfolio (the API and the leader's page): on the leader's
+    linked exchange account when ``exchange_account_id`` is given, else on
+    the paper venue."""
+    if "exchange_account_id" in fields:
+        return portfolio_create_on_exchange(leader=leader, **fields)
+    return portfolio_create(leader=leader, **fields)
 
 
 def portfolio_order_submit(

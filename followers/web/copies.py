@@ -28,7 +28,7 @@ from copytrading import ledger
 from copytrading.errors import DomainError
 from copytrading.models import Execution, Holding, Order, OrderStatus, Position, PositionStatus
 from copytrading.serializers import ClosePositionSerializer, ExecutionSerializer, HoldingSerializer, PositionSerializer
-from copytrading.web.forms import FORM, Errors, domain_errors, validated
+from copytrading.web.forms import FORM, Errors, domain_errors, json_value, validated
 from followers import services
 from followers.models import Subscription, SubscriptionStatus
 from followers.selectors import risk_views, subscriptions_of
@@ -313,10 +313,8 @@ def _settings_body(post: Mapping) -> dict:
         if name not in post:
             continue
         value = post.get(name, "")
-        if name in ("copy_margin", "copy_spot"):
-            body[name] = {"true": True, "false": False}.get(value, value)
-        elif value != "":
-            body[name] = value
+        if value != "":
+            body[name] = json_value(value, fields[name])
         elif fields[name].allow_null:
             body[name] = None
     return body

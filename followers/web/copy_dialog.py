@@ -35,7 +35,7 @@ from copytrading import idempotency
 from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
 from copytrading.models import IdempotentRequest
-from copytrading.web.forms import FORM, Errors, domain_errors, form_data, validated
+from copytrading.web.forms import FORM, Errors, as_json_types, domain_errors, form_data, validated
 from followers import services
 from followers.replay import simulator
 from followers.serializers import SettingsSerializer, SubscribeSerializer
@@ -95,18 +95,6 @@ def setting_inputs() -> list[SettingInput]:
     return inputs
 
 
-def _as_json(value: str, field: serializers.Field) -> Any:
-    """A form's text as the JSON type the API's field takes (the API reads
-    JSON types strictly, copytrading/strict_fields.py): "true"/"false" for a
-    yes/no, digits for an integer; anything else is left for the field to refuse."""
-    if isinstance(field, serializers.BooleanField) and value in ("true", "false"):
-        return value == "true"
-    digits = value.removeprefix("-")
-    if isinstance(field, serializers.IntegerField) and len(digits) <= 20 and digits.isascii() and digits.isdigit():
-        return int(value)
-    return value
-
-
 def _posted(post: QueryDict) -> dict[str, Any]:
     """The form as the API would get it: blanks left out, values in their JSON
     types, and the custom settings only when "Custom settings" is chosen (a
@@ -116,8 +104,7 @@ def _posted(post: QueryDict) -> dict[str, Any]:
     if data.get("template"):
         for name in SETTING_NAMES:
             data.pop(name, None)
-    fields = SubscribeSerializer().fields
-    return {k: _as_json(v, fields[k]) if k in fields and isinstance(v, str) else v for k, v in data.items()}
+    return as_json_types(data, SubscribeSerializer())
 
 
 def _context(request: HttpRequest, portfolio: Portfolio, **extra: Any) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from copytrading.serializers import AmountSerializer, ClosePositionSerializer, H
 from copytrading.stream.selectors import book_load, marks_at
 from copytrading.valuation import q8
 from copytrading.venues import portfolio_exchange_account_id
-from copytrading.web.forms import FORM, Errors, domain_errors, form_data, validated
+from copytrading.web.forms import FORM, Errors, as_json_types, domain_errors, form_data, validated
 from fees.selectors import leader_earnings
 from portfolios import exchange, services
 from portfolios.api import _tpsl_values, my_portfolio
@@ -68,21 +68,6 @@ CREATE_FIELDS = (
     "exchange_account_id",
 )
 ORDER_FIELDS = ("symbol", "side", "quantity", "type", "price", "leverage")
-
-
-def as_json_types(body: dict[str, Any], *, integers: tuple = (), booleans: tuple = ()) -> dict[str, Any]:
-    """A form's strings as the JSON types the API's fields take (they are
-    strict: copytrading/strict_fields.py). What does not parse is left as
-    it is, for the serializer to refuse with its own message."""
-    body = dict(body)
-    for name in integers:
-        value = body.get(name)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
-            body[name] = int(value)
-    for name in booleans:
-        if body.get(name) in ("true", "false"):
-            body[name] = body[name] == "true"
-    return body
 
 
 # --- reads -----------------------------------------------------------------------
@@ -242,12 +227,12 @@ def portfolios_view(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         data, errors = validated(
-            PortfolioCreateSerializer, as_json_types(form_data(request.POST), booleans=("is_public",))
+            PortfolioCreateSerializer, as_json_types(form_data(request.POST), PortfolioCreateSerializer())
         )
         status = 400
         if data is not None:
             try:
-                portfolio = services.portfolio_create(leader=request.user, **data)
+                portfolio = services.portfolio_open(leader=request.user, **data)
             except DomainError as exc:
                 errors, status = domain_errors(exc), exc.status
             else:
@@ -288,7 +273,7 @@ def order_view(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if isinstance(body.get("type"), str):
             services.check_order_type(body["type"].lower())  # as the API: an unknown type first
-        data, errors = validated(OrderPlaceSerializer, as_json_types(body, integers=("leverage",)))
+        data, errors = validated(OrderPlaceSerializer, as_json_types(body, OrderPlaceSerializer()))
         if data is not None:
             key = (request.POST.get("key") or "")[:KEY_LENGTH]
 
