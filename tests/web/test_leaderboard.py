@@ -92,6 +92,22 @@ def test_anonymous_readers_see_the_catalog_with_its_figures_formatted(client, fi
     assert '<select id="sort" name="sort"' in html and '<label for="sort">Sort by</label>' in html
 
 
+def test_the_readers_zone_never_reaches_the_apis_cached_page(client, five):
+    """The page reads the catalog's cached body with the reader's zone active:
+    the body stays in UTC, so an anonymous API reader after a reader in Tokyo
+    gets what the API always says (and learns nothing of that reader)."""
+    from copytrading.live.models import LiveSettings
+
+    record = LiveSettings.get_solo()
+    record.catalog_cache_seconds = 60
+    record.save()
+    tokyo = Client()
+    tokyo.cookies["tz"] = "Asia/Tokyo"
+    assert tokyo.get("/", {"limit": 20}).status_code == 200  # fills the cache
+    created = [item["created_at"] for item in Client().get("/api/v1/catalog", {"limit": 20}).json()["results"]]
+    assert created and all(text.endswith("Z") for text in created), created
+
+
 def test_a_portfolio_made_and_refreshed_through_the_services_is_listed(client):
     portfolio = portfolio_create(
         leader=UserFactory(),
