@@ -71,7 +71,7 @@ def as_json_types(data: Mapping[str, Any], serializer: serializers.Serializer) -
     return {name: json_value(value, fields[name]) if name in fields else value for name, value in data.items()}
 
 
-def form_data(post: Mapping, *, blank_is_missing: bool = True) -> dict[str, Any]:
+def form_data(post: Mapping) -> dict[str, Any]:
     """A form's fields as the API would receive them: an empty optional
     field is left out (the API's default applies), not sent as ``""``."""
     data = {}
@@ -79,7 +79,7 @@ def form_data(post: Mapping, *, blank_is_missing: bool = True) -> dict[str, Any]
         if key in ("csrfmiddlewaretoken",):
             continue
         value = post.get(key)
-        if blank_is_missing and value == "":
+        if value == "":
             continue
         data[key] = value
     return data

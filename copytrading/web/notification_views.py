@@ -174,7 +174,11 @@ def notification_items_view(request: HttpRequest) -> HttpResponse:
     """The rows of notifications the stream just announced (``?ids=3,4``),
     drawn like the page's; another user's or a hidden one is simply absent."""
     raw = [part for part in request.GET.get("ids", "").split(",") if part]
-    if not raw or len(raw) > MAX_LIVE_IDS or not all(part.isdigit() and len(part) < 19 for part in raw):
+    if (
+        not raw
+        or len(raw) > MAX_LIVE_IDS
+        or not all(part.isascii() and part.isdigit() and len(part) < 19 for part in raw)
+    ):
         return HttpResponse(f"ids is 1 to {MAX_LIVE_IDS} notification ids, comma-separated.", status=400)
     rows = selectors.notifications_of(request.user).filter(pk__in=[int(p) for p in raw]).order_by("-id")
     return render(request, "web/notifications_items.html", {"items": _items(rows)})

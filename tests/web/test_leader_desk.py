@@ -203,6 +203,7 @@ def test_a_double_submitted_order_is_placed_once(desk, portfolio):
         ({"quantity": "abc"}, "quantity", ""),
         ({"leverage": "0"}, "leverage", ""),
         ({"leverage": "500"}, "leverage", ""),
+        ({"leverage": "²"}, "leverage", ""),  # a digit to str.isdigit, not to int()
         ({"symbol": "NOPE/USDT"}, "symbol", ""),
         ({"symbol": "BTC/USDT"}, "symbol", "cannot trade spot"),
         ({"side": "hold"}, "side", ""),

@@ -241,5 +241,6 @@ def test_the_live_rows_are_drawn_like_the_page_and_only_ones_own(client, reader)
     assert answer.status_code == 200
     assert _ids_on(answer.content.decode()) == [mine[1], mine[0]]
     assert client.get("/me/notifications/items/?ids=1,x").status_code == 400
+    assert client.get("/me/notifications/items/?ids=²").status_code == 400  # a digit to str.isdigit, not to int()
     assert client.get("/me/notifications/items/").status_code == 400
     assert client.get("/me/notifications/items/?ids=" + ",".join(["1"] * 51)).status_code == 400
