@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from config.celery import app as celery_app
 from fees.models import LeaderWithdrawal
 from fees.services import fees_settle
 from portfolios.models import Portfolio
@@ -24,14 +25,19 @@ pytestmark = browser_marks
 
 @pytest.fixture
 def earned(settings, instruments, django_capture_on_commit_callbacks) -> Portfolio:
-    """9.00 of profit share settled for the leader (tests/web/test_leader_money.py)."""
+    """9.00 of profit share settled for the leader (tests/web/test_leader_money.py),
+    made with the tasks inline in this process (the page is what is tested)."""
     settings.PAPER_SPREAD_BPS = Decimal("0")
-    world = FeeWorld(django_capture_on_commit_callbacks)
-    portfolio = world.leader()
-    sub = world.follower(portfolio)
-    world.round_trip(portfolio, "3200", "3400")
-    accrue(sub)
-    fees_settle()
+    celery_app.conf.task_always_eager = True
+    try:
+        world = FeeWorld(django_capture_on_commit_callbacks)
+        portfolio = world.leader()
+        sub = world.follower(portfolio)
+        world.round_trip(portfolio, "3200", "3400")
+        accrue(sub)
+        fees_settle()
+    finally:
+        celery_app.conf.task_always_eager = False
     return portfolio
 
 
