@@ -42,7 +42,6 @@ from copytrading.models import (
 )
 from copytrading.serializers import AmountSerializer, ClosePositionSerializer, HoldingSerializer, PositionSerializer
 from copytrading.stream.selectors import book_load, marks_at
-from copytrading.valuation import q8
 from copytrading.venues import portfolio_exchange_account_id
 from copytrading.web.forms import FORM, Errors, as_json_types, domain_errors, form_data, validated
 from fees.selectors import leader_earnings
@@ -92,8 +91,8 @@ def account_figures(portfolios: list[Portfolio]) -> dict[int, dict[str, Any]]:
             "currency": account.currency,
             "balance": account.balance,
             "free": account.free,
-            "equity": q8(account.balance + f.margin_unrealized + f.holdings_value),
-            "unrealized_pnl": q8(f.margin_unrealized + f.spot_unrealized),
+            "equity": f.equity(account.balance),
+            "unrealized_pnl": f.unrealized_pnl,
             "followers": followers.get(p.pk, 0),
         }
     return figures
