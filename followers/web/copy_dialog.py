@@ -8,6 +8,15 @@ and calls ``simulator.portfolio_simulate``, which keeps the per-user throttle
 and the per-input cache. The custom settings are drawn from the API's
 ``SettingsSerializer``'s fields, so a setting the API adds shows up here.
 
+A private portfolio's passcode is checked (each wrong one counted against the
+lockout) only when the reader gives it: when its own field changes, and at
+subscribe, as the API checks it there. A right one is remembered in the
+session for that portfolio (``PASSCODE_OK``: never the passcode, a tag of its
+stored hash, so a new passcode asks again), and the preview then runs on the
+other fields' changes without sending it; without one the preview asks for it
+and counts nothing. Before, every preview resent the passcode: one mistyped
+digit and five changes of the amount locked the reader out.
+
 A double submit makes one subscription: the form carries a key recorded as an
 ``IdempotentRequest`` in the subscribe's transaction (a repeat finds it and
 goes where the first went), and the one-live-copy unique constraint holds the
@@ -35,7 +44,15 @@ from copytrading import idempotency
 from copytrading.auth.client import client_address
 from copytrading.errors import DomainError
 from copytrading.models import IdempotentRequest
-from copytrading.web.forms import FORM, Errors, as_json_types, domain_errors, form_data, validated
+from copytrading.web.forms import (
+    FORM,
+    Errors,
+    as_json_types,
+    domain_errors,
+    form_data,
+    serializer_errors,
+    validated,
+)
 from followers import services
 from followers.replay import simulator
 from followers.serializers import SettingsSerializer, SubscribeSerializer
@@ -65,6 +82,8 @@ LABELS = {
     "max_exposure_pct": "Max exposure (%)",
 }
 SETTING_NAMES = tuple(SettingsSerializer().fields)
+# The session's {portfolio id: tag of the passcode hash let in} (see the module's docstring).
+PASSCODE_OK = "passcode_ok"
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,67 @@ def _already_done(request: HttpRequest, key: str | None) -> bool:
     return IdempotentRequest.objects.filter(user=request.user, key=key, created_at__gt=since).exists()
 
 
+def _passcode_tag(portfolio: Portfolio) -> str:
+    """Which passcode was let in, without keeping it: a digest of its salted hash."""
+    return hashlib.sha256(f"passcode-ok:{portfolio.passcode_hash}".encode()).hexdigest()[:16]
+
+
+def _passcode_known(request: HttpRequest, portfolio: Portfolio) -> bool:
+    return request.session.get(PASSCODE_OK, {}).get(str(portfolio.pk)) == _passcode_tag(portfolio)
+
+
+def _passcode_remember(request: HttpRequest, portfolio: Portfolio, *, right: bool) -> None:
+    known = dict(request.session.get(PASSCODE_OK, {}))
+    if right:
+        known[str(portfolio.pk)] = _passcode_tag(portfolio)
+    else:
+        known.pop(str(portfolio.pk), None)
+    request.session[PASSCODE_OK] = known
+
+
+def _passcode_check(request: HttpRequest, portfolio: Portfolio, passcode: str | None) -> None:
+    """``passcode_check`` as the API calls it; a passcode it takes is remembered
+    for this portfolio, one it refuses forgets the earlier."""
+    try:
+        passcode_check(
+            user=request.user, portfolio=portfolio, passcode=passcode, client_address=client_address(request)
+        )
+    except DomainError:
+        if passcode:
+            _passcode_remember(request, portfolio, right=False)
+        raise
+    if passcode:
+        _passcode_remember(request, portfolio, right=True)
+
+
+def _preview_let_in(request: HttpRequest, portfolio: Portfolio) -> bool:
+    """May the preview run: raises the passcode's refusal when the reader just
+    gave one (its own field changed: the only preview that sends it); else
+    False when the portfolio needs a passcode this session has not had right.
+    ``passcode_check`` without a passcode says who needs one (not a public
+    portfolio's readers, nor its leader) and counts no attempt."""
+    if "passcode" in request.POST:
+        # Its field changed: a passcode let in before no longer speaks for it.
+        _passcode_remember(request, portfolio, right=False)
+        try:
+            # The API's field (its length) before anything is counted.
+            passcode = SimulateSerializer().fields["passcode"].run_validation(request.POST["passcode"])
+        except serializers.ValidationError as exc:
+            (message, *_) = serializer_errors(exc.detail)[FORM]
+            raise DomainError("INVALID_PASSCODE", message, field="passcode") from None
+        _passcode_check(request, portfolio, passcode or None)
+        return True
+    if _passcode_known(request, portfolio):
+        return True
+    try:
+        passcode_check(user=request.user, portfolio=portfolio, passcode=None)
+    except DomainError as exc:
+        if exc.code == "PASSCODE_REQUIRED":
+            return False
+        raise
+    return True
+
+
 def _fingerprint(request: HttpRequest) -> str:
     body = "&".join(f"{k}={v}" for k, v in sorted(request.POST.items()) if k != "csrfmiddlewaretoken")
     return hashlib.sha256(f"POST {request.path}\n{body}".encode()).hexdigest()
@@ -158,12 +238,7 @@ def _subscribe(request: HttpRequest, portfolio: Portfolio, data: dict, key: str 
     record in one transaction (both or neither)."""
     data = dict(data)
     data.pop("portfolio")
-    passcode_check(
-        user=request.user,
-        portfolio=portfolio,
-        passcode=data.pop("passcode", None),
-        client_address=client_address(request),
-    )
+    _passcode_check(request, portfolio, data.pop("passcode", None))
     if _already_done(request, key):
         return
     services.exchange_binding_check(
@@ -213,23 +288,25 @@ def copy_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def preview_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The replay for the form as it stands; its messages also replace the
-    ones next to the fields (out of band), so a bad value is said where it was typed."""
+    ones next to the fields (out of band), so a bad value is said where it was
+    typed. The passcode comes only with its own field's change (see the
+    module's docstring); its messages are only touched then."""
     portfolio = get_object_or_404(Portfolio, pk=pk)
     body = _posted(request.POST)
-    result, status, retry_after = None, 200, None
+    body.pop("passcode", None)
+    result, status, retry_after, let_in = None, 200, None, False
     errors: Errors = {}
-    if "amount" in body:
+    try:
+        let_in = _preview_let_in(request, portfolio)
+    except DomainError as exc:
+        errors, status = domain_errors(exc), exc.status
+        retry_after = getattr(exc, "retry_after", None)
+    if let_in and "amount" in body:
         data, errors = validated(SimulateSerializer, body)
         status = 400
         if data is not None:
             data = dict(data)
             try:
-                passcode_check(
-                    user=request.user,
-                    portfolio=portfolio,
-                    passcode=data.pop("passcode", None),
-                    client_address=client_address(request),
-                )
                 result = simulator.portfolio_simulate(
                     user=request.user,
                     portfolio=portfolio,
@@ -243,10 +320,11 @@ def preview_view(request: HttpRequest, pk: int) -> HttpResponse:
                 errors, status = domain_errors(exc), exc.status
                 retry_after = getattr(exc, "retry_after", None)
     shown = ("amount", "template", "days", "portfolio", FORM, *SETTING_NAMES)
-    if not portfolio.is_public:
+    if "passcode" in request.POST:
         shown = (*shown, "passcode")
     context = {
         "result": result,
+        "needs_passcode": not let_in and not errors,
         "curve": [point["equity"] for point in result["equity_curve"]] if result else [],
         "errors": {field: messages for field, messages in errors.items() if field in shown},
         "unplaced": {field: messages for field, messages in errors.items() if field not in shown},

@@ -17,7 +17,8 @@ from fees.services import leader_group_assign
 from followers.models import Subscription
 from portfolios.copy_templates import copy_template_create
 from portfolios.lifecycle import portfolio_close
-from portfolios.services import portfolio_create, portfolio_fund
+from portfolios.models import PasscodeThrottle
+from portfolios.services import portfolio_create, portfolio_fund, portfolio_update
 from tests.copytrading.world import ETH_PERP, World
 from tests.factories import UserFactory
 from tests.followers.conftest import client_for
@@ -242,13 +243,130 @@ def test_a_private_portfolio_asks_for_its_passcode_and_says_the_lockout(client, 
     assert Subscription.objects.filter(follower=other, portfolio=portfolio).exists()
 
 
-def test_the_preview_of_a_private_portfolio_needs_the_passcode(client, world):
-    portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+def attempts(scope: str, subject_id: int) -> int:
+    """Wrong passcodes counted against a counter (portfolios/passcodes.py)."""
+    row = PasscodeThrottle.objects.filter(scope=scope, subject_id=subject_id).first()
+    return row.attempts if row else 0
+
+
+def test_the_form_sends_the_passcode_only_on_its_own_change(client, world):
+    """The contract the view relies on: the preview leaves the passcode out;
+    the passcode's field sends it when it changes; its leader has no such field."""
+    portfolio = make_portfolio(is_public=False, passcode="12345678")
     follower(client)
-    answer = client.post(preview_url(portfolio), {"amount": "5000", "template": "balanced"})
-    assert answer.status_code == 403 and 'id="errors-passcode"' in answer.content.decode()
-    answer = client.post(preview_url(portfolio), {"amount": "5000", "template": "balanced", "passcode": "12345678"})
+    html = client.get(url(portfolio), **HTMX).content.decode()
+    preview = html[html.index('<section id="preview"') :]
+    assert 'hx-params="not passcode"' in preview[: preview.index(">")]
+    assert "change[target.name!='passcode'] from:#copy-form" in preview
+    passcode = html[html.index('<input id="id_passcode"') :]
+    passcode = passcode[: passcode.index(">")]
+    assert f'hx-post="{preview_url(portfolio)}"' in passcode and 'hx-trigger="change changed delay:200ms"' in passcode
+    client.force_login(portfolio.leader)
+    assert 'id="id_passcode"' not in client.get(url(portfolio)).content.decode()
+
+
+def test_the_preview_without_a_right_passcode_counts_nothing_and_says_so(client, world):
+    portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+    user = follower(client)
+    for amount in ("5000", "5001", "5002", "5003", "5004", "5005", "5006"):
+        answer = client.post(preview_url(portfolio), {"amount": amount, "template": "balanced"}, **HTMX)
+        html = answer.content.decode()
+        assert answer.status_code == 200, html
+        assert '<p class="hint" id="preview-passcode">Enter the passcode to see the preview.</p>' in html
+        assert 'id="preview-roi"' not in html
+        assert 'id="msgs-passcode"' not in html  # its messages are left as they are
+    assert attempts(PasscodeThrottle.Scope.USER, user.pk) == 0
+    assert attempts(PasscodeThrottle.Scope.PORTFOLIO, portfolio.pk) == 0
+    # Its leader, and anyone on a public portfolio, need none.
+    client.force_login(portfolio.leader)
+    html = client.post(preview_url(portfolio), {"amount": "5000", "template": "balanced"}).content.decode()
+    assert 'id="preview-roi"' in html
+
+
+def test_a_mistyped_passcode_is_counted_once_not_on_every_preview(client, world):
+    """The reviewer's case: one digit wrong, then the amount changed four times
+    and the period once. Each preview resent the passcode: five 403s, then 429
+    for the right one; four such readers slowed the portfolio for everyone."""
+    portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+    user = follower(client)
+    form = {"amount": "1000", "template": "balanced", "days": "30"}
+    # The passcode's own change: checked, refused, said next to it.
+    answer = client.post(preview_url(portfolio), {**form, "passcode": "12345670"}, **HTMX)
+    html = answer.content.decode()
+    assert answer.status_code == 403
+    assert (
+        'id="msgs-passcode" data-for="passcode" hx-swap-oob="true"><ul class="field-errors" id="errors-passcode"'
+        in html
+    )
+    assert "The passcode is not right." in html
+    # The other fields' changes (as the form sends them: no passcode).
+    for change in ({"amount": "2000"}, {"amount": "3000"}, {"amount": "4000"}, {"amount": "5000"}, {"days": "7"}):
+        form.update(change)
+        answer = client.post(preview_url(portfolio), form, **HTMX)
+        assert answer.status_code == 200 and 'id="preview-passcode"' in answer.content.decode()
+    assert attempts(PasscodeThrottle.Scope.USER, user.pk) == 1
+    assert attempts(PasscodeThrottle.Scope.PORTFOLIO, portfolio.pk) == 1
+    # The right one: the preview runs, the passcode's message is cleared...
+    answer = client.post(preview_url(portfolio), {**form, "passcode": "12345678"}, **HTMX)
+    html = answer.content.decode()
+    assert answer.status_code == 200 and 'id="preview-roi"' in html
+    assert 'id="msgs-passcode" data-for="passcode" hx-swap-oob="true"></div>' in html
+    # ...and keeps running on the other fields' changes without it.
+    answer = client.post(preview_url(portfolio), {**form, "amount": "2500"}, **HTMX)
     assert answer.status_code == 200 and 'id="preview-roi"' in answer.content.decode()
+    assert attempts(PasscodeThrottle.Scope.USER, user.pk) == 1
+    # Subscribe still checks it, as the API does.
+    answer = client.post(url(portfolio), {**form, "amount": "2500"})
+    assert answer.status_code == 403 and "This portfolio is private: send its passcode." in answer.content.decode()
+    assert not Subscription.objects.filter(follower=user).exists()
+    answer = client.post(url(portfolio), {**form, "amount": "2500", "passcode": "12345678"})
+    assert answer.status_code == 302 and answer["Location"] == "/me/copies/"
+    assert Subscription.objects.get(follower=user, portfolio=portfolio).invested == D("2500")
+    assert attempts(PasscodeThrottle.Scope.USER, user.pk) == 1
+    assert attempts(PasscodeThrottle.Scope.PORTFOLIO, portfolio.pk) == 1
+
+
+def test_a_right_passcode_is_remembered_per_portfolio_and_per_user(client, world):
+    portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+    other_portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+    user = follower(client)
+    form = {"amount": "5000", "template": "balanced"}
+
+    def previews(c, p) -> bool:
+        html = c.post(preview_url(p), form, **HTMX).content.decode()
+        assert ('id="preview-roi"' in html) != ('id="preview-passcode"' in html), html
+        return 'id="preview-roi"' in html
+
+    assert client.post(preview_url(portfolio), {**form, "passcode": "12345678"}).status_code == 200
+    assert previews(client, portfolio)
+    assert not previews(client, other_portfolio)  # the same passcode, another portfolio
+    # The session keeps which portfolio was let in, never the passcode.
+    assert "12345678" not in repr(dict(client.session.items()))
+    # Another reader, in another browser or after a log-in in this one.
+    stranger = Client()
+    stranger.force_login(UserFactory())
+    assert not previews(stranger, portfolio)
+    client.force_login(UserFactory())
+    assert not previews(client, portfolio)
+    client.force_login(user)
+    assert not previews(client, portfolio)  # a new session
+    # A new passcode asks again; a wrong one given later forgets the right one.
+    client.post(preview_url(portfolio), {**form, "passcode": "12345678"})
+    assert previews(client, portfolio)
+    portfolio_update(portfolio=portfolio, passcode="87654321")
+    assert not previews(client, portfolio)
+    client.post(preview_url(portfolio), {**form, "passcode": "87654321"})
+    assert previews(client, portfolio)
+    assert client.post(preview_url(portfolio), {**form, "passcode": "87654320"}).status_code == 403
+    assert not previews(client, portfolio)
+
+
+def test_a_passcode_too_long_is_refused_by_the_apis_field_and_not_counted(client, world):
+    portfolio = traded_portfolio(world, is_public=False, passcode="12345678")
+    user = follower(client)
+    answer = client.post(preview_url(portfolio), {"amount": "5000", "passcode": "1" * 33}, **HTMX)
+    assert answer.status_code == 400 and 'id="errors-passcode"' in answer.content.decode()
+    assert attempts(PasscodeThrottle.Scope.USER, user.pk) == 0
 
 
 # --- the preview --------------------------------------------------------------------------

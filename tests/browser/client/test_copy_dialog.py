@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from copytrading.models import Instrument
 from copytrading.services import price_set, wallet_deposit
 from followers.models import Subscription
+from portfolios.models import PasscodeThrottle
 from portfolios.services import (
     portfolio_create,
     portfolio_fund,
@@ -47,6 +48,12 @@ def log_in(page, user, next_path: str) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("#login-submit")
     page.wait_for_url(f"**{next_path}")
+
+
+def attempts(user) -> int:
+    """The reader's wrong passcodes counted (portfolios/passcodes.py)."""
+    row = PasscodeThrottle.objects.filter(scope=PasscodeThrottle.Scope.USER, subject_id=user.pk).first()
+    return row.attempts if row else 0
 
 
 def no_horizontal_scroll(page) -> bool:
@@ -124,8 +131,9 @@ def test_preview_then_copy(page, shot, instruments):
 
 def test_the_form_as_a_dialog_fragment_on_another_page(page, shot, instruments):
     """What the portfolio page does (built beside this one): the form loaded by
-    htmx into <dialog id="copy-dialog">. A private portfolio: the passcode's
-    refusal next to its field, then the copy."""
+    htmx into <dialog id="copy-dialog">. A private portfolio: the passcode is
+    checked only when it changes (a wrong one counted once, not on every
+    preview), its refusal next to its field, then the copy."""
     portfolio = traded_portfolio(instruments)
     portfolio_update(portfolio=portfolio, is_public=False, passcode="12345678")
     user = UserFactory()
@@ -144,16 +152,49 @@ def test_the_form_as_a_dialog_fragment_on_another_page(page, shot, instruments):
     expect(dialog.locator("form#copy-form")).to_be_visible()
     expect(dialog.locator("#copy-title")).to_have_text("Copy a private portfolio")
     dialog.locator("#id_amount").press_sequentially("2000")
-    expect(dialog.locator("#errors-passcode")).to_contain_text("This portfolio is private")
-    dialog.locator("#id_passcode").fill("00000000")
-    dialog.locator("#copy-submit").click()
+    # No passcode yet: the preview asks for it (nothing counted).
+    expect(dialog.locator("#preview-passcode")).to_have_text("Enter the passcode to see the preview.")
+    expect(dialog.locator("#errors-passcode")).to_have_count(0)
+
+    # One digit wrong: checked once, when the field changes, and said next to it...
+    dialog.locator("#id_passcode").fill("12345670")
+    dialog.locator("#id_passcode").press("Tab")
     expect(dialog.locator("#errors-passcode")).to_contain_text("The passcode is not right.")
     expect(dialog.locator("#id_passcode")).to_have_attribute("aria-invalid", "true")
     shot(page, "wrong-passcode")
+    # ...not again as the other fields change (it used to be, until the lockout)...
+    for amount in ("2100", "2200", "2300", "2400"):
+        dialog.locator("#id_amount").fill(amount)
+        dialog.locator("#id_amount").press("Tab")
+        expect(dialog.locator("#preview-passcode")).to_be_visible()
+    dialog.locator("#id_days").select_option("7")
+    expect(dialog.locator("#preview-passcode")).to_be_visible()
+    # ...nor by Copy, until it is edited: the field gets the focus back.
+    dialog.locator("#copy-submit").click()
+    expect(dialog.locator("#id_passcode")).to_be_focused()
+    page.wait_for_timeout(500)
+    assert attempts(user) == 1
+
+    # Enter in the field both changes it and submits: one attempt, the subscribe's.
+    dialog.locator("#id_passcode").fill("00000000")
+    dialog.locator("#id_passcode").press("Enter")
+    expect(dialog.locator("#errors-passcode")).to_contain_text("The passcode is not right.")
+    expect(dialog.locator("#id_passcode")).to_have_value("")
+    page.wait_for_timeout(500)
+    assert attempts(user) == 2
+
+    # The right one: the preview runs, and keeps running as the amount changes.
+    dialog.locator("#id_amount").fill("2000")
     dialog.locator("#id_passcode").fill("12345678")
-    dialog.locator("#id_passcode").press("Tab")  # a change: the preview, now let in
+    dialog.locator("#id_passcode").press("Tab")
     expect(dialog.locator("#preview-pnl")).to_contain_text("USDT")
+    expect(dialog.locator("#errors-passcode")).to_have_count(0)
+    expect(dialog.locator("#preview-equity")).to_contain_text("2,1")
+    dialog.locator("#id_amount").fill("2500")
+    dialog.locator("#id_amount").press("Tab")
+    expect(dialog.locator("#preview-equity")).to_contain_text("2,6")
     shot(page, "preview-in-dialog")
     dialog.locator("#copy-submit").click()
     page.wait_for_url("**/me/copies/")
-    assert Subscription.objects.filter(follower=user, portfolio=portfolio).exists()
+    assert Subscription.objects.get(follower=user, portfolio=portfolio).invested == D("2500")
+    assert attempts(user) == 2
