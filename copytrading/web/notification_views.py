@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from copytrading.errors import DomainError
@@ -68,15 +68,20 @@ def kind_name(code: str) -> str:
 def target_of(row: Notification) -> str | None:
     """Where a notification's subject is shown: a follower's copy on my
     copies, a leader's portfolio on their dashboard, else the portfolio's
-    public page; None when it names neither."""
+    public page; None when it names neither. The pages are the apps' (by
+    URL name, not by import: the core does not import them); without them
+    (a project without those apps) there is no link, never an error."""
     data = row.data if isinstance(row.data, Mapping) else {}
     k = KINDS.get(row.kind)
-    if k is not None and k.audience == "leader":
-        return reverse("web-leader") if data.get("portfolio_id") or data.get("subscription_id") else None
-    if data.get("subscription_id"):
-        return reverse("web-copies")
-    if isinstance(data.get("portfolio_id"), int):
-        return reverse("web-portfolio", args=[data["portfolio_id"]])
+    try:
+        if k is not None and k.audience == "leader":
+            return reverse("web-leader") if data.get("portfolio_id") or data.get("subscription_id") else None
+        if data.get("subscription_id"):
+            return reverse("web-copies")
+        if isinstance(data.get("portfolio_id"), int):
+            return reverse("web-portfolio", args=[data["portfolio_id"]])
+    except NoReverseMatch:
+        return None
     return None
 
 
