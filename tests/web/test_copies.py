@@ -183,6 +183,19 @@ def test_settings_change_through_the_service_and_refusals_name_the_field(client,
     assert answer.status_code == 200
     assert RiskLimits.objects.get(pk=copy.pk).daily_loss_limit_realized is None
 
+    # Whole-number settings are sent as the API's integers (its fields are strict).
+    answer = c.post(
+        f"/me/copies/{copy.pk}/settings/", {**values, "max_open_positions": "3", "leverage_override": "5"}, **HTMX
+    )
+    assert answer.status_code == 200, re.findall(r"<li>[^<]*</li>", answer.content.decode())
+    copy.refresh_from_db()
+    assert RiskLimits.objects.get(pk=copy.pk).max_open_positions == 3 and copy.leverage_override == 5
+    form = c.get(f"/me/copies/{copy.pk}/settings/", **HTMX).content.decode()
+    values = {**dict(re.findall(r'name="(\w+)"[^>]*value="([^"]*)"', form)), "copy_margin": "true", "copy_spot": "true"}
+    values.pop("csrfmiddlewaretoken", None)
+    answer = c.post(f"/me/copies/{copy.pk}/settings/", {**values, "multiplier": "0.3"}, **HTMX)  # prefilled again
+    assert answer.status_code == 200, re.findall(r"<li>[^<]*</li>", answer.content.decode())
+
 
 def test_closing_one_mirror(client, copy):
     c = logged_in(client, copy.follower)
