@@ -130,7 +130,9 @@ def portfolio_view(request: HttpRequest, pk: int) -> HttpResponse:
         points = within(points, timezone.now().astimezone(UTC).date() - timedelta(days=days - 1))
     drawdowns = drawdown_points(points)
     average = figures["average_follower"]
-    max_followers = leader_caps(portfolio.leader_id).max_followers
+    # The slots as the leaderboard counts them (the statistics' row); before the
+    # first refresh, the leader's cap now.
+    max_followers = row["max_followers"] if row else leader_caps(portfolio.leader_id).max_followers
     follower_count = row["follower_count"] if row else 0
     context = {
         "portfolio": portfolio,
