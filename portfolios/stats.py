@@ -175,7 +175,6 @@ def stats_row_body(row: PortfolioStats) -> dict:
         "closed_count": row.closed_count,
         "win_count": row.win_count,
         "follower_count": row.follower_count,
-        "max_followers": row.max_followers,
         "max_drawdown_pct": row.max_drawdown_pct,
         "equity_curve": row.equity_curve,
         "refreshed_at": row.refreshed_at,

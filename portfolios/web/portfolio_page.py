@@ -28,7 +28,7 @@ from copytrading.replicas import replica_alias
 from copytrading.web import charts
 from fees.selectors import leader_caps
 from portfolios import catalog, stats
-from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus, StatsLine
+from portfolios.models import Portfolio, PortfolioMode, PortfolioStats, PortfolioStatus, StatsLine
 from portfolios.performance import drawdown_series
 from portfolios.selectors import traded_instruments
 
@@ -132,7 +132,8 @@ def portfolio_view(request: HttpRequest, pk: int) -> HttpResponse:
     average = figures["average_follower"]
     # The slots as the leaderboard counts them (the statistics' row); before the
     # first refresh, the leader's cap now.
-    max_followers = row["max_followers"] if row else leader_caps(portfolio.leader_id).max_followers
+    stored_cap = PortfolioStats.objects.filter(portfolio=portfolio, line=line).values_list("max_followers", flat=True)
+    max_followers = next(iter(stored_cap), None) or leader_caps(portfolio.leader_id).max_followers
     follower_count = row["follower_count"] if row else 0
     context = {
         "portfolio": portfolio,
