@@ -2,7 +2,7 @@
 // "copies" rows carry each copy's figures, status and pause reason (the REST
 // API's figures); "positions" rows carry each mirror's mark and unrealized
 // PnL. Numbers are written in place, formatted like the server's filters
-// (Live.money, Live.pct). A copy that starts or ends, a mirror that opens or
+// (Live.money, Live.pct, Live.qty). A copy that starts or ends, a mirror that opens or
 // closes, or a status change fetches the server's fragment again with htmx
 // (the pause reason in words, the buttons that apply); so does a new copy
 // result on the "executions" topic (the card lists the last few).
@@ -15,18 +15,22 @@
   function cards() { return document.querySelectorAll("#copies-live [data-subscription-id]"); }
   function card(id) { return document.querySelector("#copies-live [data-subscription-id=\"" + id + "\"]"); }
 
-  function refreshList() {
-    if (refreshing.list) { return; }
-    refreshing.list = true;
-    htmx.ajax("GET", listUrl, { target: "#copies-list", swap: "outerHTML" }).then(function () { refreshing.list = false; });
+  // One fetch of a fragment at a time per key. htmx 2's promise rejects when the
+  // request fails (a dropped connection, an abort): the flag is cleared either
+  // way, or the page would never redraw that fragment again.
+  function refresh(key, url, target) {
+    if (refreshing[key]) { return; }
+    refreshing[key] = true;
+    htmx.ajax("GET", url, { target: target, swap: "outerHTML" })
+      .catch(function (error) { console.warn("copies: " + url, error); })
+      .finally(function () { refreshing[key] = false; });
   }
+
+  function refreshList() { refresh("list", listUrl, "#copies-list"); }
 
   function refreshCard(el) {
     var id = el.getAttribute("data-subscription-id");
-    if (refreshing[id]) { return; }
-    refreshing[id] = true;
-    htmx.ajax("GET", listUrl.replace(/list\/$/, id + "/"), { target: "#copy-" + id, swap: "outerHTML" })
-      .then(function () { refreshing[id] = false; });
+    refresh(id, listUrl.replace(/list\/$/, id + "/"), "#copy-" + id);
   }
 
   function put(root, selector, text, toneOf) {
@@ -82,7 +86,7 @@
       if (owner) { refreshCard(owner); }
       return;
     }
-    put(el, ".mark", row.mark_price === null ? "\u2014" : Number(row.mark_price).toLocaleString("en-US", { maximumFractionDigits: 8 }));
+    put(el, ".mark", Live.qty(row.mark_price));
     put(el, ".pnl", Live.money(row.unrealized_pnl, null, true), row.unrealized_pnl);
     if (row.kind === "position") { put(el, ".level", Live.pct(row.margin_level_pct)); }
     else { put(el, ".value", Live.money(row.value)); }

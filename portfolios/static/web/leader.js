@@ -19,16 +19,13 @@
     }
   }
 
-  function quantity(value) {
-    if (value === null || value === undefined || value === "") { return "\u2014"; }
-    var n = Number(value);
-    return n.toLocaleString("en-US", { maximumFractionDigits: 8 });
-  }
-
+  // htmx 2's promise rejects on a dropped request: say so instead of an
+  // unhandled rejection (the next row the page misses asks again).
   function refetchBook() {
     var book = document.getElementById("positions");
     if (!book || !window.htmx) { return; }
-    htmx.ajax("GET", book.getAttribute("data-book-url"), { target: "#positions", swap: "outerHTML" });
+    htmx.ajax("GET", book.getAttribute("data-book-url"), { target: "#positions", swap: "outerHTML" })
+      .catch(function (error) { console.warn("desk: the book", error); });
   }
 
   function rowFor(row) {
@@ -39,10 +36,10 @@
   function applyRow(row) {
     var el = rowFor(row);
     if (!el) { return false; }
-    setText(el.querySelector(".mark"), quantity(row.mark_price));
+    setText(el.querySelector(".mark"), Live.qty(row.mark_price));
     setText(el.querySelector(".unrealized"), Live.money(row.unrealized_pnl, currency, true), row.unrealized_pnl);
     if (row.kind === "holding") { setText(el.querySelector(".value"), Live.money(row.value, currency)); }
-    setText(el.querySelector(".quantity"), quantity(row.quantity));
+    setText(el.querySelector(".quantity"), Live.qty(row.quantity));
     return true;
   }
 
