@@ -319,7 +319,8 @@ def accrual_totals(rows: QuerySet[FeeAccrual]) -> dict:
 
 def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: datetime | None = None) -> dict:
     """A leader's profit share: all time, pending settlement, withdrawn and
-    available; per day (last 90 days, chart data), per month, per follower."""
+    available; per day (last 90 days, chart data), per week (last 26 weeks,
+    from Monday), per month, per follower."""
     now = now or timezone.now()
     rows = FeeAccrual.objects.filter(leader_user_id=leader_id)
     withdrawals = LeaderWithdrawal.objects.filter(leader_id=leader_id)
@@ -350,6 +351,7 @@ def leader_earnings(*, leader_id: int, portfolio_id: int | None = None, now: dat
         "available": available["balance"],
         "follower_count": rows.values("subscription_id").distinct().count(),
         "by_day": _series(rows, TruncDay, _period_start(TruncDay, now - timedelta(days=90)), earned="leader_part"),
+        "by_week": _series(rows, TruncWeek, _period_start(TruncWeek, now - timedelta(weeks=26)), earned="leader_part"),
         "by_month": _series(rows, TruncMonth, None, earned="leader_part"),
         "by_follower": [
             {

@@ -80,5 +80,6 @@ class EarningsSerializer(serializers.Serializer):
     available = MoneyField()
     follower_count = serializers.IntegerField()
     by_day = EarningPeriodSerializer(many=True)
+    by_week = EarningPeriodSerializer(many=True)
     by_month = EarningPeriodSerializer(many=True)
     by_follower = EarningFollowerSerializer(many=True)

@@ -17,7 +17,6 @@ from copytrading.serializers import (
     OrderSerializer,
     PositionSerializer,
 )
-from copytrading.venues import portfolio_exchange_account_id
 from portfolios import exchange, services
 from portfolios.models import Portfolio
 from portfolios.serializers import (
@@ -64,11 +63,7 @@ class PortfolioListView(APIView):
     def post(self, request):
         s = PortfolioCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        data = dict(s.validated_data)
-        if "exchange_account_id" in data:
-            portfolio = exchange.portfolio_create_on_exchange(leader=request.user, **data)
-        else:
-            portfolio = services.portfolio_create(leader=request.user, **data)
+        portfolio = services.portfolio_open(leader=request.user, **s.validated_data)
         return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 
@@ -158,32 +153,22 @@ class PortfolioOrderView(APIView):
         s = OrderPlaceSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = s.validated_data
-        if portfolio_exchange_account_id(portfolio.pk) is not None:
-            # Bound to the leader's exchange account: sent there; the fill
-            # becomes an event when the trade poll sees it.
-            sent = exchange.portfolio_exchange_order_place(
-                portfolio=portfolio,
-                symbol=data["symbol"],
-                side=data["side"],
-                quantity=data["quantity"],
-                order_type=data["type"].lower(),
-                price=data.get("price"),
-                # Only when asked: otherwise the exchange account's own leverage stays.
-                leverage=data["leverage"] if "leverage" in request.data else None,
-                # A retry with the same key sends the same client order id:
-                # the exchange refuses a second order.
-                token=f"api:{request.user.pk}:{key}" if (key := request.headers.get("Idempotency-Key")) else None,
-            )
-            return Response(ExchangeOrderSentSerializer(sent).data, status=status.HTTP_202_ACCEPTED)
-        events = services.portfolio_order_place(
+        placed = services.portfolio_order_submit(
             portfolio=portfolio,
             symbol=data["symbol"],
             side=data["side"],
             quantity=data["quantity"],
-            leverage=data["leverage"],
+            # Only when asked: otherwise an exchange account's own leverage stays.
+            leverage=data["leverage"] if "leverage" in request.data else None,
             order_type=data["type"].lower(),
             price=data.get("price"),
+            # A retry with the same key sends the same client order id:
+            # the exchange refuses a second order.
+            token=f"api:{request.user.pk}:{key}" if (key := request.headers.get("Idempotency-Key")) else None,
         )
+        if isinstance(placed, exchange.SentOrder):
+            return Response(ExchangeOrderSentSerializer(placed).data, status=status.HTTP_202_ACCEPTED)
+        events = placed
         return Response(_events_body(events), status=status.HTTP_201_CREATED)
 
 

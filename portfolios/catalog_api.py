@@ -2,11 +2,10 @@
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.fields import DateTimeField
@@ -36,9 +35,11 @@ drf_datetime = DateTimeField().to_representation
 
 
 def page_datetime() -> Callable[[datetime], str]:
-    """DRF's DateTimeField output in the current time zone, looked up once per
-    page: DRF looks it up per value (a context-local read, a third of an item's time)."""
-    return DateTimeField(default_timezone=timezone.get_current_timezone()).to_representation
+    """DRF's DateTimeField output in UTC, the API's zone, made once per page:
+    DRF looks the zone up per value (a context-local read, a third of an
+    item's time). Never the current zone: a client page (the leaderboard)
+    reads the same cached body in its reader's zone."""
+    return DateTimeField(default_timezone=UTC).to_representation
 
 
 # A range bound: any decimal (exponent allowed; clamped, see docs/api.md), or empty for none.

@@ -156,19 +156,25 @@ class PortfolioWithdrawalCsvView(APIView):
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="One row per withdrawal, newest first")})
     def get(self, request, pk):
-        portfolio_id = _owned_portfolio_id(request, pk)
-        rows = (
-            selectors.withdrawals_of(leader_id=request.user.pk, portfolio_id=portfolio_id)
-            .values_list("pk", "created_at", "portfolio_id", "amount", "requested_amount", "currency")
-            .iterator()
-        )
-        writer = csv.writer(_Echo())
+        return withdrawals_csv(leader_id=request.user.pk, portfolio_id=_owned_portfolio_id(request, pk))
 
-        def lines():
-            yield writer.writerow(CSV_COLUMNS)
-            for pk_, created_at, portfolio, amount, requested, currency in rows:
-                yield writer.writerow([pk_, created_at.isoformat(), portfolio, amount, requested, currency])
 
-        response = StreamingHttpResponse(lines(), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="portfolio-{portfolio_id}-withdrawals.csv"'
-        return response
+def withdrawals_csv(*, leader_id: int, portfolio_id: int) -> StreamingHttpResponse:
+    """The leader's withdrawals of one portfolio as a streamed CSV, newest
+    first: the API's ``withdrawals.csv`` and the money page's download
+    (portfolios/web/leader_money.py). The caller has checked ownership."""
+    rows = (
+        selectors.withdrawals_of(leader_id=leader_id, portfolio_id=portfolio_id)
+        .values_list("pk", "created_at", "portfolio_id", "amount", "requested_amount", "currency")
+        .iterator()
+    )
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(CSV_COLUMNS)
+        for pk_, created_at, portfolio, amount, requested, currency in rows:
+            yield writer.writerow([pk_, created_at.isoformat(), portfolio, amount, requested, currency])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="portfolio-{portfolio_id}-withdrawals.csv"'
+    return response

@@ -73,6 +73,20 @@ def max_drawdown_pct(equities: Iterable[Decimal]) -> Decimal:
     return worst.quantize(PCT)
 
 
+def drawdown_series(equities: Iterable[Decimal]) -> list[Decimal]:
+    """How far each equity stands below the running peak before it, in
+    percent of that peak (0 at a new high, never positive: drawn as a dip).
+    Its lowest value is ``-max_drawdown_pct`` of the same equities."""
+    peak = None
+    points = []
+    for equity in equities:
+        if peak is None or equity > peak:
+            peak = equity
+        fall = (peak - equity) * HUNDRED / peak if peak > 0 else ZERO
+        points.append((-fall).quantize(PCT) + 0)  # + 0: no "-0.00"
+    return points
+
+
 def equity_series(
     capital_flows: Iterable[tuple[datetime, Decimal]], pnl_events: Iterable[tuple[datetime, Decimal]]
 ) -> list[tuple[datetime, Decimal]]:

@@ -28,9 +28,14 @@ from copytrading.models import (
 from copytrading.money import Q8
 from copytrading.trade_math import SELL
 from copytrading.trading import UNCHANGED, instrument_for_trading, validate_side
-from copytrading.venues import venue_for_portfolio
+from copytrading.venues import portfolio_exchange_account_id, venue_for_portfolio
 from portfolios.editing import portfolio_create, portfolio_update  # noqa: F401 - the public write API
-from portfolios.exchange import refuse_on_exchange
+from portfolios.exchange import (
+    SentOrder,
+    portfolio_create_on_exchange,
+    portfolio_exchange_order_place,
+    refuse_on_exchange,
+)
 from portfolios.locks import lock_portfolio
 from portfolios.models import Portfolio, PortfolioMode, PortfolioStatus
 
@@ -131,6 +136,55 @@ def portfolio_order_not_copied_record(
         order_type=order_type,
         quantity=quantity.quantize(Q8),
         price=price.quantize(Q8) if price is not None else None,
+    )
+
+
+def portfolio_open(*, leader, **fields) -> Portfolio:
+    """A new portfolio (the API and the leader's page): on the leader's
+    linked exchange account when ``exchange_account_id`` is given, else on
+    the paper venue."""
+    if "exchange_account_id" in fields:
+        return portfolio_create_on_exchange(leader=leader, **fields)
+    return portfolio_create(leader=leader, **fields)
+
+
+def portfolio_order_submit(
+    *,
+    portfolio: Portfolio,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    leverage: int | None = None,
+    order_type: str = MARKET,
+    price: Decimal | None = None,
+    token: str | None = None,
+) -> SentOrder | list[LeaderEvent]:
+    """A leader's order where the portfolio trades (the API, the pages and
+    the signal webhook all send theirs here). Bound to the leader's exchange
+    account: sent there (a ``SentOrder``; its fills become leader events when
+    the trade poll sees them; ``token`` makes the client order id, so a retry
+    cannot send it twice; ``leverage`` None keeps the account's own).
+    Otherwise placed on the paper venue and copied at once (its leader
+    events; ``leverage`` None is 1)."""
+    if portfolio_exchange_account_id(portfolio.pk) is not None:
+        return portfolio_exchange_order_place(
+            portfolio=portfolio,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            price=price,
+            leverage=leverage,
+            token=token,
+        )
+    return portfolio_order_place(
+        portfolio=portfolio,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        leverage=leverage or 1,
+        order_type=order_type,
+        price=price,
     )
 
 

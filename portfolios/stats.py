@@ -4,6 +4,7 @@ catalog reads only the result) and the reads of the detail pages."""
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -226,6 +227,20 @@ SCORE_ORDERING = ("-computed_at", "-id")
 def score_rows(*, portfolio_id: int) -> QuerySet[PortfolioScore]:
     """Every ranking of a portfolio, newest first (the REST list pages it)."""
     return PortfolioScore.objects.using(replica_alias()).filter(portfolio_id=portfolio_id).order_by(*SCORE_ORDERING)
+
+
+def equity_curves(*, portfolio_ids: Sequence[int], line: str, points: int = 60) -> dict[int, list[Decimal]]:
+    """The last ``points`` days of many portfolios' equity curves on one line,
+    oldest first, in one query: the leaderboard draws a sparkline per row and
+    must not read them row by row."""
+    if not portfolio_ids:
+        return {}
+    rows = (
+        PortfolioStats.objects.using(replica_alias())
+        .filter(portfolio_id__in=list(portfolio_ids), line=line)
+        .values_list("portfolio_id", "equity_curve")
+    )
+    return {pk: [Decimal(equity) for _, equity in curve[-points:]] for pk, curve in rows}
 
 
 def closed_margin_trades(*, portfolio: Portfolio) -> QuerySet[Position]:

@@ -10,7 +10,6 @@ from copytrading.stream.book import Book
 from copytrading.stream.protocol import ProtocolError
 from copytrading.stream.selectors import book_load, marks_at
 from copytrading.stream.topics import Key, Marks, StateTopic, register_topic
-from copytrading.valuation import q8
 from portfolios.models import Portfolio
 from portfolios.stats_data import live_followers
 
@@ -63,8 +62,8 @@ class PortfolioTopic(StateTopic):
             "status": self._status,
             "followers": self._followers,
             "balance": self._balance,
-            "equity": q8(self._balance + f.margin_unrealized + f.holdings_value),
-            "unrealized_pnl": q8(f.margin_unrealized + f.spot_unrealized),
+            "equity": f.equity(self._balance),
+            "unrealized_pnl": f.unrealized_pnl,
         }
 
 

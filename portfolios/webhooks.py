@@ -22,8 +22,7 @@ from copytrading import audit
 from copytrading.errors import DomainError
 from copytrading.inbox import inbox_accept, inbox_result_record
 from copytrading.models import InboxMessage, InboxStatus, LeaderEvent
-from copytrading.venues import portfolio_exchange_account_id
-from portfolios.exchange import portfolio_exchange_order_place
+from portfolios.exchange import SentOrder
 from portfolios.models import Portfolio
 from portfolios.services import (
     ADVANCED_ORDER_TYPES,
@@ -32,7 +31,7 @@ from portfolios.services import (
     NOT_COPIED_TYPES,
     STOP_ORDER_TYPES,
     portfolio_order_not_copied_record,
-    portfolio_order_place,
+    portfolio_order_submit,
 )
 
 SIGNAL_SOURCE = "signal"
@@ -119,29 +118,23 @@ def portfolio_signal_receive(
                         price=price,
                     )
                 ]
-            elif portfolio_exchange_account_id(portfolio.pk) is not None:
-                # Sent to the leader's exchange account; the signal's id makes
-                # the client order id, so a redelivery cannot place it twice.
-                sent = portfolio_exchange_order_place(
+            else:
+                # An exchange-bound portfolio's order: the signal's id makes the
+                # client order id, so a redelivery cannot place it twice.
+                placed = portfolio_order_submit(
                     portfolio=portfolio,
                     symbol=symbol,
                     side=side,
                     quantity=quantity,
+                    leverage=leverage if "leverage" in payload else None,
                     order_type=order_type,
                     price=price,
-                    leverage=leverage if "leverage" in payload else None,
                     token=f"signal:{external_id}",
                 )
-            else:
-                events = portfolio_order_place(
-                    portfolio=portfolio,
-                    symbol=symbol,
-                    side=side,
-                    quantity=quantity,
-                    leverage=leverage,
-                    order_type=order_type,
-                    price=price,
-                )
+                if isinstance(placed, SentOrder):
+                    sent = placed
+                else:
+                    events = placed
     except DomainError as exc:
         error = exc
     if error is not None:

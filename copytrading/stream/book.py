@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from copytrading.money import q8
 from copytrading.valuation import holding_value, position_unrealized, position_value
 
 ZERO = Decimal(0)
@@ -39,6 +40,15 @@ class AccountFigures:
     margin_unrealized: Decimal  # exact, each loss capped at its margin
     holdings_value: Decimal  # at the mark, at cost without one
     spot_unrealized: Decimal  # 0 for a holding without a mark
+
+    def equity(self, balance: Decimal) -> Decimal:
+        """The account's equity at the marks: its cash, open positions' PnL,
+        holdings at their value (8 dp)."""
+        return q8(balance + self.margin_unrealized + self.holdings_value)
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return q8(self.margin_unrealized + self.spot_unrealized)
 
 
 @dataclass(slots=True)

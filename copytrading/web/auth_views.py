@@ -53,18 +53,18 @@ def register_view(request: HttpRequest) -> HttpResponse:
     errors: dict = {}
     status = 200
     if request.method == "POST":
-        data, errors = validated(RegisterSerializer, request.POST)
-        status = 400
-        if data is not None:
-            try:
-                registration_count(address=client_address(request))
-                user = services.user_register(**data)
-            except DomainError as exc:
-                errors, status = domain_errors(exc), exc.status
-            else:
-                login(request, user, backend="copytrading.auth.backends.ThrottledModelBackend")
-                messages.success(request, f"Welcome, {user.get_username()}. Deposit paper money to start copying.")
-                return redirect("web-wallet")
+        try:
+            # Every attempt counts, valid or not, as the API's throttle counts it.
+            registration_count(address=client_address(request))
+            data, errors = validated(RegisterSerializer, request.POST)
+            status = 400
+            user = services.user_register(**data) if data is not None else None
+        except DomainError as exc:
+            errors, status, user = domain_errors(exc), exc.status, None
+        if user is not None:
+            login(request, user, backend="copytrading.auth.backends.ThrottledModelBackend")
+            messages.success(request, f"Welcome, {user.get_username()}. Deposit paper money to start copying.")
+            return redirect("web-wallet")
     form = {key: request.POST.get(key, "")[:254] for key in ("username", "email")}
     return render(request, "web/register.html", {"errors": errors, "form": form}, status=status)
 

@@ -49,7 +49,29 @@ def validated(
     return None, serializer_errors(s.errors)
 
 
-def form_data(post: Mapping, *, blank_is_missing: bool = True) -> dict[str, Any]:
+def json_value(value: Any, field: serializers.Field) -> Any:
+    """A form's text as the JSON type the API's field takes (the API reads
+    JSON types strictly, copytrading/strict_fields.py): "true"/"false" for a
+    yes/no, digits for an integer; anything else is left for the field to
+    refuse with its own message."""
+    if not isinstance(value, str):
+        return value
+    if isinstance(field, serializers.BooleanField) and value in ("true", "false"):
+        return value == "true"
+    digits = value.removeprefix("-")
+    if isinstance(field, serializers.IntegerField) and len(digits) <= 20 and digits.isascii() and digits.isdigit():
+        return int(value)
+    return value
+
+
+def as_json_types(data: Mapping[str, Any], serializer: serializers.Serializer) -> dict[str, Any]:
+    """Every value of a form as its field in ``serializer`` takes it (see
+    ``json_value``); names the serializer does not have are left as they are."""
+    fields = serializer.fields
+    return {name: json_value(value, fields[name]) if name in fields else value for name, value in data.items()}
+
+
+def form_data(post: Mapping) -> dict[str, Any]:
     """A form's fields as the API would receive them: an empty optional
     field is left out (the API's default applies), not sent as ``""``."""
     data = {}
@@ -57,7 +79,7 @@ def form_data(post: Mapping, *, blank_is_missing: bool = True) -> dict[str, Any]
         if key in ("csrfmiddlewaretoken",):
             continue
         value = post.get(key)
-        if blank_is_missing and value == "":
+        if value == "":
             continue
         data[key] = value
     return data
@@ -68,8 +90,10 @@ __all__ = [
     "DomainError",
     "Errors",
     "ValidationErrors",
+    "as_json_types",
     "domain_errors",
     "form_data",
+    "json_value",
     "serializer_errors",
     "validated",
 ]

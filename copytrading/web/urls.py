@@ -10,7 +10,7 @@ urlpatterns = [
     path("register/", auth_views.register_view, name="web-register"),
     path("logout/", auth_views.logout_view, name="web-logout"),
     path("me/wallet/", wallet_views.wallet_view, name="web-wallet"),
-    path("me/notifications/", notification_views.notifications_view, name="web-notifications"),
+    *notification_views.urlpatterns,
     # Where the API, its documentation and the back office are (templates/landing.html).
     path("developers/", TemplateView.as_view(template_name="landing.html"), name="developers"),
 ]

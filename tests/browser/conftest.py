@@ -45,8 +45,12 @@ STAFF_PASSWORD = "browser-journey-pass-4821"
 # new ids (post_migrate, in another order than the migrations made them): the
 # next journey's audited write in the server would fail on its foreign key.
 # With it the flush leaves them out and each test starts from the migrated
-# rows, ids included. (Run the browser tests in a pass of their own, as CI
-# does: after another transactional test's flush the restore finds the
+# rows, ids included. Not reset_sequences: the content types re-created after
+# a flush are numbered in another order than the migrations numbered them (the
+# first journey's ids would differ from the next ones'), and restarted ids
+# would let a cache keyed by ids (the catalog's, the preview's) answer one
+# journey with another's rows. (Run the browser tests in a pass of their own,
+# as CI does: after another transactional test's flush the restore finds the
 # recreated rows and refuses.)
 browser_marks = [
     pytest.mark.slow,

@@ -45,6 +45,7 @@ def test_leader_sees_the_earnings_of_their_portfolio(api, earned):
         }
     ]
     assert body["by_month"][0]["earned"] == "9.00000000"
+    assert [r["earned"] for r in body["by_week"]] == ["9.00000000"]
     assert api.get("/api/v1/fees/earnings").json()["total_earned"] == "9.00000000"
     assert api.get(f"/api/v1/fees/earnings?portfolio={portfolio.pk}").json()["accruals"] == 1
 

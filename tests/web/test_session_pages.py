@@ -44,6 +44,17 @@ def test_registrations_are_throttled_per_address_like_the_api(client, settings):
     assert "Too many registrations" in answer.content.decode()
 
 
+def test_invalid_registrations_count_against_the_address_too(client, settings):
+    """As the API's throttle: every attempt counts, so a script cannot probe
+    usernames or passwords without limit."""
+    settings.REGISTER_MAX_PER_ADDRESS = 2
+    for _ in range(2):
+        assert client.post("/register/", {"username": "a b", "password": "x"}).status_code == 400
+    answer = client.post("/register/", {"username": "valid3", "password": "a-long-pass-phrase-9"})
+    assert answer.status_code == 429
+    assert not get_user_model().objects.filter(username="valid3").exists()
+
+
 def test_login_goes_back_where_it_was_asked_and_never_elsewhere(client):
     user = UserFactory()
     answer = client.post("/login/", {"username": user.username, "password": PASSWORD, "next": "/me/copies/"})

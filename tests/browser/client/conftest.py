@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from config.celery import app as celery_app
 from tests.browser.conftest import Server
 from tests.daphne import start_daphne, stop, wait_listening
 from tests.worker import _test_database_url, celery_worker
@@ -48,3 +49,12 @@ def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
             yield running
         finally:
             stop(proc)
+
+
+@pytest.fixture(autouse=True)
+def tasks_go_to_the_worker(server):
+    """tests/conftest.py's ``eager_celery`` runs tasks inline in every test;
+    here what the test process enqueues goes to the real worker, as the
+    server's tasks do."""
+    celery_app.conf.task_always_eager = False
+    yield
