@@ -257,6 +257,7 @@ def test_follower_copies_watches_pauses_and_unfollows(page, shot, server):
     page.click("#copy-button")
     dialog = page.locator("#copy-dialog")
     expect(dialog.locator("#copy-form")).to_be_visible()
+    expect(dialog.get_by_role("heading", name=f"Copy {margin.name}")).to_have_count(1)  # one title, not two
     page.fill("#id_amount", "2000")
     page.select_option("#id_template", label="Balanced")
     replay = _simulated(margin.pk, amount="2000", template="balanced", days=30)
