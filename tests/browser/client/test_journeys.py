@@ -153,11 +153,11 @@ def _tab_to(page, element_id: str, *, most: int = 80, key: str = "Tab") -> dict:
     raise AssertionError(f"#{element_id} is not reached by {key} within {most} presses")
 
 
-def _doc(page, name: str) -> None:
-    """docs/screenshots/web-<name>.png, only when SAVE_DOC_SCREENSHOTS=1 (the README shows them)."""
+def _doc(page, name: str, *, full_page: bool = False) -> None:
+    """docs/screenshots/web-<name>.png, only when SAVE_DOC_SCREENSHOTS=1 (CI leaves docs alone)."""
     if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS / f"web-{name}.png"), full_page=False)
+        page.screenshot(path=str(DOCS / f"web-{name}.png"), full_page=full_page)
 
 
 def _simulated(portfolio_id: int, **body) -> dict:
@@ -363,7 +363,6 @@ def test_leader_trades_is_copied_and_earns(page, shot, server):
     _eventually_visible(page, page.locator("#recent-events .copied").filter(has_text="1"))
     expect(page.locator("#followers-count")).to_contain_text("1")
     shot(page, "order-copied")
-    _doc(page, "leader-desk")
 
     # The price goes up (staff price API): the desk's unrealized PnL follows, live.
     (leader_position,) = Position.objects.filter(account_id=portfolio.trading_account_id, status=PositionStatus.OPEN)
@@ -373,6 +372,7 @@ def test_leader_trades_is_copied_and_earns(page, shot, server):
         f"{gain:,.2f}", timeout=LIVE
     )
     shot(page, "price-up")
+    _doc(page, "leader-desk", full_page=True)
 
     # Close at a profit: the follower's mirror closes too (the worker), and its
     # profit share accrues at that close; the minute job settles it (run here as beat would).
