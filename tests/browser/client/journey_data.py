@@ -13,12 +13,15 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
+import time_machine
 from django.db.models import Sum
+from django.utils import timezone
 
 from copytrading import ledger
-from copytrading.models import Instrument, LeaderEvent, Position, PositionStatus, Transfer, TransferKind
+from copytrading.models import Instrument, Position, PositionStatus, Transfer, TransferKind
 from copytrading.services import instruments_seed, price_set, wallet_deposit
 from fees.tasks import settle_fees
 from followers.models import Subscription
@@ -122,18 +125,31 @@ def round_trip(portfolio: Portfolio, symbol: str, quantity: str, *, to: str, sid
     portfolio_position_close(portfolio=portfolio, position_id=position.pk)
 
 
-def trading_history(portfolio: Portfolio) -> int:
-    """Three closed trades, two won and one lost, at sizes a 2,000 copy still
-    takes: the copy dialog's preview replays them (6 events) and the
-    leaderboard has a ROI, a drawdown and a win rate to show. The marks end
-    where ``instruments_seed`` put them."""
-    round_trip(portfolio, ETH_PERP, "2", to="3360")
-    round_trip(portfolio, BTC_PERP, "0.2", to="63000")
-    set_price(ETH_PERP, "3200")
-    round_trip(portfolio, ETH_PERP, "2", to="3300")
+def _days_ago(days: int):
+    """Services called inside it record their rows ``days`` ago (the clock runs on)."""
+    return time_machine.travel(timezone.now() - timedelta(days=days), tick=True)
+
+
+def trading_history(books: dict) -> None:
+    """Closed trades spread over the last days (the leaderboard's sparklines
+    and the portfolio's equity chart have days to draw), at sizes a 2,000 copy
+    still takes: ``margin`` wins twice and loses once (the copy dialog's
+    preview replays its 6 events), ``swing`` wins once (ROI 3 %), ``carry``
+    loses once (ROI -0.25 %). The marks end where ``instruments_seed`` put them."""
+    margin, swing, carry = (books[name].portfolio for name in ("margin", "swing", "carry"))
+    with _days_ago(3):
+        round_trip(margin, ETH_PERP, "2", to="3360")
+        set_price(ETH_PERP, "3200")
+    with _days_ago(2):
+        round_trip(margin, BTC_PERP, "0.2", to="63000")
+        set_price(BTC_PERP, "64000")
+        round_trip(swing, ETH_PERP, "3", to="3400")
+        set_price(ETH_PERP, "3200")
+    with _days_ago(1):
+        round_trip(margin, ETH_PERP, "2", to="3300")
+        round_trip(carry, BTC_PERP, "0.1", to="63500")
     set_price(ETH_PERP, "3200")
     set_price(BTC_PERP, "64000")
-    return LeaderEvent.objects.filter(portfolio_id=portfolio.pk).count()
 
 
 def leaderboard_refresh(*portfolios: Portfolio) -> None:
@@ -146,19 +162,17 @@ def follow(portfolio: Portfolio, user, *, amount: str = "5000", template: str = 
 
 
 def world(*, spot_too: bool = True) -> dict:
-    """The leaderboard a journey starts from: three margin books whose ROIs
-    differ (``margin``, the one to copy, has the longest history), and a spot
-    book (which the Margin tab must leave out). Marks end where
-    ``instruments_seed`` put them."""
+    """The leaderboard a journey starts from: three margin books, opened four
+    days ago, whose ROIs differ (``margin``, the one to copy, has the longest
+    history), and a spot book (which the Margin tab must leave out)."""
     instruments_seed()
-    books = {"margin": leader("momentum-lead", "Momentum Margin")}
-    trading_history(books["margin"].portfolio)
-    books["swing"] = leader("swing-lead", "Swing Desk", share="10")
-    round_trip(books["swing"].portfolio, ETH_PERP, "3", to="3400")  # +600: ROI 3 %
-    books["carry"] = leader("carry-lead", "Careful Carry", share="5")
-    round_trip(books["carry"].portfolio, BTC_PERP, "0.1", to="63500")  # -50: ROI -0.25 %
-    set_price(ETH_PERP, "3200")
-    set_price(BTC_PERP, "64000")
+    with _days_ago(4):
+        books = {
+            "margin": leader("momentum-lead", "Momentum Margin"),
+            "swing": leader("swing-lead", "Swing Desk", share="10"),
+            "carry": leader("carry-lead", "Careful Carry", share="5"),
+        }
+    trading_history(books)
     if spot_too:
         books["spot"] = leader("spot-lead", "Steady Spot", mode="spot")
         portfolio_order_place(portfolio=books["spot"].portfolio, symbol=ETH_SPOT, side="buy", quantity=D("1"))
