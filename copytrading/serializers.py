@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
@@ -11,11 +13,23 @@ from copytrading.selectors import primary_pairs
 MONEY = {"max_digits": 28, "decimal_places": 8}
 
 
+# The largest amount a client may send: the columns hold 20 whole digits, but
+# the figures computed from an amount (limits against losses, equity, fees at
+# 28 significant digits) need headroom; an amount near the column's limit was
+# stored, then made every later read of it fail.
+MAX_AMOUNT = Decimal("1000000000000000")  # 10^15
+
+
 class MoneyField(serializers.DecimalField):
     """Every amount of money in the API: a string with exactly 8 places
-    ("0.00000000", never "0E-8"), at most 20 whole digits."""
+    ("0.00000000", never "0E-8"), at most 20 whole digits; sent by a client,
+    at most MAX_AMOUNT in size."""
 
     def __init__(self, **kwargs):
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("max_value", MAX_AMOUNT)
+            if kwargs.get("min_value") is None:
+                kwargs.setdefault("min_value", -MAX_AMOUNT)
         super().__init__(**{**MONEY, **kwargs})
 
 

@@ -137,3 +137,19 @@ def test_another_followers_subscription_is_not_found(world, copy):
         r = getattr(stranger, method)(f"/api/v1/subscriptions/{sub.pk}/{path}", {"amount": "1"}, format="json")
         assert r.status_code == 404, path
     assert Subscription.objects.get(pk=sub.pk).status == "active"
+
+
+@pytest.mark.parametrize("field", ["daily_loss_limit_realized", "daily_loss_limit_unrealized", "fixed_notional"])
+def test_an_amount_near_the_columns_limit_is_refused_not_stored(copy, field):
+    """20 whole digits fit the column, but every later read of such a limit
+    (headroom, equity, at 28 significant digits) failed: a 500 on each page
+    and API call of the copy, with no way to undo it. Amounts a client sends
+    are at most 10^15."""
+    _, user, sub = copy
+    before = _state(sub)
+    body = {field: "99999999999999999999", **({"sizing_model": "fixed"} if field == "fixed_notional" else {})}
+    r = client_for(user).patch(f"/api/v1/subscriptions/{sub.pk}/settings", body, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["field"] == field
+    assert _state(sub) == before
+    assert client_for(user).get(f"/api/v1/subscriptions/{sub.pk}").status_code == 200

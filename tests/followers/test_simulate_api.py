@@ -105,6 +105,8 @@ def test_a_template_is_taken_as_at_subscribe(world):
     [
         ({"amount": "5000", "days": 14}, 400, "INVALID_CHOICE", "days"),
         ({"amount": "-5"}, 400, None, "amount"),
+        # 20 whole digits fit the column, but the replay's figures overflowed (a 500 in the copy dialog).
+        ({"amount": "99999999999999999999"}, 400, None, "amount"),
         ({"amount": "5000", "multiplier": "7"}, 400, "OUT_OF_RANGE", "multiplier"),
         ({"amount": "5000", "max_drawdown_pct": "101"}, 400, "OUT_OF_RANGE", "max_drawdown_pct"),
         ({"amount": "5000", "bogus": "1"}, 200, None, None),  # unknown keys are ignored, as everywhere
