@@ -7,6 +7,10 @@ from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+from config import file_broker
+
+file_broker.install()  # embedded mode's filesystem:// broker writes each message whole
+
 app = Celery("copytrading")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
@@ -13,24 +11,22 @@ from copytrading.selectors import primary_pairs
 MONEY = {"max_digits": 28, "decimal_places": 8}
 
 
-# The largest amount a client may send: the columns hold 20 whole digits, but
+# What a client may send: 15 whole digits (below 10^15), not the columns' 20:
 # the figures computed from an amount (limits against losses, equity, fees at
-# 28 significant digits) need headroom; an amount near the column's limit was
-# stored, then made every later read of it fail.
-MAX_AMOUNT = Decimal("1000000000000000")  # 10^15
+# 28 significant digits) need the headroom; an amount near the column's limit
+# was stored, then made every later read of it fail. The OpenAPI schema's
+# pattern says so (drf-spectacular derives it from max_digits).
+CLIENT_MONEY = {"max_digits": 23, "decimal_places": 8}
 
 
 class MoneyField(serializers.DecimalField):
     """Every amount of money in the API: a string with exactly 8 places
     ("0.00000000", never "0E-8"), at most 20 whole digits; sent by a client,
-    at most MAX_AMOUNT in size."""
+    at most 15."""
 
     def __init__(self, **kwargs):
-        if not kwargs.get("read_only"):
-            kwargs.setdefault("max_value", MAX_AMOUNT)
-            if kwargs.get("min_value") is None:
-                kwargs.setdefault("min_value", -MAX_AMOUNT)
-        super().__init__(**{**MONEY, **kwargs})
+        limits = MONEY if kwargs.get("read_only") else CLIENT_MONEY
+        super().__init__(**{**limits, **kwargs})
 
 
 class ModelSerializer(serializers.ModelSerializer):
