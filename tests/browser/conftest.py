@@ -64,19 +64,45 @@ browser_marks = [
 
 
 @pytest.fixture(scope="package", autouse=True)
-def _serialized_rollback_on_every_connection(django_db_setup) -> None:
+def _serialized_rollback_on_every_connection(django_db_setup, django_db_blocker) -> None:
     """The migrated rows ``serialized_rollback`` restores are kept on the
     connection object that made the test database; once Playwright runs, the
     test thread reaches the database through other connection objects (Django
     keeps them per asyncio context), which would not have them: the flush
     would then recreate the content types (new ids) and nothing would restore
-    them. Every connection object of the backend gets them."""
+    them. Every connection object of the backend gets them. And when other
+    transactional tests ran first in this process (a whole-suite run), their
+    flushes left re-created content types: the database goes back to the
+    migrated rows once, before any server of these tests starts."""
+    import json
+
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
     from django.db import connections
 
     for alias in connections:
         contents = getattr(connections[alias], "_test_serialized_contents", None)
-        if contents is not None:
-            type(connections[alias])._test_serialized_contents = contents
+        if contents is None:
+            continue
+        type(connections[alias])._test_serialized_contents = contents
+        migrated = sorted(
+            (row["pk"], row["fields"]["app_label"], row["fields"]["model"])
+            for row in json.loads(contents)
+            if row["model"] == "contenttypes.contenttype"
+        )
+        with django_db_blocker.unblock():
+            now = sorted(ContentType.objects.using(alias).values_list("pk", "app_label", "model"))
+            if now != migrated:
+                call_command(
+                    "flush",
+                    database=alias,
+                    interactive=False,
+                    inhibit_post_migrate=True,
+                    reset_sequences=False,
+                    verbosity=0,
+                )
+                connections[alias].creation.deserialize_db_from_string(contents)
+            connections[alias].close()  # opened here, in no test: closed here
 
 
 # --- the server ------------------------------------------------------------------
