@@ -49,9 +49,9 @@ STAFF_PASSWORD = "browser-journey-pass-4821"
 # a flush are numbered in another order than the migrations numbered them (the
 # first journey's ids would differ from the next ones'), and restarted ids
 # would let a cache keyed by ids (the catalog's, the preview's) answer one
-# journey with another's rows. (Run the browser tests in a pass of their own,
-# as CI does: after another transactional test's flush the restore finds the
-# recreated rows and refuses.)
+# journey with another's rows. (After other transactional tests in the same
+# run, _serialized_rollback_on_every_connection puts the migrated rows back
+# first.)
 browser_marks = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
