@@ -21,7 +21,7 @@ HTML = {"HTTP_ACCEPT": "text/html,application/xhtml+xml,application/xml;q=0.9,*/
 # (an inline SVG's xmlns is a name, not a load: taken out first).
 OTHER_ORIGIN = re.compile(r"""(?:https?:)?//[a-z0-9][a-z0-9.-]*\.[a-z]{2,}""", re.IGNORECASE)
 XML_NAMESPACE = re.compile(r"""\sxmlns(?::\w+)?=["'][^"']*["']""")
-ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
 
 
 class _References(HTMLParser):

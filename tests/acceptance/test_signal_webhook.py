@@ -501,7 +501,7 @@ def test_concurrent_duplicate_deliveries_make_exactly_one_order(instruments, mon
     body = json.dumps(signal("race-1")).encode()
     headers = signed_headers(secret, body)
 
-    place = webhooks.portfolio_order_place
+    place = webhooks.portfolio_order_submit
 
     def slow_place(**kwargs):
         # Hold the winner's transaction open, so the other delivery's insert
@@ -509,7 +509,7 @@ def test_concurrent_duplicate_deliveries_make_exactly_one_order(instruments, mon
         time.sleep(0.5)
         return place(**kwargs)
 
-    monkeypatch.setattr(webhooks, "portfolio_order_place", slow_place)
+    monkeypatch.setattr(webhooks, "portfolio_order_submit", slow_place)
     start = threading.Barrier(2)
     responses = []
 
