@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -122,20 +123,17 @@ class Server:
             return f.read().decode(errors="replace")[-chars:]
 
 
-@pytest.fixture(scope="package")
-def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
-    """daphne on the test database, the admin's static files served, tasks
-    eager; its output in a file (a pipe nobody reads would fill and stall it).
-    One for the package: starting one costs seconds, and what a journey leaves
-    in it is only its sessions (flushed with the data) and the live settings'
-    few-second cache (a journey that halts copying resumes it)."""
-    folder = tmp_path_factory.mktemp("daphne")
+@contextmanager
+def running_server(folder: Path, *, eager: bool) -> Iterator[Server]:
+    """daphne on the test database, its static files served, its output in a
+    file (a pipe nobody reads would fill and stall it); its tasks inline
+    (``eager``) or sent to the broker for a real worker."""
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
         "VAR_DIR": str(folder / "var"),
         "DJANGO_SERVE_STATIC": "true",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
+        "CELERY_TASK_ALWAYS_EAGER": "true" if eager else "false",
         # The web process's 5 s request deadline and 4 s statement limit (config/asgi.py)
         # are tested elsewhere; on a busy 2-core CI machine a login's password hash
         # alone can pass them, and a journey would fail on a 503 that says nothing of it.
@@ -152,6 +150,16 @@ def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
         yield running
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="package")
+def server(django_db_setup, tmp_path_factory) -> Iterator[Server]:
+    """The staff journeys' server, tasks eager. One for the package: starting
+    one costs seconds, and what a journey leaves in it is only its sessions
+    (flushed with the data) and the live settings' few-second cache (a
+    journey that halts copying resumes it)."""
+    with running_server(tmp_path_factory.mktemp("daphne"), eager=True) as running:
+        yield running
 
 
 # --- the browser -----------------------------------------------------------------

@@ -118,6 +118,16 @@
     });
   });
 
+  // An action's form loads into the dialog on the dialog's behalf, not the button's: a live
+  // redraw of the card can replace the button before the answer comes, and htmx drops an
+  // answer whose requester has left the page (the dialog stayed at "Loading…").
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("#copies-list [data-load]");
+    if (!opener) { return; }
+    htmx.ajax("GET", opener.getAttribute("data-load"), { source: "#copy-action-body", target: "#copy-action-body" })
+      .catch(function (error) { console.warn("copies: " + opener.getAttribute("data-load"), error); });
+  });
+
   // An action that succeeded answers the fresh card (or list) and this event: close the dialog.
   document.body.addEventListener("copies:done", function () {
     var dialog = document.getElementById("copy-action");
